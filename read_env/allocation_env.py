@@ -1,0 +1,169 @@
+"""``AllocationEnv``: the Gymnasium environment contract; a backend (surrogate or real) supplies the dynamics.
+
+A backend subclass implements two hooks:
+
+* ``_begin(options) -> (profile, utility)``: start an episode; return the measured start profile [K] in
+  [0, 1] and the task utility of the student.
+* ``_distill(allocation, tokens) -> (profile, utility, extra_info)``: spend ``tokens`` with ``allocation``
+  [K] and return the measured profile [K] in [0, 1], the task utility of the student now, and extra info.
+
+Everything else (spaces, action map, budget, reward, info, rendering) lives here, so
+every ReAD environment keeps one contract; see :mod:`read_env.contract` for the formulas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+
+from read_env import contract
+from read_env.capabilities import PAPER_CAPABILITIES, resolve_capabilities
+from read_env.tasks import resolve_requirement
+
+RESET_OPTIONS = ("task", "requirement")
+
+
+class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
+    """Allocate a token budget across capabilities, step by step, to maximise a task's utility.
+
+    Observation (``Dict``, float32): ``profile`` [K] in [0, 1] (measured capability scores), ``requirement``
+    [K] (the task's ``r_tau`` on the simplex), ``budget_left`` [1] (fraction of the budget not yet spent),
+    ``last_allocation`` [K] and ``last_gain`` [K] in [-1, 1] (the previous step's allocation and measured
+    profile change: the paper's record ``rho_t``; zeros after reset).
+
+    Action: see :mod:`read_env.contract` (``action_mode`` "logits" or "simplex").
+
+    Reward: ``r . ds - beta * spill - cost_weight * cost`` (see :mod:`read_env.contract`).
+
+    Episode end: ``terminated`` once the whole budget is spent (after ``num_steps`` steps); never truncated
+    by the contract (a backend may truncate on an unrecoverable failure).
+
+    Info after ``step``: ``allocation`` [K] (executed), ``delta_profile`` [K], ``gain``, ``spillover``,
+    ``cost``, ``utility`` (task utility of the student now), ``tokens_used`` (this step),
+    ``tokens_used_total``, ``step`` (steps taken), ``task``. After ``reset``: ``task``, ``utility``,
+    ``tokens_used_total`` = 0, ``step`` = 0.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        capabilities: Sequence[str] | None = None,
+        task: str = "math_word_problems",
+        budget_tokens: int = 20_000_000,
+        num_steps: int = 20,
+        action_mode: str = "logits",
+        logit_temperature: float = contract.DEFAULT_LOGIT_TEMPERATURE,
+        beta: float = contract.DEFAULT_BETA,
+        top_k: int = contract.DEFAULT_TOP_K,
+        cost_weight: float = contract.DEFAULT_COST_WEIGHT,
+        render_mode: str | None = None,
+        known_capabilities: Sequence[str] = PAPER_CAPABILITIES,
+    ) -> None:
+        self.capabilities = resolve_capabilities(capabilities, known_capabilities)
+        k = len(self.capabilities)
+        contract.check_config(budget_tokens, num_steps, action_mode, logit_temperature, beta, top_k, cost_weight, k)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"unknown render_mode {render_mode!r}; supported: {self.metadata['render_modes']}")
+        resolve_requirement(task, None, self.capabilities, np.random.default_rng(0))  # fail early on a bad task
+        self.task = task
+        self.budget_tokens = int(budget_tokens)
+        self.num_steps = int(num_steps)
+        self.action_mode = action_mode
+        self.logit_temperature = float(logit_temperature)
+        self.beta = float(beta)
+        self.top_k = int(top_k)
+        self.cost_weight = float(cost_weight)
+        self.render_mode = render_mode
+        self.observation_space = contract.observation_space(k)
+        self.action_space = contract.action_space(k, action_mode)
+        self.step_tokens = contract.step_tokens(self.budget_tokens, self.num_steps)
+        self._action_shape = (k,)
+        self._zeros = np.zeros(k, dtype=np.float32)
+        self.task_name = ""
+        self.requirement = np.full(k, 1.0 / k)
+        self._step = self.num_steps  # no episode yet: step() before reset() is refused
+
+    # --------------------------------------------------------------------------------- backend hooks
+    def _begin(self, options: dict[str, Any]) -> tuple[np.ndarray, float]:
+        raise NotImplementedError
+
+    def _distill(self, allocation: np.ndarray, tokens: int) -> tuple[np.ndarray, float, dict[str, Any]]:
+        raise NotImplementedError
+
+    def _reset_options(self) -> tuple[str, ...]:
+        return RESET_OPTIONS
+
+    # ----------------------------------------------------------------------------------- Gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = sorted(set(options) - set(self._reset_options()))
+        if unknown:
+            raise ValueError(f"unknown reset options {unknown}; supported: {list(self._reset_options())}")
+        task_name, requirement = resolve_requirement(options.get("task", self.task), options.get("requirement"), self.capabilities, self.np_random)
+        self.task_name, self.requirement = task_name, requirement
+        self._essential_weight = requirement * contract.essential_mask(requirement, self.top_k)
+        self._requirement32 = requirement.astype(np.float32)
+        self.profile, self.utility = self._begin(options)
+        self.allocation = np.zeros(len(self.capabilities))
+        self.delta = np.zeros(len(self.capabilities))
+        self._step = 0
+        self.tokens_used_total = 0
+        info = {"task": task_name, "utility": self.utility, "tokens_used_total": 0, "step": 0}
+        return self._observation(), info
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
+        if self._step >= self.num_steps:
+            raise RuntimeError("the episode is over (budget spent) or was never started: call reset() first")
+        allocation = contract.allocation_from_action(action, self.action_mode, self.logit_temperature, self._action_shape)
+        tokens = int(self.step_tokens[self._step])
+        profile, utility, extra = self._distill(allocation, tokens)
+        delta = profile - self.profile
+        gain, spill = contract.reward_terms(self.requirement, delta, self._essential_weight)
+        cost = tokens / self.budget_tokens
+        reward = float(gain - self.beta * spill - self.cost_weight * cost)
+        self.profile, self.allocation, self.delta, self.utility = profile, allocation, delta, utility
+        self._step += 1
+        self.tokens_used_total += tokens
+        terminated = self._step == self.num_steps
+        info = {
+            "allocation": allocation,
+            "delta_profile": delta,
+            "gain": float(gain),
+            "spillover": float(spill),
+            "cost": cost,
+            "utility": utility,
+            "tokens_used": tokens,
+            "tokens_used_total": self.tokens_used_total,
+            "step": self._step,
+            "task": self.task_name,
+            **extra,
+        }
+        return self._observation(), reward, terminated, bool(extra.get("truncated", False)), info
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        return {
+            "profile": self.profile.astype(np.float32),
+            "requirement": self._requirement32.copy(),
+            "budget_left": np.array([1.0 - self.tokens_used_total / self.budget_tokens], dtype=np.float32),
+            "last_allocation": self.allocation.astype(np.float32),
+            "last_gain": self.delta.astype(np.float32),
+        }
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        width = max(len(name) for name in self.capabilities)
+        lines = [
+            f"task {self.task_name}  step {self._step}/{self.num_steps}  tokens {self.tokens_used_total:,}/{self.budget_tokens:,}  utility {self.utility:.4f}",
+            f"{'capability':<{width}}  {'need':>5}  {'profile':>7}  {'change':>7}  {'alloc':>5}",
+        ]
+        for index, name in enumerate(self.capabilities):
+            lines.append(
+                f"{name:<{width}}  {self.requirement[index]:5.2f}  {self.profile[index]:7.4f}  {self.delta[index]:+7.4f}  {self.allocation[index]:5.2f}"
+            )
+        return "\n".join(lines)

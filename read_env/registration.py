@@ -1,0 +1,18 @@
+"""Registration of the ReAD environments with Gymnasium (idempotent; runs on ``import read_env``)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+SURROGATE_ID = "ReAD-Surrogate-v0"
+REAL_ID = "ReAD-v0"
+
+
+def register_envs() -> None:
+    """Register every ReAD environment id once; a second call changes nothing and warns nothing."""
+    if SURROGATE_ID not in gym.registry:
+        gym.register(
+            SURROGATE_ID,
+            entry_point="read_env.surrogate.env:SurrogateEnv",
+            vector_entry_point="read_env.surrogate.vector_env:SurrogateVectorEnv",
+        )

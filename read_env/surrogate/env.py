@@ -1,0 +1,116 @@
+"""``ReAD-Surrogate-v0``: budgeted capability distillation simulated by a calibrated world, in microseconds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from read_env import contract
+from read_env.allocation_env import RESET_OPTIONS, AllocationEnv
+from read_env.surrogate.world import World, resolve_world
+
+WorldSpec = str | Mapping[str, Any]
+
+
+def fixed_world(world: WorldSpec, world_seed: int | None, capabilities: Sequence[str] | None) -> World | None:
+    """The world to use for every episode, or ``None`` when each episode draws its own (random, unseeded)."""
+    if world == "random" and world_seed is None:
+        return None
+    return resolve_world(world, capabilities, world_seed, np.random.default_rng(0))
+
+
+def draw_episode(
+    rng: np.random.Generator,
+    world: World | None,
+    world_spec: WorldSpec,
+    world_seed: int | None,
+    capabilities: Sequence[str],
+    noise: bool,
+    num_steps: int,
+) -> tuple[World, np.ndarray | None]:
+    """The episode's world and its standard normal noise [2 * num_steps + 1, K] (``None`` with noise off).
+
+    Row ``t`` is step ``t``'s training noise; row ``num_steps + t`` is the probe noise of reading ``t``
+    (reading 0 after reset, reading ``t`` after step ``t``).
+
+    Draws from ``rng`` in a fixed order (world if random, then all the noise at once), so a vector
+    environment that calls this per sub-environment reproduces single environments exactly.
+    """
+    if world is None:
+        world = resolve_world(world_spec, capabilities, world_seed, rng)
+    return world, rng.standard_normal((2 * num_steps + 1, len(capabilities))) if noise else None
+
+
+def measure(world: World, true_profile: np.ndarray, probe_noise: np.ndarray | None) -> np.ndarray:
+    """A probe reading of ``true_profile`` [..., K]: Gaussian noise of std ``world.probe_noise``, clipped to [0, 1]."""
+    if probe_noise is None:
+        return true_profile
+    return np.clip(true_profile + world.probe_noise * probe_noise, 0.0, 1.0)
+
+
+class SurrogateEnv(AllocationEnv):
+    """Simulated budgeted distillation: the contract of :class:`~read_env.allocation_env.AllocationEnv` on a world.
+
+    Dynamics (see :mod:`read_env.surrogate.world` for the equations and their calibration): a step spends
+    its tokens with the allocation ``w``; exposures ``e`` [K] grow by the tokens that reach each capability
+    (relative noise ``train_noise``) and decay with tokens spent elsewhere (``forgetting_tokens``); the true
+    profile is ``s(e)``, saturating at the teacher; the observed profile is a probe reading ``s(e) + N(0,
+    probe_noise^2)`` clipped to [0, 1]. Task utility is ``r . s(e)`` of the true profile. With
+    ``world="paper"`` a one-hot allocation of 20M, 80M or 150M tokens reproduces the paper's transfer
+    matrices.
+
+    Args (beyond the contract's, see :class:`AllocationEnv`):
+        world: ``"paper"`` (default), ``"random"`` (a world drawn from the prior around the paper's), or
+            calibration data as a dict in the schema of ``paper_calibration.json``.
+        world_seed: fixes the random world (so training and held-out worlds can be named); without it each
+            episode draws a world from the episode's seed.
+        noise: training and probe noise on (default) or off.
+
+    Reset options: ``task``, ``requirement``, ``world``, ``world_seed`` (for that episode).
+    """
+
+    def __init__(
+        self,
+        world: WorldSpec = "paper",
+        world_seed: int | None = None,
+        noise: bool = True,
+        capabilities: Sequence[str] | None = None,
+        task: str = "math_word_problems",
+        budget_tokens: int = 20_000_000,
+        num_steps: int = 20,
+        action_mode: str = "logits",
+        logit_temperature: float = contract.DEFAULT_LOGIT_TEMPERATURE,
+        beta: float = contract.DEFAULT_BETA,
+        top_k: int = contract.DEFAULT_TOP_K,
+        cost_weight: float = contract.DEFAULT_COST_WEIGHT,
+        render_mode: str | None = None,
+    ) -> None:
+        self.world_spec, self.world_seed, self.noise = world, world_seed, bool(noise)
+        self._fixed_world = fixed_world(world, world_seed, capabilities)
+        known = self._fixed_world.capabilities if self._fixed_world is not None else World.paper().capabilities
+        super().__init__(capabilities, task, budget_tokens, num_steps, action_mode, logit_temperature, beta, top_k, cost_weight, render_mode, known)
+
+    def _reset_options(self) -> tuple[str, ...]:
+        return (*RESET_OPTIONS, "world", "world_seed")
+
+    def _begin(self, options: dict[str, Any]) -> tuple[np.ndarray, float]:
+        spec, seed = options.get("world", self.world_spec), options.get("world_seed", self.world_seed)
+        world = self._fixed_world if (spec, seed) == (self.world_spec, self.world_seed) else fixed_world(spec, seed, self.capabilities)
+        self.world, self._noise = draw_episode(
+            self.np_random, world, spec, seed, self.capabilities, self.noise, self.num_steps
+        )
+        self.exposure = np.zeros(len(self.capabilities))
+        return self._read_profile()
+
+    def _distill(self, allocation: np.ndarray, tokens: int) -> tuple[np.ndarray, float, dict[str, Any]]:
+        noise = None if self._noise is None else self._noise[self._step]
+        self.exposure = self.world.advance(self.exposure, tokens, allocation, noise)
+        profile, utility = self._read_profile(self._step + 1)
+        return profile, utility, {}
+
+    def _read_profile(self, reading: int = 0) -> tuple[np.ndarray, float]:
+        self.true_profile = self.world.profile(self.exposure)
+        noise = None if self._noise is None else self._noise[self.num_steps + reading]
+        return measure(self.world, self.true_profile, noise), float((self.requirement * self.true_profile).sum())

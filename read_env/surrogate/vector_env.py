@@ -1,0 +1,159 @@
+"""The native vector form of ``ReAD-Surrogate-v0``: N episodes stepped as one numpy computation.
+
+``gym.make_vec("ReAD-Surrogate-v0", num_envs=N, vectorization_mode="vector_entry_point", **kwargs)`` takes the
+single environment's kwargs. Sub-environment ``i`` seeded ``seed + i`` draws exactly what a single
+``SurrogateEnv`` reset with that seed draws, and every row of the computation is bit-identical to the single
+environment's, so results equal N single environments'.
+
+Autoreset: ``AutoresetMode.SAME_STEP`` (as SB3's vector environments): when episodes end, the returned
+observation rows are the new episodes' first observations; ``info["final_obs"]`` holds the last
+observations and ``info["final_info"]`` the step's info, with boolean masks ``info["_final_obs"]`` and
+``info["_final_info"]`` marking the rows that ended. Every other info key holds the step's values for all
+rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from read_env import contract
+from read_env.surrogate.env import SurrogateEnv, draw_episode, fixed_world, measure
+from read_env.surrogate.world import World
+from read_env.tasks import RANDOM_TASK, resolve_requirement
+
+
+class SurrogateVectorEnv(VectorEnv):
+    """N ``SurrogateEnv`` episodes in lockstep arrays [N, K]; same kwargs as :class:`SurrogateEnv`."""
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(self, num_envs: int = 1, **kwargs: Any) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        if kwargs.get("render_mode") is not None:
+            raise ValueError("the vector surrogate does not render; use single environments to render")
+        kwargs.pop("max_episode_steps", None)  # episodes end when the budget is spent
+        self.template = SurrogateEnv(**kwargs)  # validates every argument once
+        self.num_envs = int(num_envs)
+        self.single_observation_space = self.template.observation_space
+        self.single_action_space = self.template.action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
+        self._rows = np.arange(self.num_envs)
+        self._steps = np.full(self.num_envs, self.template.num_steps)
+        k = len(self.template.capabilities)
+        self._worlds: list[World | None] = [None] * self.num_envs
+        self.requirement = np.zeros((self.num_envs, k))
+        self._essential_weight = np.zeros((self.num_envs, k))
+        self._noise = np.zeros((self.num_envs, 2 * self.template.num_steps + 1, k))
+        self.exposure = np.zeros((self.num_envs, k))
+        self.profile = np.zeros((self.num_envs, k))
+        self.allocation = np.zeros((self.num_envs, k))
+        self.delta = np.zeros((self.num_envs, k))
+        self.tokens_used_total = np.zeros(self.num_envs, dtype=np.int64)
+        self.task_names = np.full(self.num_envs, "", dtype=object)
+
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Reset all sub-environments (or those in ``options["reset_mask"]``); seeds ``seed + i`` or a list."""
+        options = dict(options or {})
+        mask = np.asarray(options.pop("reset_mask", np.ones(self.num_envs, dtype=bool)), dtype=bool)
+        if mask.shape != (self.num_envs,):
+            raise ValueError(f"reset_mask must have shape ({self.num_envs},), got {mask.shape}")
+        if isinstance(seed, (int, np.integer)):
+            seed = [int(seed) + index for index in range(self.num_envs)]
+        elif seed is None:
+            seed = [None] * self.num_envs
+        if len(seed) != self.num_envs:
+            raise ValueError(f"expected {self.num_envs} seeds, got {len(seed)}")
+        unknown = sorted(set(options) - set(self.template._reset_options()))
+        if unknown:
+            raise ValueError(f"unknown reset options {unknown}; supported: {[*self.template._reset_options(), 'reset_mask']}")
+        self._reset_rows(np.flatnonzero(mask), seed, options)
+        return self._observation(), {"task": self.task_names.copy(), "step": self._steps.copy(), "tokens_used_total": self.tokens_used_total.copy()}
+
+    def _reset_rows(self, rows: np.ndarray, seeds: list[int | None], options: dict[str, Any]) -> None:
+        template = self.template
+        task = options.get("task", template.task)
+        spec, world_seed = options.get("world", template.world_spec), options.get("world_seed", template.world_seed)
+        world = template._fixed_world if (spec, world_seed) == (template.world_spec, template.world_seed) else fixed_world(spec, world_seed, template.capabilities)
+        requirement = options.get("requirement")
+        shared = None
+        if task != RANDOM_TASK or requirement is not None:  # no draw: resolve once for every row
+            shared = resolve_requirement(task, requirement, template.capabilities, np.random.default_rng(0))
+        for row in rows:
+            if seeds[row] is not None or self._rngs[row] is None:
+                self._rngs[row], _ = seeding.np_random(seeds[row])
+            rng = self._rngs[row]
+            self.task_names[row], self.requirement[row] = shared or resolve_requirement(task, None, template.capabilities, rng)
+            self._worlds[row], noise = draw_episode(rng, world, spec, world_seed, template.capabilities, template.noise, template.num_steps)
+            if noise is not None:
+                self._noise[row] = noise
+        self.world = World.stack(self._worlds)
+        self._essential_weight[rows] = self.requirement[rows] * contract.essential_mask(self.requirement[rows], template.top_k)
+        self.exposure[rows] = 0.0
+        self.allocation[rows] = 0.0
+        self.delta[rows] = 0.0
+        self._steps[rows] = 0
+        self.tokens_used_total[rows] = 0
+        self.true_profile = self.world.profile(self.exposure)
+        self.profile[rows] = self._measure(self.true_profile)[rows]
+
+    def _measure(self, true_profile: np.ndarray) -> np.ndarray:
+        if not self.template.noise:
+            return true_profile
+        return measure(self.world, true_profile, self._noise[self._rows, self.template.num_steps + self._steps])
+
+    def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step every sub-environment with ``actions`` [N, K]; see the module docstring for autoreset."""
+        template = self.template
+        if (self._steps >= template.num_steps).any():
+            raise RuntimeError("some episodes were never started: call reset() first")
+        allocation = contract.allocation_from_action(actions, template.action_mode, template.logit_temperature, (self.num_envs, len(template.capabilities)))
+        tokens = template.step_tokens[self._steps]
+        noise = self._noise[self._rows, self._steps] if template.noise else None
+        self.exposure = self.world.advance(self.exposure, tokens[:, None], allocation, noise)
+        self._steps = self._steps + 1
+        self.true_profile = self.world.profile(self.exposure)
+        profile = self._measure(self.true_profile)
+        delta = profile - self.profile
+        gain, spill = contract.reward_terms(self.requirement, delta, self._essential_weight)
+        cost = tokens / template.budget_tokens
+        reward = gain - template.beta * spill - template.cost_weight * cost
+        self.profile, self.allocation, self.delta = profile, allocation, delta
+        self.tokens_used_total = self.tokens_used_total + tokens
+        terminated = self._steps == template.num_steps
+        info: dict[str, Any] = {
+            "allocation": allocation,
+            "delta_profile": delta,
+            "gain": gain,
+            "spillover": spill,
+            "cost": cost,
+            "utility": (self.requirement * self.true_profile).sum(axis=-1),
+            "tokens_used": tokens,
+            "tokens_used_total": self.tokens_used_total,
+            "step": self._steps,
+            "task": self.task_names.copy(),
+        }
+        observation = self._observation()
+        if terminated.any():
+            info["final_obs"], info["_final_obs"] = observation, terminated
+            info["final_info"], info["_final_info"] = dict(info), terminated
+            rows = np.flatnonzero(terminated)
+            self._reset_rows(rows, [None] * self.num_envs, {})
+            observation = self._observation()
+        return observation, reward, terminated, np.zeros(self.num_envs, dtype=bool), info
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        return {
+            "profile": self.profile.astype(np.float32),
+            "requirement": self.requirement.astype(np.float32),
+            "budget_left": (1.0 - self.tokens_used_total / self.template.budget_tokens).astype(np.float32)[:, None],
+            "last_allocation": self.allocation.astype(np.float32),
+            "last_gain": self.delta.astype(np.float32),
+        }

@@ -1,0 +1,151 @@
+"""Task cards: what a task needs, as a requirement vector ``r_tau`` on the capability simplex.
+
+The paper derives ``r_tau`` from a task card (description, format, exemplars); its public code prefers a
+manual vector in the card, which is what these cards hold. The eight single-capability tasks are the
+paper's per-capability evaluations; the multi-capability tasks mix capabilities the way their benchmarks
+do. ``"random"`` draws a requirement per episode: ``Dirichlet(0.5)`` over the capabilities, from the
+episode's seeded generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from read_env.capabilities import PAPER_CAPABILITIES
+
+SIMPLEX_ATOL = 1e-3
+"""Largest ``|sum - 1|`` accepted for a vector that must lie on the simplex (float32 rounding is ~1e-7)."""
+
+RANDOM_TASK = "random"
+RANDOM_TASK_CONCENTRATION = 0.5
+
+
+@dataclass(frozen=True)
+class TaskCard:
+    """A named task: a description, an example benchmark, and requirement weights by capability."""
+
+    name: str
+    description: str
+    benchmark: str
+    weights: Mapping[str, float] = field(default_factory=dict)
+
+    def requirement(self, capabilities: Sequence[str]) -> np.ndarray:
+        """The requirement vector over ``capabilities``, float64 shape [K], renormalized to sum to 1.
+
+        Capabilities the card does not name get weight 0; a card that needs none of ``capabilities`` is an
+        error.
+        """
+        vector = np.array([self.weights.get(name, 0.0) for name in capabilities], dtype=np.float64)
+        if vector.sum() <= 0:
+            raise ValueError(f"task {self.name!r} needs none of the capabilities {list(capabilities)}")
+        return vector / vector.sum()
+
+
+def _single(capability: str, description: str, benchmark: str) -> TaskCard:
+    return TaskCard(capability, description, benchmark, {capability: 1.0})
+
+
+TASKS: dict[str, TaskCard] = {
+    card.name: card
+    for card in (
+        _single("general_knowledge", "Answer factual questions across academic subjects.", "MMLU"),
+        _single("reasoning", "Solve multi-step logic and commonsense puzzles.", "BBH"),
+        _single("math", "Solve competition and grade-school math problems.", "MATH / GSM8K"),
+        _single("code", "Write functions that pass unit tests.", "HumanEval / MBPP"),
+        _single("tool_use", "Choose tools and fill their arguments as JSON calls.", "BFCL"),
+        _single("long_context", "Find and combine facts spread over long documents.", "LongBench"),
+        _single("steerability", "Follow formatting and content instructions exactly.", "IFEval"),
+        _single("multilingual", "Understand and answer in many languages.", "MGSM / XCOPA"),
+        TaskCard(
+            "math_word_problems",
+            "Grade-school word problems: read the story, reason step by step, compute the number.",
+            "GSM8K",
+            {"math": 0.5, "reasoning": 0.3, "general_knowledge": 0.2},
+        ),
+        TaskCard(
+            "science_qa",
+            "Multiple-choice science questions that need facts and some inference.",
+            "ARC-Challenge",
+            {"general_knowledge": 0.5, "reasoning": 0.35, "math": 0.15},
+        ),
+        TaskCard(
+            "coding_assistant",
+            "Write code to a user's specification and format, calling tools when asked.",
+            "MBPP with format constraints",
+            {"code": 0.5, "steerability": 0.2, "reasoning": 0.15, "tool_use": 0.15},
+        ),
+        TaskCard(
+            "agentic_tool_use",
+            "Plan and call tools over a long interaction, following a system prompt.",
+            "tau-bench",
+            {"tool_use": 0.45, "steerability": 0.25, "long_context": 0.15, "code": 0.15},
+        ),
+        TaskCard(
+            "multilingual_qa",
+            "Answer knowledge questions asked in several languages, in the asker's language.",
+            "MMLU-ProX",
+            {"multilingual": 0.45, "general_knowledge": 0.35, "steerability": 0.2},
+        ),
+        TaskCard(
+            "long_document_qa",
+            "Answer questions whose evidence is spread over a long report.",
+            "LongBench QA",
+            {"long_context": 0.45, "general_knowledge": 0.3, "reasoning": 0.25},
+        ),
+        TaskCard(
+            "chat_assistant",
+            "A general assistant: instructions first, then knowledge, languages and light coding.",
+            "MT-Bench",
+            {"steerability": 0.4, "general_knowledge": 0.2, "multilingual": 0.15, "reasoning": 0.15, "code": 0.1},
+        ),
+    )
+}
+
+SINGLE_CAPABILITY_TASKS: tuple[str, ...] = PAPER_CAPABILITIES
+MULTI_CAPABILITY_TASKS: tuple[str, ...] = tuple(name for name in TASKS if name not in PAPER_CAPABILITIES)
+
+
+def check_simplex(vector: object, size: int, what: str) -> np.ndarray:
+    """Return ``vector`` as float64 [size] if it is finite, non-negative and sums to 1 within SIMPLEX_ATOL.
+
+    The result is renormalized to sum to exactly 1. Raises ``ValueError`` naming ``what`` otherwise.
+    """
+    array = np.asarray(vector, dtype=np.float64)
+    if array.shape != (size,):
+        raise ValueError(f"{what} must have shape ({size},), got {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{what} must be finite, got {array.tolist()}")
+    if (array < 0).any():
+        raise ValueError(f"{what} must be non-negative, got {array.tolist()}")
+    if abs(array.sum() - 1.0) > SIMPLEX_ATOL:
+        raise ValueError(f"{what} must sum to 1 (within {SIMPLEX_ATOL}), sums to {array.sum():.6g}")
+    return array / array.sum()
+
+
+def resolve_requirement(
+    task: str | None,
+    requirement: object | None,
+    capabilities: Sequence[str],
+    rng: np.random.Generator,
+) -> tuple[str, np.ndarray]:
+    """The episode's (task name, requirement vector [K]).
+
+    ``requirement`` (a vector [K] or a ``{capability: weight}`` mapping, on the simplex) wins over ``task``;
+    ``task="random"`` draws ``Dirichlet(0.5)`` from ``rng``. Unknown task or capability names raise
+    ``ValueError``.
+    """
+    if requirement is not None:
+        if isinstance(requirement, Mapping):
+            unknown = [name for name in requirement if name not in capabilities]
+            if unknown:
+                raise ValueError(f"requirement names unknown capabilities {unknown}; known: {list(capabilities)}")
+            requirement = [float(requirement.get(name, 0.0)) for name in capabilities]
+        return "custom", check_simplex(requirement, len(capabilities), "requirement")
+    if task == RANDOM_TASK:
+        return RANDOM_TASK, rng.dirichlet(np.full(len(capabilities), RANDOM_TASK_CONCENTRATION))
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; known: {[*TASKS, RANDOM_TASK]}")
+    return task, TASKS[task].requirement(capabilities)
