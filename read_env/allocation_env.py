@@ -2,7 +2,9 @@
 
 A backend subclass implements two hooks:
 
-* ``_begin(options) -> (profile, utility)``: start an episode; return the measured start profile [K] in
+* ``_prepare(options) -> prepared``: check the reset options (raise before any state changes) and
+  return what ``_begin`` needs; the base version checks the task and requirement options.
+* ``_begin(prepared) -> (profile, utility)``: start an episode; return the measured start profile [K] in
   [0, 1] and the task utility of the student.
 * ``_distill(allocation, tokens) -> (profile, utility, extra_info)``: spend ``tokens`` with ``allocation``
   [K] and return the measured profile [K] in [0, 1], the task utility of the student now, and extra info.
@@ -21,7 +23,7 @@ import numpy as np
 
 from read_env import contract
 from read_env.capabilities import PAPER_CAPABILITIES, resolve_capabilities
-from read_env.tasks import resolve_requirement
+from read_env.tasks import RANDOM_TASK, resolve_requirement
 
 RESET_OPTIONS = ("task", "requirement")
 
@@ -65,7 +67,7 @@ class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ) -> None:
         self.capabilities = resolve_capabilities(capabilities, known_capabilities)
         k = len(self.capabilities)
-        contract.check_config(budget_tokens, num_steps, action_mode, logit_temperature, beta, top_k, cost_weight, k)
+        contract.check_config(budget_tokens, num_steps, action_mode, logit_temperature, beta, top_k, cost_weight)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render_mode {render_mode!r}; supported: {self.metadata['render_modes']}")
         resolve_requirement(task, None, self.capabilities, np.random.default_rng(0))  # fail early on a bad task
@@ -88,7 +90,16 @@ class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._step = self.num_steps  # no episode yet: step() before reset() is refused
 
     # --------------------------------------------------------------------------------- backend hooks
-    def _begin(self, options: dict[str, Any]) -> tuple[np.ndarray, float]:
+    def _prepare(self, options: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(options) - set(self._reset_options()))
+        if unknown:
+            raise ValueError(f"unknown reset options {unknown}; supported: {list(self._reset_options())}")
+        task = options.get("task", self.task)
+        if task != RANDOM_TASK or "requirement" in options:
+            options["_requirement"] = resolve_requirement(task, options.get("requirement"), self.capabilities, np.random.default_rng(0))
+        return options
+
+    def _begin(self, prepared: dict[str, Any]) -> tuple[np.ndarray, float]:
         raise NotImplementedError
 
     def _distill(self, allocation: np.ndarray, tokens: int) -> tuple[np.ndarray, float, dict[str, Any]]:
@@ -99,16 +110,13 @@ class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     # ----------------------------------------------------------------------------------- Gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        prepared = self._prepare(dict(options or {}))  # raises on bad options before any state changes
         super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = sorted(set(options) - set(self._reset_options()))
-        if unknown:
-            raise ValueError(f"unknown reset options {unknown}; supported: {list(self._reset_options())}")
-        task_name, requirement = resolve_requirement(options.get("task", self.task), options.get("requirement"), self.capabilities, self.np_random)
+        task_name, requirement = prepared.get("_requirement") or resolve_requirement(RANDOM_TASK, None, self.capabilities, self.np_random)
         self.task_name, self.requirement = task_name, requirement
         self._essential_weight = requirement * contract.essential_mask(requirement, self.top_k)
         self._requirement32 = requirement.astype(np.float32)
-        self.profile, self.utility = self._begin(options)
+        self.profile, self.utility = self._begin(prepared)
         self.allocation = np.zeros(len(self.capabilities))
         self.delta = np.zeros(len(self.capabilities))
         self._step = 0

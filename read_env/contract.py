@@ -89,7 +89,7 @@ def step_tokens(budget_tokens: int, num_steps: int) -> np.ndarray:
 
 
 def essential_mask(requirement: np.ndarray, top_k: int) -> np.ndarray:
-    """Boolean [..., K]: the ``top_k`` largest requirement weights (ties by lower index)."""
+    """Boolean [..., K]: the ``top_k`` largest requirement weights (ties by lower index; all when top_k >= K)."""
     order = np.argsort(-requirement, axis=-1, kind="stable")[..., :top_k]
     mask = np.zeros(requirement.shape, dtype=bool)
     np.put_along_axis(mask, order, True, axis=-1)
@@ -103,7 +103,7 @@ def reward_terms(requirement: np.ndarray, delta: np.ndarray, essential_weight: n
     return gain, spill
 
 
-def check_config(budget_tokens: object, num_steps: object, action_mode: str, temperature: float, beta: float, top_k: int, cost_weight: float, num_capabilities: int) -> None:
+def check_config(budget_tokens: object, num_steps: object, action_mode: str, temperature: float, beta: float, top_k: int, cost_weight: float) -> None:
     """Raise ``ValueError``/``TypeError`` naming the first bad environment argument."""
     if isinstance(budget_tokens, bool) or not isinstance(budget_tokens, (int, np.integer)):
         raise TypeError(f"budget_tokens must be an integer number of tokens, got {budget_tokens!r}")
@@ -121,5 +121,5 @@ def check_config(budget_tokens: object, num_steps: object, action_mode: str, tem
         raise ValueError(f"logit_temperature must be at least {MIN_LOGIT_TEMPERATURE}, got {temperature}")
     if not (beta >= 0 and cost_weight >= 0):
         raise ValueError(f"beta and cost_weight must be non-negative, got {beta}, {cost_weight}")
-    if not 1 <= top_k <= num_capabilities:
-        raise ValueError(f"top_k must be between 1 and {num_capabilities}, got {top_k}")
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")

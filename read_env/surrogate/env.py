@@ -95,12 +95,16 @@ class SurrogateEnv(AllocationEnv):
     def _reset_options(self) -> tuple[str, ...]:
         return (*RESET_OPTIONS, "world", "world_seed")
 
-    def _begin(self, options: dict[str, Any]) -> tuple[np.ndarray, float]:
-        spec, seed = options.get("world", self.world_spec), options.get("world_seed", self.world_seed)
-        world = self._fixed_world if (spec, seed) == (self.world_spec, self.world_seed) else fixed_world(spec, seed, self.capabilities)
-        self.world, self._noise = draw_episode(
-            self.np_random, world, spec, seed, self.capabilities, self.noise, self.num_steps
-        )
+    def _prepare(self, options: dict[str, Any]) -> dict[str, Any]:
+        prepared = super()._prepare(options)
+        spec, seed = prepared.get("world", self.world_spec), prepared.get("world_seed", self.world_seed)
+        same = (spec, seed) == (self.world_spec, self.world_seed)
+        prepared["_world"] = (spec, seed, self._fixed_world if same else fixed_world(spec, seed, self.capabilities))
+        return prepared
+
+    def _begin(self, prepared: dict[str, Any]) -> tuple[np.ndarray, float]:
+        spec, seed, world = prepared["_world"]
+        self.world, self._noise = draw_episode(self.np_random, world, spec, seed, self.capabilities, self.noise, self.num_steps)
         self.exposure = np.zeros(len(self.capabilities))
         return self._read_profile()
 

@@ -22,7 +22,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from read_env import contract
-from read_env.surrogate.env import SurrogateEnv, draw_episode, fixed_world, measure
+from read_env.surrogate.env import SurrogateEnv, draw_episode, measure
 from read_env.surrogate.world import World
 from read_env.tasks import RANDOM_TASK, resolve_requirement
 
@@ -45,6 +45,7 @@ class SurrogateVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
+        self._autoreset_options = self.template._prepare({})
         self._rows = np.arange(self.num_envs)
         self._steps = np.full(self.num_envs, self.template.num_steps)
         k = len(self.template.capabilities)
@@ -71,37 +72,31 @@ class SurrogateVectorEnv(VectorEnv):
             seed = [None] * self.num_envs
         if len(seed) != self.num_envs:
             raise ValueError(f"expected {self.num_envs} seeds, got {len(seed)}")
-        unknown = sorted(set(options) - set(self.template._reset_options()))
-        if unknown:
-            raise ValueError(f"unknown reset options {unknown}; supported: {[*self.template._reset_options(), 'reset_mask']}")
-        self._reset_rows(np.flatnonzero(mask), seed, options)
+        self._reset_rows(np.flatnonzero(mask), seed, self.template._prepare(options))
         return self._observation(), {"task": self.task_names.copy(), "step": self._steps.copy(), "tokens_used_total": self.tokens_used_total.copy()}
 
-    def _reset_rows(self, rows: np.ndarray, seeds: list[int | None], options: dict[str, Any]) -> None:
+    def _reset_rows(self, rows: np.ndarray, seeds: list[int | None], prepared: dict[str, Any]) -> None:
+        """Reset ``rows`` with options already checked by ``SurrogateEnv._prepare``, drawing as it would."""
         template = self.template
-        task = options.get("task", template.task)
-        spec, world_seed = options.get("world", template.world_spec), options.get("world_seed", template.world_seed)
-        world = template._fixed_world if (spec, world_seed) == (template.world_spec, template.world_seed) else fixed_world(spec, world_seed, template.capabilities)
-        requirement = options.get("requirement")
-        shared = None
-        if task != RANDOM_TASK or requirement is not None:  # no draw: resolve once for every row
-            shared = resolve_requirement(task, requirement, template.capabilities, np.random.default_rng(0))
+        shared = prepared.get("_requirement")  # None: the task is random, drawn per row
+        spec, world_seed, world = prepared["_world"]
         for row in rows:
             if seeds[row] is not None or self._rngs[row] is None:
                 self._rngs[row], _ = seeding.np_random(seeds[row])
             rng = self._rngs[row]
-            self.task_names[row], self.requirement[row] = shared or resolve_requirement(task, None, template.capabilities, rng)
+            self.task_names[row], self.requirement[row] = shared or resolve_requirement(RANDOM_TASK, None, template.capabilities, rng)
             self._worlds[row], noise = draw_episode(rng, world, spec, world_seed, template.capabilities, template.noise, template.num_steps)
             if noise is not None:
                 self._noise[row] = noise
         self.world = World.stack(self._worlds)
         self._essential_weight[rows] = self.requirement[rows] * contract.essential_mask(self.requirement[rows], template.top_k)
-        self.exposure[rows] = 0.0
-        self.allocation[rows] = 0.0
-        self.delta[rows] = 0.0
-        self._steps[rows] = 0
-        self.tokens_used_total[rows] = 0
+        # Fresh arrays, not in-place writes: the last step's info still refers to the old ones.
+        for name in ("exposure", "allocation", "delta", "_steps", "tokens_used_total"):
+            values = getattr(self, name).copy()
+            values[rows] = 0
+            setattr(self, name, values)
         self.true_profile = self.world.profile(self.exposure)
+        self.profile = self.profile.copy()
         self.profile[rows] = self._measure(self.true_profile)[rows]
 
     def _measure(self, true_profile: np.ndarray) -> np.ndarray:
@@ -145,7 +140,7 @@ class SurrogateVectorEnv(VectorEnv):
             info["final_obs"], info["_final_obs"] = observation, terminated
             info["final_info"], info["_final_info"] = dict(info), terminated
             rows = np.flatnonzero(terminated)
-            self._reset_rows(rows, [None] * self.num_envs, {})
+            self._reset_rows(rows, [None] * self.num_envs, self._autoreset_options)
             observation = self._observation()
         return observation, reward, terminated, np.zeros(self.num_envs, dtype=bool), info
 

@@ -1,0 +1,158 @@
+"""Batched teacher generation with exact generated-token counts under a token budget.
+
+Prompts are rendered with the teacher's chat template (one user turn, generation prompt added),
+left-padded and generated in batches (greedy when ``temperature == 0``, else temperature /
+top-p sampling through the global torch RNG). Every row has its own cap on new tokens
+(``StoppingCriteria`` per row); a row's **generated count** is the number of tokens the teacher
+produced up to and including its first end-of-sequence token, or its cap -- never padding.
+
+:func:`generate_budgeted` draws prompts until the generation budget ``G`` (teacher tokens) or the
+training budget ``R`` (student prompt + answer tokens) is exhausted: each prompt's cap is
+``min(max_new_tokens, G_left, R_left - student_prompt_tokens)``, reserved before generation and
+refunded by the unused part afterwards, so ``sum(generated) <= G`` always holds exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+from .prompts import Prompt
+
+
+@dataclass
+class SamplingConfig:
+    """Decoding settings: ``temperature == 0`` means greedy; ``top_p`` in (0, 1]."""
+
+    max_new_tokens: int = 64
+    temperature: float = 0.2
+    top_p: float = 0.95
+    batch_size: int = 16
+
+
+@dataclass
+class Completion:
+    """A teacher answer. ``token_ids`` are the counted generated tokens (EOS included if produced)."""
+
+    prompt: Prompt
+    token_ids: list[int]
+    text: str
+    finished: bool  # ended with EOS (not cut by its cap)
+
+    @property
+    def n_generated(self) -> int:
+        return len(self.token_ids)
+
+
+@dataclass
+class GenerationResult:
+    completions: list[Completion] = field(default_factory=list)
+    generated: int = 0  # teacher tokens produced (== sum of completion lengths)
+    planned_training: int = 0  # student prompt + completion tokens (same-tokenizer estimate)
+    seconds: float = 0.0
+
+
+def chat_text(tokenizer, user_text: str) -> str:
+    """The chat-template rendering of one user turn with the assistant generation prompt."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template([{"role": "user", "content": user_text}], tokenize=False,
+                                             add_generation_prompt=True)
+    return f"User: {user_text}\nAssistant: "
+
+
+def eos_ids(model, tokenizer) -> set[int]:
+    """All token ids that end a teacher answer."""
+    ids = set()
+    for src in (getattr(model.generation_config, "eos_token_id", None), tokenizer.eos_token_id):
+        if isinstance(src, int):
+            ids.add(src)
+        elif src is not None:
+            ids.update(int(i) for i in src)
+    return ids
+
+
+class _RowCaps:
+    """Per-row stopping: row i is done once it has ``caps[i]`` new tokens."""
+
+    def __init__(self, prompt_len: int, caps: Sequence[int], device):
+        self.prompt_len = prompt_len
+        self.caps = torch.tensor(list(caps), device=device)
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        return (input_ids.shape[1] - self.prompt_len) >= self.caps
+
+
+@torch.no_grad()
+def generate_batch(model, tokenizer, texts: Sequence[str], caps: Sequence[int],
+                   cfg: SamplingConfig) -> list[tuple[list[int], bool]]:
+    """Generate for already chat-rendered ``texts`` with per-row caps (>= 1).
+
+    Returns, per row, (generated token ids cut at first EOS inclusive or at the cap, finished).
+    """
+    from transformers import GenerationConfig, StoppingCriteriaList
+
+    device = next(model.parameters()).device
+    tokenizer.padding_side = "left"
+    enc = tokenizer(list(texts), return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+    plen = enc["input_ids"].shape[1]
+    eos = sorted(eos_ids(model, tokenizer))
+    sample = cfg.temperature > 0
+    gcfg = GenerationConfig(max_new_tokens=int(max(caps)), do_sample=sample,
+                            temperature=cfg.temperature if sample else None,
+                            top_p=cfg.top_p if sample else None, top_k=None,
+                            pad_token_id=tokenizer.pad_token_id, eos_token_id=eos, bos_token_id=None)
+    out = model.generate(**enc, generation_config=gcfg,
+                         stopping_criteria=StoppingCriteriaList([_RowCaps(plen, caps, device)]))
+    gen = out[:, plen:].tolist()
+    eos_set = set(eos)
+    rows = []
+    for toks, cap in zip(gen, caps):
+        toks = toks[:cap]
+        cut = next((i for i, t in enumerate(toks) if t in eos_set), None)
+        rows.append((toks[:cut + 1], True) if cut is not None else (toks, False))
+    return rows
+
+
+def generate_budgeted(model, tokenizer, next_prompt: Callable[[], Prompt], gen_budget: int,
+                      train_budget: int, student_prompt_len: Callable[[Prompt], int],
+                      cfg: SamplingConfig, min_new_tokens: int = 8) -> GenerationResult:
+    """Draw prompts from ``next_prompt`` and generate until either budget is exhausted.
+
+    Guarantees ``result.generated <= gen_budget`` and (for a student sharing the teacher's
+    tokenizer) ``result.planned_training <= train_budget``. Stops when the next prompt cannot
+    receive ``min_new_tokens`` within both budgets (the remainder is left unspent).
+    """
+    res = GenerationResult()
+    t0 = time.perf_counter()
+    g_left, r_left = int(gen_budget), int(train_budget)
+    done = False
+    while not done:
+        batch: list[tuple[Prompt, int, int]] = []
+        while len(batch) < cfg.batch_size:
+            p = next_prompt()
+            plen = student_prompt_len(p)
+            cap = min(cfg.max_new_tokens, g_left, r_left - plen)
+            if cap < max(1, min_new_tokens) or cap < 1:
+                done = True
+                break
+            g_left -= cap
+            r_left -= plen + cap
+            batch.append((p, plen, cap))
+        if not batch:
+            break
+        batch.sort(key=lambda b: len(b[0].text))  # similar lengths -> less left padding
+        texts = [chat_text(tokenizer, p.text) for p, _, _ in batch]
+        rows = generate_batch(model, tokenizer, texts, [c for _, _, c in batch], cfg)
+        for (p, plen, cap), (toks, fin) in zip(batch, rows):
+            n = len(toks)
+            g_left += cap - n
+            r_left += cap - n
+            res.generated += n
+            res.planned_training += plen + n
+            res.completions.append(Completion(p, toks, tokenizer.decode(toks, skip_special_tokens=True), fin))
+    res.seconds = time.perf_counter() - t0
+    assert res.generated <= gen_budget
+    return res

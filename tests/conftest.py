@@ -1,0 +1,44 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import read_env
+
+READ_ENV_IDS = [env_id for env_id in gym.registry if env_id.startswith("ReAD-") and gym.registry[env_id].entry_point.startswith("read_env.surrogate")]
+
+
+@pytest.fixture
+def paper_world():
+    from read_env.surrogate.world import World
+
+    return World.paper()
+
+
+def rollout(env, seed, actions):
+    """Reset with ``seed``, step ``actions`` (resetting when an episode ends); return everything observed."""
+    record = [env.reset(seed=seed)]
+    for action in actions:
+        outcome = env.step(action)
+        record.append(outcome)
+        if outcome[2] or outcome[3]:
+            record.append(env.reset())
+    return record
+
+
+def assert_same(left, right):
+    """Recursive exact equality of observations, rewards and infos."""
+    if isinstance(left, dict):
+        assert left.keys() == right.keys()
+        for key in left:
+            assert_same(left[key], right[key])
+    elif isinstance(left, (tuple, list)):
+        assert len(left) == len(right)
+        for a, b in zip(left, right):
+            assert_same(a, b)
+    elif isinstance(left, np.ndarray):
+        np.testing.assert_array_equal(left, right)
+    else:
+        assert left == right, (left, right)
+
+
+__all__ = ["READ_ENV_IDS", "assert_same", "read_env", "rollout"]

@@ -1,0 +1,103 @@
+"""The environment suite every registered id passes (MiniGrid's tests/test_envs.py is the model)."""
+
+import pickle
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+from tests.conftest import READ_ENV_IDS, assert_same, rollout
+
+
+def test_registered_ids():
+    assert "ReAD-Surrogate-v0" in READ_ENV_IDS
+
+
+@pytest.mark.parametrize("env_id", READ_ENV_IDS)
+def test_gymnasium_check_env_without_warnings(env_id):
+    env = gym.make(env_id)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env.unwrapped, skip_render_check=False)
+    assert [str(warning.message) for warning in caught] == []
+
+
+@pytest.mark.parametrize("env_id", READ_ENV_IDS)
+def test_sb3_check_env_without_warnings(env_id):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sb3_check_env(gym.make(env_id), warn=True)
+    assert [str(warning.message) for warning in caught] == []
+
+
+@pytest.mark.parametrize("env_id", READ_ENV_IDS)
+@pytest.mark.parametrize("kwargs", [{}, {"task": "random", "world": "random"}])
+def test_determinism_rollout(env_id, kwargs):
+    actions = np.random.default_rng(0).uniform(-1, 1, (65, 8)).astype(np.float32)
+    first = rollout(gym.make(env_id, **kwargs), 7, actions)
+    second = rollout(gym.make(env_id, **kwargs), 7, actions)
+    assert_same(first, second)
+    different = rollout(gym.make(env_id, **kwargs), 8, actions)
+    assert not np.array_equal(first[1][0]["profile"], different[1][0]["profile"])
+
+
+@pytest.mark.parametrize("env_id", READ_ENV_IDS)
+def test_pickle_mid_episode_continues_identically(env_id):
+    env = gym.make(env_id)
+    env.reset(seed=3)
+    env.step(env.action_space.sample())
+    clone = pickle.loads(pickle.dumps(env))
+    action = np.linspace(-1, 1, 8, dtype=np.float32)
+    assert_same(env.step(action), clone.step(action))
+
+
+@pytest.mark.parametrize("env_id", READ_ENV_IDS)
+def test_ansi_render_shows_every_capability(env_id):
+    env = gym.make(env_id, render_mode="ansi")
+    env.reset(seed=0)
+    env.step(np.zeros(8, dtype=np.float32))
+    text = env.render()
+    assert isinstance(text, str)
+    for name in env.unwrapped.capabilities:
+        assert name in text
+    assert "1,000,000/20,000,000" in text
+
+
+def test_registration_is_idempotent():
+    import read_env
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read_env.register_envs()
+        read_env.register_envs()
+    assert caught == []
+
+
+def test_episode_spends_exact_budget_then_terminates():
+    env = gym.make("ReAD-Surrogate-v0", budget_tokens=1_000_003, num_steps=7)
+    observation, info = env.reset(seed=0)
+    assert observation["budget_left"][0] == 1.0 and info["tokens_used_total"] == 0
+    spent = []
+    for step in range(7):
+        observation, _, terminated, truncated, info = env.step(env.action_space.sample())
+        spent.append(info["tokens_used"])
+        assert terminated == (step == 6) and not truncated
+    assert sum(spent) == info["tokens_used_total"] == 1_000_003
+    assert max(spent) - min(spent) <= 1
+    assert observation["budget_left"][0] == 0.0
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(env.action_space.sample())
+
+
+def test_observation_record_is_previous_step():
+    env = gym.make("ReAD-Surrogate-v0")
+    first, _ = env.reset(seed=1)
+    np.testing.assert_array_equal(first["last_allocation"], 0)
+    np.testing.assert_array_equal(first["last_gain"], 0)
+    second, _, _, _, info = env.step(np.linspace(-1, 1, 8, dtype=np.float32))
+    np.testing.assert_allclose(second["last_allocation"], info["allocation"], rtol=1e-6)
+    np.testing.assert_allclose(second["last_gain"], second["profile"] - first["profile"], atol=1e-6)
+    np.testing.assert_allclose(info["delta_profile"], second["last_gain"], atol=1e-6)
