@@ -24,7 +24,8 @@ teacher. Mixtures add latent gains, so each capability sees diminishing returns,
 and harm that grows with the exposure of harmful capabilities; forgetting makes the order of steps matter.
 
 All functions here take arrays with any leading batch shape ``[..., K]`` and give bit-identical rows for
-any batch size (no BLAS contractions), so a vector environment matches single environments exactly.
+any batch size (elementwise numpy and ``einsum``'s own loop; BLAS would round differently for one row), so
+a vector environment matches single environments exactly.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ class World:
         latent = _inverse_saturation(self.transfer, self.gap, self.student)  # [3, K, K]
         basis = 1.0 - np.exp(-self.calibration_budgets[:, None] / self.time_constants[None, :])  # [b, m]
         coefficients = np.linalg.solve(basis, latent.reshape(NUM_RESPONSES, -1)).reshape(NUM_RESPONSES, k, k)
-        # Laid out [j, i*3 + m] so that z_j is one contiguous last-axis sum (bit-identical across batch sizes).
+        # Laid out [j, i*3 + m] so that z_j is one contiguous contraction (bit-identical across batch sizes).
         self._response = np.ascontiguousarray(coefficients.transpose(2, 1, 0).reshape(k, k * NUM_RESPONSES))
 
     def _validate(self, k: int) -> None:
@@ -146,8 +147,8 @@ class World:
     def profile(self, exposure: np.ndarray) -> np.ndarray:
         """Noise-free capability profile [..., K] in [0, 1] of an exposure [..., K] (tokens)."""
         responses = 1.0 - np.exp(exposure[..., :, None] * self._decay_rates)  # [..., K(i), 3]
-        flat = responses.reshape(*exposure.shape[:-1], 1, -1)  # [..., 1, K*3]
-        latent = (flat * self._response).sum(axis=-1)  # [..., K(j)]
+        flat = responses.reshape(*exposure.shape[:-1], -1)  # [..., K*3]
+        latent = np.einsum("...m,...jm->...j", flat, self._response)  # [..., K(j)]; einsum's own loop, no BLAS
         scale = np.where(latent >= 0.0, self.gap, self.student)
         return self.student + scale * np.tanh(latent / scale)
 

@@ -1,0 +1,119 @@
+"""A batched ensemble of J MLP regressors in numpy: all members train and predict as one computation.
+
+Every parameter of every member lives in one flat float32 array ``theta`` [J, P]; the layer weights are
+views into it, so one Adam update is a handful of whole-array operations whatever the depth. Forward and
+backward passes use batched matmuls over the member axis: ``[J, B, d] @ [J, d, H]``.
+
+Architecture of each member: ``d -> H (ReLU) -> ... -> H (ReLU) -> 1`` with ``hidden_layers`` hidden layers,
+initialized like ``torch.nn.Linear`` (uniform in +-1/sqrt(fan_in)). Optional randomized prior networks
+(Osband et al. 2018): a frozen, randomly initialized copy per member whose output, times ``prior_scale``,
+is added to the member's prediction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+
+
+class BatchedEnsemble:
+    """J regressors ``h_j(x)``; ``predict(x [M, d]) -> [J, M]``; ``fit(x [N, d], y [N], ...)`` trains all at once."""
+
+    def __init__(self, input_dim: int, ensemble_size: int = 5, hidden_size: int = 64, hidden_layers: int = 2,
+                 learning_rate: float = 1e-3, prior_scale: float = 0.0, rng: np.random.Generator | None = None) -> None:
+        rng = rng if rng is not None else np.random.default_rng()
+        self.input_dim, self.size, self.learning_rate, self.prior_scale = input_dim, ensemble_size, learning_rate, prior_scale
+        dims = [input_dim] + [hidden_size] * hidden_layers + [1]
+        self.shapes = [(dims[i], dims[i + 1]) for i in range(len(dims) - 1)]
+        self.num_params = sum(a * b + b for a, b in self.shapes)
+        self.theta = self._init(rng)
+        self.grad = np.zeros_like(self.theta)
+        self.m = np.zeros_like(self.theta)
+        self.v = np.zeros_like(self.theta)
+        self.adam_steps = 0
+        self.prior = self._init(rng) if prior_scale > 0 else None
+
+    def _init(self, rng: np.random.Generator) -> np.ndarray:
+        theta = np.empty((self.size, self.num_params), dtype=np.float32)
+        for weight, bias in self._layers(theta):
+            bound = 1.0 / np.sqrt(weight.shape[1])
+            weight[...] = rng.uniform(-bound, bound, weight.shape)
+            bias[...] = rng.uniform(-bound, bound, bias.shape)
+        return theta
+
+    def _layers(self, flat: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Views (weight [J, in, out], bias [J, out]) of each layer into a flat [J, P] array."""
+        out, offset = [], 0
+        for fan_in, fan_out in self.shapes:
+            weight = flat[:, offset : offset + fan_in * fan_out].reshape(self.size, fan_in, fan_out)
+            offset += fan_in * fan_out
+            bias = flat[:, offset : offset + fan_out]
+            offset += fan_out
+            out.append((weight, bias))
+        return out
+
+    def _forward(self, theta: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Outputs [J, B] of inputs x [J, B, d] (or [B, d], shared), and the activations for backprop."""
+        layers = self._layers(theta)
+        activations = [x]
+        h = x
+        for index, (weight, bias) in enumerate(layers):
+            z = np.matmul(h, weight)
+            z += bias[:, None, :]
+            if index < len(layers) - 1:
+                np.maximum(z, 0.0, out=z)
+                activations.append(z)
+            h = z
+        return h[..., 0], activations
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predictions [J, M] of every member on inputs x [M, d] (prior networks included)."""
+        x = np.asarray(x, dtype=np.float32)
+        out, _ = self._forward(self.theta, x[None])
+        if self.prior is not None:
+            out = out + self.prior_scale * self._forward(self.prior, x[None])[0]
+        return out.astype(np.float64)
+
+    def fit(self, x: np.ndarray, y: np.ndarray, steps: int, batch_size: int, rng: np.random.Generator) -> float:
+        """``steps`` Adam steps of mean squared error; member j sees minibatches of its own bootstrap resample.
+
+        x [N, d], y [N]. Returns the last step's mean loss over members.
+        """
+        x = np.asarray(x, dtype=np.float32)
+        y = np.asarray(y, dtype=np.float32)
+        n = x.shape[0]
+        boot = rng.integers(0, n, (self.size, n))  # member j's bootstrap resample of the buffer
+        picks = rng.integers(0, n, (steps, self.size, batch_size))
+        index = np.take_along_axis(np.broadcast_to(boot, (steps, self.size, n)), picks, axis=2)  # [S, J, B]
+        xb, yb = x[index], y[index]  # [S, J, B, d], [S, J, B]
+        if self.prior is not None:  # members fit y - prior_scale * prior_j(x), so h_j + prior_j fits y
+            flat = xb.transpose(1, 0, 2, 3).reshape(self.size, steps * batch_size, -1)
+            prior = self._forward(self.prior, flat)[0].reshape(self.size, steps, batch_size).transpose(1, 0, 2)
+            yb = yb - self.prior_scale * prior
+        grads = self._layers(self.grad)
+        weights = self._layers(self.theta)
+        beta1, beta2 = ADAM_BETAS
+        loss = 0.0
+        for step in range(steps):
+            out, acts = self._forward(self.theta, xb[step])
+            err = out - yb[step]
+            delta = (2.0 / batch_size) * err[..., None]  # d loss / d output [J, B, 1]
+            for index in range(len(weights) - 1, -1, -1):
+                grad_w, grad_b = grads[index]
+                np.matmul(acts[index].transpose(0, 2, 1), delta, out=grad_w)
+                grad_b[...] = delta.sum(axis=1)
+                if index > 0:
+                    delta = np.matmul(delta, weights[index][0].transpose(0, 2, 1))
+                    delta *= acts[index] > 0
+            self.adam_steps += 1
+            self.m *= beta1
+            self.m += (1.0 - beta1) * self.grad
+            self.v *= beta2
+            self.v += (1.0 - beta2) * np.square(self.grad)
+            step_size = self.learning_rate * np.sqrt(1.0 - beta2**self.adam_steps) / (1.0 - beta1**self.adam_steps)
+            self.theta -= step_size * self.m / (np.sqrt(self.v) + ADAM_EPS)
+            if step == steps - 1:
+                loss = float(np.mean(np.square(err)))
+        return loss

@@ -1,0 +1,61 @@
+"""Environment steps per second: ReAD-Surrogate-v0 against CartPole-v1, and the native vector form.
+
+Both single environments go through ``gym.make`` with their default wrappers and take a fixed action, so
+the timing is the environment's. Run: ``python benchmarks/env_speed.py [--seconds 3] [--num-envs 1024]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import gymnasium as gym
+import numpy as np
+
+import read_env  # noqa: F401  (registers the environments)
+
+
+def single_steps_per_second(env_id: str, seconds: float, **kwargs) -> float:
+    env = gym.make(env_id, **kwargs)
+    env.reset(seed=0)
+    action = np.zeros(env.action_space.shape, dtype=env.action_space.dtype) if env.action_space.shape else 0
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(1000):
+            _, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                env.reset()
+        steps += 1000
+    return steps / (time.perf_counter() - start)
+
+
+def vector_steps_per_second(num_envs: int, seconds: float) -> float:
+    env = gym.make_vec("ReAD-Surrogate-v0", num_envs=num_envs, vectorization_mode="vector_entry_point")
+    env.reset(seed=0)
+    actions = np.zeros((num_envs, 8), dtype=np.float32)
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(20):
+            env.step(actions)
+        calls += 20
+    return calls * num_envs / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per figure")
+    parser.add_argument("--num-envs", type=int, default=1024)
+    args = parser.parse_args()
+    surrogate = single_steps_per_second("ReAD-Surrogate-v0", args.seconds)
+    cartpole = single_steps_per_second("CartPole-v1", args.seconds)
+    vector = vector_steps_per_second(args.num_envs, args.seconds)
+    print(f"machine: {platform.processor() or platform.machine()}, numpy {np.__version__}, gymnasium {gym.__version__}")
+    print(f"ReAD-Surrogate-v0 (gym.make)         {surrogate:12,.0f} steps/s")
+    print(f"CartPole-v1 (gym.make)               {cartpole:12,.0f} steps/s")
+    print(f"ratio surrogate / CartPole           {surrogate / cartpole:12.2f}")
+    print(f"vector surrogate, {args.num_envs} envs          {vector:12,.0f} env-steps/s")
+
+
+if __name__ == "__main__":
+    main()

