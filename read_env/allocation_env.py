@@ -113,9 +113,7 @@ class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         prepared = self._prepare(dict(options or {}))  # raises on bad options before any state changes
         super().reset(seed=seed)
         task_name, requirement = prepared.get("_requirement") or resolve_requirement(RANDOM_TASK, None, self.capabilities, self.np_random)
-        self.task_name, self.requirement = task_name, requirement
-        self._essential_weight = requirement * contract.essential_mask(requirement, self.top_k)
-        self._requirement32 = requirement.astype(np.float32)
+        self._set_task(task_name, requirement)
         self.profile, self.utility = self._begin(prepared)
         self.allocation = np.zeros(len(self.capabilities))
         self.delta = np.zeros(len(self.capabilities))
@@ -152,6 +150,11 @@ class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             **extra,
         }
         return self._observation(), reward, terminated, bool(extra.get("truncated", False)), info
+
+    def _set_task(self, task_name: str, requirement: np.ndarray) -> None:
+        self.task_name, self.requirement = task_name, requirement
+        self._essential_weight = requirement * contract.essential_mask(requirement, self.top_k)
+        self._requirement32 = requirement.astype(np.float32)
 
     def _observation(self) -> dict[str, np.ndarray]:
         return {

@@ -16,3 +16,5 @@ def register_envs() -> None:
             entry_point="read_env.surrogate.env:SurrogateEnv",
             vector_entry_point="read_env.surrogate.vector_env:SurrogateVectorEnv",
         )
+    if REAL_ID not in gym.registry:
+        gym.register(REAL_ID, entry_point="read_env.real_env:DistillationEnv", nondeterministic=True)
