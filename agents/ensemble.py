@@ -68,6 +68,24 @@ class BatchedEnsemble:
             h = z
         return h[..., 0], activations
 
+    def _adam_update(self, scratch: np.ndarray) -> None:
+        """One Adam step on ``theta`` from ``grad``, in place (``scratch`` avoids temporaries)."""
+        beta1, beta2 = ADAM_BETAS
+        self.adam_steps += 1
+        self.m *= beta1
+        np.multiply(self.grad, 1.0 - beta1, out=scratch)
+        self.m += scratch
+        self.v *= beta2
+        np.square(self.grad, out=scratch)
+        scratch *= 1.0 - beta2
+        self.v += scratch
+        step_size = self.learning_rate * np.sqrt(1.0 - beta2**self.adam_steps) / (1.0 - beta1**self.adam_steps)
+        np.sqrt(self.v, out=scratch)
+        scratch += ADAM_EPS
+        np.divide(self.m, scratch, out=scratch)
+        scratch *= step_size
+        self.theta -= scratch
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predictions [J, M] of every member on inputs x [M, d] (prior networks included)."""
         x = np.asarray(x, dtype=np.float32)
@@ -86,18 +104,17 @@ class BatchedEnsemble:
         n = x.shape[0]
         boot = rng.integers(0, n, (self.size, n))  # member j's bootstrap resample of the buffer
         picks = rng.integers(0, n, (steps, self.size, batch_size))
-        index = np.take_along_axis(np.broadcast_to(boot, (steps, self.size, n)), picks, axis=2)  # [S, J, B]
-        xb, yb = x[index], y[index]  # [S, J, B, d], [S, J, B]
+        rows = np.take_along_axis(np.broadcast_to(boot, (steps, self.size, n)), picks, axis=2)  # [S, J, B]
+        yb = y[rows]  # [S, J, B]; inputs are gathered step by step (x[rows[step]]: [J, B, d])
         if self.prior is not None:  # members fit y - prior_scale * prior_j(x), so h_j + prior_j fits y
-            flat = xb.transpose(1, 0, 2, 3).reshape(self.size, steps * batch_size, -1)
-            prior = self._forward(self.prior, flat)[0].reshape(self.size, steps, batch_size).transpose(1, 0, 2)
-            yb = yb - self.prior_scale * prior
+            prior_all = self._forward(self.prior, x[None])[0]  # [J, N]
+            yb = yb - self.prior_scale * np.take_along_axis(prior_all[None], rows, axis=2)
         grads = self._layers(self.grad)
         weights = self._layers(self.theta)
-        beta1, beta2 = ADAM_BETAS
+        scratch = np.empty_like(self.theta)
         loss = 0.0
         for step in range(steps):
-            out, acts = self._forward(self.theta, xb[step])
+            out, acts = self._forward(self.theta, x[rows[step]])
             err = out - yb[step]
             delta = (2.0 / batch_size) * err[..., None]  # d loss / d output [J, B, 1]
             for index in range(len(weights) - 1, -1, -1):
@@ -107,13 +124,7 @@ class BatchedEnsemble:
                 if index > 0:
                     delta = np.matmul(delta, weights[index][0].transpose(0, 2, 1))
                     delta *= acts[index] > 0
-            self.adam_steps += 1
-            self.m *= beta1
-            self.m += (1.0 - beta1) * self.grad
-            self.v *= beta2
-            self.v += (1.0 - beta2) * np.square(self.grad)
-            step_size = self.learning_rate * np.sqrt(1.0 - beta2**self.adam_steps) / (1.0 - beta1**self.adam_steps)
-            self.theta -= step_size * self.m / (np.sqrt(self.v) + ADAM_EPS)
+            self._adam_update(scratch)
             if step == steps - 1:
                 loss = float(np.mean(np.square(err)))
         return loss

@@ -1,0 +1,195 @@
+"""The ReAD contextual bandit (the paper's method), faithful to its public code by default.
+
+Each step t:
+
+1. Context ``x_t = [r_tau; s_t; b_t; rho_t]`` with ``rho_t = [w_{t-1}; gain_feature_scale * ds_{t-1}]``
+   (the observation's ``last_allocation`` and ``last_gain``), dimension 4K + 1.
+2. Candidates ``A(tau)`` (:func:`agents.candidates.candidate_set`): local perturbations of the previous
+   allocation plus sparse allocations on the top-k required capabilities over a weight grid (<= 50).
+3. During the first ``warmup_steps`` steps: a random candidate. Afterwards every candidate is scored at
+   once by the ensemble, ``[J, M]`` predictions of ``h_j(x_t, w)``: mean ``mu``, standard deviation
+   ``sigma`` (J - 1 denominator), and the choice is ``argmax mu + kappa * sigma`` (``selection="ucb"``) or
+   ``argmax h_j`` for one member j drawn uniformly (``selection="thompson"``).
+4. After the step, ``(x_t, w_t, R_t)`` joins the buffer (``R_t`` times the current calibration slope) and all
+   J members are refit together (:class:`agents.ensemble.BatchedEnsemble`): ``refit_steps`` Adam steps of
+   minibatches ``batch_size`` from each member's own bootstrap resample of the buffer. Targets are
+   standardized by the buffer's mean and standard deviation (predictions are mapped back). Members keep
+   their weights between refits (warm start).
+5. Checkpoints every ``checkpoint_fraction`` of the budget: fit the affine map ``U ~ a * cumR + b`` of
+   cumulative proxy reward to the dev utility (``info["utility"]``) over the checkpoints so far; future
+   rewards are multiplied by ``a`` (kept when the fit has < 3 points or a <= 0); when utility rose by less than
+   ``stagnation_tol`` since the last checkpoint, ``kappa *= kappa_decay``.
+
+Options beyond the paper: randomized prior networks (``prior_scale > 0``), Thompson sampling, a
+requirement-guided warm-up (``warmup="requirement"``: the warm-up plays ``w = r_tau``), and a buffer that
+persists across episodes (``persist_buffer``). ``kappa0 = 0`` is the paper's greedy one-step baseline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from agents.base import Agent, Setting
+from agents.candidates import DEFAULT_PAIR_WEIGHTS, DEFAULT_PERTURBATIONS, candidate_set
+from agents.ensemble import BatchedEnsemble
+
+
+@dataclass
+class BanditConfig:
+    """Hyperparameters; defaults are the paper's public code where it has one (see paper notes)."""
+
+    ensemble_size: int = 5  # J
+    hidden_size: int = 64
+    hidden_layers: int = 2  # "two-layer MLP": two hidden ReLU layers of hidden_size, then a linear output
+    learning_rate: float = 1e-3  # Adam
+    refit_steps: int = 200  # Adam steps per refit (one refit per environment step)
+    batch_size: int = 64
+    kappa0: float = 1.0  # exploration weight of sigma; 0 gives the greedy baseline
+    kappa_decay: float = 0.7  # multiply kappa when dev utility stagnates at a checkpoint
+    stagnation_tol: float = 1e-3  # utility rise (utility units, 0.1 points) below which a checkpoint stagnates
+    checkpoint_fraction: float = 0.1  # checkpoints every 10% of the budget
+    calibrate: bool = True  # affine calibration of cumulative proxy reward to dev utility
+    warmup_steps: int = 5  # random warm-up steps
+    warmup: str = "random"  # "random" (paper): random candidates; "requirement": w = r_tau
+    top_k: int = 3  # sparse candidates on the top-k required capabilities
+    pair_weights: tuple[float, ...] = DEFAULT_PAIR_WEIGHTS
+    perturbation_sizes: tuple[float, ...] = DEFAULT_PERTURBATIONS
+    include_one_hots: bool = True
+    max_candidates: int = 50
+    gain_feature_scale: float = 50.0  # scales last_gain (profile units, ~0.01) to O(1) inputs
+    selection: str = "ucb"  # "ucb" (paper) or "thompson"
+    prior_scale: float = 0.0  # randomized prior networks when > 0 (in standardized reward units)
+    persist_buffer: bool = False  # keep the transition buffer (and networks) across episodes
+    min_target_std: float = 1e-4  # floor of the reward standard deviation used to standardize targets
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.selection not in ("ucb", "thompson"):
+            raise ValueError(f"selection must be 'ucb' or 'thompson', got {self.selection!r}")
+        if self.warmup not in ("random", "requirement"):
+            raise ValueError(f"warmup must be 'random' or 'requirement', got {self.warmup!r}")
+        if self.ensemble_size < 2:
+            raise ValueError(f"ensemble_size must be at least 2 (sigma needs J - 1 > 0), got {self.ensemble_size}")
+        self.pair_weights = tuple(self.pair_weights)
+        self.perturbation_sizes = tuple(self.perturbation_sizes)
+
+
+class ReadBandit(Agent):
+    """The ReAD bandit; see the module docstring. ``ReadBandit(setting, seed, **config_overrides)``."""
+
+    name = "read_bandit"
+
+    def __init__(self, setting: Setting, seed: int | None = None, config: BanditConfig | None = None, **overrides: Any) -> None:
+        super().__init__(setting, seed)
+        self.config = config if config is not None else BanditConfig(**overrides)
+        k = setting.num_capabilities
+        self.context_dim = 4 * k + 1
+        self.ensemble = self._new_ensemble()
+        self.contexts: list[np.ndarray] = []
+        self.allocations: list[np.ndarray] = []
+        self.rewards: list[float] = []
+        self.target_mean, self.target_std = 0.0, 1.0
+        self.last_scores: dict[str, np.ndarray] = {}
+
+    def _new_ensemble(self) -> BatchedEnsemble:
+        c = self.config
+        return BatchedEnsemble(self.context_dim + self.setting.num_capabilities, c.ensemble_size, c.hidden_size, c.hidden_layers, c.learning_rate, c.prior_scale, self.rng)
+
+    # ------------------------------------------------------------------------------------- features
+    def context(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        """``x = [r; s; b; w_prev; gain_feature_scale * ds_prev]`` [4K + 1]."""
+        return np.concatenate([
+            observation["requirement"],
+            observation["profile"],
+            observation["budget_left"],
+            observation["last_allocation"],
+            self.config.gain_feature_scale * observation["last_gain"],
+        ])
+
+    def candidates(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        c = self.config
+        previous = observation["last_allocation"] if observation["last_allocation"].sum() > 0 else None
+        return candidate_set(observation["requirement"], previous, c.top_k, c.pair_weights, c.perturbation_sizes, c.include_one_hots, c.max_candidates)
+
+    def score(self, observation: dict[str, np.ndarray], candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(predictions [J, M], mu [M], sigma [M]) of every candidate [M, K], in reward units."""
+        x = self.context(observation)
+        inputs = np.concatenate([np.broadcast_to(x, (candidates.shape[0], x.shape[0])), candidates], axis=1)
+        predictions = self.ensemble.predict(inputs) * self.target_std + self.target_mean
+        return predictions, predictions.mean(axis=0), predictions.std(axis=0, ddof=1)
+
+    # ----------------------------------------------------------------------------------- agent API
+    def begin(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> None:
+        c = self.config
+        if not c.persist_buffer or not self.rewards:
+            self.contexts, self.allocations, self.rewards = [], [], []
+            self.ensemble = self._new_ensemble()
+            self.target_mean, self.target_std = 0.0, 1.0
+        self.kappa = c.kappa0
+        self.slope = 1.0
+        self.cumulative_reward = 0.0
+        self.checkpoints = [(0.0, float(info.get("utility", 0.0)))]
+        self.next_checkpoint = c.checkpoint_fraction
+        self.episode_steps = 0
+
+    def policy(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        c = self.config
+        candidates = self.candidates(observation)
+        if self.episode_steps < c.warmup_steps and not (c.persist_buffer and len(self.rewards) > self.episode_steps):
+            if c.warmup == "requirement":
+                return observation["requirement"] / observation["requirement"].sum()
+            return candidates[self.rng.integers(len(candidates))]
+        predictions, mu, sigma = self.score(observation, candidates)
+        if c.selection == "thompson":
+            values = predictions[self.rng.integers(c.ensemble_size)]
+        else:
+            values = mu + self.kappa * sigma
+        choice = int(np.argmax(values))
+        self.last_scores = {"mu": mu, "sigma": sigma, "value": values, "choice": np.array(choice)}
+        return candidates[choice]
+
+    def update(self, observation: dict[str, np.ndarray], action: np.ndarray, reward: float, next_observation: dict[str, np.ndarray], info: dict[str, Any]) -> None:
+        c = self.config
+        self.episode_steps += 1
+        self.contexts.append(self.context(observation))
+        self.allocations.append(action / action.sum())
+        self.rewards.append(self.slope * reward)
+        self.cumulative_reward += reward
+        self._checkpoint(1.0 - float(next_observation["budget_left"][0]), float(info.get("utility", np.nan)))
+        if next_observation["budget_left"][0] <= 0 and not c.persist_buffer:
+            return  # the episode is over and the buffer is dropped: skip a refit nobody uses
+        self.refit()
+
+    def refit(self) -> float:
+        """Refit all J members on bootstrap resamples of the buffer (one batched computation)."""
+        c = self.config
+        inputs = np.concatenate([np.array(self.contexts), np.array(self.allocations)], axis=1)
+        targets = np.array(self.rewards)
+        self.target_mean = float(targets.mean())
+        self.target_std = float(max(targets.std(), c.min_target_std))
+        return self.ensemble.fit(inputs, (targets - self.target_mean) / self.target_std, c.refit_steps, c.batch_size, self.rng)
+
+    def _checkpoint(self, spent: float, utility: float) -> None:
+        c = self.config
+        if spent + 1e-9 < self.next_checkpoint or not np.isfinite(utility):
+            return
+        while self.next_checkpoint <= spent + 1e-9:
+            self.next_checkpoint += c.checkpoint_fraction
+        if utility - self.checkpoints[-1][1] < c.stagnation_tol:
+            self.kappa *= c.kappa_decay
+        self.checkpoints.append((self.cumulative_reward, utility))
+        if c.calibrate and len(self.checkpoints) >= 3:
+            cum, util = np.array(self.checkpoints).T
+            if cum.std() > 0:
+                slope = float(np.polyfit(cum, util, 1)[0])
+                if slope > 0:
+                    self.slope = slope
+
+    def report(self) -> dict[str, Any]:
+        return {"kappa_final": float(self.kappa), "calibration_slope": float(self.slope)}
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return asdict(self.config)

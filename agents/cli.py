@@ -1,0 +1,194 @@
+"""The ``read-env`` command line: ``run``, ``compare``, ``train`` and ``agents``.
+
+Examples::
+
+    read-env run --agent read_bandit --task math_word_problems --budget 20M --seed 0 --out runs/run
+    read-env compare --agents all --tasks all --budgets 20M,150M --seeds 10 --out runs/compare --workers 2
+    read-env train --algo ppo --timesteps 100000 --out runs/ppo
+    read-env agents
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from read_env.tasks import MULTI_CAPABILITY_TASKS, SINGLE_CAPABILITY_TASKS, TASKS
+
+
+def parse_budget(text: str) -> int:
+    """'20M' -> 20_000_000, '1.5B' -> 1_500_000_000, '500k' -> 500_000, '123' -> 123."""
+    text = text.strip()
+    scale = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}.get(text[-1].lower(), None)
+    try:
+        return int(round(float(text[:-1]) * scale)) if scale else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a token budget: {text!r} (examples: 20M, 150M, 500k)") from None
+
+
+def parse_tasks(text: str) -> list[str]:
+    groups = {"all": [*SINGLE_CAPABILITY_TASKS, *MULTI_CAPABILITY_TASKS], "single": list(SINGLE_CAPABILITY_TASKS), "multi": list(MULTI_CAPABILITY_TASKS)}
+    out: list[str] = []
+    for part in text.split(","):
+        out += groups.get(part, [part])
+    unknown = [t for t in out if t not in TASKS and t != "random"]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown tasks {unknown}; known: {sorted(TASKS)} or all/single/multi")
+    return out
+
+
+def parse_env_kwargs(items: list[str]) -> dict[str, Any]:
+    out = {}
+    for item in items or []:
+        key, _, value = item.partition("=")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from agents.registry import make_agent
+    from agents.runner import run_episode
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    writer = None
+    if not args.no_tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out / "tb"))
+    bar = tqdm(total=args.steps, desc=f"{args.agent} on {args.task}", unit="step")
+    history = open(out / "history.jsonl", "w")
+    capabilities: list[str] = []
+
+    def on_step(step: int, row: dict[str, Any]) -> None:
+        history.write(json.dumps(row) + "\n")
+        history.flush()
+        bar.update()
+        bar.set_postfix(utility=f"{100 * row['utility']:.2f}")
+        if writer is not None:
+            for key in ("reward", "gain", "spillover", "cost", "utility"):
+                writer.add_scalar(f"step/{key}", row[key], step)
+            for index, value in enumerate(row["allocation"]):
+                writer.add_scalar(f"allocation/{capabilities[index] if capabilities else index}", value, step)
+            for index, value in enumerate(row["profile"]):
+                writer.add_scalar(f"profile/{capabilities[index] if capabilities else index}", value, step)
+
+    env_kwargs = parse_env_kwargs(args.env_kwarg)
+
+    def factory(setting):
+        capabilities.extend(setting.capabilities)
+        return make_agent(args.agent, setting, seed=args.seed)
+
+    episode, agent = run_episode(factory, args.env_id, args.task, args.budget, args.steps, args.seed, env_kwargs, on_step=on_step)
+    bar.close()
+    history.close()
+    if writer is not None:
+        writer.close()
+    if args.save_agent:
+        agent.save(out / "agent.pkl")
+    summary = {"agent": agent.name, "task": episode.task, "budget_tokens": episode.budget_tokens, "seed": episode.seed,
+               "initial_utility": episode.initial_utility, "final_utility": episode.final_utility,
+               "final_allocation": np.round(episode.steps[-1]["allocation"], 3).tolist(), **episode.extra}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from agents.compare import CompareConfig, format_summary, run_compare
+    from agents.registry import AGENTS, DEFAULT_AGENTS
+
+    agents: list[str] = []
+    for name in args.agents.split(","):
+        agents += list(DEFAULT_AGENTS) if name == "all" else [name] if name else []
+    agents = list(dict.fromkeys(agents))
+    unknown = [a for a in agents if a not in AGENTS and not a.startswith(("ppo:", "sb3:"))]
+    if unknown:
+        print(f"unknown agents {unknown}; known: {sorted(AGENTS)} or ppo:PATH", file=sys.stderr)
+        return 2
+    seeds = list(range(args.seed_start, args.seed_start + args.seeds))
+    config = CompareConfig(agents, args.tasks, args.budgets, seeds, args.env_id, parse_env_kwargs(args.env_kwarg), args.steps, args.out, args.workers)
+    tables = run_compare(config, progress=not args.quiet)
+    print(format_summary(tables))
+    print(f"\nwrote {args.out}/summary.csv, per_task.csv, results.md, utility.png, allocation.png, profile.png")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from agents.ppo import train
+
+    train(args.algo, args.timesteps, args.seed, args.out, not args.no_tensorboard, args.checkpoint_every, progress=not args.quiet)
+    print(f"saved {args.out}/model.zip (TensorBoard logs in {args.out}/tb)")
+    return 0
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    from agents.registry import AGENTS
+
+    print("\n".join(sorted(AGENTS)) + "\nppo:PATH (a saved SB3 PPO model), sb3:ALGO:PATH")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="read-env", description="Agents for budgeted capability distillation (ReAD).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--env-id", default="ReAD-Surrogate-v0")
+        p.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE", help="extra environment argument (JSON value), repeatable")
+        p.add_argument("--steps", type=int, default=20, help="decision steps per episode")
+
+    run = sub.add_parser("run", help="one agent on one environment and task")
+    run.add_argument("--agent", default="read_bandit")
+    run.add_argument("--task", default="math_word_problems")
+    run.add_argument("--budget", type=parse_budget, default=20_000_000)
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--out", default="runs/run")
+    run.add_argument("--no-tensorboard", action="store_true")
+    run.add_argument("--save-agent", action="store_true")
+    common(run)
+    run.set_defaults(func=cmd_run)
+
+    cmp = sub.add_parser("compare", help="agents x tasks x budgets x seeds, with tables and plots (resumable)")
+    cmp.add_argument("--agents", default="all", help="comma list; 'all' is every default agent (combine: all,read_bandit_rwarm)")
+    cmp.add_argument("--tasks", type=parse_tasks, default=parse_tasks("all"), help="comma list, or all/single/multi")
+    cmp.add_argument("--budgets", type=lambda s: [parse_budget(x) for x in s.split(",")], default=[20_000_000, 150_000_000])
+    cmp.add_argument("--seeds", type=int, default=10, help="number of seeds")
+    cmp.add_argument("--seed-start", type=int, default=0)
+    cmp.add_argument("--workers", type=int, default=1)
+    cmp.add_argument("--out", default="runs/compare")
+    cmp.add_argument("--quiet", action="store_true")
+    common(cmp)
+    cmp.set_defaults(func=cmd_compare)
+
+    tr = sub.add_parser("train", help="train PPO (or another SB3 algorithm) on the surrogate")
+    tr.add_argument("--algo", default="ppo")
+    tr.add_argument("--timesteps", type=int, default=100_000)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--out", default="runs/ppo")
+    tr.add_argument("--checkpoint-every", type=int, default=20_000)
+    tr.add_argument("--no-tensorboard", action="store_true")
+    tr.add_argument("--quiet", action="store_true")
+    tr.set_defaults(func=cmd_train)
+
+    ag = sub.add_parser("agents", help="list the agent names")
+    ag.set_defaults(func=cmd_agents)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""Agents by name: ``make_agent(name, setting, seed, **overrides)``; ``AGENTS`` lists the names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from agents.aioli import AioliAgent
+from agents.bandit import ReadBandit
+from agents.base import Agent, Setting
+from agents.baselines import RandomAgent, SingleCapabilityAgent, TaskStaticAgent, UniformAgent
+from agents.exp3 import Exp3Agent
+from agents.grid import GridSearchAgent
+from agents.linucb import LinUCBAgent
+from agents.oracle import OracleAgent
+
+
+def _named(cls: type[Agent], name: str, **fixed: Any) -> Callable[..., Agent]:
+    def build(setting: Setting, seed: int | None = None, **overrides: Any) -> Agent:
+        agent = cls(setting, seed, **{**fixed, **overrides})
+        agent.name = name
+        return agent
+
+    return build
+
+
+AGENTS: dict[str, Callable[..., Agent]] = {
+    "uniform": _named(UniformAgent, "uniform"),
+    "task_static": _named(TaskStaticAgent, "task_static"),
+    "single": _named(SingleCapabilityAgent, "single"),
+    "random": _named(RandomAgent, "random"),
+    "read_bandit": _named(ReadBandit, "read_bandit"),
+    "greedy": _named(ReadBandit, "greedy", kappa0=0.0),
+    "read_bandit_thompson": _named(ReadBandit, "read_bandit_thompson", selection="thompson", prior_scale=1.0),
+    "read_bandit_rwarm": _named(ReadBandit, "read_bandit_rwarm", warmup="requirement"),
+    "grid": _named(GridSearchAgent, "grid"),
+    "exp3": _named(Exp3Agent, "exp3"),
+    "aioli": _named(AioliAgent, "aioli"),
+    "linucb": _named(LinUCBAgent, "linucb"),
+    "oracle": _named(OracleAgent, "oracle"),
+}
+DEFAULT_AGENTS = ("uniform", "task_static", "single", "random", "greedy", "grid", "exp3", "aioli", "linucb", "read_bandit", "oracle")
+
+
+def make_agent(name: str, setting: Setting, seed: int | None = None, **overrides: Any) -> Agent:
+    """Build a registered agent, or load an SB3 model from ``"ppo:path/to/model.zip"``."""
+    if name.startswith(("ppo:", "sb3:")):
+        from agents.ppo import load_sb3_agent
+
+        return load_sb3_agent(name.partition(":")[2], setting, seed)
+    if name not in AGENTS:
+        raise ValueError(f"unknown agent {name!r}; known: {sorted(AGENTS)} or 'ppo:PATH.zip'")
+    return AGENTS[name](setting, seed, **overrides)

@@ -1,0 +1,117 @@
+"""Play an agent on any ReAD environment id (surrogate or real) through the public Gymnasium API only.
+
+The runner makes the environment with ``action_mode`` equal to the agent's (``"simplex"`` for allocation
+agents, ``"logits"`` for SB3 policies trained on the default environment), resets it with ``seed``, and
+loops ``act -> env.step -> observe`` until the budget is spent. ``agent`` may be an :class:`Agent`, an SB3
+model (wrapped automatically), or a factory ``Setting -> Agent`` (called once the environment exists).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import read_env  # noqa: F401  (registers the environment ids)
+from agents.base import Agent, Setting, as_agent, is_sb3_model, sb3_action_mode
+from read_env.registration import SURROGATE_ID
+
+AgentLike = Agent | Callable[[Setting], Agent] | Any
+
+
+@dataclass
+class Episode:
+    """One played episode. ``steps[t]`` holds the step's allocation, reward, gain, spillover, cost, utility,
+    measured profile and delta profile (lists of floats), tokens."""
+
+    agent: str
+    task: str
+    budget_tokens: int
+    seed: int
+    requirement: list[float]
+    initial_profile: list[float]
+    initial_utility: float
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+
+    @property
+    def final_utility(self) -> float:
+        return self.steps[-1]["utility"] if self.steps else self.initial_utility
+
+    @property
+    def final_profile(self) -> list[float]:
+        return self.steps[-1]["profile"] if self.steps else self.initial_profile
+
+
+def make_env(env_id: str, action_mode: str, task: str | None, budget_tokens: int, num_steps: int, env_kwargs: Mapping[str, Any] | None = None) -> gym.Env:
+    kwargs = dict(env_kwargs or {})
+    if task is not None:
+        kwargs["task"] = task
+    return gym.make(env_id, action_mode=action_mode, budget_tokens=int(budget_tokens), num_steps=int(num_steps), **kwargs)
+
+
+def run_episode(
+    agent: AgentLike,
+    env_id: str = SURROGATE_ID,
+    task: str | None = "math_word_problems",
+    budget_tokens: int = 20_000_000,
+    num_steps: int = 20,
+    seed: int = 0,
+    env_kwargs: Mapping[str, Any] | None = None,
+    reset_options: Mapping[str, Any] | None = None,
+    on_step: Callable[[int, dict[str, Any]], None] | None = None,
+    agent_seed: int | None = None,
+) -> tuple[Episode, Agent]:
+    """Play one episode; returns the :class:`Episode` record and the (possibly wrapped or built) agent."""
+    start = time.perf_counter()
+    if isinstance(agent, Agent):
+        mode = agent.action_mode
+    elif is_sb3_model(agent):
+        mode = sb3_action_mode(agent)
+    else:
+        mode = "simplex"
+    env = make_env(env_id, mode, task, budget_tokens, num_steps, env_kwargs)
+    setting = Setting.from_env(env, env_id, env_kwargs)
+    if not isinstance(agent, Agent) and not is_sb3_model(agent):
+        agent = agent(setting)
+        if agent.action_mode != mode:
+            env.close()
+            env = make_env(env_id, agent.action_mode, task, budget_tokens, num_steps, env_kwargs)
+    agent = as_agent(agent, setting, agent_seed)
+    try:
+        observation, info = env.reset(seed=seed, options=dict(reset_options or {}) or None)
+        agent.reset(observation, info)
+        episode = Episode(agent.name, str(info.get("task", task)), int(budget_tokens), int(seed), observation["requirement"].astype(float).tolist(),
+                          observation["profile"].astype(float).tolist(), float(info["utility"]))
+        done = False
+        while not done:
+            action = agent.act(observation)
+            next_observation, reward, terminated, truncated, info = env.step(action.astype(np.float32) if mode == "logits" else action)
+            agent.observe(observation, action, float(reward), next_observation, info)
+            row = {
+                "step": int(info["step"]),
+                "allocation": np.asarray(info["allocation"], dtype=float).tolist(),
+                "reward": float(reward),
+                "gain": float(info["gain"]),
+                "spillover": float(info["spillover"]),
+                "cost": float(info["cost"]),
+                "utility": float(info["utility"]),
+                "profile": next_observation["profile"].astype(float).tolist(),
+                "delta_profile": np.asarray(info["delta_profile"], dtype=float).tolist(),
+                "tokens_used": int(info["tokens_used"]),
+            }
+            episode.steps.append(row)
+            if on_step is not None:
+                on_step(len(episode.steps), row)
+            observation = next_observation
+            done = terminated or truncated
+        episode.extra.update(agent.report())
+    finally:
+        env.close()
+    episode.wall_time_s = time.perf_counter() - start
+    return episode, agent

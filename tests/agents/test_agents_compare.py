@@ -1,0 +1,55 @@
+"""compare on a tiny grid writes its tables and plots, and resumes instead of starting over."""
+
+import csv
+import json
+
+import agents.compare as compare_module
+from agents.compare import CompareConfig, load_records, run_compare
+
+FAST = {"read_bandit": {"refit_steps": 5, "batch_size": 8}}
+
+
+def config(out, seeds=(0, 1)):
+    return CompareConfig(["task_static", "read_bandit"], ["math", "chat_assistant"], [2_000_000], list(seeds), out_dir=str(out), num_steps=5, agent_overrides=FAST)
+
+
+def test_compare_tiny_grid_writes_table_and_plots(tmp_path):
+    tables = run_compare(config(tmp_path), progress=False)
+    for name in ("summary.csv", "per_task.csv", "results.md", "utility.png", "allocation.png", "profile.png", "episodes.jsonl"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    rows = list(csv.DictReader(open(tmp_path / "summary.csv")))
+    assert {r["agent"] for r in rows} == {"uniform", "task_static", "read_bandit", "oracle"}  # uniform and oracle added
+    uniform = next(r for r in tables["summary"] if r["agent"] == "uniform")
+    assert uniform["diff_vs_uniform"] == 0.0 and uniform["gap_closed"] == 0.0
+    oracle = next(r for r in tables["summary"] if r["agent"] == "oracle")
+    assert oracle["regret"] == 0.0
+    static = next(r for r in tables["summary"] if r["agent"] == "task_static")
+    assert static["wasted_budget"] == 0.0 and static["ci95_low"] <= static["diff_vs_uniform"] <= static["ci95_high"]
+    assert "| read_bandit |" in (tmp_path / "results.md").read_text()
+
+
+def test_interrupted_compare_resumes(tmp_path, monkeypatch):
+    run_compare(config(tmp_path), progress=False)
+    lines = (tmp_path / "episodes.jsonl").read_text().splitlines()
+    assert len(lines) == 16  # 4 agents x 2 tasks x 2 seeds
+    (tmp_path / "episodes.jsonl").write_text("\n".join(lines[:10]) + "\n" + lines[10][:25])  # killed mid-write
+    calls = []
+    original = compare_module._run_job
+    monkeypatch.setattr(compare_module, "_run_job", lambda job: calls.append(job[:4]) or original(job))
+    run_compare(config(tmp_path), progress=False)
+    assert len(calls) == 6
+    records = load_records(tmp_path)
+    assert len({r["key"] for r in records}) == 16
+    calls.clear()
+    run_compare(config(tmp_path, seeds=(0, 1, 2)), progress=False)  # a bigger grid only runs the new seed
+    assert len(calls) == 8 and all(job[3] == 2 for job in calls)
+
+
+def test_episode_metrics_spillover_and_waste():
+    record = {"requirement": [1, 0, 0], "initial_profile": [0.1, 0.5, 0.5], "final_profile": [0.2, 0.48, 0.52],
+              "allocations": [[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]], "tokens": [10, 30], "final_utility": 0.2, "initial_utility": 0.1, "budget_tokens": 40}
+    metrics = compare_module.episode_metrics(record)
+    assert abs(metrics["offtarget_change"] - 0.0) < 1e-9
+    assert metrics["negative_transfer_rate"] == 0.5
+    assert abs(metrics["wasted_budget"] - 5 / 40) < 1e-12
+    json.dumps(metrics)
