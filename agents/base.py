@@ -198,7 +198,7 @@ class SB3Agent(Agent):
 
 
 def sb3_action_mode(model: Any) -> str:
-    low = np.asarray(getattr(model, "action_space").low)
+    low = np.asarray(model.action_space.low)
     return "logits" if (low < 0).any() else "simplex"
 
 

@@ -1,7 +1,8 @@
-"""The ``read-env`` command line: ``run``, ``compare``, ``train`` and ``agents``.
+"""The ``read-env`` command line: ``demo`` (the main job), ``run``, ``compare``, ``train`` and ``agents``.
 
 Examples::
 
+    read-env demo                       # the ReAD bandit and uniform on real distillation (ReAD-v0)
     read-env run --agent read_bandit --task math_word_problems --budget 20M --seed 0 --out runs/run
     read-env compare --agents all --tasks all --budgets 20M,150M --seeds 10 --out runs/compare --workers 2
     read-env train --algo ppo --timesteps 100000 --out runs/ppo
@@ -131,6 +132,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from agents.demo import DemoConfig, run_demo
+
+    defaults = DemoConfig()
+    run_demo(DemoConfig(args.task, args.budget or defaults.budget_tokens, args.steps or defaults.num_steps, args.seed, tuple(args.agents.split(",")), device=args.device, out=args.out))
+    return 0
+
+
 def cmd_agents(args: argparse.Namespace) -> int:
     from agents.registry import AGENTS
 
@@ -146,6 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--env-id", default="ReAD-Surrogate-v0")
         p.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE", help="extra environment argument (JSON value), repeatable")
         p.add_argument("--steps", type=int, default=20, help="decision steps per episode")
+
+    demo = sub.add_parser("demo", help="the main job: the ReAD bandit and uniform on real distillation (ReAD-v0)")
+    demo.add_argument("--task", default="math_word_problems")
+    demo.add_argument("--budget", type=parse_budget, default=None, help="token budget (default: agents.demo.DemoConfig)")
+    demo.add_argument("--steps", type=int, default=None)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--agents", default="read_bandit,uniform")
+    demo.add_argument("--device", default="auto")
+    demo.add_argument("--out", default="runs/demo")
+    demo.set_defaults(func=cmd_demo)
 
     run = sub.add_parser("run", help="one agent on one environment and task")
     run.add_argument("--agent", default="read_bandit")

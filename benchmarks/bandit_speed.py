@@ -110,7 +110,7 @@ def main() -> None:
     torch.set_num_threads(1)
     batched = time_decisions(ReadBandit, args.repeats)
     reference = time_decisions(ReferenceBandit, max(1, args.repeats // 2))
-    print(f"decision + update (J=5, hidden 64 x2, 200 steps x batch 64, 50 candidates, buffer 20):")
+    print("decision + update (J=5, hidden 64 x2, 200 steps x batch 64, 50 candidates, buffer 20):")
     print(f"  batched   {1000 * batched:8.1f} ms")
     print(f"  reference {1000 * reference:8.1f} ms")
     print(f"  speed-up  {reference / batched:8.1f}x")

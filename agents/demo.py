@@ -1,0 +1,147 @@
+"""The main job (``read-env demo``): the ReAD bandit and a uniform allocation on real distillation.
+
+Each agent plays one episode of ``ReAD-v0`` with the embedded teacher (SmolLM2-135M-Instruct) and student
+(its 6-layer cut) at a small budget, from the same seed. The job prints the capability profiles before and
+after and the task utility of both, and writes ``demo.png``, TensorBoard logs (``tb/<agent>``), each step's
+history (``<agent>/history.jsonl`` from the runner, plus the environment's own run folder) and
+``summary.json`` under ``--out``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from read_env.registration import REAL_ID
+
+
+@dataclass
+class DemoConfig:
+    """Every setting of the main job; defaults sized to finish within 15 minutes on 2 CPU cores."""
+
+    task: str = "math_word_problems"
+    budget_tokens: int = 6_000
+    num_steps: int = 5
+    seed: int = 0
+    agents: tuple[str, ...] = ("read_bandit", "uniform")
+    bandit_warmup_steps: int = 2  # the paper's 5 random warm-up steps would be the whole of a 5-step episode
+    device: str = "auto"
+    out: str = "runs/demo"
+    distiller_options: dict[str, Any] = field(default_factory=lambda: {"probe_items": 8, "eval_items": 4, "max_new_tokens": 48})
+
+
+def run_demo(config: DemoConfig) -> dict[str, Any]:
+    """Play every agent of ``config`` for one episode; return and write the summary."""
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
+
+    from agents.registry import make_agent
+    from agents.runner import run_episode
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    episodes = {}
+    capabilities: list[str] = []
+    for name in config.agents:
+        writer = SummaryWriter(str(out / "tb" / name))
+        (out / name).mkdir(exist_ok=True)
+        history = open(out / name / "history.jsonl", "w")
+        bar = tqdm(total=config.num_steps, desc=f"{name:12s}", unit="step")
+
+        def on_step(step: int, row: dict[str, Any], writer=writer, history=history, bar=bar) -> None:
+            history.write(json.dumps(row) + "\n")
+            history.flush()
+            bar.update()
+            bar.set_postfix(utility=f"{row['utility']:.3f}", reward=f"{row['reward']:+.4f}")
+            for key in ("reward", "gain", "spillover", "cost", "utility"):
+                writer.add_scalar(f"step/{key}", row[key], step)
+            for capability, share, score in zip(capabilities, row["allocation"], row["profile"]):
+                writer.add_scalar(f"allocation/{capability}", share, step)
+                writer.add_scalar(f"profile/{capability}", score, step)
+
+        def factory(setting, name=name):
+            capabilities[:] = setting.capabilities
+            overrides = {"warmup_steps": config.bandit_warmup_steps} if "bandit" in name else {}
+            return make_agent(name, setting, seed=config.seed, **overrides)
+
+        env_kwargs = {"run_dir": str(out / name / "env"), "resume": False, "device": config.device, "distiller_options": config.distiller_options}
+        episode, _ = run_episode(factory, REAL_ID, config.task, config.budget_tokens, config.num_steps, config.seed, env_kwargs, on_step=on_step)
+        bar.close()
+        history.close()
+        writer.close()
+        episodes[name] = episode
+
+    summary = {
+        "config": asdict(config),
+        "capabilities": capabilities,
+        "agents": {
+            name: {
+                "initial_profile": episode.initial_profile,
+                "final_profile": episode.final_profile,
+                "initial_utility": episode.initial_utility,
+                "final_utility": episode.final_utility,
+                "allocations": [step["allocation"] for step in episode.steps],
+                "wall_time_s": episode.wall_time_s,
+            }
+            for name, episode in episodes.items()
+        },
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(format_table(summary))
+    print(f"\nwrote {out / 'demo.png'}, {out / 'summary.json'}, TensorBoard logs in {out / 'tb'}")
+    plot_demo(summary, out / "demo.png")
+    return summary
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """Profiles before and after each agent's episode, and the task utilities, as a text table."""
+    names = list(summary["agents"])
+    first = summary["agents"][names[0]]
+    header = f"{'capability':18s} {'start':>7s} " + " ".join(f"{name:>12s}" for name in names)
+    lines = [header]
+    for index, capability in enumerate(summary["capabilities"]):
+        after = " ".join(f"{summary['agents'][name]['final_profile'][index]:12.4f}" for name in names)
+        lines.append(f"{capability:18s} {first['initial_profile'][index]:7.4f} {after}")
+    utilities = " ".join(f"{summary['agents'][name]['final_utility']:12.4f}" for name in names)
+    lines.append(f"{'task utility':18s} {first['initial_utility']:7.4f} {utilities}")
+    minutes = " ".join(f"{summary['agents'][name]['wall_time_s'] / 60:12.1f}" for name in names)
+    lines.append(f"{'minutes':18s} {'':7s} {minutes}")
+    return "\n".join(lines)
+
+
+def plot_demo(summary: dict[str, Any], path: Path) -> Path:
+    """Profiles before/after per agent (bars) and each agent's allocation over steps (stacked)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(summary["agents"])
+    capabilities = summary["capabilities"]
+    fig, axes = plt.subplots(1, 1 + len(names), figsize=(5 + 4 * len(names), 4.2))
+    x = np.arange(len(capabilities))
+    width = 0.8 / (1 + len(names))
+    axes[0].bar(x, summary["agents"][names[0]]["initial_profile"], width, label="start", color="lightgray")
+    for offset, name in enumerate(names, start=1):
+        record = summary["agents"][name]
+        axes[0].bar(x + offset * width, record["final_profile"], width, label=f"{name} (utility {record['final_utility']:.3f})")
+    axes[0].set_xticks(x + width * len(names) / 2, capabilities, rotation=45, ha="right")
+    axes[0].set_ylabel("probe score")
+    axes[0].set_title(f"{summary['config']['task']}, {summary['config']['budget_tokens']:,} tokens")
+    axes[0].legend(fontsize=8)
+    for ax, name in zip(axes[1:], names):
+        allocations = np.array(summary["agents"][name]["allocations"])
+        steps = np.arange(1, len(allocations) + 1)
+        ax.stackplot(steps, allocations.T, labels=capabilities)
+        ax.set_title(f"{name}: allocation per step")
+        ax.set_xlabel("step")
+        ax.set_ylim(0, 1)
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
