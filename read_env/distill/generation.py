@@ -6,10 +6,11 @@ top-p sampling through the global torch RNG). Every row has its own cap on new t
 (``StoppingCriteria`` per row); a row's **generated count** is the number of tokens the teacher
 produced up to and including its first end-of-sequence token, or its cap -- never padding.
 
-:func:`generate_budgeted` draws prompts until the generation budget ``G`` (teacher tokens) or the
-training budget ``R`` (student prompt + answer tokens) is exhausted: each prompt's cap is
-``min(max_new_tokens, G_left, R_left - student_prompt_tokens)``, reserved before generation and
-refunded by the unused part afterwards, so ``sum(generated) <= G`` always holds exactly.
+:func:`generate_budgeted` draws prompts until the generation cap ``G`` (teacher tokens) or the
+step allotment ``T`` (generated + student prompt + answer tokens) is exhausted: each prompt's cap
+is ``min(max_new_tokens, G_left, (T_left - student_prompt_tokens) // 2)`` (an answer token costs
+one generation and one training token), reserved before generation and refunded by its unused
+part afterwards, so ``sum(generated) <= G`` and ``generated + planned training <= T`` exactly.
 """
 
 from __future__ import annotations
@@ -117,29 +118,29 @@ def generate_batch(model, tokenizer, texts: Sequence[str], caps: Sequence[int],
 
 
 def generate_budgeted(model, tokenizer, next_prompt: Callable[[], Prompt], gen_budget: int,
-                      train_budget: int, student_prompt_len: Callable[[Prompt], int],
+                      total_budget: int, student_prompt_len: Callable[[Prompt], int],
                       cfg: SamplingConfig, min_new_tokens: int = 8) -> GenerationResult:
-    """Draw prompts from ``next_prompt`` and generate until either budget is exhausted.
+    """Draw prompts from ``next_prompt`` and generate until a budget is exhausted.
 
     Guarantees ``result.generated <= gen_budget`` and (for a student sharing the teacher's
-    tokenizer) ``result.planned_training <= train_budget``. Stops when the next prompt cannot
-    receive ``min_new_tokens`` within both budgets (the remainder is left unspent).
+    tokenizer) ``result.generated + result.planned_training <= total_budget``. Stops when the
+    next prompt cannot receive ``min_new_tokens`` within both budgets (the rest stays unspent).
     """
     res = GenerationResult()
     t0 = time.perf_counter()
-    g_left, r_left = int(gen_budget), int(train_budget)
+    g_left, t_left = int(gen_budget), int(total_budget)
     done = False
     while not done:
         batch: list[tuple[Prompt, int, int]] = []
         while len(batch) < cfg.batch_size:
             p = next_prompt()
             plen = student_prompt_len(p)
-            cap = min(cfg.max_new_tokens, g_left, r_left - plen)
-            if cap < max(1, min_new_tokens) or cap < 1:
+            cap = min(cfg.max_new_tokens, g_left, (t_left - plen) // 2)
+            if cap < max(1, min(min_new_tokens, cfg.max_new_tokens)):
                 done = True
                 break
             g_left -= cap
-            r_left -= plen + cap
+            t_left -= plen + 2 * cap
             batch.append((p, plen, cap))
         if not batch:
             break
@@ -149,7 +150,7 @@ def generate_budgeted(model, tokenizer, next_prompt: Callable[[], Prompt], gen_b
         for (p, plen, cap), (toks, fin) in zip(batch, rows):
             n = len(toks)
             g_left += cap - n
-            r_left += cap - n
+            t_left += 2 * (cap - n)
             res.generated += n
             res.planned_training += plen + n
             res.completions.append(Completion(p, toks, tokenizer.decode(toks, skip_special_tokens=True), fin))

@@ -4,16 +4,17 @@ The budget rule (one place, enforced everywhere in the backend):
 
 * A step receives an allotment of ``T_c`` tokens per capability ``c`` (integers, ``T = sum_c T_c``),
   plus the carried-over remainder of earlier steps (below).
-* Each ``T_c`` is split into a teacher-**generation** part ``G_c`` and a student-**training** part
-  ``R_c`` by :func:`split_generation_training` (default generation share 0.4, as the paper's public
-  code), with the largest-remainder rule, so ``G_c + R_c == T_c`` exactly.
+* Each ``T_c`` is split into a teacher-**generation** cap ``G_c = round(share * T_c)`` (default
+  share 0.4, as the paper's public code; :func:`split_generation_training`) and a student-
+  **training** part ``R_c = T_c - generated_c``: training receives at least ``T_c - G_c`` (the
+  paper's 0.6) plus whatever generation did not use, so ``generated_c + trained_c <= T_c``.
 * Generated tokens are the tokens the teacher actually produced: from the first new token up to
   and including its end-of-sequence token; padding and prompt tokens never count.
 * Training tokens are the student's prompt + answer tokens fed to the student once; padding never
   counts; teacher forward passes for logit KD, probes and evaluation are not budget tokens.
-* A step never spends more than ``G_c`` generation and ``R_c`` training tokens for any ``c``: the
-  last teacher answer is capped (``max_new_tokens`` per prompt is lowered) and the last training
-  example is truncated, so spending is exact or under.
+* A step never spends more than its allotment: each teacher answer's ``max_new_tokens`` is capped
+  by what is left (an answer token costs one generation and one training token), and the last
+  training example is truncated, so spending is exact or under.
 * Unspent tokens ``T + carry_in - spent`` become ``carry_out``; the next step adds the carry to its
   allotment, split over capabilities in proportion to the new allotment (largest remainder). Over
   any prefix of steps: ``sum spent + carry_out == sum allotted`` (nothing lost or counted twice).

