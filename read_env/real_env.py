@@ -138,6 +138,7 @@ class DistillationEnv(AllocationEnv):
             objective=config["objective"],
             lora=config["lora"],
             seed=seed,
+            reference_dir=self.run_dir,
             **config["distiller_options"],
         )
 

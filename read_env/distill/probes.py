@@ -4,11 +4,19 @@ Scoring (per item, then the mean over a capability's items; ``stderr = std(ddof=
 
 * **Multiple-choice** items (MMLU for general knowledge, ARC for reasoning, when the banks are
   installed): the probability mass the student puts on the correct option letter, normalized
-  over the option letters, ``p(gold) / sum_o p(o)`` (continuous, so lower noise than accuracy).
-* **Free-form** items (all other items): ``exp(mean log p(reference tokens))`` under the
-  student, i.e. the inverse perplexity of the teacher's greedy reference answer, in (0, 1]. The
-  references are generated once per teacher (``max_new_tokens`` of
-  :meth:`ProbeSuite.build_references`) and can be cached on disk.
+  over the option letters, ``p(gold) / sum_o p(o)`` (continuous, so lower noise than accuracy);
+  one forward pass per item (the letters are single next tokens).
+* **Free-form** items (all other items): the teacher's share of the two cross-entropies on the
+  teacher's own greedy reference answer, in mean negative log-probability per token::
+
+      score = nll_teacher / (nll_teacher + nll_student)       in (0, 1)
+
+  0.5 when the student predicts the reference as well as the teacher does, falling toward 0 as
+  the student's per-token loss grows (0.11 for a student at 12 nats/token against a teacher at
+  1.5), above 0.5 if it beats the teacher; smooth and never clipped. It stays informative for a
+  student worse than chance, where the inverse perplexity ``exp(-nll_student)`` (about 1e-5) or a
+  chance-normalized score (below 0) shows nothing. References and ``nll_teacher`` are
+  computed once per teacher (:meth:`ProbeSuite.build_references`) and can be cached on disk.
 
 Items come from the probe split of the real banks or from template items with a fixed seed per
 capability (``10_000 + index in CAPABILITIES``), never from the generation stream (their hashes
@@ -85,13 +93,36 @@ def continuation_logprobs(model, pairs: Sequence[tuple[list[int], list[int]]], p
     return out  # type: ignore[return-value]
 
 
+@torch.no_grad()
+def option_probabilities(model, items: Sequence[tuple[list[int], list[int]]], pad_id: int,
+                         batch_size: int = 16) -> list[np.ndarray]:
+    """For (prompt ids, option token ids) items: the next-token probabilities of the options,
+    normalized over the options (one forward pass per item, batched, right-padded)."""
+    device = next(model.parameters()).device
+    out: list[np.ndarray] = []
+    for k in range(0, len(items), batch_size):
+        chunk = items[k:k + batch_size]
+        L = max(len(p) for p, _ in chunk)
+        ids = torch.full((len(chunk), L), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), L), dtype=torch.long)
+        for r, (p, _) in enumerate(chunk):
+            ids[r, :len(p)] = torch.tensor(p)
+            mask[r, :len(p)] = 1
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+        for r, (p, options) in enumerate(chunk):
+            logp = F.log_softmax(logits[r, len(p) - 1].float(), dim=-1)[torch.tensor(options, device=device)]
+            prob = torch.softmax(logp, dim=-1)
+            out.append(prob.double().cpu().numpy())
+    return out
+
+
 class ProbeSuite:
     """Probe items for ``capabilities`` with cached tokenization for one student tokenizer."""
 
     def __init__(self, capabilities: Sequence[str], n_items: int = 16, use_banks: bool = True):
         self.capabilities = list(capabilities)
         self.items = {c: probe_items(c, n_items, use_banks) for c in self.capabilities}
-        self.references: dict[str, list[int] | str] = {}  # item hash -> reference text
+        self.references: dict[str, dict] = {}  # item hash -> {"text", "teacher_logprob"}
         self._cache: dict[int, list[list[tuple[list[int], list[int], int | None]]]] = {}
 
     def hashes(self) -> set[str]:
@@ -99,24 +130,34 @@ class ProbeSuite:
 
     def build_references(self, teacher, teacher_tok, max_new_tokens: int = 32, batch_size: int = 16,
                          cache_file: str | Path | None = None) -> None:
-        """Greedy teacher answers for the free-form items (loaded from ``cache_file`` if present)."""
+        """Greedy teacher answers for the free-form items and the teacher's mean log-probability of
+        each (loaded from ``cache_file`` if present, missing ones added and saved)."""
         path = Path(cache_file) if cache_file else None
         if path is not None and path.exists():
             self.references = json.loads(path.read_text())
         todo = [p for items in self.items.values() for p in items
                 if p.check != "mc" and text_hash(p.text) not in self.references]
         cfg = SamplingConfig(max_new_tokens=max_new_tokens, temperature=0.0, batch_size=batch_size)
+        enc = lambda text: teacher_tok(text, add_special_tokens=False)["input_ids"]
         for k in range(0, len(todo), batch_size):
             chunk = todo[k:k + batch_size]
             rows = generate_batch(teacher, teacher_tok, [chat_text(teacher_tok, p.text) for p in chunk],
                                   [max_new_tokens] * len(chunk), cfg)
-            for p, (toks, _) in zip(chunk, rows):
-                self.references[text_hash(p.text)] = teacher_tok.decode(toks, skip_special_tokens=False)
+            texts = [teacher_tok.decode(toks, skip_special_tokens=False) for toks, _ in rows]
+            pairs = [(enc(chat_text(teacher_tok, p.text)), enc(text) or [teacher_tok.eos_token_id])
+                     for p, text in zip(chunk, texts)]
+            lps = continuation_logprobs(teacher, pairs, teacher_tok.pad_token_id, batch_size)
+            for p, text, lp in zip(chunk, texts, lps):
+                self.references[text_hash(p.text)] = {"text": text, "teacher_logprob": float(lp.mean())}
         self._cache.clear()
-        if path is not None:
+        if path is not None and todo:
             path.write_text(json.dumps(self.references))
 
-    def _pairs(self, tokenizer) -> list[list[tuple[list[int], list[int], int | None]]]:
+    def _pairs(self, tokenizer) -> list[list[tuple[list[int], list[int], float | None]]]:
+        """Per capability, per item: (prompt ids, continuation ids, teacher mean log-prob or None).
+
+        For multiple-choice items the continuation holds the option letters' single token ids.
+        """
         key = id(tokenizer)
         if key not in self._cache:
             enc = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]
@@ -126,14 +167,15 @@ class ProbeSuite:
                 for p in self.items[c]:
                     prompt_ids = enc(chat_text(tokenizer, p.text))
                     if p.check == "mc":
-                        for o in range(len(p.choices or [])):
-                            rows.append((prompt_ids, enc(banks.LETTERS[o]), int(o == p.gold)))
+                        letters = [enc(banks.LETTERS[o]) for o in range(len(p.choices or []))]
+                        if any(len(ids) != 1 for ids in letters):
+                            raise ValueError("option letters must be single tokens for this tokenizer")
+                        rows.append((prompt_ids, [ids[0] for ids in letters], None))
                     else:
                         ref = self.references.get(text_hash(p.text))
                         if ref is None:
                             raise RuntimeError("probe references missing: call build_references first")
-                        cont = enc(ref) or [tokenizer.eos_token_id]
-                        rows.append((prompt_ids, cont, None))
+                        rows.append((prompt_ids, enc(ref["text"]) or [tokenizer.eos_token_id], ref["teacher_logprob"]))
                 per_cap.append(rows)
             self._cache[key] = per_cap
         return self._cache[key]
@@ -145,23 +187,19 @@ class ProbeSuite:
         was_training = model.training
         model.eval()
         per_cap = self._pairs(tokenizer)
-        flat = [(p, c) for rows in per_cap for p, c, _ in rows]
-        lps = continuation_logprobs(model, flat, tokenizer.pad_token_id, batch_size)
+        mc = [(p, c) for rows in per_cap for p, c, ref in rows if ref is None]
+        free = [(p, c) for rows in per_cap for p, c, ref in rows if ref is not None]
+        mc_scores = iter(option_probabilities(model, mc, tokenizer.pad_token_id, batch_size))
+        free_lps = iter(continuation_logprobs(model, free, tokenizer.pad_token_id, batch_size))
         profile, stderr, all_scores = [], [], []
-        k = 0
         for c, rows in zip(self.capabilities, per_cap):
-            scores, i = [], 0
-            for p in self.items[c]:
-                if p.check == "mc":
-                    n = len(p.choices or [])
-                    tot = np.array([lps[k + j].sum() for j in range(n)])
-                    prob = np.exp(tot - tot.max())
-                    scores.append(float(prob[p.gold] / prob.sum()))
-                    k += n
+            scores = []
+            for p, (_, _, teacher_lp) in zip(self.items[c], rows):
+                if teacher_lp is None:
+                    scores.append(float(next(mc_scores)[p.gold]))
                 else:
-                    scores.append(float(np.exp(lps[k].mean())))
-                    k += 1
-                i += 1
+                    teacher_nll, student_nll = -teacher_lp, -next(free_lps).mean()
+                    scores.append(float(teacher_nll / max(teacher_nll + student_nll, 1e-12)))
             s = np.clip(np.array(scores), 0.0, 1.0)
             all_scores.append(s)
             profile.append(s.mean())
