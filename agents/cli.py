@@ -117,7 +117,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"unknown agents {unknown}; known: {sorted(AGENTS)} or ppo:PATH", file=sys.stderr)
         return 2
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
-    config = CompareConfig(agents, args.tasks, args.budgets, seeds, args.env_id, parse_env_kwargs(args.env_kwarg), args.steps, args.out, args.workers)
+    overrides: dict[str, dict[str, Any]] = {}
+    for item in args.agent_option:
+        name, _, rest = item.partition(".")
+        overrides.setdefault(name, {}).update(parse_env_kwargs([rest]))
+    config = CompareConfig(agents, args.tasks, args.budgets, seeds, args.env_id, parse_env_kwargs(args.env_kwarg), args.steps, args.out, args.workers, overrides)
     tables = run_compare(config, progress=not args.quiet)
     print(format_summary(tables))
     print(f"\nwrote {args.out}/summary.csv, per_task.csv, results.md, utility.png, allocation.png, profile.png")
@@ -185,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--seed-start", type=int, default=0)
     cmp.add_argument("--workers", type=int, default=1)
     cmp.add_argument("--out", default="runs/compare")
+    cmp.add_argument("--agent-option", action="append", default=[], metavar="AGENT.KEY=VALUE", help="agent hyperparameter (JSON value), e.g. read_bandit.warmup_steps=2; repeatable")
     cmp.add_argument("--quiet", action="store_true")
     common(cmp)
     cmp.set_defaults(func=cmd_compare)
