@@ -33,6 +33,7 @@ import numpy as np
 
 from read_env import contract
 from read_env.allocation_env import AllocationEnv
+from read_env.trajectory import to_jsonable
 
 HISTORY = "history.jsonl"
 
@@ -185,7 +186,7 @@ class DistillationEnv(AllocationEnv):
             "np_random": self.np_random.bit_generator.state,
             "ledger": self.distiller.ledger.totals(),
         }
-        return {**{key: _jsonable(value) for key, value in info.items()}, **state}
+        return {**{key: to_jsonable(value) for key, value in info.items()}, **state}
 
     def _commit(self, record: dict[str, Any]) -> None:
         """Append the step's history line (the commit point), then drop older checkpoints."""
@@ -236,12 +237,3 @@ def read_history(episode_dir: str | Path) -> list[dict[str, Any]]:
                 break
     return records
 
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
-    return value

@@ -48,13 +48,14 @@ class Trajectory:
         return cls(**data)
 
 
-def _plain(value: Any) -> Any:
+def to_jsonable(value: Any) -> Any:
+    """numpy arrays and scalars (also inside dicts) as plain Python values."""
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: to_jsonable(item) for key, item in value.items()}
     return value
 
 
@@ -71,7 +72,7 @@ class RecordTrajectory(gym.Wrapper):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         seed = int(self._seeds.integers(2**31)) if seed is None else int(seed)
         observation, info = self.env.reset(seed=seed, options=options)
-        self.trajectory = Trajectory(self.env.spec.id, dict(self.env.spec.kwargs), seed, _plain(dict(options or {})), _plain(observation))
+        self.trajectory = Trajectory(self.env.spec.id, dict(self.env.spec.kwargs), seed, to_jsonable(dict(options or {})), to_jsonable(observation))
         return observation, info
 
     def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
@@ -80,12 +81,12 @@ class RecordTrajectory(gym.Wrapper):
         observation, reward, terminated, truncated, info = self.env.step(action)
         self.trajectory.steps.append(
             {
-                "action": _plain(np.asarray(action)),
-                "observation": _plain(observation),
+                "action": to_jsonable(np.asarray(action)),
+                "observation": to_jsonable(observation),
                 "reward": float(reward),
                 "terminated": bool(terminated),
                 "truncated": bool(truncated),
-                "info": {key: _plain(info[key]) for key in RECORDED_INFO if key in info},
+                "info": {key: to_jsonable(info[key]) for key in RECORDED_INFO if key in info},
             }
         )
         return observation, reward, terminated, truncated, info

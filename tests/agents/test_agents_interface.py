@@ -5,19 +5,8 @@ import pytest
 
 from agents import AGENTS, Agent, Setting, load_agent, make_agent, run_episode
 from agents.base import check_observation
+from tests.agents.conftest import FAST_BANDIT, observation
 
-FAST_BANDIT = {"refit_steps": 10, "batch_size": 16}
-
-
-def observation(k: int = 8, budget_left: float = 1.0) -> dict:
-    """A valid observation of a K-capability environment (requirement one-hot on the first capability)."""
-    return {
-        "profile": np.full(k, 0.5, np.float32),
-        "requirement": np.eye(k, dtype=np.float32)[0],
-        "budget_left": np.array([budget_left], np.float32),
-        "last_allocation": np.zeros(k, np.float32),
-        "last_gain": np.zeros(k, np.float32),
-    }
 
 
 
