@@ -48,3 +48,20 @@ def test_cli_parsers():
     assert len(parse_tasks("all")) == 15 and parse_tasks("single,chat_assistant")[-1] == "chat_assistant"
     with pytest.raises(Exception, match="unknown tasks"):
         parse_tasks("nope")
+
+
+def test_rl_zoo3_entry_matches_the_ppo_hyperparameters():
+    from pathlib import Path
+
+    import yaml
+
+    from agents.ppo import N_ENVS, PPO_HYPERPARAMS
+
+    entry = yaml.safe_load((Path(__file__).resolve().parents[2] / "agents" / "hyperparams" / "ppo.yml").read_text())["ReAD-Surrogate-v0"]
+    assert entry["n_envs"] == N_ENVS
+    assert entry["env_kwargs"] == {"world": "random"}
+    for key, value in PPO_HYPERPARAMS.items():
+        if key == "policy_kwargs":
+            assert eval(entry[key], {"dict": dict}) == value  # rl-zoo3 writes policy_kwargs as a Python expression
+        else:
+            assert entry[key] == value, key
