@@ -54,46 +54,21 @@ def parse_env_kwargs(items: list[str]) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     import numpy as np
-    from tqdm import tqdm
 
     from agents.registry import make_agent
     from agents.runner import run_episode
+    from agents.step_log import StepLog
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    writer = None
-    if not args.no_tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(out / "tb"))
-    bar = tqdm(total=args.steps, desc=f"{args.agent} on {args.task}", unit="step")
-    history = open(out / "history.jsonl", "w")
-    capabilities: list[str] = []
-
-    def on_step(step: int, row: dict[str, Any]) -> None:
-        history.write(json.dumps(row) + "\n")
-        history.flush()
-        bar.update()
-        bar.set_postfix(utility=f"{100 * row['utility']:.2f}")
-        if writer is not None:
-            for key in ("reward", "gain", "spillover", "cost", "utility"):
-                writer.add_scalar(f"step/{key}", row[key], step)
-            for index, value in enumerate(row["allocation"]):
-                writer.add_scalar(f"allocation/{capabilities[index] if capabilities else index}", value, step)
-            for index, value in enumerate(row["profile"]):
-                writer.add_scalar(f"profile/{capabilities[index] if capabilities else index}", value, step)
-
     env_kwargs = parse_env_kwargs(args.env_kwarg)
+    with StepLog(out / "history.jsonl", None if args.no_tensorboard else out / "tb", args.steps, f"{args.agent} on {args.task}") as log:
 
-    def factory(setting):
-        capabilities.extend(setting.capabilities)
-        return make_agent(args.agent, setting, seed=args.seed)
+        def factory(setting):
+            log.capabilities = list(setting.capabilities)
+            return make_agent(args.agent, setting, seed=args.seed)
 
-    episode, agent = run_episode(factory, args.env_id, args.task, args.budget, args.steps, args.seed, env_kwargs, on_step=on_step)
-    bar.close()
-    history.close()
-    if writer is not None:
-        writer.close()
+        episode, agent = run_episode(factory, args.env_id, args.task, args.budget, args.steps, args.seed, env_kwargs, on_step=log)
     if args.save_agent:
         agent.save(out / "agent.pkl")
     summary = {"agent": agent.name, "task": episode.task, "budget_tokens": episode.budget_tokens, "seed": episode.seed,

@@ -36,44 +36,24 @@ class DemoConfig:
 
 def run_demo(config: DemoConfig) -> dict[str, Any]:
     """Play every agent of ``config`` for one episode; return and write the summary."""
-    from torch.utils.tensorboard import SummaryWriter
-    from tqdm import tqdm
-
     from agents.registry import make_agent
     from agents.runner import run_episode
+    from agents.step_log import StepLog
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     episodes = {}
     capabilities: list[str] = []
     for name in config.agents:
-        writer = SummaryWriter(str(out / "tb" / name))
-        (out / name).mkdir(exist_ok=True)
-        history = open(out / name / "history.jsonl", "w")
-        bar = tqdm(total=config.num_steps, desc=f"{name:12s}", unit="step")
+        with StepLog(out / name / "history.jsonl", out / "tb" / name, config.num_steps, f"{name:12s}") as log:
 
-        def on_step(step: int, row: dict[str, Any], writer=writer, history=history, bar=bar) -> None:
-            history.write(json.dumps(row) + "\n")
-            history.flush()
-            bar.update()
-            bar.set_postfix(utility=f"{row['utility']:.3f}", reward=f"{row['reward']:+.4f}")
-            for key in ("reward", "gain", "spillover", "cost", "utility"):
-                writer.add_scalar(f"step/{key}", row[key], step)
-            for capability, share, score in zip(capabilities, row["allocation"], row["profile"]):
-                writer.add_scalar(f"allocation/{capability}", share, step)
-                writer.add_scalar(f"profile/{capability}", score, step)
+            def factory(setting, name=name, log=log):
+                capabilities[:] = log.capabilities = list(setting.capabilities)
+                overrides = {"warmup_steps": config.bandit_warmup_steps} if "bandit" in name else {}
+                return make_agent(name, setting, seed=config.seed, **overrides)
 
-        def factory(setting, name=name):
-            capabilities[:] = setting.capabilities
-            overrides = {"warmup_steps": config.bandit_warmup_steps} if "bandit" in name else {}
-            return make_agent(name, setting, seed=config.seed, **overrides)
-
-        env_kwargs = {"run_dir": str(out / name / "env"), "resume": False, "device": config.device, "distiller_options": config.distiller_options}
-        episode, _ = run_episode(factory, REAL_ID, config.task, config.budget_tokens, config.num_steps, config.seed, env_kwargs, on_step=on_step)
-        bar.close()
-        history.close()
-        writer.close()
-        episodes[name] = episode
+            env_kwargs = {"run_dir": str(out / name / "env"), "resume": False, "device": config.device, "distiller_options": config.distiller_options}
+            episodes[name], _ = run_episode(factory, REAL_ID, config.task, config.budget_tokens, config.num_steps, config.seed, env_kwargs, on_step=log)
 
     summary = {
         "config": asdict(config),

@@ -122,7 +122,6 @@ class DistillationEnv(AllocationEnv):
         self._distiller_seed = int(self.np_random.integers(2**31))
         self.distiller = self._make_distiller(self._distiller_seed)
         probe = self.distiller.probe()
-        self.probe_stderr, self.probe_seconds = probe.stderr, probe.seconds
         self.distiller.save_checkpoint(self.episode_dir / "checkpoint-0")
         return probe.profile, self.distiller.utility(self.requirement)
 
@@ -157,7 +156,6 @@ class DistillationEnv(AllocationEnv):
         except Exception as error:  # noqa: BLE001 - the contract: end the episode, never crash the caller
             self.distiller.ledger.truncate(self._step)
             return self.profile, self.utility, {"truncated": True, "error": f"{type(error).__name__}: {error}", "tokens_allotted": split.tolist()}
-        self.probe_stderr = probe.stderr
         return probe.profile, utility, {
             "tokens_allotted": split.tolist(),
             "tokens_spent": report.tokens_spent,

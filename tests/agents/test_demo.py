@@ -1,0 +1,33 @@
+"""The main job's code path (read-env demo) on tiny models built from configs."""
+
+import json
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def test_demo_writes_summary_plot_histories_and_tensorboard(tmp_path, monkeypatch, capsys):
+    import agents.runner as runner
+    from agents.demo import DemoConfig, run_demo
+    from read_env.distill.assets import build_tiny_llama
+
+    teacher = build_tiny_llama(tmp_path / "teacher", num_layers=2, seed=0)
+    student = build_tiny_llama(tmp_path / "student", num_layers=1, seed=1, tokenizer=teacher)
+    original = runner.run_episode
+
+    def with_tiny_models(factory, env_id, task, budget, steps, seed, env_kwargs, **kwargs):
+        options = {"use_banks": False, "probe_items": 2, "eval_items": 1, "max_new_tokens": 8, "eval_max_new_tokens": 8, "probe_max_new_tokens": 6}
+        env_kwargs = {**env_kwargs, "teacher": str(teacher), "student": str(student), "distiller_options": options}
+        return original(factory, env_id, task, budget, steps, seed, env_kwargs, **kwargs)
+
+    monkeypatch.setattr(runner, "run_episode", with_tiny_models)
+    out = tmp_path / "demo"
+    summary = run_demo(DemoConfig(budget_tokens=600, num_steps=3, out=str(out), device="cpu"))
+    assert set(summary["agents"]) == {"read_bandit", "uniform"}
+    for name in ("read_bandit", "uniform"):
+        assert len(summary["agents"][name]["allocations"]) == 3
+        assert len((out / name / "history.jsonl").read_text().splitlines()) == 3
+        assert any((out / "tb" / name).iterdir())
+    assert (out / "demo.png").stat().st_size > 0
+    assert json.loads((out / "summary.json").read_text())["capabilities"] == summary["capabilities"]
+    assert "task utility" in capsys.readouterr().out
