@@ -25,12 +25,21 @@ RANDOM_TASK_CONCENTRATION = 0.5
 
 @dataclass(frozen=True)
 class TaskCard:
-    """A named task: a description, an example benchmark, and requirement weights by capability."""
+    """A named task: its card text, an example benchmark, and its utility over capabilities.
+
+    ``weights`` (by capability) are the manual requirement vector of ``ReAD-Surrogate-v0`` and the public
+    code; ``ReAD-Surrogate-v1`` reads them, with ``power``, as the task utility ``F_tau``, a weighted power
+    mean (:mod:`read_env.utility`; ``power=1`` is linear). ``input_format`` and ``exemplars`` complete the
+    card text that the paper's requirement identifier reads.
+    """
 
     name: str
     description: str
     benchmark: str
     weights: Mapping[str, float] = field(default_factory=dict)
+    power: float = 1.0
+    input_format: str = ""
+    exemplars: tuple[str, ...] = ()
 
     def requirement(self, capabilities: Sequence[str]) -> np.ndarray:
         """The requirement vector over ``capabilities``, float64 shape [K], renormalized to sum to 1.

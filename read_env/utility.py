@@ -1,0 +1,60 @@
+"""Nonlinear task utility ``F_tau(s)`` and the requirement vector it implies, ``r_tau = Proj([grad F_tau(s)]_+)``.
+
+A task's utility is a weighted power mean of its capability scores (the CES form of the economics
+literature; the issue's "weighted power means"), with weights ``a`` [K] on the simplex and power ``p``::
+
+    F(s) = (sum_c a_c * s_c^p)^(1/p)          p != 0
+    F(s) = prod_c s_c^(a_c)                   p == 0 (geometric mean)
+
+``p = 1`` is the linear utility ``a . s`` of ``ReAD-Surrogate-v0``; ``p < 1`` makes capabilities
+complements (the weakest required capability limits the task), more so as ``p`` falls. ``F`` is
+homogeneous of degree 1, so utilities stay in profile units ([0, 1]). Its gradient is
+``dF/ds_c = a_c * (s_c / F)^(p - 1)``.
+
+The paper defines the requirement as the local linearization of the utility projected onto the simplex,
+computed once per run at the start profile: ``r = Proj_simplex([grad F(s_0)]_+)`` (Euclidean projection).
+For ``p = 1`` this is ``a`` itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MIN_SCORE = 1e-6
+"""Scores are floored here before powers and logarithms (a power mean with p <= 0 is 0 at a zero score)."""
+
+
+def power_mean(profile: np.ndarray, weights: np.ndarray, power: float | np.ndarray) -> np.ndarray:
+    """``F(s)`` [...] of profiles [..., K] in [0, 1] with weights [..., K] on the simplex and power [...] or scalar."""
+    scores = np.maximum(profile, MIN_SCORE)
+    power = np.asarray(power, dtype=np.float64)
+    linear = power == 1.0
+    geometric = power == 0.0
+    safe = np.where(geometric | linear, 1.0, power)
+    general = (weights * scores ** safe[..., None]).sum(axis=-1) ** (1.0 / safe)
+    log_mean = np.exp((weights * np.log(scores)).sum(axis=-1))
+    return np.where(linear, (weights * profile).sum(axis=-1), np.where(geometric, log_mean, general))
+
+
+def power_mean_gradient(profile: np.ndarray, weights: np.ndarray, power: float | np.ndarray) -> np.ndarray:
+    """``grad F(s)`` [..., K]: ``a_c * (s_c / F)^(p - 1)`` (>= 0)."""
+    scores = np.maximum(profile, MIN_SCORE)
+    utility = np.maximum(power_mean(scores, weights, power), MIN_SCORE)
+    power = np.asarray(power, dtype=np.float64)
+    return weights * (scores / utility[..., None]) ** (power[..., None] - 1.0)
+
+
+def project_to_simplex(vector: np.ndarray) -> np.ndarray:
+    """Euclidean projection of ``vector`` [..., K] onto the probability simplex (Duchi et al., 2008)."""
+    ordered = -np.sort(-vector, axis=-1)
+    cumulative = np.cumsum(ordered, axis=-1) - 1.0
+    index = np.arange(1, vector.shape[-1] + 1)
+    support = (ordered - cumulative / index) > 0
+    count = support.sum(axis=-1, keepdims=True)
+    threshold = np.take_along_axis(cumulative, count - 1, axis=-1) / count
+    return np.maximum(vector - threshold, 0.0)
+
+
+def requirement_from_utility(profile: np.ndarray, weights: np.ndarray, power: float | np.ndarray) -> np.ndarray:
+    """The paper's ``r = Proj_simplex([grad F(s)]_+)`` [..., K] at profile ``s`` [..., K]."""
+    return project_to_simplex(np.maximum(power_mean_gradient(profile, weights, power), 0.0))
