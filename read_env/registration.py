@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 
 SURROGATE_ID = "ReAD-Surrogate-v0"
+SURROGATE_V1_ID = "ReAD-Surrogate-v1"
 REAL_ID = "ReAD-v0"
 
 
@@ -15,6 +16,12 @@ def register_envs() -> None:
             SURROGATE_ID,
             entry_point="read_env.surrogate.env:SurrogateEnv",
             vector_entry_point="read_env.surrogate.vector_env:SurrogateVectorEnv",
+        )
+    if SURROGATE_V1_ID not in gym.registry:
+        gym.register(
+            SURROGATE_V1_ID,
+            entry_point="read_env.surrogate.path_env:PathSurrogateEnv",
+            vector_entry_point="read_env.surrogate.vector_env:PathSurrogateVectorEnv",
         )
     if REAL_ID not in gym.registry:
         gym.register(REAL_ID, entry_point="read_env.real_env:DistillationEnv", nondeterministic=True)

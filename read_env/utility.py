@@ -24,24 +24,42 @@ MIN_SCORE = 1e-6
 """Scores are floored here before powers and logarithms (a power mean with p <= 0 is 0 at a zero score)."""
 
 
+def _as_rows(profile: np.ndarray, weights: np.ndarray, power: float | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Broadcast to rows: profile and weights [M, K], power [M], and the batch shape to restore.
+
+    Everything is computed on arrays of at least one dimension, and powers as ``exp(p * log(x))``: numpy's
+    0-d paths and its ``power`` loops round differently for one row and for many, and a single environment
+    must match a vector of them bit for bit.
+    """
+    power = np.asarray(power, dtype=np.float64)
+    shape = np.broadcast_shapes(np.shape(profile), np.shape(weights), power.shape + (1,))
+    k = shape[-1]
+    rows = (np.broadcast_to(profile, shape).reshape(-1, k), np.broadcast_to(weights, shape).reshape(-1, k), np.broadcast_to(power[..., None], shape)[..., 0].reshape(-1))
+    return *rows, shape[:-1]
+
+
+def _power(base: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    """``base ** exponent`` for positive ``base``, rounded the same for any batch size."""
+    return np.exp(exponent * np.log(base))
+
+
 def power_mean(profile: np.ndarray, weights: np.ndarray, power: float | np.ndarray) -> np.ndarray:
     """``F(s)`` [...] of profiles [..., K] in [0, 1] with weights [..., K] on the simplex and power [...] or scalar."""
+    profile, weights, power, batch = _as_rows(profile, weights, power)
     scores = np.maximum(profile, MIN_SCORE)
-    power = np.asarray(power, dtype=np.float64)
-    linear = power == 1.0
-    geometric = power == 0.0
+    linear, geometric = power == 1.0, power == 0.0
     safe = np.where(geometric | linear, 1.0, power)
-    general = (weights * scores ** safe[..., None]).sum(axis=-1) ** (1.0 / safe)
+    general = _power((weights * _power(scores, safe[:, None])).sum(axis=-1), 1.0 / safe)
     log_mean = np.exp((weights * np.log(scores)).sum(axis=-1))
-    return np.where(linear, (weights * profile).sum(axis=-1), np.where(geometric, log_mean, general))
+    return np.where(linear, (weights * profile).sum(axis=-1), np.where(geometric, log_mean, general)).reshape(batch)
 
 
 def power_mean_gradient(profile: np.ndarray, weights: np.ndarray, power: float | np.ndarray) -> np.ndarray:
     """``grad F(s)`` [..., K]: ``a_c * (s_c / F)^(p - 1)`` (>= 0)."""
+    profile, weights, power, batch = _as_rows(profile, weights, power)
     scores = np.maximum(profile, MIN_SCORE)
     utility = np.maximum(power_mean(scores, weights, power), MIN_SCORE)
-    power = np.asarray(power, dtype=np.float64)
-    return weights * (scores / utility[..., None]) ** (power[..., None] - 1.0)
+    return (weights * _power(scores / utility[:, None], power[:, None] - 1.0)).reshape(*batch, -1)
 
 
 def project_to_simplex(vector: np.ndarray) -> np.ndarray:

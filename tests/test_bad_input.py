@@ -16,7 +16,7 @@ def started(**kwargs):
 
 def state(env):
     base = env.unwrapped
-    return copy.deepcopy((base.exposure, base.profile, base.tokens_used_total, base._step, base.np_random.bit_generator.state))
+    return copy.deepcopy((base.state, base.profile, base.tokens_used_total, base._step, base.np_random.bit_generator.state))
 
 
 @pytest.mark.parametrize(

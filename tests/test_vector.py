@@ -50,14 +50,14 @@ def test_vector_declares_same_step_autoreset_and_batched_spaces():
 def test_vector_rejects_bad_actions_before_changing_state():
     vector = make_vector()
     vector.reset(seed=0)
-    before = vector.unwrapped.exposure.copy()
+    before = vector.unwrapped.state.copy()
     bad = np.zeros((N, 8), dtype=np.float32)
     bad[2, 3] = np.nan
     with pytest.raises(ValueError, match="finite"):
         vector.step(bad)
     with pytest.raises(ValueError, match="shape"):
         vector.step(np.zeros((N - 1, 8), dtype=np.float32))
-    np.testing.assert_array_equal(before, vector.unwrapped.exposure)
+    np.testing.assert_array_equal(before, vector.unwrapped.state)
 
 
 def test_partial_reset_with_mask():

@@ -14,11 +14,11 @@ from read_env.surrogate.world import World, resolve_world
 WorldSpec = str | Mapping[str, Any]
 
 
-def fixed_world(world: WorldSpec, world_seed: int | None, capabilities: Sequence[str] | None) -> World | None:
+def fixed_world(world: WorldSpec, world_seed: int | None, capabilities: Sequence[str] | None, world_class: type[World] = World) -> World | None:
     """The world to use for every episode, or ``None`` when each episode draws its own (random, unseeded)."""
     if world == "random" and world_seed is None:
         return None
-    return resolve_world(world, capabilities, world_seed, np.random.default_rng(0))
+    return resolve_world(world, capabilities, world_seed, np.random.default_rng(0), world_class)
 
 
 def draw_episode(
@@ -29,6 +29,7 @@ def draw_episode(
     capabilities: Sequence[str],
     noise: bool,
     num_steps: int,
+    world_class: type[World] = World,
 ) -> tuple[World, np.ndarray | None]:
     """The episode's world and its standard normal noise [2 * num_steps + 1, K] (``None`` with noise off).
 
@@ -39,7 +40,7 @@ def draw_episode(
     environment that calls this per sub-environment reproduces single environments exactly.
     """
     if world is None:
-        world = resolve_world(world_spec, capabilities, world_seed, rng)
+        world = resolve_world(world_spec, capabilities, world_seed, rng, world_class)
     return world, rng.standard_normal((2 * num_steps + 1, len(capabilities))) if noise else None
 
 
@@ -71,6 +72,30 @@ class SurrogateEnv(AllocationEnv):
     Reset options: ``task``, ``requirement``, ``world``, ``world_seed`` (for that episode).
     """
 
+    world_class: type[World] = World
+    utility_noise = 0.0
+    REPORTS_FINAL_UTILITY = False
+    """v1 reports the noise-free ``final_utility`` and ``initial_utility`` in the last step's info."""
+    """Standard deviation of a task-utility reading (0: ``info["utility"]`` is the true utility)."""
+
+    @staticmethod
+    def task_utility(true_profile: np.ndarray, weights: np.ndarray, power: np.ndarray | float) -> np.ndarray:
+        """Task utility [...] of true profiles [..., K]: linear, ``weights . s`` (``power`` is unused in v0)."""
+        return (weights * true_profile).sum(axis=-1)
+
+    @staticmethod
+    def observed_requirement(start_profile: np.ndarray, weights: np.ndarray, power: np.ndarray | float) -> np.ndarray:
+        """The requirement [..., K] the observation shows: the utility weights themselves in v0."""
+        return weights
+
+    def draw_power(self, rng: np.random.Generator, task_name: str) -> float:
+        """The utility's power for an episode of ``task_name``: always 1 (linear) in v0, nothing drawn."""
+        return 1.0
+
+    def draw_utility_readings(self, rng: np.random.Generator) -> np.ndarray | None:
+        """Standard normal noise [num_steps + 1] of the episode's utility readings: none in v0."""
+        return None
+
     def __init__(
         self,
         world: WorldSpec = "paper",
@@ -88,7 +113,7 @@ class SurrogateEnv(AllocationEnv):
         render_mode: str | None = None,
     ) -> None:
         self.world_spec, self.world_seed, self.noise = world, world_seed, bool(noise)
-        self._fixed_world = fixed_world(world, world_seed, capabilities)
+        self._fixed_world = fixed_world(world, world_seed, capabilities, self.world_class)
         known = self._fixed_world.capabilities if self._fixed_world is not None else World.paper().capabilities
         super().__init__(capabilities, task, budget_tokens, num_steps, action_mode, logit_temperature, beta, top_k, cost_weight, render_mode, known)
 
@@ -99,22 +124,26 @@ class SurrogateEnv(AllocationEnv):
         prepared = super()._prepare(options)
         spec, seed = prepared.get("world", self.world_spec), prepared.get("world_seed", self.world_seed)
         same = (spec, seed) == (self.world_spec, self.world_seed)
-        prepared["_world"] = (spec, seed, self._fixed_world if same else fixed_world(spec, seed, self.capabilities))
+        prepared["_world"] = (spec, seed, self._fixed_world if same else fixed_world(spec, seed, self.capabilities, self.world_class))
         return prepared
 
     def _begin(self, prepared: dict[str, Any]) -> tuple[np.ndarray, float]:
         spec, seed, world = prepared["_world"]
-        self.world, self._noise = draw_episode(self.np_random, world, spec, seed, self.capabilities, self.noise, self.num_steps)
-        self.exposure = np.zeros(len(self.capabilities))
+        self.world, self._noise = draw_episode(self.np_random, world, spec, seed, self.capabilities, self.noise, self.num_steps, self.world_class)
+        self.state = self.world.initial_state()
         return self._read_profile()
 
     def _distill(self, allocation: np.ndarray, tokens: int) -> tuple[np.ndarray, float, dict[str, Any]]:
         noise = None if self._noise is None else self._noise[self._step]
-        self.exposure = self.world.advance(self.exposure, tokens, allocation, noise)
+        self.state = self.world.advance(self.state, tokens, allocation, noise)
         profile, utility = self._read_profile(self._step + 1)
         return profile, utility, {}
 
     def _read_profile(self, reading: int = 0) -> tuple[np.ndarray, float]:
-        self.true_profile = self.world.profile(self.exposure)
+        self.true_profile = self.world.profile(self.state)
         noise = None if self._noise is None else self._noise[self.num_steps + reading]
-        return measure(self.world, self.true_profile, noise), float((self.requirement * self.true_profile).sum())
+        return measure(self.world, self.true_profile, noise), self._read_utility(reading)
+
+    def _read_utility(self, reading: int) -> float:
+        """Task utility reported after reading ``reading``: the true utility in v0."""
+        return float(self.task_utility(self.true_profile, self.requirement, 1.0))

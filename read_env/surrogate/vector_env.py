@@ -23,6 +23,7 @@ from gymnasium.vector.utils import batch_space
 
 from read_env import contract
 from read_env.surrogate.env import SurrogateEnv, draw_episode, measure
+from read_env.surrogate.path_env import PathSurrogateEnv
 from read_env.surrogate.world import World
 from read_env.tasks import RANDOM_TASK, resolve_requirement
 
@@ -31,6 +32,7 @@ class SurrogateVectorEnv(VectorEnv):
     """N ``SurrogateEnv`` episodes in lockstep arrays [N, K]; same kwargs as :class:`SurrogateEnv`."""
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+    env_class: type[SurrogateEnv] = SurrogateEnv
 
     def __init__(self, num_envs: int = 1, **kwargs: Any) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
@@ -38,7 +40,7 @@ class SurrogateVectorEnv(VectorEnv):
         if kwargs.get("render_mode") is not None:
             raise ValueError("the vector surrogate does not render; use single environments to render")
         kwargs.pop("max_episode_steps", None)  # episodes end when the budget is spent
-        self.template = SurrogateEnv(**kwargs)  # validates every argument once
+        self.template = self.env_class(**kwargs)  # validates every argument once
         self.num_envs = int(num_envs)
         self.single_observation_space = self.template.observation_space
         self.single_action_space = self.template.action_space
@@ -53,7 +55,11 @@ class SurrogateVectorEnv(VectorEnv):
         self.requirement = np.zeros((self.num_envs, k))
         self._essential_weight = np.zeros((self.num_envs, k))
         self._noise = np.zeros((self.num_envs, 2 * self.template.num_steps + 1, k))
-        self.exposure = np.zeros((self.num_envs, k))
+        self._utility_readings = np.zeros((self.num_envs, self.template.num_steps + 1))
+        self._reads_utility = False
+        self.utility_weights = np.zeros((self.num_envs, k))
+        self.utility_power = np.ones(self.num_envs)
+        self.state = np.zeros((self.num_envs, self.template.world_class.STATE_BLOCKS * k))
         self.profile = np.zeros((self.num_envs, k))
         self.allocation = np.zeros((self.num_envs, k))
         self.delta = np.zeros((self.num_envs, k))
@@ -84,20 +90,32 @@ class SurrogateVectorEnv(VectorEnv):
             if seeds[row] is not None or self._rngs[row] is None:
                 self._rngs[row], _ = seeding.np_random(seeds[row])
             rng = self._rngs[row]
-            self.task_names[row], self.requirement[row] = shared or resolve_requirement(RANDOM_TASK, None, template.capabilities, rng)
-            self._worlds[row], noise = draw_episode(rng, world, spec, world_seed, template.capabilities, template.noise, template.num_steps)
+            self.task_names[row], self.utility_weights[row] = shared or resolve_requirement(RANDOM_TASK, None, template.capabilities, rng)
+            self.utility_power[row] = template.draw_power(rng, self.task_names[row])
+            self._worlds[row], noise = draw_episode(rng, world, spec, world_seed, template.capabilities, template.noise, template.num_steps, template.world_class)
             if noise is not None:
                 self._noise[row] = noise
-        self.world = World.stack(self._worlds)
+            readings = template.draw_utility_readings(rng)
+            self._reads_utility = readings is not None
+            if readings is not None:
+                self._utility_readings[row] = readings
+            self.requirement[row] = template.observed_requirement(self._worlds[row].student, self.utility_weights[row], self.utility_power[row])
+        self.world = template.world_class.stack(self._worlds)
         self._essential_weight[rows] = self.requirement[rows] * contract.essential_mask(self.requirement[rows], template.top_k)
         # Fresh arrays, not in-place writes: the last step's info still refers to the old ones.
-        for name in ("exposure", "allocation", "delta", "_steps", "tokens_used_total"):
+        for name in ("state", "allocation", "delta", "_steps", "tokens_used_total"):
             values = getattr(self, name).copy()
             values[rows] = 0
             setattr(self, name, values)
-        self.true_profile = self.world.profile(self.exposure)
+        self.true_profile = self.world.profile(self.state)
         self.profile = self.profile.copy()
         self.profile[rows] = self._measure(self.true_profile)[rows]
+
+    def _read_utility(self, utility: np.ndarray) -> np.ndarray:
+        """Utility readings [N] after the step just taken (the true utility where the env reads none)."""
+        if not self._reads_utility:
+            return utility
+        return np.clip(utility + self.template.utility_noise * self._utility_readings[self._rows, self._steps], 0.0, 1.0)
 
     def _measure(self, true_profile: np.ndarray) -> np.ndarray:
         if not self.template.noise:
@@ -112,9 +130,10 @@ class SurrogateVectorEnv(VectorEnv):
         allocation = contract.allocation_from_action(actions, template.action_mode, template.logit_temperature, (self.num_envs, len(template.capabilities)))
         tokens = template.step_tokens[self._steps]
         noise = self._noise[self._rows, self._steps] if template.noise else None
-        self.exposure = self.world.advance(self.exposure, tokens[:, None], allocation, noise)
+        self.state = self.world.advance(self.state, tokens[:, None], allocation, noise)
         self._steps = self._steps + 1
-        self.true_profile = self.world.profile(self.exposure)
+        self.true_profile = self.world.profile(self.state)
+        utility = template.task_utility(self.true_profile, self.utility_weights, self.utility_power)
         profile = self._measure(self.true_profile)
         delta = profile - self.profile
         gain, spill = contract.reward_terms(self.requirement, delta, self._essential_weight)
@@ -129,7 +148,7 @@ class SurrogateVectorEnv(VectorEnv):
             "gain": gain,
             "spillover": spill,
             "cost": cost,
-            "utility": (self.requirement * self.true_profile).sum(axis=-1),
+            "utility": self._read_utility(utility),
             "tokens_used": tokens,
             "tokens_used_total": self.tokens_used_total,
             "step": self._steps,
@@ -139,6 +158,9 @@ class SurrogateVectorEnv(VectorEnv):
         if terminated.any():
             info["final_obs"], info["_final_obs"] = observation, terminated
             info["final_info"], info["_final_info"] = dict(info), terminated
+            if self.template.REPORTS_FINAL_UTILITY:
+                info["final_info"]["final_utility"] = utility
+                info["final_info"]["initial_utility"] = template.task_utility(self.world.student, self.utility_weights, self.utility_power)
             rows = np.flatnonzero(terminated)
             self._reset_rows(rows, [None] * self.num_envs, self._autoreset_options)
             observation = self._observation()
@@ -152,3 +174,9 @@ class SurrogateVectorEnv(VectorEnv):
             "last_allocation": self.allocation.astype(np.float32),
             "last_gain": self.delta.astype(np.float32),
         }
+
+
+class PathSurrogateVectorEnv(SurrogateVectorEnv):
+    """The native vector form of ``ReAD-Surrogate-v1``: N :class:`PathSurrogateEnv` episodes in lockstep."""
+
+    env_class = PathSurrogateEnv

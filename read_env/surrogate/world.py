@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -134,6 +135,13 @@ class World:
             raise ValueError("forgetting_tokens must be positive and noise scales non-negative")
 
     # ----------------------------------------------------------------------------------------- dynamics
+    STATE_BLOCKS = 1
+    """The state holds this many length-K blocks (v0: the exposures)."""
+
+    def initial_state(self, batch_shape: tuple[int, ...] = ()) -> np.ndarray:
+        """The state before any distillation: zeros [*batch_shape, STATE_BLOCKS * K]."""
+        return np.zeros((*batch_shape, self.STATE_BLOCKS * len(self.capabilities)))
+
     def advance(self, exposure: np.ndarray, step_tokens: float, allocation: np.ndarray, train_noise: np.ndarray | None) -> np.ndarray:
         """Exposure [..., K] after spending ``step_tokens`` with ``allocation`` [..., K].
 
@@ -260,19 +268,30 @@ def _inverse_saturation(change: np.ndarray, gap: np.ndarray, floor: np.ndarray) 
     return scale * np.arctanh(change / scale)
 
 
-def resolve_world(world: str | Mapping[str, Any], capabilities: Sequence[str] | None, world_seed: int | None, rng: np.random.Generator) -> World:
-    """Build the world named by an environment's ``world`` argument.
+def resolve_world(
+    world: str | Mapping[str, Any],
+    capabilities: Sequence[str] | None,
+    world_seed: int | None,
+    rng: np.random.Generator,
+    world_class: type[World] = World,
+) -> World:
+    """Build the world of class ``world_class`` named by an environment's ``world`` argument.
 
     ``"paper"``; ``"random"`` (drawn from ``world_seed`` when given, else from ``rng``, the episode's
-    generator); or calibration data (a mapping, see ``World.from_calibration``). Restricted to
-    ``capabilities`` when given.
+    generator); calibration data (a mapping, see ``World.from_calibration``) or the path of a JSON file
+    holding it (ending in ``.json``). Restricted to ``capabilities`` when given.
     """
+    if isinstance(world, str) and world.endswith(".json"):
+        path = Path(world)
+        if not path.is_file():
+            raise ValueError(f"world file {world!r} does not exist")
+        world = json.loads(path.read_text())
     if isinstance(world, Mapping):
-        built = World.from_calibration(world)
+        built = world_class.from_calibration(world)
     elif world == "paper":
-        built = World.paper()
+        built = world_class.paper()
     elif world == "random":
-        built = World.random(np.random.default_rng(world_seed) if world_seed is not None else rng)
+        built = world_class.random(np.random.default_rng(world_seed) if world_seed is not None else rng)
     else:
-        raise ValueError(f"unknown world {world!r}; expected one of {list(WORLDS)} or calibration data (a dict)")
+        raise ValueError(f"unknown world {world!r}; expected one of {list(WORLDS)}, calibration data (a dict) or a .json file")
     return built if capabilities is None else built.subset(capabilities)
