@@ -27,10 +27,18 @@ def test_gymnasium_check_env_without_warnings(env_id):
 
 @pytest.mark.parametrize("env_id", READ_ENV_IDS)
 def test_sb3_check_env_without_warnings(env_id):
+    env = gym.make(env_id)  # Gymnasium itself notes that ReAD-Surrogate-v0 has a newer version (v0 is kept as published)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        sb3_check_env(gym.make(env_id), warn=True)
+        sb3_check_env(env, warn=True)
     assert [str(warning.message) for warning in caught] == []
+
+
+def test_only_the_version_notice_on_making_v0():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gym.make("ReAD-Surrogate-v0")
+    assert len(caught) == 1 and "out of date" in str(caught[0].message) and "`v1`" in str(caught[0].message)
 
 
 @pytest.mark.parametrize("env_id", READ_ENV_IDS)
