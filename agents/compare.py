@@ -144,8 +144,8 @@ def run_compare(config: CompareConfig, progress: bool = True) -> dict[str, Any]:
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     agents = list(dict.fromkeys(["uniform", *config.agents]))
-    if "oracle" not in agents and oracle_available(Setting(env_id=config.env_id, env_kwargs=dict(config.env_kwargs))):
-        agents.append("oracle")
+    if oracle_available(Setting(env_id=config.env_id, env_kwargs=dict(config.env_kwargs))):
+        agents += [name for name in ("oracle", "best_fixed") if name not in agents]
     env_key = _env_key(config)
     done = {record["key"] for record in load_records(out)}
     ctx = {"env_id": config.env_id, "env_kwargs": dict(config.env_kwargs), "num_steps": config.num_steps, "env_key": env_key,
@@ -234,6 +234,13 @@ def summarize(records: list[dict[str, Any]], agents: Sequence[str]) -> dict[str,
             "diff_vs_uniform": mean_d, "ci95_low": mean_d - half_d, "ci95_high": mean_d + half_d,
             "significant": bool(mean_d - half_d > 0 or mean_d + half_d < 0) if np.isfinite(half_d) else False,
         }
+        for reference in PAIRED_REFERENCES:
+            shared = [(t, s) for t, s in cells if (reference, t, budget, s) in by_key]
+            per_reference: dict[int, list[float]] = {}
+            for t, s in shared:
+                per_reference.setdefault(s, []).append(by_key[(agent, t, budget, s)]["utility"] - by_key[(reference, t, budget, s)]["utility"])
+            mean_r, half_r, _ = mean_ci(np.array([np.mean(v) for _, v in sorted(per_reference.items())])) if shared else (np.nan, np.nan, np.nan)
+            out.update({f"diff_vs_{reference}": mean_r, f"{reference}_ci95_low": mean_r - half_r, f"{reference}_ci95_high": mean_r + half_r})
         oracle_cells = [(t, s) for t, s in cells if ("oracle", t, budget, s) in by_key]
         if has_oracle and oracle_cells:
             regret = np.mean([by_key[("oracle", t, budget, s)]["utility"] - by_key[(agent, t, budget, s)]["utility"] for t, s in oracle_cells])
@@ -258,8 +265,13 @@ def summarize(records: list[dict[str, Any]], agents: Sequence[str]) -> dict[str,
     return {"summary": summary, "per_task": per_task}
 
 
+PAIRED_REFERENCES = ("task_static", "greedy", "best_fixed")
+"""Besides uniform, every agent is also paired against these (when they ran): the value of learning is the
+difference to ``task_static``; ``best_fixed`` (the best fixed allocation in hindsight, surrogates only)
+against ``oracle`` is the value of adapting."""
+PAIRED_COLUMNS = [f"{prefix}{reference}{suffix}" for reference in PAIRED_REFERENCES for prefix, suffix in (("diff_vs_", ""), ("", "_ci95_low"), ("", "_ci95_high"))]
 COLUMNS = ["agent", "budget_M", "utility", "utility_sd", "gain", "diff_vs_uniform", "ci95_low", "ci95_high", "significant", "regret", "gap_closed",
-           "offtarget_change", "negative_transfer_rate", "wasted_budget", "profiling_tokens", "tasks", "seeds"]
+           *PAIRED_COLUMNS, "offtarget_change", "negative_transfer_rate", "wasted_budget", "profiling_tokens", "tasks", "seeds"]
 
 
 def _fmt(value: Any) -> str:
@@ -285,6 +297,7 @@ def write_tables(tables: dict[str, list[dict[str, Any]]], out: Path) -> None:
             writer.writeheader()
             writer.writerows(tables[name])
     short = ["agent", "budget_M", "utility", "utility_sd", "diff_vs_uniform", "ci95_low", "ci95_high", "significant", "regret", "gap_closed",
+             "diff_vs_task_static", "task_static_ci95_low", "task_static_ci95_high", "diff_vs_greedy", "greedy_ci95_low", "greedy_ci95_high",
              "offtarget_change", "negative_transfer_rate", "wasted_budget", "profiling_tokens"]
     text = ["# Comparison", "", "Utility in points (0-100); differences paired by seed (averaged over tasks), 95% t intervals.", "",
             "## Summary (over tasks)", "", markdown_table(tables["summary"], short), "",

@@ -1,8 +1,10 @@
 """The surrogate's oracle as an agent: the noise-free near-optimal schedule of the environment's world.
 
-Needs the world the environment simulates, so it works on ``ReAD-Surrogate-v0`` with ``world="paper"`` (the
+Needs the world the environment simulates, so it works on the surrogate ids with ``world="paper"`` (the
 default), calibration data, or ``world="random"`` with a ``world_seed``; otherwise ``ValueError``. The
-schedule comes from :func:`read_env.surrogate.oracle.oracle_schedule` (cached per requirement and budget).
+schedule comes from :func:`read_env.surrogate.oracle.oracle_schedule` (cached per task and budget). On
+``ReAD-Surrogate-v1`` it optimizes the task's true utility ``F_tau`` (a privileged signal: the oracle is the
+regret reference, not an agent to deploy) and searches two-phase and greedy schedules too.
 """
 
 from __future__ import annotations
@@ -13,16 +15,26 @@ from typing import Any
 import numpy as np
 
 from agents.base import Agent, Setting
+from read_env.registration import SURROGATE_V1_ID
+from read_env.surrogate.oracle import OracleResult
 
 
 @lru_cache(maxsize=256)
-def _schedule(world_key: str, world_seed: int | None, capabilities: tuple[str, ...], requirement: tuple[float, ...], budget: int, steps: int) -> tuple[np.ndarray, float]:
+def _schedule(env_id: str, world_key: str, world_seed: int | None, capabilities: tuple[str, ...], task: str, requirement: tuple[float, ...], budget: int, steps: int) -> OracleResult:
     from read_env.surrogate.oracle import oracle_schedule
-    from read_env.surrogate.world import resolve_world
+    from read_env.surrogate.path_world import PathWorld
+    from read_env.surrogate.world import World, resolve_world
+    from read_env.tasks import TASKS
+    from read_env.utility import power_mean
 
-    world = resolve_world(world_key, capabilities, world_seed, np.random.default_rng(0))
-    result = oracle_schedule(world, np.array(requirement), budget, steps)
-    return result.schedule, result.utility
+    path = env_id == SURROGATE_V1_ID
+    world = resolve_world(world_key, capabilities, world_seed, np.random.default_rng(0), PathWorld if path else World)
+    if not path:
+        return oracle_schedule(world, np.array(requirement), budget, steps)
+    if task not in TASKS:
+        raise ValueError(f"the v1 oracle needs a named task (its true utility), got {task!r}")
+    weights, power = TASKS[task].requirement(capabilities), TASKS[task].power
+    return oracle_schedule(world, np.array(requirement), budget, steps, objective=lambda profile: power_mean(profile, weights, power), phase_starts=True)
 
 
 def oracle_available(setting: Setting) -> bool:
@@ -31,17 +43,28 @@ def oracle_available(setting: Setting) -> bool:
 
 
 class OracleAgent(Agent):
+    """Plays the oracle schedule; with ``fixed=True`` the best fixed allocation in hindsight (the value of
+    adapting is the oracle's utility minus this one's)."""
+
     name = "oracle"
 
-    def __init__(self, setting: Setting, seed: int | None = None) -> None:
+    def __init__(self, setting: Setting, seed: int | None = None, fixed: bool = False) -> None:
         super().__init__(setting, seed)
+        self.fixed = bool(fixed)
         if not oracle_available(setting):
             raise ValueError(f"the oracle needs a surrogate environment with a known world (world='paper', or 'random' with world_seed); got {setting.env_id} {dict(setting.env_kwargs)}")
 
     def begin(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> None:
         kwargs = self.setting.env_kwargs
         requirement = tuple(float(x) for x in observation["requirement"] / observation["requirement"].sum())
-        self.schedule, self.planned_utility = _schedule(kwargs.get("world", "paper"), kwargs.get("world_seed"), self.setting.capabilities, requirement, self.setting.budget_tokens, self.setting.num_steps)
+        result = _schedule(
+            self.setting.env_id, kwargs.get("world", "paper"), kwargs.get("world_seed"), self.setting.capabilities, str(info.get("task")), requirement,
+            self.setting.budget_tokens, self.setting.num_steps,
+        )  # fmt: skip
+        if self.fixed:
+            self.schedule, self.planned_utility = result.best_fixed_allocation[None], result.best_fixed_utility
+        else:
+            self.schedule, self.planned_utility = result.schedule, result.utility
 
     def policy(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         return self.schedule[min(self.t, len(self.schedule) - 1)]

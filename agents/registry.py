@@ -38,6 +38,7 @@ AGENTS: dict[str, Callable[..., Agent]] = {
     "aioli": _named(AioliAgent, "aioli"),
     "linucb": _named(LinUCBAgent, "linucb"),
     "oracle": _named(OracleAgent, "oracle"),
+    "best_fixed": _named(OracleAgent, "best_fixed", fixed=True),
 }
 DEFAULT_AGENTS = ("uniform", "task_static", "single", "random", "greedy", "grid", "exp3", "aioli", "linucb", "read_bandit", "oracle")
 

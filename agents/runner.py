@@ -41,7 +41,8 @@ class Episode:
 
     @property
     def final_utility(self) -> float:
-        return self.steps[-1]["utility"] if self.steps else self.initial_utility
+        """The noise-free final utility where the environment reports one (v1), else the last reading."""
+        return self.steps[-1].get("final_utility", self.steps[-1]["utility"]) if self.steps else self.initial_utility
 
     @property
     def final_profile(self) -> list[float]:
@@ -105,11 +106,16 @@ def run_episode(
                 "delta_profile": np.asarray(info["delta_profile"], dtype=float).tolist(),
                 "tokens_used": int(info["tokens_used"]),
             }
+            for key in ("final_utility", "initial_utility"):
+                if key in info:
+                    row[key] = float(info[key])
             episode.steps.append(row)
             if on_step is not None:
                 on_step(len(episode.steps), row)
             observation = next_observation
             done = terminated or truncated
+        if episode.steps and "initial_utility" in episode.steps[-1]:
+            episode.initial_utility = episode.steps[-1]["initial_utility"]  # v1: noise-free, reported at the end
         episode.extra.update(agent.report())
     finally:
         env.close()

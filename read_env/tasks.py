@@ -19,6 +19,10 @@ from read_env.capabilities import PAPER_CAPABILITIES
 SIMPLEX_ATOL = 1e-3
 """Largest ``|sum - 1|`` accepted for a vector that must lie on the simplex (float32 rounding is ~1e-7)."""
 
+MULTI_TASK_POWER = 0.0
+"""Power of the multi-capability tasks' utility in ``ReAD-Surrogate-v1``: the weighted geometric mean, so each
+required capability is a complement (a modelling choice; the paper leaves ``F_tau`` unspecified)."""
+
 RANDOM_TASK = "random"
 RANDOM_TASK_CONCENTRATION = 0.5
 
@@ -73,42 +77,49 @@ TASKS: dict[str, TaskCard] = {
             "Grade-school word problems: read the story, reason step by step, compute the number.",
             "GSM8K",
             {"math": 0.5, "reasoning": 0.3, "general_knowledge": 0.2},
+            power=MULTI_TASK_POWER,
         ),
         TaskCard(
             "science_qa",
             "Multiple-choice science questions that need facts and some inference.",
             "ARC-Challenge",
             {"general_knowledge": 0.5, "reasoning": 0.35, "math": 0.15},
+            power=MULTI_TASK_POWER,
         ),
         TaskCard(
             "coding_assistant",
             "Write code to a user's specification and format, calling tools when asked.",
             "MBPP with format constraints",
             {"code": 0.5, "steerability": 0.2, "reasoning": 0.15, "tool_use": 0.15},
+            power=MULTI_TASK_POWER,
         ),
         TaskCard(
             "agentic_tool_use",
             "Plan and call tools over a long interaction, following a system prompt.",
             "tau-bench",
             {"tool_use": 0.45, "steerability": 0.25, "long_context": 0.15, "code": 0.15},
+            power=MULTI_TASK_POWER,
         ),
         TaskCard(
             "multilingual_qa",
             "Answer knowledge questions asked in several languages, in the asker's language.",
             "MMLU-ProX",
             {"multilingual": 0.45, "general_knowledge": 0.35, "steerability": 0.2},
+            power=MULTI_TASK_POWER,
         ),
         TaskCard(
             "long_document_qa",
             "Answer questions whose evidence is spread over a long report.",
             "LongBench QA",
             {"long_context": 0.45, "general_knowledge": 0.3, "reasoning": 0.25},
+            power=MULTI_TASK_POWER,
         ),
         TaskCard(
             "chat_assistant",
             "A general assistant: instructions first, then knowledge, languages and light coding.",
             "MT-Bench",
             {"steerability": 0.4, "general_knowledge": 0.2, "multilingual": 0.15, "reasoning": 0.15, "code": 0.1},
+            power=MULTI_TASK_POWER,
         ),
     )
 }

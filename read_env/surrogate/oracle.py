@@ -6,18 +6,25 @@ Method (all schedules of a round are simulated as one batch):
    requirement ``r``, sharpened requirements ``r^p / |r^p|`` (p = 2, 4), every one-hot, and every pair of
    capabilities with weights {0.25, 0.5, 0.75} (a superset of the paper's candidate set: pairs among the
    top-3 with that grid plus one-hots). The best is the incumbent.
+   With ``phase_starts`` (for path-dependent worlds, ``ReAD-Surrogate-v1``), the incumbent is also compared
+   with every two-phase schedule ``a`` then ``b`` among the 12 best fixed allocations, switching after a
+   quarter, half or three quarters of the steps, and with the greedy schedule (each step the library
+   allocation that maximizes the objective after that step).
 2. *Coordinate ascent over steps.* For each step in turn, try replacing its allocation by every library
    allocation and by moves of the current one toward each one-hot (``(1 - eta) w + eta e_i``, eta in
    {0.1, 0.3, 0.6}); keep the best schedule. Sweep until a sweep improves utility by less than 1e-7, at
    most ``max_sweeps`` times.
 
-The objective is the task utility ``r . s`` of the true profile after the whole budget, noise off. The
-result is at least as good as every fixed allocation of the library, by construction.
+The objective is the task utility of the true profile after the whole budget, noise off: ``r . s`` by
+default, or any ``objective(profile [M, K]) -> [M]``. The result is at least as good as every fixed
+allocation of the library (and, with ``phase_starts``, every such two-phase schedule and the greedy
+schedule), by construction.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +36,10 @@ PAIR_WEIGHTS = (0.25, 0.5, 0.75)
 SHARPENING_POWERS = (2.0, 4.0)
 STEP_MOVES = (0.1, 0.3, 0.6)
 MIN_IMPROVEMENT = 1e-7
+PHASE_CANDIDATES = 12
+PHASE_SWITCHES = (0.25, 0.5, 0.75)
+
+Objective = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -41,12 +52,43 @@ class OracleResult:
     best_fixed_utility: float
 
 
-def final_utilities(world: World, requirement: np.ndarray, schedules: np.ndarray, step_tokens: np.ndarray) -> np.ndarray:
-    """Noise-free task utility [M] after running each schedule [M, T, K] with ``step_tokens`` [T]."""
-    exposure = np.zeros((schedules.shape[0], schedules.shape[2]))
+def final_profiles(world: World, schedules: np.ndarray, step_tokens: np.ndarray) -> np.ndarray:
+    """Noise-free true profiles [M, K] after running each schedule [M, T, K] with ``step_tokens`` [T]."""
+    state = world.initial_state((schedules.shape[0],))
     for step, tokens in enumerate(step_tokens):
-        exposure = world.advance(exposure, float(tokens), schedules[:, step], None)
-    return world.profile(exposure) @ requirement
+        state = world.advance(state, float(tokens), schedules[:, step], None)
+    return world.profile(state)
+
+
+def final_utilities(world: World, objective: np.ndarray | Objective, schedules: np.ndarray, step_tokens: np.ndarray) -> np.ndarray:
+    """Noise-free task utility [M] after each schedule [M, T, K]; ``objective`` is ``r`` [K] (linear) or a callable."""
+    profiles = final_profiles(world, schedules, step_tokens)
+    return objective(profiles) if callable(objective) else profiles @ objective
+
+
+def greedy_schedule(world: World, objective: np.ndarray | Objective, library: np.ndarray, step_tokens: np.ndarray) -> np.ndarray:
+    """Schedule [T, K]: each step the ``library`` allocation [M, K] with the best objective right after it."""
+    state = world.initial_state()
+    schedule = []
+    for tokens in step_tokens:
+        options = world.advance(np.repeat(state[None], len(library), axis=0), float(tokens), library, None)
+        profiles = world.profile(options)
+        scores = objective(profiles) if callable(objective) else profiles @ objective
+        pick = int(np.argmax(scores))
+        schedule.append(library[pick])
+        state = options[pick]
+    return np.array(schedule)
+
+
+def phase_schedules(fixed: np.ndarray, num_steps: int) -> np.ndarray:
+    """Two-phase schedules [M, T, K]: ``a`` then ``b`` for every ordered pair of ``fixed`` [F, K], switching at each of PHASE_SWITCHES."""
+    schedules = []
+    for first, second in itertools.product(fixed, repeat=2):
+        for switch in sorted({max(1, min(num_steps - 1, round(share * num_steps))) for share in PHASE_SWITCHES}):
+            schedule = np.repeat(second[None], num_steps, axis=0)
+            schedule[:switch] = first
+            schedules.append(schedule)
+    return np.array(schedules)
 
 
 def allocation_library(requirement: np.ndarray) -> np.ndarray:
@@ -63,15 +105,39 @@ def allocation_library(requirement: np.ndarray) -> np.ndarray:
     return np.array(library)
 
 
-def oracle_schedule(world: World, requirement: np.ndarray, budget_tokens: int, num_steps: int, max_sweeps: int = 4) -> OracleResult:
-    """A near-optimal schedule for ``requirement`` [K] with ``budget_tokens`` over ``num_steps`` steps."""
+def oracle_schedule(
+    world: World,
+    requirement: np.ndarray,
+    budget_tokens: int,
+    num_steps: int,
+    max_sweeps: int = 4,
+    objective: Objective | None = None,
+    phase_starts: bool = False,
+) -> OracleResult:
+    """A near-optimal schedule with ``budget_tokens`` over ``num_steps`` steps (see the module docstring).
+
+    ``requirement`` [K] builds the allocation library; the objective is ``requirement . s`` unless
+    ``objective`` is given.
+    """
     requirement = np.asarray(requirement, dtype=np.float64)
+    goal = requirement if objective is None else objective
     step_tokens = contract.step_tokens(int(budget_tokens), int(num_steps))
     library = allocation_library(requirement)
-    fixed = final_utilities(world, requirement, np.repeat(library[:, None, :], num_steps, axis=1), step_tokens)
+    fixed = final_utilities(world, goal, np.repeat(library[:, None, :], num_steps, axis=1), step_tokens)
     best = int(np.argmax(fixed))
     schedule = np.repeat(library[best][None, :], num_steps, axis=0)
     utility = float(fixed[best])
+    if phase_starts:  # v1 also tries the paper candidate set's top-3 triple, so the oracle is at least the grid search
+        top = np.argsort(-requirement, kind="stable")[:3]
+        library = np.concatenate([library, np.eye(len(requirement))[top].mean(axis=0)[None]])
+        fixed = final_utilities(world, goal, np.repeat(library[:, None, :], num_steps, axis=1), step_tokens)
+        best = int(np.argmax(fixed))
+        schedule, utility = np.repeat(library[best][None, :], num_steps, axis=0), float(fixed[best])
+    if phase_starts and num_steps > 1:
+        starts = np.concatenate([phase_schedules(library[np.argsort(-fixed)[:PHASE_CANDIDATES]], num_steps), greedy_schedule(world, goal, library, step_tokens)[None]])
+        scores = final_utilities(world, goal, starts, step_tokens)
+        if scores.max() > utility:
+            schedule, utility = starts[int(np.argmax(scores))].copy(), float(scores.max())
     eye = np.eye(requirement.shape[0])
     for _ in range(max_sweeps):
         start = utility
@@ -80,7 +146,7 @@ def oracle_schedule(world: World, requirement: np.ndarray, budget_tokens: int, n
             options = np.concatenate([library, *moves])
             trials = np.repeat(schedule[None], options.shape[0], axis=0)
             trials[:, step] = options
-            scores = final_utilities(world, requirement, trials, step_tokens)
+            scores = final_utilities(world, goal, trials, step_tokens)
             pick = int(np.argmax(scores))
             if scores[pick] > utility:
                 schedule, utility = trials[pick], float(scores[pick])
