@@ -10,17 +10,18 @@ from tests.conftest import assert_same
 N = 6
 
 
-def make_vector(**kwargs):
-    return gym.make_vec("ReAD-Surrogate-v0", num_envs=N, vectorization_mode="vector_entry_point", **kwargs)
+def make_vector(env_id="ReAD-Surrogate-v0", **kwargs):
+    return gym.make_vec(env_id, num_envs=N, vectorization_mode="vector_entry_point", **kwargs)
 
 
+@pytest.mark.parametrize("env_id", ["ReAD-Surrogate-v0", "ReAD-Surrogate-v1"])
 @pytest.mark.parametrize(
     "kwargs",
     [{}, {"task": "random"}, {"world": "random"}, {"world": "random", "world_seed": 4, "task": "science_qa"}, {"noise": False, "budget_tokens": 150_000_000}],
 )
-def test_vector_equals_single_environments(kwargs):
-    vector = make_vector(**kwargs)
-    singles = [gym.make("ReAD-Surrogate-v0", **kwargs) for _ in range(N)]
+def test_vector_equals_single_environments(env_id, kwargs):
+    vector = make_vector(env_id, **kwargs)
+    singles = [gym.make(env_id, **kwargs) for _ in range(N)]
     observations, _ = vector.reset(seed=10)
     for index, env in enumerate(singles):
         assert_same({k: v[index] for k, v in observations.items()}, env.reset(seed=10 + index)[0])
@@ -36,6 +37,8 @@ def test_vector_equals_single_environments(kwargs):
             assert_same(observation, {k: v[index] for k, v in last.items()})
             if done:
                 assert info["_final_obs"][index]
+                if "final_utility" in single_info:
+                    assert single_info["final_utility"] == info["final_info"]["final_utility"][index]
                 assert_same(env.reset()[0], {k: v[index] for k, v in observations.items()})
 
 
