@@ -1,4 +1,4 @@
-"""Environment steps per second: ReAD-Surrogate-v0 against CartPole-v1, and the native vector form.
+"""Environment steps per second: the surrogates (v0, v1) against CartPole-v1, and their native vector forms.
 
 Both single environments go through ``gym.make`` with their default wrappers and take a fixed action, so
 the timing is the environment's. Run: ``python benchmarks/env_speed.py [--seconds 3] [--num-envs 1024]``.
@@ -30,8 +30,8 @@ def single_steps_per_second(env_id: str, seconds: float, **kwargs) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def vector_steps_per_second(num_envs: int, seconds: float) -> float:
-    env = gym.make_vec("ReAD-Surrogate-v0", num_envs=num_envs, vectorization_mode="vector_entry_point")
+def vector_steps_per_second(env_id: str, num_envs: int, seconds: float) -> float:
+    env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
     env.reset(seed=0)
     actions = np.zeros((num_envs, 8), dtype=np.float32)
     calls, start = 0, time.perf_counter()
@@ -47,14 +47,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per figure")
     parser.add_argument("--num-envs", type=int, default=1024)
     args = parser.parse_args()
-    surrogate = single_steps_per_second("ReAD-Surrogate-v0", args.seconds)
     cartpole = single_steps_per_second("CartPole-v1", args.seconds)
-    vector = vector_steps_per_second(args.num_envs, args.seconds)
     print(f"machine: {platform.processor() or platform.machine()}, numpy {np.__version__}, gymnasium {gym.__version__}")
-    print(f"ReAD-Surrogate-v0 (gym.make)         {surrogate:12,.0f} steps/s")
     print(f"CartPole-v1 (gym.make)               {cartpole:12,.0f} steps/s")
-    print(f"ratio surrogate / CartPole           {surrogate / cartpole:12.2f}")
-    print(f"vector surrogate, {args.num_envs} envs          {vector:12,.0f} env-steps/s")
+    for env_id in ("ReAD-Surrogate-v0", "ReAD-Surrogate-v1"):
+        single = single_steps_per_second(env_id, args.seconds)
+        vector = vector_steps_per_second(env_id, args.num_envs, args.seconds)
+        print(f"{env_id} (gym.make)         {single:12,.0f} steps/s   ratio to CartPole {single / cartpole:.2f}")
+        print(f"{env_id} vector, {args.num_envs} envs {vector:12,.0f} env-steps/s   ratio to CartPole's single env {vector / cartpole:.1f}")
 
 
 if __name__ == "__main__":

@@ -33,9 +33,12 @@ def _as_rows(profile: np.ndarray, weights: np.ndarray, power: float | np.ndarray
     """
     power = np.asarray(power, dtype=np.float64)
     shape = np.broadcast_shapes(np.shape(profile), np.shape(weights), power.shape + (1,))
-    k = shape[-1]
-    rows = (np.broadcast_to(profile, shape).reshape(-1, k), np.broadcast_to(weights, shape).reshape(-1, k), np.broadcast_to(power[..., None], shape)[..., 0].reshape(-1))
-    return *rows, shape[:-1]
+
+    def rows(array: np.ndarray, width: int) -> np.ndarray:
+        full = shape[:-1] + (width,)
+        return (array if np.shape(array) == full else np.broadcast_to(array, full)).reshape(-1, width)
+
+    return rows(profile, shape[-1]), rows(weights, shape[-1]), rows(power[..., None], 1)[:, 0], shape[:-1]
 
 
 def _power(base: np.ndarray, exponent: np.ndarray) -> np.ndarray:
@@ -46,12 +49,25 @@ def _power(base: np.ndarray, exponent: np.ndarray) -> np.ndarray:
 def power_mean(profile: np.ndarray, weights: np.ndarray, power: float | np.ndarray) -> np.ndarray:
     """``F(s)`` [...] of profiles [..., K] in [0, 1] with weights [..., K] on the simplex and power [...] or scalar."""
     profile, weights, power, batch = _as_rows(profile, weights, power)
-    scores = np.maximum(profile, MIN_SCORE)
-    linear, geometric = power == 1.0, power == 0.0
-    safe = np.where(geometric | linear, 1.0, power)
-    general = _power((weights * _power(scores, safe[:, None])).sum(axis=-1), 1.0 / safe)
-    log_mean = np.exp((weights * np.log(scores)).sum(axis=-1))
-    return np.where(linear, (weights * profile).sum(axis=-1), np.where(geometric, log_mean, general)).reshape(batch)
+    utility = np.empty(power.shape)
+    for rows, form in ((power == 1.0, _linear_mean), (power == 0.0, _geometric_mean), ((power != 1.0) & (power != 0.0), _general_mean)):
+        if rows.all():
+            utility = form(profile, weights, power)
+        elif rows.any():
+            utility[rows] = form(profile[rows], weights[rows], power[rows])
+    return utility.reshape(batch)
+
+
+def _linear_mean(profile: np.ndarray, weights: np.ndarray, power: np.ndarray) -> np.ndarray:
+    return (weights * profile).sum(axis=-1)
+
+
+def _geometric_mean(profile: np.ndarray, weights: np.ndarray, power: np.ndarray) -> np.ndarray:
+    return np.exp((weights * np.log(np.maximum(profile, MIN_SCORE))).sum(axis=-1))
+
+
+def _general_mean(profile: np.ndarray, weights: np.ndarray, power: np.ndarray) -> np.ndarray:
+    return _power((weights * _power(np.maximum(profile, MIN_SCORE), power[:, None])).sum(axis=-1), 1.0 / power)
 
 
 def power_mean_gradient(profile: np.ndarray, weights: np.ndarray, power: float | np.ndarray) -> np.ndarray:

@@ -4,44 +4,43 @@ In v0 the profile is a function of cumulative exposures, so a schedule is worth 
 allocation. v1 keeps v0's calibrated responses and adds two documented mechanisms that make the order of
 training matter.
 
-State [..., 2K]: exposures ``e`` [K] (effective tokens per capability, as in v0) and interference debts
-``d`` [K] (latent units, <= 0). Start: ``e = 0``, ``d = 0``.
+State [..., 2K]: exposures ``e`` [K] (effective tokens per capability, as in v0) and repaid harm ``q`` [K]
+(latent units, >= 0). Start: ``e = 0``, ``q = 0``.
 
-Responses (v0's, calibrated below): ``f_ij(e_i) = sum_m C[i, j, m] * (1 - exp(-e_i / tau_m))`` is the latent
-effect on capability ``j`` of exposure to ``i``. Its off-diagonal negative part is *harm*:
-``h_j(e) = sum_{i != j} min(0, f_ij(e_i))``. The profile::
+Responses (v0's, calibrated as in v0): ``f_ij(e_i) = sum_m C[i, j, m] * (1 - exp(-e_i / tau_m))`` is the
+latent effect on capability ``j`` of exposure to ``i``; v0's latent gain is ``z0_j(e) = sum_i f_ij(e_i)``.
+Its off-diagonal negative part is the *harm* done to ``j``: ``h_j(e) = sum_{i != j} min(0, f_ij(e_i))``. The
+profile::
 
-    z_j = f_jj(e_j) + sum_{i != j} max(0, f_ij(e_i)) + d_j
+    z_j = z0_j(e) + q_j
     s_j = s0_j + sigma_j(z_j)                      (v0's saturation toward the teacher, never below 0)
 
-One step spends ``n`` tokens with allocation ``w``; ``xi`` is training noise and ``pi = clip((s - s0) /
-(teacher - s0), 0, 1)`` the progress of each capability toward the teacher at the step's start::
+One step spends ``n`` tokens with allocation ``w``; ``xi`` is training noise::
 
-    m_j  = 1 + sum_p G[p, j] * pi_p                        (1) prerequisites speed up learning
-    a_j  = n * w_j * m_j * max(0, 1 + train_noise * xi_j)      effective tokens that reach j
-    e_j <- e_j * exp(-n * (1 - w_j) / forgetting_tokens) + a_j   v0's slow forgetting
-    d_j <- min(0, d_j + h_j(e_new) - h_j(e_old)) * exp(-a_j / repair_tokens)
-                                                           (2) harm is a debt that later training of j repairs
+    m_j  = 1 + sum_p G[p, j] * (1 - exp(-e_p / readiness_tokens))   (1) prerequisites speed up learning
+    a_j  = n * w_j * m_j * max(0, 1 + train_noise * xi_j)              effective tokens that reach j
+    e_j <- e_j * exp(-n * (1 - w_j) / forgetting_tokens) + a_j           v0's slow forgetting
+    d_j  = min(0, h_j(e) + q_j)                                          outstanding harm (debt), <= 0
+    q_j <- min(0, h_j(e_new) + q_j) * exp(-a_j / repair_tokens) - h_j(e_new)
+                                                  (2) the debt decays with j's own training: harm is repaired
 
 (1) **Prerequisites** (Skill-It, Chen et al. 2023: ordered skill graphs measured on real LMs, where training
-the prerequisite skills first lets a later skill be learned with less data): ``G[p, j] >= 0`` is the
-speed-up of ``j``'s learning once ``p`` has reached the teacher; ``G = 1`` halves the tokens ``j`` needs.
+on a skill's prerequisites first lets it be learned with less data): ``G[p, j] >= 0`` is the speed-up of
+``j``'s learning once ``p`` has been trained (``readiness_tokens`` of exposure reach 63% of it); ``G = 1``
+halves the tokens ``j`` needs.
 (2) **Recency-dependent interference** (forgetting in sequential fine-tuning: recent training overwrites
-earlier gains, Luo et al. 2023; and the lost ability is largely recoverable with little data of the harmed
-capability, Kotha et al. 2023, Zheng et al. 2025 "spurious forgetting"): the harm that training ``i`` does
-to ``j`` accrues as a debt; training ``j`` afterwards repays it at ``e``-folding ``repair_tokens`` effective
+earlier gains, Luo et al. 2023; the lost ability is largely recovered by a little training on the harmed
+capability, Kotha et al. 2023 and Zheng et al. 2025 "spurious forgetting"): the harm that training ``i`` does
+to ``j`` is a debt; training ``j`` afterwards repays it at an ``e``-folding of ``repair_tokens`` effective
 tokens, while harm done after ``j``'s last training stays. So "harmful capability first, harmed capability
 last" beats the reverse order and the mixture.
 
 Both mechanisms are state dependent, which is what makes allocation sequential: the same tokens are worth
-more once the prerequisites are in place, and harm costs less when it is followed by repair.
+more once the prerequisites are in place, and harm costs less when repair follows it.
 
-Calibration: one-hot training of ``i`` never repairs (``w_j = 0`` for ``j != i``) and never forgets, so its
-profile is v0's profile at the exposure ``E_i(B)`` it reaches; prerequisites make ``E_i(B) >= B``. ``C`` is
-solved row by row so that ``s(E_i(B_b) onehot_i) - s0 = T_b[i]``, where ``E_i(B_b)`` comes from simulating
-the one-hot run over ``calibration_steps`` steps; since ``E`` depends on ``C`` through the progress along the
-run, the two are iterated to a fixed point. One-hot runs of ``calibration_steps`` steps (the paper's 20)
-then reproduce the transfer matrices; other step counts differ slightly (measured in the tests).
+Calibration: a one-hot run on ``i`` has no exposure to any prerequisite of ``i`` (``m_i = 1``) and repairs no
+harm (``a_j = 0`` for every harmed ``j != i``), so ``q = 0`` and its profile is v0's: over any number of
+steps it reproduces the paper's transfer matrices exactly, with v0's ``C``.
 """
 
 from __future__ import annotations
@@ -57,7 +56,6 @@ from read_env.surrogate.world import (
     DEFAULT_TRAIN_NOISE,
     NUM_RESPONSES,
     World,
-    _inverse_saturation,
 )
 
 DEFAULT_REPAIR_FRACTION = 0.25
@@ -126,28 +124,18 @@ class PathWorld(World):
         self.cells = np.ascontiguousarray(self._response.reshape(k, k, NUM_RESPONSES).transpose(1, 0, 2))  # v0's C [K(i), K(j), 3]
 
     # ----------------------------------------------------------------------------------------- dynamics
-    STATE_BLOCKS = 2  # exposures, then debts
-    def _cell_effects(self, exposure: np.ndarray) -> np.ndarray:
-        """``f_ij(e_i)`` [..., K(i), K(j)]."""
+    STATE_BLOCKS = 2  # exposures, then repaid harm
+
+    def _harm(self, exposure: np.ndarray) -> np.ndarray:
+        """``h_j(e)`` [..., K(j)]: the off-diagonal negative effects on each capability (<= 0)."""
         responses = 1.0 - np.exp(exposure[..., :, None] * self._decay_rates)  # [..., K(i), 3]
-        return np.einsum("...im,...ijm->...ij", responses, self.cells)
-
-    def _harm(self, effects: np.ndarray) -> np.ndarray:
-        """``h_j`` [..., K(j)]: the off-diagonal negative effects on each capability."""
+        effects = np.einsum("...im,...ijm->...ij", responses, self.cells)  # f_ij [..., K(i), K(j)]
         return np.einsum("...ij->...j", np.where(self._off_diagonal, np.minimum(effects, 0.0), 0.0))
-
-    def _latent(self, state: np.ndarray) -> np.ndarray:
-        """``z`` [..., K]: own effect, positive transfer and the debt."""
-        k = len(self.capabilities)
-        effects = self._cell_effects(state[..., :k])
-        retained = np.where(self._off_diagonal, np.maximum(effects, 0.0), effects)
-        return np.einsum("...ij->...j", retained) + state[..., k:]
 
     def profile(self, state: np.ndarray) -> np.ndarray:
         """Noise-free profile [..., K] in [0, 1] of a state [..., 2K]."""
-        latent = self._latent(state)
-        scale = np.where(latent >= 0.0, self.gap, self.student)
-        return self.student + scale * np.tanh(latent / scale)
+        k = len(self.capabilities)
+        return self._saturate(self._latent(state[..., :k]) + state[..., k:])
 
     def advance(self, state: np.ndarray, step_tokens: Any, allocation: np.ndarray, train_noise: np.ndarray | None) -> np.ndarray:
         """State [..., 2K] after spending ``step_tokens`` (scalar or [..., 1]) with ``allocation`` [..., K].
@@ -155,16 +143,15 @@ class PathWorld(World):
         ``train_noise`` [..., K] holds standard normal draws (``None``: noise off).
         """
         k = len(self.capabilities)
-        exposure, debt = state[..., :k], state[..., k:]
+        exposure, repaid = state[..., :k], state[..., k:]
         readiness = 1.0 - np.exp(-exposure / self.readiness_tokens)
-        speed = 1.0 + np.einsum("...p,...pj->...j", readiness, self.prerequisites)
-        tokens = step_tokens * allocation * speed
+        tokens = step_tokens * allocation * (1.0 + np.einsum("...p,...pj->...j", readiness, self.prerequisites))
         if train_noise is not None:
             tokens = tokens * np.maximum(0.0, 1.0 + self.train_noise * train_noise)
-        new_exposure = exposure * np.exp((allocation - 1.0) * (step_tokens / self.forgetting_tokens)) + tokens
-        harm_change = self._harm(self._cell_effects(new_exposure)) - self._harm(self._cell_effects(exposure))
-        new_debt = np.minimum(0.0, debt + harm_change) * np.exp(-tokens / self.repair_tokens)
-        return np.concatenate([new_exposure, new_debt], axis=-1)
+        exposure = exposure * np.exp((allocation - 1.0) * (step_tokens / self.forgetting_tokens)) + tokens
+        harm = self._harm(exposure)
+        repaid = np.minimum(0.0, harm + repaid) * np.exp(-tokens / self.repair_tokens) - harm
+        return np.concatenate([exposure, repaid], axis=-1)
 
     # -------------------------------------------------------------------------------------- construction
     def subset(self, capabilities: Sequence[str]) -> PathWorld:

@@ -154,9 +154,16 @@ class World:
 
     def profile(self, exposure: np.ndarray) -> np.ndarray:
         """Noise-free capability profile [..., K] in [0, 1] of an exposure [..., K] (tokens)."""
+        return self._saturate(self._latent(exposure))
+
+    def _latent(self, exposure: np.ndarray) -> np.ndarray:
+        """Latent gains ``z`` [..., K] of an exposure [..., K]."""
         responses = 1.0 - np.exp(exposure[..., :, None] * self._decay_rates)  # [..., K(i), 3]
         flat = responses.reshape(*exposure.shape[:-1], -1)  # [..., K*3]
-        latent = np.einsum("...m,...jm->...j", flat, self._response)  # [..., K(j)]; einsum's own loop, no BLAS
+        return np.einsum("...m,...jm->...j", flat, self._response)  # [..., K(j)]; einsum's own loop, no BLAS
+
+    def _saturate(self, latent: np.ndarray) -> np.ndarray:
+        """``s0 + sigma(z)`` [..., K]: the profile of latent gains (saturating at the teacher, never below 0)."""
         scale = np.where(latent >= 0.0, self.gap, self.student)
         return self.student + scale * np.tanh(latent / scale)
 
