@@ -106,7 +106,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from agents.ppo import train
 
-    train(args.algo, args.timesteps, args.seed, args.out, not args.no_tensorboard, args.checkpoint_every, progress=not args.quiet)
+    train(args.algo, args.timesteps, args.seed, args.out, not args.no_tensorboard, args.checkpoint_every, progress=not args.quiet, env_id=args.env_id)
     print(f"saved {args.out}/model.zip (TensorBoard logs in {args.out}/tb)")
     return 0
 
@@ -171,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="train PPO (or another SB3 algorithm) on the surrogate")
     tr.add_argument("--algo", default="ppo")
+    tr.add_argument("--env-id", default="ReAD-Surrogate-v0", help="the surrogate to train on (random worlds): ReAD-Surrogate-v0 or -v1")
     tr.add_argument("--timesteps", type=int, default=100_000)
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--out", default="runs/ppo")

@@ -1,6 +1,6 @@
 """PPO (and any SB3 algorithm) on the surrogate: train on random worlds and tasks, evaluate anywhere.
 
-Training environment: ``ReAD-Surrogate-v0`` with ``world="random"`` (a fresh world per episode drawn from
+Training environment: ``ReAD-Surrogate-v0`` (or ``env_id``, e.g. ``ReAD-Surrogate-v1``) with ``world="random"`` (a fresh world per episode drawn from
 the prior around the paper's) and the default logits action space; each episode's task is drawn from
 ``TRAIN_TASKS`` (the named tasks plus ``"random"`` Dirichlet requirements); half the parallel environments
 spend 20M tokens, half 150M. Held-out evaluation: ``world="random"`` with ``world_seed`` >= ``HELD_OUT_WORLD_SEED``
@@ -59,13 +59,21 @@ class TaskSampler(gym.Wrapper):
         return self.env.reset(seed=seed, options=options)
 
 
-def make_train_env(n_envs: int = N_ENVS, seed: int = 0, tasks: Sequence[str] = TRAIN_TASKS, budgets: Sequence[int] = TRAIN_BUDGETS, world: str = "random", num_steps: int = 20):
+def make_train_env(
+    n_envs: int = N_ENVS,
+    seed: int = 0,
+    tasks: Sequence[str] = TRAIN_TASKS,
+    budgets: Sequence[int] = TRAIN_BUDGETS,
+    world: str = "random",
+    num_steps: int = 20,
+    env_id: str = "ReAD-Surrogate-v0",
+):
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     def factory(index: int):
         def build() -> gym.Env:
-            env = gym.make("ReAD-Surrogate-v0", world=world, budget_tokens=int(budgets[index % len(budgets)]), num_steps=num_steps)
+            env = gym.make(env_id, world=world, budget_tokens=int(budgets[index % len(budgets)]), num_steps=num_steps)
             return Monitor(TaskSampler(env, tasks))
 
         return build

@@ -4,10 +4,12 @@ For every task and budget it measures the utility (points) of uniform, task-stat
 (best fixed allocation of the paper's candidate set), best fixed (the oracle's library) and the oracle
 schedule, then the paper's ratios: ``(grid - uniform) / (task_static - uniform)`` (paper: 1.22 at 20M, 1.37
 at 150M) and the headroom ``(oracle - best fixed) / (task_static - uniform)`` (the paper's ReAD gain over grid
-in the same units: 1.51, 1.77). ``--ablate`` repeats the v1 measurement with each mechanism switched off.
+in the same units: 1.51, 1.77). ``--ablate`` repeats the v1 measurement with each mechanism switched off;
+``--prerequisite-scales 2,5,10`` with the prerequisite gains multiplied (beyond the sourced range, to find
+the magnitude the paper's headroom would need).
 It also prints the one-hot calibration error and the order effect of two one-hot phases.
 
-    python benchmarks/surrogate_headroom.py --version v1 --ablate
+    python benchmarks/surrogate_headroom.py --version v1 --ablate --prerequisite-scales 2,5,10,20
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from agents.candidates import candidate_set
 from read_env import contract
 from read_env.capabilities import PAPER_CAPABILITIES
 from read_env.surrogate.oracle import allocation_library, final_profiles, final_utilities, oracle_schedule
+from read_env.surrogate import path_world
 from read_env.surrogate.path_world import PathWorld
 from read_env.surrogate.world import World
 from read_env.tasks import TASKS
@@ -98,6 +101,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--per-task", action="store_true")
     parser.add_argument("--ablate", action="store_true", help="v1 only: also without prerequisites, without repair, without both")
+    parser.add_argument("--prerequisite-scales", default="", help="v1 only: comma list of factors on the prerequisite gains")
     args = parser.parse_args()
     budgets = [int(float(value) * 1e6) for value in args.budgets.split(",")]
     start = time.perf_counter()
@@ -115,7 +119,17 @@ def main() -> None:
         for label, change in (("no prerequisites", {"prerequisites": {}}), ("no repair", {"repair_tokens": no_repair}), ("neither", {"prerequisites": {}, "repair_tokens": no_repair})):
             print(f"ablation: {label}")
             report(PathWorld.from_calibration({**data, **change}), budgets, args.steps, path, False)
+    if path and args.prerequisite_scales:
+        path_world.MAX_PREREQUISITE_GAIN = np.inf  # outside the range the source supports: a diagnostic only
+        for scale in (float(value) for value in args.prerequisite_scales.split(",")):
+            print(f"prerequisite gains x{scale:g} (largest gain {scale * world.prerequisites.max():g})")
+            report(PathWorld.from_calibration({**world.to_calibration(), "prerequisites": scaled_prerequisites(world, scale)}), budgets, args.steps, path, False)
     print(f"seconds {time.perf_counter() - start:.1f}")
+
+
+def scaled_prerequisites(world: PathWorld, scale: float) -> dict[str, dict[str, float]]:
+    names = world.capabilities
+    return {names[i]: {names[j]: scale * world.prerequisites[i, j] for j in range(len(names)) if world.prerequisites[i, j] > 0} for i in range(len(names))}
 
 
 if __name__ == "__main__":

@@ -99,8 +99,9 @@ class SurrogateVectorEnv(VectorEnv):
             self._reads_utility = readings is not None
             if readings is not None:
                 self._utility_readings[row] = readings
-            self.requirement[row] = template.observed_requirement(self._worlds[row].student, self.utility_weights[row], self.utility_power[row])
         self.world = template.world_class.stack(self._worlds)
+        start_profile = np.broadcast_to(self.world.student, self.requirement.shape)[rows]
+        self.requirement[rows] = template.observed_requirement(start_profile, self.utility_weights[rows], self.utility_power[rows])
         self._essential_weight[rows] = self.requirement[rows] * contract.essential_mask(self.requirement[rows], template.top_k)
         # Fresh arrays, not in-place writes: the last step's info still refers to the old ones.
         for name in ("state", "allocation", "delta", "_steps", "tokens_used_total"):
