@@ -21,9 +21,8 @@ import numpy as np
 
 from agents.candidates import candidate_set
 from read_env import contract
-from read_env.capabilities import PAPER_CAPABILITIES
-from read_env.surrogate.oracle import allocation_library, final_profiles, final_utilities, oracle_schedule
 from read_env.surrogate import path_world
+from read_env.surrogate.oracle import allocation_library, final_profiles, final_utilities, oracle_schedule
 from read_env.surrogate.path_world import PathWorld
 from read_env.surrogate.world import World
 from read_env.tasks import TASKS

@@ -23,13 +23,12 @@ the random task's power, the random world, the training and probe noise, the uti
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from read_env import contract
-from read_env.surrogate.env import SurrogateEnv, WorldSpec
+from read_env.surrogate.env import SurrogateEnv
 from read_env.surrogate.path_world import PathWorld
 from read_env.tasks import RANDOM_TASK, TASKS
 from read_env.utility import power_mean, requirement_from_utility
@@ -40,37 +39,23 @@ RANDOM_POWERS = (1.0, 0.5, 0.0, -1.0)
 
 
 class PathSurrogateEnv(SurrogateEnv):
-    """``ReAD-Surrogate-v1`` (see the module docstring); the arguments of ``ReAD-Surrogate-v0`` plus:
+    """``ReAD-Surrogate-v1`` (see the module docstring).
 
     Args:
         utility_noise: standard deviation of ``info["utility"]`` readings, in utility units (>= 0).
-        world: as v0; calibration data may add ``prerequisites``, ``repair_tokens``, ``readiness_tokens``.
+        **kwargs: the arguments of :class:`~read_env.surrogate.env.SurrogateEnv` (``world``, ``world_seed``,
+            ``noise``, ``capabilities``, ``task``, ``budget_tokens``, ``num_steps``, ``action_mode``, ...);
+            calibration data for ``world`` may add ``prerequisites``, ``repair_tokens``, ``readiness_tokens``.
     """
 
     world_class = PathWorld
     REPORTS_FINAL_UTILITY = True
 
-    def __init__(
-        self,
-        world: WorldSpec = "paper",
-        world_seed: int | None = None,
-        noise: bool = True,
-        utility_noise: float = DEFAULT_UTILITY_NOISE,
-        capabilities: Sequence[str] | None = None,
-        task: str = "math_word_problems",
-        budget_tokens: int = 20_000_000,
-        num_steps: int = 20,
-        action_mode: str = "logits",
-        logit_temperature: float = contract.DEFAULT_LOGIT_TEMPERATURE,
-        beta: float = contract.DEFAULT_BETA,
-        top_k: int = contract.DEFAULT_TOP_K,
-        cost_weight: float = contract.DEFAULT_COST_WEIGHT,
-        render_mode: str | None = None,
-    ) -> None:
+    def __init__(self, utility_noise: float = DEFAULT_UTILITY_NOISE, **kwargs: Any) -> None:
         if isinstance(utility_noise, bool) or not isinstance(utility_noise, (int, float)) or not (np.isfinite(utility_noise) and utility_noise >= 0):
             raise ValueError(f"utility_noise must be a finite number >= 0, got {utility_noise!r}")
         self.utility_noise = float(utility_noise)
-        super().__init__(world, world_seed, noise, capabilities, task, budget_tokens, num_steps, action_mode, logit_temperature, beta, top_k, cost_weight, render_mode)
+        super().__init__(**kwargs)
 
     task_utility = staticmethod(power_mean)
     observed_requirement = staticmethod(requirement_from_utility)
