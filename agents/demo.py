@@ -31,7 +31,7 @@ class DemoConfig:
     bandit_warmup_steps: int = 2  # the paper's 5 random warm-up steps would be the whole of a 5-step episode
     device: str = "auto"
     out: str = "runs/demo"
-    distiller_options: dict[str, Any] = field(default_factory=lambda: {"probe_items": 8, "eval_items": 4, "max_new_tokens": 48})
+    distiller_config: dict[str, Any] = field(default_factory=lambda: {"probe_items": 8, "eval_items": 4, "max_new_tokens": 48})
 
 
 def run_demo(config: DemoConfig) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
                 overrides = {"warmup_steps": config.bandit_warmup_steps} if "bandit" in name else {}
                 return make_agent(name, setting, seed=config.seed, **overrides)
 
-            env_kwargs = {"run_dir": str(out / name / "env"), "resume": False, "device": config.device, "distiller_options": config.distiller_options}
+            env_kwargs = {"run_dir": str(out / name / "env"), "resume": False, "device": config.device, "distiller_config": config.distiller_config}
             episodes[name], _ = run_episode(factory, REAL_ID, config.task, config.budget_tokens, config.num_steps, config.seed, env_kwargs, on_step=log)
 
     summary = {

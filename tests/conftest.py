@@ -8,6 +8,18 @@ READ_ENV_IDS = [env_id for env_id in gym.registry if env_id.startswith("ReAD-") 
 
 
 @pytest.fixture
+def one_torch_thread():
+    """One intra-op torch thread: tiny models gain nothing from more, and on a shared 2-core machine
+    two OpenMP threads next to another busy process slow forward passes down ~20x."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def paper_world():
     from read_env.surrogate.world import World
 

@@ -17,7 +17,7 @@ def test_demo_writes_summary_plot_histories_and_tensorboard(tmp_path, monkeypatc
 
     def with_tiny_models(factory, env_id, task, budget, steps, seed, env_kwargs, **kwargs):
         options = {"use_banks": False, "probe_items": 2, "eval_items": 1, "max_new_tokens": 8, "eval_max_new_tokens": 8, "probe_max_new_tokens": 6}
-        env_kwargs = {**env_kwargs, "teacher": str(teacher), "student": str(student), "distiller_options": options}
+        env_kwargs = {**env_kwargs, "teacher": str(teacher), "student": str(student), "distiller_config": options}
         return original(factory, env_id, task, budget, steps, seed, env_kwargs, **kwargs)
 
     monkeypatch.setattr(runner, "run_episode", with_tiny_models)
