@@ -6,10 +6,13 @@ import json
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import warnings
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -35,19 +38,31 @@ FAST = {
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from read_env.distill.assets import build_tiny_llama
+def teacher_server(tiny_models):
+    """A real OpenAI-compatible server (``transformers serve``) on 127.0.0.1 serving the tiny teacher."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [str(Path(sys.executable).parent / "transformers"), "serve", tiny_models["teacher"], "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
+    server = subprocess.Popen(command, env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.time() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url + "/models", timeout=2).read()
+            break
+        except OSError:
+            assert server.poll() is None and time.time() < deadline, "transformers serve did not start"
+            time.sleep(0.5)
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
 
-    root = tmp_path_factory.mktemp("tiny-models")
-    teacher = build_tiny_llama(root / "teacher", num_layers=2, seed=0)
-    student = build_tiny_llama(root / "student", num_layers=1, seed=1, tokenizer=teacher)
-    return {"teacher": str(teacher), "student": str(student)}
 
-
-def make(tiny, run_dir, **kwargs):
+def make(tiny_models, run_dir, **kwargs):
     options = {**FAST, **kwargs.pop("distiller_config", {})}
     defaults = {"device": "cpu", "budget_tokens": 1200, "num_steps": 3, "task": "math_word_problems", "progress": False}
-    return gym.make("ReAD-v0", teacher=tiny["teacher"], student=tiny["student"], run_dir=str(run_dir), distiller_config=options, **{**defaults, **kwargs})
+    return gym.make("ReAD-v0", teacher=tiny_models["teacher"], student=tiny_models["student"], run_dir=str(run_dir), distiller_config=options, **{**defaults, **kwargs})
 
 
 def run_episode(env, seed=0):
@@ -64,17 +79,18 @@ def test_registered_nondeterministic():
     assert gym.spec("ReAD-v0").nondeterministic
 
 
-def test_check_env_on_a_tiny_configuration(tiny, tmp_path):
-    env = make(tiny, tmp_path / "runs", budget_tokens=600, num_steps=2)
+def test_check_env_on_a_tiny_configuration(tiny_models, tmp_path):
+    env = make(tiny_models, tmp_path / "runs", budget_tokens=600, num_steps=2)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         check_env(env.unwrapped)
     assert [str(w.message) for w in caught] == []
 
 
-@pytest.mark.parametrize("objective,lora", [("sft", False), ("sft", True), ("kd", False), ("kd", True)])
-def test_whole_episode_spends_exactly_the_budget(tiny, tmp_path, objective, lora):
-    env = make(tiny, tmp_path / "runs", objective=objective, lora=lora)
+@pytest.mark.parametrize("objective,lora,engine", [("sft", False, "hf"), ("sft", True, "hf"), ("kd", False, "hf"), ("kd", True, "hf"), ("sft", False, "openai")])
+def test_whole_episode_spends_exactly_the_budget(tiny_models, tmp_path, request, objective, lora, engine):
+    server = {"teacher_engine": "openai", "teacher_url": request.getfixturevalue("teacher_server")} if engine == "openai" else {}
+    env = make(tiny_models, tmp_path / "runs", objective=objective, lora=lora, **server)
     infos = run_episode(env)
     assert [info["tokens_used"] for info in infos] == [400, 400, 400]
     assert all(not info.get("error") for info in infos)
@@ -92,8 +108,8 @@ def test_whole_episode_spends_exactly_the_budget(tiny, tmp_path, objective, lora
     assert infos[-1]["utility_measured"]
 
 
-def test_history_records_every_step_with_reward_components(tiny, tmp_path):
-    env = make(tiny, tmp_path / "runs")
+def test_history_records_every_step_with_reward_components(tiny_models, tmp_path):
+    env = make(tiny_models, tmp_path / "runs")
     infos = run_episode(env)
     records = read_history(env.unwrapped.episode_dir)
     assert [record["step"] for record in records] == [0, 1, 2, 3]
@@ -106,8 +122,8 @@ def test_history_records_every_step_with_reward_components(tiny, tmp_path):
 
 @pytest.mark.parametrize("keep,left", [("weights", ["final", "history.jsonl", "ledger.jsonl"]), ("nothing", ["history.jsonl", "ledger.jsonl"]),
                                        ("checkpoint", ["checkpoint-3", "history.jsonl", "ledger.jsonl"])])
-def test_finished_episode_keeps_what_was_asked(tiny, tmp_path, keep, left):
-    env = make(tiny, tmp_path / "runs", distiller_config={"keep_after_episode": keep})
+def test_finished_episode_keeps_what_was_asked(tiny_models, tmp_path, keep, left):
+    env = make(tiny_models, tmp_path / "runs", distiller_config={"keep_after_episode": keep})
     run_episode(env)
     assert sorted(path.name for path in env.unwrapped.episode_dir.iterdir()) == left
     if keep == "weights":
@@ -118,8 +134,8 @@ def test_finished_episode_keeps_what_was_asked(tiny, tmp_path, keep, left):
         assert all((final.state_dict()[name] == value).all() for name, value in trained.items())
 
 
-def test_models_are_loaded_once_and_every_episode_starts_from_the_untrained_student(tiny, tmp_path):
-    env = make(tiny, tmp_path / "runs")
+def test_models_are_loaded_once_and_every_episode_starts_from_the_untrained_student(tiny_models, tmp_path):
+    env = make(tiny_models, tmp_path / "runs")
     first_observation, _ = env.reset(seed=0)
     models = env.unwrapped._models
     run_episode(env)
@@ -129,8 +145,8 @@ def test_models_are_loaded_once_and_every_episode_starts_from_the_untrained_stud
     assert [path.name for path in sorted((tmp_path / "runs").glob("episode-*"))] == ["episode-0000", "episode-0001", "episode-0002"]
 
 
-def test_unrecoverable_error_truncates_and_keeps_the_run_consistent(tiny, tmp_path, monkeypatch):
-    env = make(tiny, tmp_path / "runs", num_steps=4, budget_tokens=1600)
+def test_unrecoverable_error_truncates_and_keeps_the_run_consistent(tiny_models, tmp_path, monkeypatch):
+    env = make(tiny_models, tmp_path / "runs", num_steps=4, budget_tokens=1600)
     env.reset(seed=0)
     env.step(np.zeros(8, dtype=np.float32))
     distiller = env.unwrapped.distiller
@@ -150,9 +166,9 @@ def test_unrecoverable_error_truncates_and_keeps_the_run_consistent(tiny, tmp_pa
         env.step(np.zeros(8, dtype=np.float32))
 
 
-def test_failed_checkpoint_write_keeps_the_last_good_checkpoint_and_the_episode_resumes(tiny, tmp_path):
+def test_failed_checkpoint_write_keeps_the_last_good_checkpoint_and_the_episode_resumes(tiny_models, tmp_path):
     """A real write failure: the file-size limit (RLIMIT_FSIZE) makes the weights file too large to write."""
-    env = make(tiny, tmp_path / "runs", num_steps=4, budget_tokens=1600)
+    env = make(tiny_models, tmp_path / "runs", num_steps=4, budget_tokens=1600)
     env.reset(seed=0)
     env.step(np.zeros(8, dtype=np.float32))
     episode_dir = env.unwrapped.episode_dir
@@ -173,7 +189,7 @@ def test_failed_checkpoint_write_keeps_the_last_good_checkpoint_and_the_episode_
     with pytest.raises(RuntimeError, match="reset"):
         env.step(np.zeros(8, dtype=np.float32))
 
-    resumed = make(tiny, tmp_path / "runs", num_steps=4, budget_tokens=1600)
+    resumed = make(tiny_models, tmp_path / "runs", num_steps=4, budget_tokens=1600)
     observation, info = resumed.reset()
     assert info["resumed"] and info["step"] == 1 and info["tokens_used_total"] == 400
     infos = [resumed.step(np.zeros(8, dtype=np.float32))[-1] for _ in range(3)]
@@ -192,13 +208,13 @@ for _ in range(6):
 """
 
 
-def test_resume_after_kill_loses_and_double_counts_no_token(tiny, tmp_path):
-    reference = make(tiny, tmp_path / "reference", budget_tokens=3000, num_steps=6)
+def test_resume_after_kill_loses_and_double_counts_no_token(tiny_models, tmp_path):
+    reference = make(tiny_models, tmp_path / "reference", budget_tokens=3000, num_steps=6)
     run_episode(reference)
     expected = reference.unwrapped.distiller.ledger.entries
 
     run_dir = tmp_path / "killed"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, tiny["teacher"], tiny["student"], str(run_dir), json.dumps(FAST)], env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    child = subprocess.Popen([sys.executable, "-c", CHILD, tiny_models["teacher"], tiny_models["student"], str(run_dir), json.dumps(FAST)], env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
     history = run_dir / "episode-0000" / "history.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and (not history.exists() or len(history.read_text().splitlines()) < 3):
@@ -208,7 +224,7 @@ def test_resume_after_kill_loses_and_double_counts_no_token(tiny, tmp_path):
     committed = len(read_history(run_dir / "episode-0000")) - 1
     assert 2 <= committed < 6, "the child should die mid-episode"
 
-    env = make(tiny, run_dir, budget_tokens=3000, num_steps=6)
+    env = make(tiny_models, run_dir, budget_tokens=3000, num_steps=6)
     observation, info = env.reset(seed=123)
     assert info["resumed"] and info["step"] == committed
     assert info["tokens_used_total"] == committed * 500
@@ -226,11 +242,11 @@ def test_resume_after_kill_loses_and_double_counts_no_token(tiny, tmp_path):
     assert [record["step"] for record in read_history(run_dir / "episode-0000")] == list(range(7))
 
 
-def test_resume_refuses_a_run_folder_of_another_configuration(tiny, tmp_path):
-    env = make(tiny, tmp_path / "runs")
+def test_resume_refuses_a_run_folder_of_another_configuration(tiny_models, tmp_path):
+    env = make(tiny_models, tmp_path / "runs")
     env.reset(seed=0)
     env.step(np.zeros(8, dtype=np.float32))
-    other = make(tiny, tmp_path / "runs", budget_tokens=900)
+    other = make(tiny_models, tmp_path / "runs", budget_tokens=900)
     with pytest.raises(ValueError, match="another configuration"):
         other.reset()
 
@@ -258,9 +274,16 @@ def test_bad_configuration_fails_at_make_without_a_hub(tmp_path, kwargs, error, 
     assert time.perf_counter() - started < 5 and not (tmp_path / "runs").exists()
 
 
-def test_unreachable_teacher_server_fails_at_reset_naming_the_url_and_writes_nothing(tiny, tmp_path):
-    env = make(tiny, tmp_path / "runs", teacher_engine="openai", teacher_url="http://127.0.0.1:9/v1", distiller_config={"teacher_retries": 0})
+def test_unreachable_teacher_server_fails_at_reset_naming_the_url_and_writes_nothing(tiny_models, tmp_path):
+    env = make(tiny_models, tmp_path / "runs", teacher_engine="openai", teacher_url="http://127.0.0.1:9/v1", distiller_config={"teacher_retries": 0})
     with pytest.raises(RuntimeError, match=r"teacher server at http://127.0.0.1:9/v1 did not answer"):
+        env.reset(seed=0)
+    assert not list((tmp_path / "runs").glob("episode-*"))
+
+
+def test_teacher_server_serving_another_model_fails_at_reset_naming_url_and_models(tiny_models, tmp_path, teacher_server):
+    env = make(tiny_models, tmp_path / "runs", teacher_engine="openai", teacher_url=teacher_server, distiller_config={"teacher_model": "org/other-model"})
+    with pytest.raises(RuntimeError, match=rf"teacher server at {teacher_server} serves \['{tiny_models['teacher']}'\], not teacher_model 'org/other-model'"):
         env.reset(seed=0)
     assert not list((tmp_path / "runs").glob("episode-*"))
 
@@ -272,6 +295,6 @@ def test_distiller_config_round_trips_through_json():
     assert DistillerConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
 
 
-def test_reset_shows_progress(tiny, tmp_path, capsys):
-    make(tiny, tmp_path / "runs", progress=True).reset(seed=0)
+def test_reset_shows_progress(tiny_models, tmp_path, capsys):
+    make(tiny_models, tmp_path / "runs", progress=True).reset(seed=0)
     assert "ReAD-v0 reset" in capsys.readouterr().err

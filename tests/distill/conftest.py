@@ -15,18 +15,6 @@ def _one_torch_thread(one_torch_thread):
     """Every backend test runs with one torch thread (see ``one_torch_thread``)."""
 
 
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory):
-    """{"teacher": 2-layer, "student": 1-layer (same tokenizer), "other": different vocabulary}."""
-    from read_env.distill.assets import build_tiny_llama
-
-    root = tmp_path_factory.mktemp("tiny")
-    teacher = build_tiny_llama(root / "teacher", num_layers=2, seed=0)
-    student = build_tiny_llama(root / "student", num_layers=1, seed=1, tokenizer=teacher)
-    other = build_tiny_llama(root / "other", num_layers=1, seed=2, vocab_size=320)
-    return {"teacher": str(teacher), "student": str(student), "other": str(other)}
-
-
 @pytest.fixture()
 def make_distiller(tiny_models, tmp_path):
     """Factory for small, fast Distillers on the tiny models (templates only unless asked)."""
