@@ -4,7 +4,9 @@ Episodes run one after another, on ``workers`` local processes, or as Ray tasks 
 :mod:`agents.ray_backend`); the results are the same for the same seeds. Every finished episode is
 appended to ``OUT/episodes.jsonl`` at once (one JSON object per line, keyed by
 agent, task, budget, seed and the environment arguments); a run that is interrupted and started again with
-the same output folder skips what is already there. All agents of a (task, budget, seed) cell play the same
+the same output folder skips what is already there. Each ``ReAD-v0`` episode gets its own run folder
+(``run_dir/AGENT-TASK-BUDGET-SEED``, default ``OUT/env/...``), so parallel episodes never share one and a
+rerun continues an interrupted episode from its last completed step. All agents of a (task, budget, seed) cell play the same
 environment seed, so the noise is shared and differences are paired.
 
 Outputs: ``summary.csv`` (per agent and budget, over tasks), ``per_task.csv`` (per agent, task and budget),
@@ -34,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from agents.stats import mean_ci
+from read_env.registration import REAL_ID
 
 EPISODES_FILE = "episodes.jsonl"
 
@@ -94,7 +97,10 @@ def _run_job(job: tuple[str, str, int, int, dict[str, Any]]) -> dict[str, Any]:
     from agents.runner import run_episode
 
     overrides = ctx["overrides"].get(agent_name, {})
-    episode, _ = run_episode(lambda setting: make_agent(agent_name, setting, seed=seed, **overrides), ctx["env_id"], task, budget, ctx["num_steps"], seed, ctx["env_kwargs"])
+    env_kwargs = dict(ctx["env_kwargs"])
+    if ctx["env_id"] == REAL_ID:  # one run folder per episode: parallel episodes never share one, a rerun resumes its own
+        env_kwargs["run_dir"] = str(Path(env_kwargs.get("run_dir", Path(ctx["out_dir"]) / "env")) / f"{agent_name}-{task}-{budget}-{seed}")
+    episode, _ = run_episode(lambda setting: make_agent(agent_name, setting, seed=seed, **overrides), ctx["env_id"], task, budget, ctx["num_steps"], seed, env_kwargs)
     return {
         "key": _job_key(agent_name, task, budget, seed, ctx["env_key"]),
         "agent": agent_name,
@@ -179,7 +185,7 @@ def run_compare(config: CompareConfig, progress: bool = True) -> dict[str, Any]:
         agents.append("oracle")
     env_key = _env_key(config)
     done = {record["key"] for record in load_records(out)}
-    ctx = {"env_id": config.env_id, "env_kwargs": dict(config.env_kwargs), "num_steps": config.num_steps, "env_key": env_key,
+    ctx = {"env_id": config.env_id, "env_kwargs": dict(config.env_kwargs), "num_steps": config.num_steps, "env_key": env_key, "out_dir": str(out),
            "overrides": {k: dict(v) for k, v in config.agent_overrides.items()}}
     jobs = [(a, t, int(b), int(s), ctx) for b in config.budgets for t in config.tasks for s in config.seeds for a in agents
             if _job_key(a, t, int(b), int(s), env_key) not in done]

@@ -43,3 +43,15 @@ def test_compare_cli_on_ray_shows_progress(tmp_path, local_ray, capsys):
                  "--budgets", "2M", "--seeds", "1", "--steps", "3", "--out", str(tmp_path)]) == 0
     assert len(load_records(tmp_path)) == 3  # uniform, task_static, oracle
     assert "compare: 100%" in capsys.readouterr().err
+
+
+def test_real_episodes_on_ray_each_get_their_own_run_folder(tmp_path, local_ray, tiny_models):
+    options = {"use_banks": False, "probe_items": 2, "eval_items": 1, "max_new_tokens": 8, "eval_max_new_tokens": 8, "probe_max_new_tokens": 6}
+    env_kwargs = {"teacher": tiny_models["teacher"], "student": tiny_models["student"], "device": "cpu", "progress": False, "distiller_config": options}
+    config = CompareConfig(["uniform"], ["math"], [600], [0, 1], env_id="ReAD-v0", env_kwargs=env_kwargs, num_steps=2, out_dir=str(tmp_path), backend="ray")
+    run_compare(config, progress=False)
+    assert sorted(path.name for path in (tmp_path / "env").iterdir()) == ["uniform-math-600-0", "uniform-math-600-1"]
+    for seed in (0, 1):
+        episodes = list((tmp_path / "env" / f"uniform-math-600-{seed}").glob("episode-*"))
+        assert len(episodes) == 1 and json.loads((episodes[0] / "history.jsonl").read_text().splitlines()[-1])["tokens_used_total"] == 600
+    assert [record["tokens"] for record in load_records(tmp_path)] == [[300, 300], [300, 300]]
