@@ -12,6 +12,8 @@ from typing import Any, Mapping
 from urllib.parse import urlparse
 
 TEACHER_ENGINES = ("hf", "openai", "vllm")
+# Where and how a run executes, not what it computes: a resumed run may change them.
+OPERATIONAL_FIELDS = ("cache", "teacher_url", "teacher_concurrency", "teacher_retries", "teacher_timeout_s", "keep_after_episode")
 OBJECTIVES = ("sft", "kd")
 KEEP_AFTER_EPISODE = ("weights", "nothing", "checkpoint")
 
@@ -106,6 +108,10 @@ class DistillerConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict; ``from_dict(to_dict())`` gives an equal config."""
         return asdict(self)
+
+    def run_identity(self) -> dict[str, Any]:
+        """The fields that define what a run computes (``to_dict()`` without ``OPERATIONAL_FIELDS``)."""
+        return {key: value for key, value in self.to_dict().items() if key not in OPERATIONAL_FIELDS}
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "DistillerConfig":

@@ -194,45 +194,44 @@ class Distiller:
             tokens: int array [K] >= 0, the step's allotment per capability (tokens).
             progress: fraction of the whole budget already spent, in [0, 1] (curriculum).
         """
-        t0 = time.perf_counter()
-        tok = np.asarray(tokens)
-        if tok.shape != (self.K,) or np.any(tok < 0) or not np.all(np.equal(np.mod(tok, 1), 0)):
+        started = time.perf_counter()
+        allotted = np.asarray(tokens)
+        if allotted.shape != (self.K,) or np.any(allotted < 0) or not np.all(np.equal(np.mod(allotted, 1), 0)):
             raise ValueError(f"tokens must be {self.K} non-negative integers, got {tokens!r}")
-        tok = tok.astype(np.int64)
+        allotted = allotted.astype(np.int64)
         carry_in = self.ledger.carry
-        alloc = tok + (largest_remainder_split(carry_in, tok) if tok.sum() > 0 else 0)
+        available = allotted + (largest_remainder_split(carry_in, allotted) if allotted.sum() > 0 else 0)
         generated = np.zeros(self.K, dtype=np.int64)
         trained = np.zeros(self.K, dtype=np.int64)
         examples: list[TrainExample] = []
-        gen_seconds = 0.0
-        for k, cap in enumerate(self.capabilities):
-            g_budget, _ = split_generation_training(int(alloc[k]), self.generation_share)
-            if g_budget <= 0:
+        generation_seconds = 0.0
+        for k, capability in enumerate(self.capabilities):
+            generation_cap, _ = split_generation_training(int(available[k]), self.generation_share)
+            if generation_cap <= 0:
                 continue
-            res = generate_budgeted(self.models.engine,
-                                    lambda cap=cap: self.sampler.sample_one(cap, progress), g_budget, int(alloc[k]),
-                                    lambda p: len(self._student_prompt_ids(p)), self.sampling,
-                                    self.min_new_tokens)
-            gen_seconds += res.seconds
-            generated[k] = res.generated
-            exs = [TrainExample(self._student_prompt_ids(c.prompt) + self._answer_ids(c.token_ids, c.text, c.finished),
-                                len(self._student_prompt_ids(c.prompt)), k) for c in res.completions]
-            kept, used = fit_budget([e for e in exs if len(e) > e.n_prompt], int(alloc[k]) - res.generated)
+            generation = generate_budgeted(self.models.engine, lambda capability=capability: self.sampler.sample_one(capability, progress),
+                                           generation_cap, int(available[k]), lambda prompt: len(self._student_prompt_ids(prompt)),
+                                           self.sampling, self.min_new_tokens)
+            generation_seconds += generation.seconds
+            generated[k] = generation.generated
+            candidates = [TrainExample(self._student_prompt_ids(c.prompt) + self._answer_ids(c.token_ids, c.text, c.finished),
+                                       len(self._student_prompt_ids(c.prompt)), k) for c in generation.completions]
+            kept, used = fit_budget([example for example in candidates if len(example) > example.n_prompt], int(available[k]) - generation.generated)
             examples += kept
             trained[k] = used
         stats = self.trainer.train(examples, self.np_rng)
         if any(stats.tokens_per_capability.get(k, 0) != trained[k] for k in range(self.K)):
             raise LedgerError(f"trained tokens per capability {stats.tokens_per_capability} differ from the planned {trained.tolist()}")
         spent = int(generated.sum() + trained.sum())
-        carry_out = int(tok.sum()) + carry_in - spent
+        carry_out = int(allotted.sum()) + carry_in - spent
         step = len(self.ledger)
-        self.ledger.append(LedgerEntry(step=step, allotted=tok.tolist(), carry_in=carry_in,
+        self.ledger.append(LedgerEntry(step=step, allotted=allotted.tolist(), carry_in=carry_in,
                                        generated=generated.tolist(), trained=trained.tolist(), carry_out=carry_out,
                                        extra={"loss": stats.loss, "examples": len(examples), "progress": progress}))
-        return StepReport(step=step, tokens_allotted=int(tok.sum()), carry_in=carry_in, carry_out=carry_out,
+        return StepReport(step=step, tokens_allotted=int(allotted.sum()), carry_in=carry_in, carry_out=carry_out,
                           tokens_generated=int(generated.sum()), tokens_trained=int(trained.sum()),
                           generated=generated, trained=trained, examples=len(examples), loss=stats.loss,
-                          seconds=time.perf_counter() - t0, generation_seconds=gen_seconds,
+                          seconds=time.perf_counter() - started, generation_seconds=generation_seconds,
                           training_seconds=stats.seconds, micro_batch=stats.micro_batch,
                           oom_retries=stats.oom_retries)
 

@@ -109,7 +109,7 @@ class DistillationEnv(AllocationEnv):
             if not vllm_installed():
                 raise TeacherEngineError("teacher_engine='vllm' needs vLLM, which is not installed: pip install 'read-env[vllm]' (GPU only)")
         self.config = {"capabilities": list(self.capabilities), "budget_tokens": self.budget_tokens, "num_steps": self.num_steps,
-                       "distiller": self.distiller_config.to_dict()}
+                       "distiller": self.distiller_config.run_identity()}  # resume refuses an episode of another config
         self.device = device
         self.run_dir = Path(run_dir)
         self.utility_every = utility_every
@@ -132,8 +132,8 @@ class DistillationEnv(AllocationEnv):
     def _begin(self, prepared: dict[str, Any]) -> tuple[np.ndarray, float]:
         from tqdm import tqdm
 
-        existing = sorted(self.run_dir.glob("episode-*")) if self.run_dir.is_dir() else []
-        episode_dir = self.run_dir / f"episode-{int(existing[-1].name.split('-')[1]) + 1 if existing else 0:04d}"
+        numbers = [int(path.name[8:]) for path in self._episodes()]
+        episode_dir = self.run_dir / f"episode-{max(numbers, default=-1) + 1:04d}"
         self._distiller_seed = int(self.np_random.integers(2**31))
         with tqdm(total=2, desc="ReAD-v0 reset", unit="stage", disable=not self.progress, leave=False) as bar:
             bar.set_postfix_str("loading models and teacher references")
@@ -215,8 +215,12 @@ class DistillationEnv(AllocationEnv):
             history.write(json.dumps(record) + "\n")
         self.distiller.prune_checkpoints(keep=record["step"])
 
+    def _episodes(self) -> list[Path]:
+        """The episode folders of ``run_dir``, oldest first."""
+        return sorted(path for path in self.run_dir.glob("episode-*") if path.name[8:].isdigit()) if self.run_dir.is_dir() else []
+
     def _unfinished_episode(self) -> tuple[Path, list[dict[str, Any]]] | None:
-        episodes = sorted(self.run_dir.glob("episode-*")) if self.run_dir.is_dir() else []
+        episodes = self._episodes()
         if not episodes:
             return None
         records = [record for record in read_history(episodes[-1]) if not record.get("truncated")]
