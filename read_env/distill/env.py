@@ -194,7 +194,10 @@ class DistillationEnv(AllocationEnv):
         observation, reward, terminated, truncated, info = super().step(action)
         self._commit({"reward": reward, "terminated": terminated, "truncated": truncated, **self._record(info)})
         if terminated:
-            self.distiller.finish()
+            try:
+                self.distiller.finish()
+            except OSError as error:  # the episode is complete and its last checkpoint kept: report, do not raise
+                info["error"] = f"the finished episode's files were not written: {type(error).__name__}: {error}"
         return observation, reward, terminated, truncated, info
 
     # ------------------------------------------------------------------------------- persistence
