@@ -134,6 +134,16 @@ def test_finished_episode_keeps_what_was_asked(tiny_models, tmp_path, keep, left
         assert all((final.state_dict()[name] == value).all() for name, value in trained.items())
 
 
+def test_failed_write_of_the_final_weights_is_reported_and_keeps_the_checkpoint(tiny_models, tmp_path):
+    env = make(tiny_models, tmp_path / "runs")
+    env.reset(seed=0)
+    (env.unwrapped.episode_dir / "final.tmp").write_text("a file where the final weights' folder should go")
+    outcomes = [env.step(np.zeros(8, dtype=np.float32)) for _ in range(3)]
+    *_, terminated, truncated, info = outcomes[-1]
+    assert terminated and not truncated and "CheckpointError" in info["error"] and "final" in info["error"]
+    assert (env.unwrapped.episode_dir / "checkpoint-3" / "trainable.safetensors").is_file()
+
+
 def test_models_are_loaded_once_and_every_episode_starts_from_the_untrained_student(tiny_models, tmp_path):
     env = make(tiny_models, tmp_path / "runs")
     first_observation, _ = env.reset(seed=0)
