@@ -5,8 +5,9 @@ Episodes run one after another, on ``workers`` local processes, or as Ray tasks 
 appended to ``OUT/episodes.jsonl`` at once (one JSON object per line, keyed by
 agent, task, budget, seed and the environment arguments); a run that is interrupted and started again with
 the same output folder skips what is already there. Each ``ReAD-v0`` episode gets its own run folder
-(``run_dir/AGENT-TASK-BUDGET-SEED``, default ``OUT/env/...``), so parallel episodes never share one and a
-rerun continues an interrupted episode from its last completed step. All agents of a (task, budget, seed) cell play the same
+(``run_dir/AGENT-TASK-BUDGET-SEED``, default ``OUT/env/...``), so parallel episodes never share one; an
+episode interrupted midway runs again from its start in a cleared folder (an agent's own state is not
+checkpointed, so continuing the environment alone would not give the uninterrupted episode). All agents of a (task, budget, seed) cell play the same
 environment seed, so the noise is shared and differences are paired.
 
 Outputs: ``summary.csv`` (per agent and budget, over tasks), ``per_task.csv`` (per agent, task and budget),
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,8 +100,10 @@ def _run_job(job: tuple[str, str, int, int, dict[str, Any]]) -> dict[str, Any]:
 
     overrides = ctx["overrides"].get(agent_name, {})
     env_kwargs = dict(ctx["env_kwargs"])
-    if ctx["env_id"] == REAL_ID:  # one run folder per episode: parallel episodes never share one, a rerun resumes its own
-        env_kwargs["run_dir"] = str(Path(env_kwargs.get("run_dir", Path(ctx["out_dir"]) / "env")) / f"{agent_name}-{task}-{budget}-{seed}")
+    if ctx["env_id"] == REAL_ID:  # one run folder per episode, started afresh (an agent's state is not checkpointed)
+        run_dir = Path(env_kwargs.get("run_dir", Path(ctx["out_dir"]) / "env")) / f"{agent_name}-{task}-{budget}-{seed}"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        env_kwargs.update(run_dir=str(run_dir), resume=False)
     episode, _ = run_episode(lambda setting: make_agent(agent_name, setting, seed=seed, **overrides), ctx["env_id"], task, budget, ctx["num_steps"], seed, env_kwargs)
     return {
         "key": _job_key(agent_name, task, budget, seed, ctx["env_key"]),

@@ -55,3 +55,8 @@ def test_real_episodes_on_ray_each_get_their_own_run_folder(tmp_path, local_ray,
         episodes = list((tmp_path / "env" / f"uniform-math-600-{seed}").glob("episode-*"))
         assert len(episodes) == 1 and json.loads((episodes[0] / "history.jsonl").read_text().splitlines()[-1])["tokens_used_total"] == 600
     assert [record["tokens"] for record in load_records(tmp_path)] == [[300, 300], [300, 300]]
+    stale = tmp_path / "env" / "uniform-math-600-2" / "episode-0000"
+    stale.mkdir(parents=True)  # an episode the killed driver left midway
+    run_compare(CompareConfig(["uniform"], ["math"], [600], [2], env_id="ReAD-v0", env_kwargs=env_kwargs, num_steps=2, out_dir=str(tmp_path), backend="ray"),
+                progress=False)
+    assert [path.name for path in stale.parent.glob("episode-*")] == ["episode-0000"] and (stale / "history.jsonl").is_file()  # rerun from its start
