@@ -103,11 +103,9 @@ class DistillationEnv(AllocationEnv):
         check_model_name(self.distiller_config.teacher, "teacher", self.distiller_config.cache)
         check_model_name(self.distiller_config.student, "student", self.distiller_config.cache)
         if self.distiller_config.teacher_engine == "vllm":
-            from read_env.distill.engines import TeacherEngineError
-            from read_env.distill.engines.vllm_engine import vllm_installed
+            from read_env.distill.engines.vllm_engine import require_vllm
 
-            if not vllm_installed():
-                raise TeacherEngineError("teacher_engine='vllm' needs vLLM, which is not installed: pip install 'read-env[vllm]' (GPU only)")
+            require_vllm()
         self.config = {"capabilities": list(self.capabilities), "budget_tokens": self.budget_tokens, "num_steps": self.num_steps,
                        "distiller": self.distiller_config.run_identity()}  # resume refuses an episode of another config
         self.device = device

@@ -18,14 +18,19 @@ def vllm_installed() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
+def require_vllm() -> None:
+    """Raise ``TeacherEngineError`` with the install command when vLLM is missing."""
+    if not vllm_installed():
+        raise TeacherEngineError("teacher_engine='vllm' needs vLLM, which is not installed: pip install 'read-env[vllm]' (GPU only)")
+
+
 class VLLMEngine:
     """vLLM generation of the model at ``path`` (a local folder or cached hub id), ``seed`` for sampling."""
 
     name = "vllm"
 
     def __init__(self, path: str, seed: int = 0, gpu_memory_utilization: float = 0.5) -> None:
-        if not vllm_installed():
-            raise TeacherEngineError("teacher_engine='vllm' needs vLLM, which is not installed: pip install 'read-env[vllm]' (GPU only)")
+        require_vllm()
         from vllm import LLM
 
         self.llm = LLM(model=path, seed=seed, gpu_memory_utilization=gpu_memory_utilization)
