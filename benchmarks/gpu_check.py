@@ -21,6 +21,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import tempfile
@@ -113,6 +114,9 @@ def measure_generation(folder: Path, size: dict, device: torch.device) -> dict:
         result[name] = {"tokens": sum(answer.generated for answer in answers), "seconds": seconds,
                         "tokens_per_s": sum(answer.generated for answer in answers) / seconds}
         del engine
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()  # give vLLM the memory the hf engine's cache held
     if "vllm" in result:
         result["vllm_over_hf"] = result["vllm"]["tokens_per_s"] / result["hf"]["tokens_per_s"]
     return result
