@@ -3,7 +3,10 @@
 import json
 import os
 
+import pytest
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_demo_writes_summary_plot_histories_and_tensorboard(tmp_path, monkeypatch, capsys):
