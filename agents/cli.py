@@ -5,6 +5,7 @@ Examples::
     read-env demo                       # the ReAD bandit and uniform on real distillation (ReAD-v0)
     read-env run --agent read_bandit --task math_word_problems --budget 20M --seed 0 --out runs/run
     read-env compare --agents all --tasks all --budgets 20M,150M --seeds 10 --out runs/compare --workers 2
+    read-env compare --env-id ReAD-v0 --backend ray --address auto --gpus-per-episode 1 ...   # episodes on a Ray cluster
     read-env train --algo ppo --timesteps 100000 --out runs/ppo
     read-env agents
 """
@@ -96,7 +97,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for item in args.agent_option:
         name, _, rest = item.partition(".")
         overrides.setdefault(name, {}).update(parse_env_kwargs([rest]))
-    config = CompareConfig(agents, args.tasks, args.budgets, seeds, args.env_id, parse_env_kwargs(args.env_kwarg), args.steps, args.out, args.workers, overrides)
+    config = CompareConfig(agents, args.tasks, args.budgets, seeds, args.env_id, parse_env_kwargs(args.env_kwarg), args.steps, args.out, args.workers, overrides,
+                           args.backend, args.address, args.gpus_per_episode)
     tables = run_compare(config, progress=not args.quiet)
     print(format_summary(tables))
     print(f"\nwrote {args.out}/summary.csv, per_task.csv, results.md, utility.png, allocation.png, profile.png")
@@ -162,7 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--budgets", type=lambda s: [parse_budget(x) for x in s.split(",")], default=[20_000_000, 150_000_000])
     cmp.add_argument("--seeds", type=int, default=10, help="number of seeds")
     cmp.add_argument("--seed-start", type=int, default=0)
-    cmp.add_argument("--workers", type=int, default=1)
+    cmp.add_argument("--workers", type=int, default=1, help="local processes (backend local)")
+    cmp.add_argument("--backend", choices=["local", "ray"], default="local", help="ray: each episode a Ray task (pip install 'read-env[ray]')")
+    cmp.add_argument("--address", default=None, help="Ray cluster address, e.g. auto or ray://HOST:10001 (default: a local Ray)")
+    cmp.add_argument("--gpus-per-episode", type=float, default=0.0, help="GPUs each Ray task reserves (ReAD-v0 on GPUs: 1)")
     cmp.add_argument("--out", default="runs/compare")
     cmp.add_argument("--agent-option", action="append", default=[], metavar="AGENT.KEY=VALUE", help="agent hyperparameter (JSON value), e.g. read_bandit.warmup_steps=2; repeatable")
     cmp.add_argument("--quiet", action="store_true")

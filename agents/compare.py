@@ -1,8 +1,13 @@
 """``compare``: agents x tasks x budgets x seeds on one environment id, with tables, plots and resume.
 
-Every finished episode is appended to ``OUT/episodes.jsonl`` at once (one JSON object per line, keyed by
+Episodes run one after another, on ``workers`` local processes, or as Ray tasks (``backend="ray"``, see
+:mod:`agents.ray_backend`); the results are the same for the same seeds. Every finished episode is
+appended to ``OUT/episodes.jsonl`` at once (one JSON object per line, keyed by
 agent, task, budget, seed and the environment arguments); a run that is interrupted and started again with
-the same output folder skips what is already there. All agents of a (task, budget, seed) cell play the same
+the same output folder skips what is already there. Each ``ReAD-v0`` episode gets its own run folder
+(``run_dir/AGENT-TASK-BUDGET-SEED``, default ``OUT/env/...``), so parallel episodes never share one; an
+episode interrupted midway runs again from its start in a cleared folder (an agent's own state is not
+checkpointed, so continuing the environment alone would not give the uninterrupted episode). All agents of a (task, budget, seed) cell play the same
 environment seed, so the noise is shared and differences are paired.
 
 Outputs: ``summary.csv`` (per agent and budget, over tasks), ``per_task.csv`` (per agent, task and budget),
@@ -24,7 +29,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from agents.stats import mean_ci
+from read_env.registration import REAL_ID
 
 EPISODES_FILE = "episodes.jsonl"
 
@@ -48,6 +55,9 @@ class CompareConfig:
     out_dir: str = "runs/compare"
     workers: int = 1
     agent_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    backend: str = "local"  # "local" or "ray"
+    address: str | None = None  # Ray cluster address (None: the running Ray, else a local one)
+    gpus_per_episode: float = 0.0  # GPUs each Ray task reserves
 
 
 def _env_key(config: CompareConfig) -> str:
@@ -89,7 +99,12 @@ def _run_job(job: tuple[str, str, int, int, dict[str, Any]]) -> dict[str, Any]:
     from agents.runner import run_episode
 
     overrides = ctx["overrides"].get(agent_name, {})
-    episode, _ = run_episode(lambda setting: make_agent(agent_name, setting, seed=seed, **overrides), ctx["env_id"], task, budget, ctx["num_steps"], seed, ctx["env_kwargs"])
+    env_kwargs = dict(ctx["env_kwargs"])
+    if ctx["env_id"] == REAL_ID:  # one run folder per episode, started afresh (an agent's state is not checkpointed)
+        run_dir = Path(env_kwargs.get("run_dir", Path(ctx["out_dir"]) / "env")) / f"{agent_name}-{task}-{budget}-{seed}"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        env_kwargs.update(run_dir=str(run_dir), resume=False)
+    episode, _ = run_episode(lambda setting: make_agent(agent_name, setting, seed=seed, **overrides), ctx["env_id"], task, budget, ctx["num_steps"], seed, env_kwargs)
     return {
         "key": _job_key(agent_name, task, budget, seed, ctx["env_key"]),
         "agent": agent_name,
@@ -136,11 +151,37 @@ def load_records(out_dir: str | Path) -> list[dict[str, Any]]:
     return records
 
 
+def _finished_episodes(jobs: list[tuple], config: CompareConfig) -> Iterator[dict[str, Any]]:
+    """The records of ``jobs`` as they finish, on the configured backend."""
+    if config.backend == "ray":
+        from agents.ray_backend import run_on_ray
+
+        yield from run_on_ray(_run_job, jobs, config.address, config.gpus_per_episode)
+    elif config.workers > 1:
+        import multiprocessing
+
+        saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+        os.environ.update({name: "1" for name in THREAD_VARIABLES})  # one BLAS thread per worker (set before spawn)
+        pool_context = multiprocessing.get_context("spawn").Pool(config.workers, initializer=_init_worker)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name)
+            else:
+                os.environ[name] = value
+        with pool_context as pool:
+            yield from pool.imap_unordered(_run_job, jobs, chunksize=1)
+    else:
+        for job in jobs:
+            yield _run_job(job)
+
+
 def run_compare(config: CompareConfig, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) the comparison, then write and return the tables; see the module docstring."""
     from agents.oracle import oracle_available
     from agents.base import Setting
 
+    if config.backend not in ("local", "ray"):
+        raise ValueError(f"unknown backend {config.backend!r}; expected 'local' or 'ray'")
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     agents = list(dict.fromkeys(["uniform", *config.agents]))
@@ -148,7 +189,7 @@ def run_compare(config: CompareConfig, progress: bool = True) -> dict[str, Any]:
         agents += [name for name in ("oracle", "best_fixed") if name not in agents]
     env_key = _env_key(config)
     done = {record["key"] for record in load_records(out)}
-    ctx = {"env_id": config.env_id, "env_kwargs": dict(config.env_kwargs), "num_steps": config.num_steps, "env_key": env_key,
+    ctx = {"env_id": config.env_id, "env_kwargs": dict(config.env_kwargs), "num_steps": config.num_steps, "env_key": env_key, "out_dir": str(out),
            "overrides": {k: dict(v) for k, v in config.agent_overrides.items()}}
     jobs = [(a, t, int(b), int(s), ctx) for b in config.budgets for t in config.tasks for s in config.seeds for a in agents
             if _job_key(a, t, int(b), int(s), env_key) not in done]
@@ -166,29 +207,11 @@ def run_compare(config: CompareConfig, progress: bool = True) -> dict[str, Any]:
             with open(path, "a") as handle:  # a line cut by an interruption: end it so new records start clean
                 handle.write("\n")
         with open(path, "a") as handle:
-            if config.workers > 1:
-                import multiprocessing
-
-                saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
-                os.environ.update({name: "1" for name in THREAD_VARIABLES})  # one BLAS thread per worker (set before spawn)
-                pool_context = multiprocessing.get_context("spawn").Pool(config.workers, initializer=_init_worker)
-                for name, value in saved.items():
-                    if value is None:
-                        os.environ.pop(name)
-                    else:
-                        os.environ[name] = value
-                with pool_context as pool:
-                    for record in pool.imap_unordered(_run_job, jobs, chunksize=1):
-                        handle.write(json.dumps(record) + "\n")
-                        handle.flush()
-                        if bar is not None:
-                            bar.update()
-            else:
-                for job in jobs:
-                    handle.write(json.dumps(_run_job(job)) + "\n")
-                    handle.flush()
-                    if bar is not None:
-                        bar.update()
+            for record in _finished_episodes(jobs, config):
+                handle.write(json.dumps(record) + "\n")
+                handle.flush()
+                if bar is not None:
+                    bar.update()
         if bar is not None:
             bar.close()
     wanted = {_job_key(a, t, int(b), int(s), env_key) for b in config.budgets for t in config.tasks for s in config.seeds for a in agents}

@@ -3,8 +3,9 @@
 Each agent plays one episode of ``ReAD-v0`` with the embedded teacher (SmolLM2-135M-Instruct) and student
 (its 6-layer cut) at a small budget, from the same seed. The job prints the capability profiles before and
 after and the task utility of both, and writes ``demo.png``, TensorBoard logs (``tb/<agent>``), each step's
-history (``<agent>/history.jsonl`` from the runner, plus the environment's own run folder) and
-``summary.json`` under ``--out``.
+history (``<agent>/history.jsonl`` from the runner, plus the environment's own run folder with the trained
+student's weights) and ``summary.json`` into a fresh run folder ``--out/run-NNN`` (a rerun never mixes
+with an earlier run).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class DemoConfig:
     bandit_warmup_steps: int = 2  # the paper's 5 random warm-up steps would be the whole of a 5-step episode
     device: str = "auto"
     out: str = "runs/demo"
-    distiller_options: dict[str, Any] = field(default_factory=lambda: {"probe_items": 8, "eval_items": 4, "max_new_tokens": 48})
+    distiller_config: dict[str, Any] = field(default_factory=lambda: {"probe_items": 8, "eval_items": 4, "max_new_tokens": 48})
 
 
 def run_demo(config: DemoConfig) -> dict[str, Any]:
@@ -40,8 +41,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     from agents.runner import run_episode
     from agents.step_log import StepLog
 
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = fresh_run_dir(Path(config.out))
     episodes = {}
     capabilities: list[str] = []
     for name in config.agents:
@@ -52,11 +52,12 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
                 overrides = {"warmup_steps": config.bandit_warmup_steps} if "bandit" in name else {}
                 return make_agent(name, setting, seed=config.seed, **overrides)
 
-            env_kwargs = {"run_dir": str(out / name / "env"), "resume": False, "device": config.device, "distiller_options": config.distiller_options}
+            env_kwargs = {"run_dir": str(out / name / "env"), "resume": False, "device": config.device, "distiller_config": config.distiller_config}
             episodes[name], _ = run_episode(factory, REAL_ID, config.task, config.budget_tokens, config.num_steps, config.seed, env_kwargs, on_step=log)
 
     summary = {
         "config": asdict(config),
+        "run_dir": str(out),
         "capabilities": capabilities,
         "agents": {
             name: {
@@ -75,6 +76,15 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     print(f"\nwrote {out / 'demo.png'}, {out / 'summary.json'}, TensorBoard logs in {out / 'tb'}")
     plot_demo(summary, out / "demo.png")
     return summary
+
+
+def fresh_run_dir(out: Path) -> Path:
+    """Create and return ``out/run-NNN`` with the next unused number."""
+    out.mkdir(parents=True, exist_ok=True)
+    numbers = [int(path.name[4:]) for path in out.glob("run-*") if path.name[4:].isdigit()]
+    run_dir = out / f"run-{max(numbers, default=-1) + 1:03d}"
+    run_dir.mkdir()
+    return run_dir
 
 
 def format_table(summary: dict[str, Any]) -> str:

@@ -41,7 +41,8 @@ class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     Reward: ``r . ds - beta * spill - cost_weight * cost`` (see :mod:`read_env.contract`).
 
     Episode end: ``terminated`` once the whole budget is spent (after ``num_steps`` steps); never truncated
-    by the contract (a backend may truncate on an unrecoverable failure).
+    by the contract. A backend may truncate on an unrecoverable failure (``extra["truncated"]``): that step
+    spends nothing and changes no state (``tokens_used`` 0, reward 0), and ``step()`` raises until ``reset()``.
 
     Info after ``step``: ``allocation`` [K] (executed), ``delta_profile`` [K], ``gain``, ``spillover``,
     ``cost``, ``utility`` (task utility of the student now), ``tokens_used`` (this step),
@@ -88,6 +89,7 @@ class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.task_name = ""
         self.requirement = np.full(k, 1.0 / k)
         self._step = self.num_steps  # no episode yet: step() before reset() is refused
+        self._truncated = False
 
     # --------------------------------------------------------------------------------- backend hooks
     def _prepare(self, options: dict[str, Any]) -> dict[str, Any]:
@@ -118,24 +120,29 @@ class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.allocation = np.zeros(len(self.capabilities))
         self.delta = np.zeros(len(self.capabilities))
         self._step = 0
+        self._truncated = False
         self.tokens_used_total = 0
         info = {"task": task_name, "utility": self.utility, "tokens_used_total": 0, "step": 0}
         return self._observation(), info
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
-        if self._step >= self.num_steps:
-            raise RuntimeError("the episode is over (budget spent) or was never started: call reset() first")
+        if self._step >= self.num_steps or self._truncated:
+            raise RuntimeError("the episode is over (budget spent or truncated) or was never started: call reset() first")
         allocation = contract.allocation_from_action(action, self.action_mode, self.logit_temperature, self._action_shape)
         tokens = int(self.step_tokens[self._step])
         profile, utility, extra = self._distill(allocation, tokens)
+        self._truncated = bool(extra.get("truncated", False))
+        if self._truncated:  # the backend failed and rolled back: nothing spent, nothing changed
+            tokens, profile, utility = 0, self.profile, self.utility
         delta = profile - self.profile
         gain, spill = contract.reward_terms(self.requirement, delta, self._essential_weight)
         cost = tokens / self.budget_tokens
         reward = float(gain - self.beta * spill - self.cost_weight * cost)
-        self.profile, self.allocation, self.delta, self.utility = profile, allocation, delta, utility
-        self._step += 1
-        self.tokens_used_total += tokens
-        terminated = self._step == self.num_steps
+        if not self._truncated:
+            self.profile, self.allocation, self.delta, self.utility = profile, allocation, delta, utility
+            self._step += 1
+            self.tokens_used_total += tokens
+        terminated = self._step == self.num_steps and not self._truncated
         info = {
             "allocation": allocation,
             "delta_profile": delta,
@@ -149,7 +156,7 @@ class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             "task": self.task_name,
             **extra,
         }
-        return self._observation(), reward, terminated, bool(extra.get("truncated", False)), info
+        return self._observation(), reward, terminated, self._truncated, info
 
     def _set_task(self, task_name: str, requirement: np.ndarray) -> None:
         self.task_name, self.requirement = task_name, requirement

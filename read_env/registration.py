@@ -24,4 +24,4 @@ def register_envs() -> None:
             vector_entry_point="read_env.surrogate.vector_env:PathSurrogateVectorEnv",
         )
     if REAL_ID not in gym.registry:
-        gym.register(REAL_ID, entry_point="read_env.real_env:DistillationEnv", nondeterministic=True)
+        gym.register(REAL_ID, entry_point="read_env.distill.env:DistillationEnv", nondeterministic=True)

@@ -7,6 +7,30 @@ import read_env
 READ_ENV_IDS = [env_id for env_id in gym.registry if env_id.startswith("ReAD-") and gym.registry[env_id].entry_point.startswith("read_env.surrogate")]
 
 
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """{"teacher": 2-layer, "student": 1-layer (same tokenizer), "other": different vocabulary}: random tiny Llamas."""
+    from read_env.distill.assets import build_tiny_llama
+
+    root = tmp_path_factory.mktemp("tiny")
+    teacher = build_tiny_llama(root / "teacher", num_layers=2, seed=0)
+    student = build_tiny_llama(root / "student", num_layers=1, seed=1, tokenizer=teacher)
+    other = build_tiny_llama(root / "other", num_layers=1, seed=2, vocab_size=320)
+    return {"teacher": str(teacher), "student": str(student), "other": str(other)}
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op torch thread: tiny models gain nothing from more, and on a shared 2-core machine
+    two OpenMP threads next to another busy process slow forward passes down ~20x."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def paper_world():
     from read_env.surrogate.world import World

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import warnings
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from read_env.real_env import read_history
+from read_env.distill.env import read_history
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 FAST = {
     "lr": 1e-3,
     "max_new_tokens": 12,
@@ -33,19 +38,31 @@ FAST = {
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from read_env.distill.assets import build_tiny_llama
+def teacher_server(tiny_models):
+    """A real OpenAI-compatible server (``transformers serve``) on 127.0.0.1 serving the tiny teacher."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [str(Path(sys.executable).parent / "transformers"), "serve", tiny_models["teacher"], "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
+    server = subprocess.Popen(command, env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.time() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url + "/models", timeout=2).read()
+            break
+        except OSError:
+            assert server.poll() is None and time.time() < deadline, "transformers serve did not start"
+            time.sleep(0.5)
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
 
-    root = tmp_path_factory.mktemp("tiny-models")
-    teacher = build_tiny_llama(root / "teacher", num_layers=2, seed=0)
-    student = build_tiny_llama(root / "student", num_layers=1, seed=1, tokenizer=teacher)
-    return {"teacher": str(teacher), "student": str(student)}
 
-
-def make(tiny, run_dir, **kwargs):
-    options = {**FAST, **kwargs.pop("distiller_options", {})}
-    defaults = {"device": "cpu", "budget_tokens": 1200, "num_steps": 3, "task": "math_word_problems"}
-    return gym.make("ReAD-v0", teacher=tiny["teacher"], student=tiny["student"], run_dir=str(run_dir), distiller_options=options, **{**defaults, **kwargs})
+def make(tiny_models, run_dir, **kwargs):
+    options = {**FAST, **kwargs.pop("distiller_config", {})}
+    defaults = {"device": "cpu", "budget_tokens": 1200, "num_steps": 3, "task": "math_word_problems", "progress": False}
+    return gym.make("ReAD-v0", teacher=tiny_models["teacher"], student=tiny_models["student"], run_dir=str(run_dir), distiller_config=options, **{**defaults, **kwargs})
 
 
 def run_episode(env, seed=0):
@@ -62,24 +79,27 @@ def test_registered_nondeterministic():
     assert gym.spec("ReAD-v0").nondeterministic
 
 
-def test_check_env_on_a_tiny_configuration(tiny, tmp_path):
-    env = make(tiny, tmp_path / "runs", budget_tokens=600, num_steps=2)
+def test_check_env_on_a_tiny_configuration(tiny_models, tmp_path):
+    env = make(tiny_models, tmp_path / "runs", budget_tokens=600, num_steps=2)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         check_env(env.unwrapped)
     assert [str(w.message) for w in caught] == []
 
 
-@pytest.mark.parametrize("objective,lora", [("sft", False), ("sft", True), ("kd", False), ("kd", True)])
-def test_whole_episode_spends_exactly_the_budget(tiny, tmp_path, objective, lora):
-    env = make(tiny, tmp_path / "runs", objective=objective, lora=lora)
+@pytest.mark.parametrize("objective,lora,engine", [("sft", False, "hf"), ("sft", True, "hf"), ("kd", False, "hf"), ("kd", True, "hf"), ("sft", False, "openai")])
+def test_whole_episode_spends_exactly_the_budget(tiny_models, tmp_path, request, objective, lora, engine):
+    server = {"teacher_engine": "openai", "teacher_url": request.getfixturevalue("teacher_server")} if engine == "openai" else {}
+    env = make(tiny_models, tmp_path / "runs", objective=objective, lora=lora, **server)
     infos = run_episode(env)
     assert [info["tokens_used"] for info in infos] == [400, 400, 400]
     assert all(not info.get("error") for info in infos)
     ledger = env.unwrapped.distiller.ledger
-    assert ledger.total_allotted == 1200
+    assert ledger.total_allotted == 1200 == infos[-1]["tokens_used_total"]
+    assert ledger.total_spent == infos[-1]["tokens_spent_total"] and ledger.carry == infos[-1]["tokens_carried"]
     assert ledger.total_spent + ledger.carry == 1200
-    assert sum(info["tokens_spent"] for info in infos) == ledger.total_spent <= 1200
+    assert 0.8 * 1200 <= ledger.total_spent <= 1200  # what is left are parts of answers too short to ask for
+    assert sum(info["tokens_spent"] for info in infos) == ledger.total_spent
     for info in infos:
         assert sum(info["tokens_allotted"]) == info["tokens_used"]
         assert info["tokens_generated"] + info["tokens_trained"] == info["tokens_spent"]
@@ -88,8 +108,8 @@ def test_whole_episode_spends_exactly_the_budget(tiny, tmp_path, objective, lora
     assert infos[-1]["utility_measured"]
 
 
-def test_history_records_every_step_with_reward_components(tiny, tmp_path):
-    env = make(tiny, tmp_path / "runs")
+def test_history_records_every_step_with_reward_components(tiny_models, tmp_path):
+    env = make(tiny_models, tmp_path / "runs")
     infos = run_episode(env)
     records = read_history(env.unwrapped.episode_dir)
     assert [record["step"] for record in records] == [0, 1, 2, 3]
@@ -98,11 +118,45 @@ def test_history_records_every_step_with_reward_components(tiny, tmp_path):
         assert record["reward"] == pytest.approx(record["gain"] - 0.5 * record["spillover"] - 0.01 * record["cost"])
         assert record["tokens_used_total"] == info["tokens_used_total"]
     assert records[-1]["terminated"]
-    assert [path.name for path in env.unwrapped.episode_dir.glob("checkpoint-*")] == ["checkpoint-3"]
 
 
-def test_unrecoverable_error_truncates_and_keeps_the_run_consistent(tiny, tmp_path, monkeypatch):
-    env = make(tiny, tmp_path / "runs", num_steps=4, budget_tokens=1600)
+@pytest.mark.parametrize("keep,left", [("weights", ["final", "history.jsonl", "ledger.jsonl"]), ("nothing", ["history.jsonl", "ledger.jsonl"]),
+                                       ("checkpoint", ["checkpoint-3", "history.jsonl", "ledger.jsonl"])])
+def test_finished_episode_keeps_what_was_asked(tiny_models, tmp_path, keep, left):
+    env = make(tiny_models, tmp_path / "runs", distiller_config={"keep_after_episode": keep})
+    run_episode(env)
+    assert sorted(path.name for path in env.unwrapped.episode_dir.iterdir()) == left
+    if keep == "weights":
+        from transformers import AutoModelForCausalLM
+
+        final = AutoModelForCausalLM.from_pretrained(env.unwrapped.episode_dir / "final")
+        trained = env.unwrapped.distiller.student.state_dict()
+        assert all((final.state_dict()[name] == value).all() for name, value in trained.items())
+
+
+def test_failed_write_of_the_final_weights_is_reported_and_keeps_the_checkpoint(tiny_models, tmp_path):
+    env = make(tiny_models, tmp_path / "runs")
+    env.reset(seed=0)
+    (env.unwrapped.episode_dir / "final.tmp").write_text("a file where the final weights' folder should go")
+    outcomes = [env.step(np.zeros(8, dtype=np.float32)) for _ in range(3)]
+    *_, terminated, truncated, info = outcomes[-1]
+    assert terminated and not truncated and "CheckpointError" in info["error"] and "final" in info["error"]
+    assert (env.unwrapped.episode_dir / "checkpoint-3" / "trainable.safetensors").is_file()
+
+
+def test_models_are_loaded_once_and_every_episode_starts_from_the_untrained_student(tiny_models, tmp_path):
+    env = make(tiny_models, tmp_path / "runs")
+    first_observation, _ = env.reset(seed=0)
+    models = env.unwrapped._models
+    run_episode(env)
+    observation, _ = env.reset(seed=0)
+    assert env.unwrapped._models is models
+    np.testing.assert_array_equal(observation["profile"], first_observation["profile"])
+    assert [path.name for path in sorted((tmp_path / "runs").glob("episode-*"))] == ["episode-0000", "episode-0001", "episode-0002"]
+
+
+def test_unrecoverable_error_truncates_and_keeps_the_run_consistent(tiny_models, tmp_path, monkeypatch):
+    env = make(tiny_models, tmp_path / "runs", num_steps=4, budget_tokens=1600)
     env.reset(seed=0)
     env.step(np.zeros(8, dtype=np.float32))
     distiller = env.unwrapped.distiller
@@ -110,31 +164,67 @@ def test_unrecoverable_error_truncates_and_keeps_the_run_consistent(tiny, tmp_pa
     def broken_probe():
         raise RuntimeError("probe server fell over")
 
-    original_distill = distiller.distill
-    monkeypatch.setattr(distiller, "distill", lambda tokens, progress: (original_distill(tokens, progress), broken_probe()))
+    monkeypatch.setattr(distiller, "probe", broken_probe)
     observation, reward, terminated, truncated, info = env.step(np.zeros(8, dtype=np.float32))
     assert truncated and not terminated and "probe server fell over" in info["error"]
     assert len(distiller.ledger) == 1  # the failed step's tokens were rolled back
+    assert info["tokens_used_total"] == distiller.ledger.total_allotted == 400 and info["tokens_used"] == 0 and reward == 0.0
+    assert info["tokens_spent_total"] == distiller.ledger.total_spent and info["step"] == 1
+    assert observation["budget_left"][0] == pytest.approx(0.75)
     assert read_history(env.unwrapped.episode_dir)[-1]["truncated"]
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(8, dtype=np.float32))
+
+
+def test_failed_checkpoint_write_keeps_the_last_good_checkpoint_and_the_episode_resumes(tiny_models, tmp_path):
+    """A real write failure: the file-size limit (RLIMIT_FSIZE) makes the weights file too large to write."""
+    env = make(tiny_models, tmp_path / "runs", num_steps=4, budget_tokens=1600)
+    env.reset(seed=0)
+    env.step(np.zeros(8, dtype=np.float32))
+    episode_dir = env.unwrapped.episode_dir
+    good = {path.name: path.read_bytes() for path in (episode_dir / "checkpoint-1").iterdir()}
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, limits[1]))
+    try:
+        *_, truncated, info = env.step(np.zeros(8, dtype=np.float32))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert truncated and "CheckpointError" in info["error"] and str(episode_dir / "checkpoint-2") in info["error"]
+    assert "File too large" in info["error"] and "MiB free" in info["error"]
+    assert sorted(path.name for path in episode_dir.glob("checkpoint-*")) == ["checkpoint-1"]
+    assert {path.name: path.read_bytes() for path in (episode_dir / "checkpoint-1").iterdir()} == good
+    assert info["tokens_used_total"] == env.unwrapped.distiller.ledger.total_allotted == 400
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(8, dtype=np.float32))
+
+    resumed = make(tiny_models, tmp_path / "runs", num_steps=4, budget_tokens=1600)
+    observation, info = resumed.reset()
+    assert info["resumed"] and info["step"] == 1 and info["tokens_used_total"] == 400
+    infos = [resumed.step(np.zeros(8, dtype=np.float32))[-1] for _ in range(3)]
+    ledger = resumed.unwrapped.distiller.ledger
+    assert [entry.step for entry in ledger.entries] == [0, 1, 2, 3] and ledger.total_allotted == 1600 == infos[-1]["tokens_used_total"]
+    assert [record["step"] for record in read_history(episode_dir)] == [0, 1, 2, 3, 4]
 
 
 CHILD = """
 import sys, numpy as np, gymnasium as gym, read_env, json
 teacher, student, run_dir, options = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
-env = gym.make("ReAD-v0", teacher=teacher, student=student, run_dir=run_dir, device="cpu", budget_tokens=3000, num_steps=6, distiller_options=options)
+env = gym.make("ReAD-v0", teacher=teacher, student=student, run_dir=run_dir, device="cpu", budget_tokens=3000, num_steps=6, distiller_config=options)
 env.reset(seed=0)
 for _ in range(6):
     env.step(np.linspace(-1, 1, 8, dtype=np.float32))
 """
 
 
-def test_resume_after_kill_loses_and_double_counts_no_token(tiny, tmp_path):
-    reference = make(tiny, tmp_path / "reference", budget_tokens=3000, num_steps=6)
+def test_resume_after_kill_loses_and_double_counts_no_token(tiny_models, tmp_path):
+    reference = make(tiny_models, tmp_path / "reference", budget_tokens=3000, num_steps=6)
     run_episode(reference)
     expected = reference.unwrapped.distiller.ledger.entries
 
     run_dir = tmp_path / "killed"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, tiny["teacher"], tiny["student"], str(run_dir), json.dumps(FAST)], env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    child = subprocess.Popen([sys.executable, "-c", CHILD, tiny_models["teacher"], tiny_models["student"], str(run_dir), json.dumps(FAST)], env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
     history = run_dir / "episode-0000" / "history.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and (not history.exists() or len(history.read_text().splitlines()) < 3):
@@ -144,7 +234,7 @@ def test_resume_after_kill_loses_and_double_counts_no_token(tiny, tmp_path):
     committed = len(read_history(run_dir / "episode-0000")) - 1
     assert 2 <= committed < 6, "the child should die mid-episode"
 
-    env = make(tiny, run_dir, budget_tokens=3000, num_steps=6)
+    env = make(tiny_models, run_dir, budget_tokens=3000, num_steps=6)
     observation, info = env.reset(seed=123)
     assert info["resumed"] and info["step"] == committed
     assert info["tokens_used_total"] == committed * 500
@@ -162,13 +252,15 @@ def test_resume_after_kill_loses_and_double_counts_no_token(tiny, tmp_path):
     assert [record["step"] for record in read_history(run_dir / "episode-0000")] == list(range(7))
 
 
-def test_resume_refuses_a_run_folder_of_another_configuration(tiny, tmp_path):
-    env = make(tiny, tmp_path / "runs")
+def test_resume_refuses_a_run_folder_of_another_configuration(tiny_models, tmp_path):
+    env = make(tiny_models, tmp_path / "runs")
     env.reset(seed=0)
     env.step(np.zeros(8, dtype=np.float32))
-    other = make(tiny, tmp_path / "runs", budget_tokens=900)
+    other = make(tiny_models, tmp_path / "runs", budget_tokens=900)
     with pytest.raises(ValueError, match="another configuration"):
         other.reset()
+    operational = make(tiny_models, tmp_path / "runs", distiller_config={"keep_after_episode": "nothing", "teacher_retries": 1})
+    assert operational.reset()[1]["resumed"]  # where and how a run executes may change on resume
 
 
 @pytest.mark.parametrize(
@@ -176,10 +268,45 @@ def test_resume_refuses_a_run_folder_of_another_configuration(tiny, tmp_path):
     [
         ({"objective": "rl"}, ValueError, "objective"),
         ({"teacher": "/no/such/teacher"}, FileNotFoundError, "/no/such/teacher"),
+        ({"student": "nobody/no-such-model"}, ValueError, "student='nobody/no-such-model' is neither a local folder"),
         ({"utility_every": -1}, ValueError, "utility_every"),
         ({"budget_tokens": 0}, ValueError, "budget_tokens"),
+        ({"distiller_config": {"max_new_tokenz": 8}}, ValueError, r"unknown DistillerConfig option\(s\) \['max_new_tokenz'\]"),
+        ({"distiller_config": {"lr": "fast"}}, ValueError, "DistillerConfig.lr must be float"),
+        ({"teacher_engine": "tgi"}, ValueError, "unknown teacher_engine 'tgi'"),
+        ({"teacher_engine": "openai", "teacher_url": "localhost:8000"}, ValueError, "teacher_url = http"),
+        ({"teacher_engine": "openai", "teacher_url": "http://127.0.0.1:9/v1", "objective": "kd"}, ValueError, "logits"),
+        ({"teacher_engine": "vllm"}, RuntimeError, r"pip install 'read-env\[vllm\]'"),
     ],
 )
-def test_bad_configuration(tmp_path, kwargs, error, match):
+def test_bad_configuration_fails_at_make_without_a_hub(tmp_path, kwargs, error, match):
+    started = time.perf_counter()
     with pytest.raises(error, match=match):
-        gym.make("ReAD-v0", run_dir=str(tmp_path), **kwargs)
+        gym.make("ReAD-v0", run_dir=str(tmp_path / "runs"), **kwargs)
+    assert time.perf_counter() - started < 5 and not (tmp_path / "runs").exists()
+
+
+def test_unreachable_teacher_server_fails_at_reset_naming_the_url_and_writes_nothing(tiny_models, tmp_path):
+    env = make(tiny_models, tmp_path / "runs", teacher_engine="openai", teacher_url="http://127.0.0.1:9/v1", distiller_config={"teacher_retries": 0})
+    with pytest.raises(RuntimeError, match=r"teacher server at http://127.0.0.1:9/v1 did not answer"):
+        env.reset(seed=0)
+    assert not list((tmp_path / "runs").glob("episode-*"))
+
+
+def test_teacher_server_serving_another_model_fails_at_reset_naming_url_and_models(tiny_models, tmp_path, teacher_server):
+    env = make(tiny_models, tmp_path / "runs", teacher_engine="openai", teacher_url=teacher_server, distiller_config={"teacher_model": "org/other-model"})
+    with pytest.raises(RuntimeError, match=rf"teacher server at {teacher_server} serves \['{tiny_models['teacher']}'\], not teacher_model 'org/other-model'"):
+        env.reset(seed=0)
+    assert not list((tmp_path / "runs").glob("episode-*"))
+
+
+def test_distiller_config_round_trips_through_json():
+    from read_env.distill.config import DistillerConfig
+
+    config = DistillerConfig(teacher="t", lora=True, teacher_engine="openai", teacher_url="http://h:1/v1", max_new_tokens=7, keep_after_episode="nothing")
+    assert DistillerConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_reset_shows_progress(tiny_models, tmp_path, capsys):
+    make(tiny_models, tmp_path / "runs", progress=True).reset(seed=0)
+    assert "ReAD-v0 reset" in capsys.readouterr().err

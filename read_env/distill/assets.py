@@ -12,8 +12,9 @@ Default models (no network needed):
 
 Cache folder: the ``cache`` argument, else ``$READ_ENV_CACHE``, else ``~/.cache/read-env``.
 
-Any other model can be given as a local folder or a Hugging Face id; with
-``HF_HUB_OFFLINE=1`` ids resolve from the local HF cache only (``local_files_only=True``).
+Any other model can be given as a local folder or a Hugging Face id already in the local HF cache: models
+and tokenizers are always loaded with ``local_files_only=True``, so no hub is ever waited on (download a
+model first, e.g. ``hf download ID``).
 :func:`build_tiny_llama` writes small random Llama models (for tests and benchmarks).
 """
 
@@ -53,12 +54,6 @@ def cache_dir(cache: str | Path | None = None) -> Path:
         os.environ.get("READ_ENV_CACHE") or Path.home() / ".cache" / "read-env")
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def hub_offline() -> bool:
-    """True when ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set to a truthy value."""
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
-               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 def find_smollm2_gguf() -> Path:
@@ -190,11 +185,10 @@ def resolve_model_path(name_or_path: str | Path | None, role: str = "teacher",
 
 
 def load_tokenizer(name_or_path: str | Path):
-    """Tokenizer from a folder or hub id (local files only when the hub is offline)."""
+    """Tokenizer from a folder or a hub id in the local cache (never downloads)."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(name_or_path), local_files_only=hub_offline()
-                                        or Path(str(name_or_path)).is_dir())
+    tok = AutoTokenizer.from_pretrained(str(name_or_path), local_files_only=True)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -202,12 +196,10 @@ def load_tokenizer(name_or_path: str | Path):
 
 def load_model(name_or_path: str | Path, device: str | torch.device = "cpu",
                dtype: torch.dtype = torch.float32) -> "torch.nn.Module":
-    """Causal LM from a folder or hub id, on ``device`` (local files only when offline)."""
+    """Causal LM from a folder or a hub id in the local cache (never downloads), on ``device``."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(
-        str(name_or_path), dtype=dtype,
-        local_files_only=hub_offline() or Path(str(name_or_path)).is_dir())
+    model = AutoModelForCausalLM.from_pretrained(str(name_or_path), dtype=dtype, local_files_only=True)
     return model.to(device)
 
 

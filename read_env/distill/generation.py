@@ -6,7 +6,7 @@ top-p sampling through the global torch RNG). Every row has its own cap on new t
 (``StoppingCriteria`` per row); a row's **generated count** is the number of tokens the teacher
 produced up to and including its first end-of-sequence token, or its cap -- never padding.
 
-:func:`generate_budgeted` draws prompts until the generation cap ``G`` (teacher tokens) or the
+:func:`generate_budgeted` draws prompts (answered by a teacher engine, :mod:`read_env.distill.engines`) until the generation cap ``G`` (teacher tokens) or the
 step allotment ``T`` (generated + student prompt + answer tokens) is exhausted: each prompt's cap
 is ``min(max_new_tokens, G_left, (T_left - student_prompt_tokens) // 2)`` (an answer token costs
 one generation and one training token), reserved before generation and refunded by its unused
@@ -36,16 +36,14 @@ class SamplingConfig:
 
 @dataclass
 class Completion:
-    """A teacher answer. ``token_ids`` are the counted generated tokens (EOS included if produced)."""
+    """A teacher answer to ``prompt``: ``n_generated`` counted teacher tokens (EOS included if produced);
+    ``token_ids`` are those tokens when the engine returns them (``None`` for a remote server)."""
 
     prompt: Prompt
-    token_ids: list[int]
+    token_ids: list[int] | None
     text: str
     finished: bool  # ended with EOS (not cut by its cap)
-
-    @property
-    def n_generated(self) -> int:
-        return len(self.token_ids)
+    n_generated: int
 
 
 @dataclass
@@ -117,7 +115,7 @@ def generate_batch(model, tokenizer, texts: Sequence[str], caps: Sequence[int],
     return rows
 
 
-def generate_budgeted(model, tokenizer, next_prompt: Callable[[], Prompt], gen_budget: int,
+def generate_budgeted(engine, next_prompt: Callable[[], Prompt], gen_budget: int,
                       total_budget: int, student_prompt_len: Callable[[Prompt], int],
                       cfg: SamplingConfig, min_new_tokens: int = 8) -> GenerationResult:
     """Draw prompts from ``next_prompt`` and generate until a budget is exhausted.
@@ -145,15 +143,13 @@ def generate_budgeted(model, tokenizer, next_prompt: Callable[[], Prompt], gen_b
         if not batch:
             break
         batch.sort(key=lambda b: len(b[0].text))  # similar lengths -> less left padding
-        texts = [chat_text(tokenizer, p.text) for p, _, _ in batch]
-        rows = generate_batch(model, tokenizer, texts, [c for _, _, c in batch], cfg)
-        for (p, plen, cap), (toks, fin) in zip(batch, rows):
-            n = len(toks)
+        answers = engine.generate([p.text for p, _, _ in batch], [c for _, _, c in batch], cfg)
+        for (p, plen, cap), answer in zip(batch, answers):
+            n = answer.generated
             g_left += cap - n
             t_left += 2 * (cap - n)
             res.generated += n
             res.planned_training += plen + n
-            res.completions.append(Completion(p, toks, tokenizer.decode(toks, skip_special_tokens=True), fin))
+            res.completions.append(Completion(p, answer.token_ids, answer.text, answer.finished, n))
     res.seconds = time.perf_counter() - t0
-    assert res.generated <= gen_budget
     return res

@@ -21,7 +21,8 @@ The budget rule (one place, enforced everywhere in the backend):
 
 :class:`TokenLedger` stores one JSON object per completed step in an append-only JSON-lines file;
 reloading it reproduces the totals exactly, and :meth:`TokenLedger.truncate` rolls back to the
-step count stored in a checkpoint so that a resumed run never counts a step twice.
+step count stored in a checkpoint so that a resumed run never counts a step twice. A broken
+invariant raises :class:`LedgerError` (never an ``assert``, which ``python -O`` removes).
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ def split_generation_training(tokens: int, generation_share: float = 0.4) -> tup
     return int(g), int(r)
 
 
+class LedgerError(ValueError):
+    """A token count breaks the budget rule (overspending, a negative carry, a step out of order)."""
+
+
 @dataclass
 class LedgerEntry:
     """One completed step. Vectors are per capability (length K), all in tokens."""
@@ -91,12 +96,12 @@ class TokenLedger:
     """Append-only JSON-lines token ledger at ``path`` (created, or reloaded if it exists).
 
     Totals are always recomputed from the entries, so a reloaded ledger equals the original.
-    A torn last line (a run killed mid-write) is discarded on load.
+    A torn last line (a run killed mid-write) is discarded on load. The file's folder is created on the
+    first write.
     """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.entries: list[LedgerEntry] = []
         if self.path.exists():
             good = []
@@ -110,6 +115,7 @@ class TokenLedger:
                 self._rewrite()
 
     def _rewrite(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(self.path.suffix + ".tmp")
         tmp.write_text("".join(json.dumps(asdict(e)) + "\n" for e in self.entries))
         os.replace(tmp, self.path)
@@ -117,22 +123,23 @@ class TokenLedger:
     def append(self, entry: LedgerEntry) -> None:
         """Record a completed step (checks the conservation rule) and fsync it to disk."""
         if entry.step != len(self.entries):
-            raise ValueError(f"expected step {len(self.entries)}, got {entry.step}")
+            raise LedgerError(f"expected step {len(self.entries)}, got {entry.step}")
         if entry.carry_in != self.carry:
-            raise ValueError(f"carry_in {entry.carry_in} != ledger carry {self.carry}")
+            raise LedgerError(f"carry_in {entry.carry_in} != ledger carry {self.carry}")
         if sum(entry.allotted) + entry.carry_in != entry.spent + entry.carry_out or entry.carry_out < 0:
-            raise ValueError("ledger entry violates allotted + carry_in == spent + carry_out")
+            raise LedgerError(f"step {entry.step} violates allotted + carry_in == spent + carry_out >= 0: "
+                              f"{sum(entry.allotted)} + {entry.carry_in} vs {entry.spent} + {entry.carry_out}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as fh:
             fh.write(json.dumps(asdict(entry)) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
         self.entries.append(entry)
 
-    def truncate(self, n_steps: int) -> None:
-        """Keep only the first ``n_steps`` entries (roll back to a checkpoint)."""
-        if n_steps < len(self.entries):
-            self.entries = self.entries[:n_steps]
-            self._rewrite()
+    def replace(self, entries: Sequence[LedgerEntry]) -> None:
+        """Make ``entries`` (a checkpoint's) the whole ledger, in memory and on disk."""
+        self.entries = list(entries)
+        self._rewrite()
 
     def __len__(self) -> int:
         return len(self.entries)

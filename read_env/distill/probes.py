@@ -29,7 +29,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -128,15 +128,20 @@ class ProbeSuite:
     def hashes(self) -> set[str]:
         return {text_hash(p.text) for items in self.items.values() for p in items}
 
-    def build_references(self, teacher, teacher_tok, max_new_tokens: int = 32, batch_size: int = 16,
+    def build_references(self, load_teacher: Callable[[], tuple[Any, Any]], max_new_tokens: int = 32, batch_size: int = 16,
                          cache_file: str | Path | None = None) -> None:
         """Greedy teacher answers for the free-form items and the teacher's mean log-probability of
-        each (loaded from ``cache_file`` if present, missing ones added and saved)."""
+        each (loaded from ``cache_file`` if present, missing ones added and saved). ``load_teacher()``
+        returns (teacher model, tokenizer); it is called only when some reference is missing."""
         path = Path(cache_file) if cache_file else None
         if path is not None and path.exists():
             self.references = json.loads(path.read_text())
+        self._cache.clear()
         todo = [p for items in self.items.values() for p in items
                 if p.check != "mc" and text_hash(p.text) not in self.references]
+        if not todo:
+            return
+        teacher, teacher_tok = load_teacher()
         cfg = SamplingConfig(max_new_tokens=max_new_tokens, temperature=0.0, batch_size=batch_size)
         enc = lambda text: teacher_tok(text, add_special_tokens=False)["input_ids"]
         for k in range(0, len(todo), batch_size):
@@ -150,7 +155,8 @@ class ProbeSuite:
             for p, text, lp in zip(chunk, texts, lps):
                 self.references[text_hash(p.text)] = {"text": text, "teacher_logprob": float(lp.mean())}
         self._cache.clear()
-        if path is not None and todo:
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(self.references))
 
     def _pairs(self, tokenizer) -> list[list[tuple[list[int], list[int], float | None]]]:

@@ -3,7 +3,10 @@
 import json
 import os
 
+import pytest
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_demo_writes_summary_plot_histories_and_tensorboard(tmp_path, monkeypatch, capsys):
@@ -17,12 +20,13 @@ def test_demo_writes_summary_plot_histories_and_tensorboard(tmp_path, monkeypatc
 
     def with_tiny_models(factory, env_id, task, budget, steps, seed, env_kwargs, **kwargs):
         options = {"use_banks": False, "probe_items": 2, "eval_items": 1, "max_new_tokens": 8, "eval_max_new_tokens": 8, "probe_max_new_tokens": 6}
-        env_kwargs = {**env_kwargs, "teacher": str(teacher), "student": str(student), "distiller_options": options}
+        env_kwargs = {**env_kwargs, "teacher": str(teacher), "student": str(student), "distiller_config": options}
         return original(factory, env_id, task, budget, steps, seed, env_kwargs, **kwargs)
 
     monkeypatch.setattr(runner, "run_episode", with_tiny_models)
-    out = tmp_path / "demo"
-    summary = run_demo(DemoConfig(budget_tokens=600, num_steps=3, out=str(out), device="cpu"))
+    summary = run_demo(DemoConfig(budget_tokens=600, num_steps=3, out=str(tmp_path / "demo"), device="cpu"))
+    out = tmp_path / "demo" / "run-000"
+    assert summary["run_dir"] == str(out)
     assert set(summary["agents"]) == {"read_bandit", "uniform"}
     for name in ("read_bandit", "uniform"):
         assert len(summary["agents"][name]["allocations"]) == 3
@@ -31,3 +35,7 @@ def test_demo_writes_summary_plot_histories_and_tensorboard(tmp_path, monkeypatc
     assert (out / "demo.png").stat().st_size > 0
     assert json.loads((out / "summary.json").read_text())["capabilities"] == summary["capabilities"]
     assert "task utility" in capsys.readouterr().out
+    episode = out / "uniform" / "env" / "episode-0000"
+    assert sorted(path.name for path in episode.iterdir()) == ["final", "history.jsonl", "ledger.jsonl"]  # no optimizer state left
+    run_demo(DemoConfig(budget_tokens=600, num_steps=3, out=str(tmp_path / "demo"), device="cpu", agents=("uniform",)))
+    assert sorted(path.name for path in (tmp_path / "demo").iterdir()) == ["run-000", "run-001"]  # a rerun gets a fresh run

@@ -79,18 +79,20 @@ def test_utility_in_unit_interval(make_distiller):
 
 
 def test_kd_with_different_vocabulary_raises(tiny_models, tmp_path):
+    from read_env.distill.config import DistillerConfig
     from read_env.distill.distiller import Distiller
 
     with pytest.raises(VocabularyMismatchError):
-        Distiller(["math"], tiny_models["teacher"], tiny_models["other"], tmp_path, device="cpu", objective="kd",
-                  use_banks=False, probe_items=2)
+        Distiller(["math"], DistillerConfig(teacher=tiny_models["teacher"], student=tiny_models["other"], objective="kd",
+                                            use_banks=False, probe_items=2), tmp_path, device="cpu")
 
 
 def test_sft_with_different_vocabulary_works(tiny_models, tmp_path):
+    from read_env.distill.config import DistillerConfig
     from read_env.distill.distiller import Distiller
 
-    d = Distiller(["math"], tiny_models["teacher"], tiny_models["other"], tmp_path, device="cpu", use_banks=False,
-                  probe_items=2, probe_max_new_tokens=4, max_new_tokens=8, lr=1e-3)
+    d = Distiller(["math"], DistillerConfig(teacher=tiny_models["teacher"], student=tiny_models["other"], use_banks=False,
+                                            probe_items=2, probe_max_new_tokens=4, max_new_tokens=8, lr=1e-3), tmp_path, device="cpu")
     r = d.distill(np.array([600]), 0.0)
     assert 0 < r.tokens_spent <= 600 and r.examples > 0
 

@@ -1,6 +1,7 @@
 import torch
 
 from read_env.distill.assets import load_model, load_tokenizer
+from read_env.distill.engines.hf import HFEngine
 from read_env.distill.generation import SamplingConfig, chat_text, generate_batch, generate_budgeted
 from read_env.distill.prompts import PromptSampler
 
@@ -39,7 +40,7 @@ def test_budgeted_generation_never_exceeds_budgets(tiny_models):
     sampler = PromptSampler(["math"], seed=0)
     plen = lambda p: len(tok(chat_text(tok, p.text), add_special_tokens=False)["input_ids"])
     for g, t in [(50, 400), (200, 300), (7, 500)]:
-        res = generate_budgeted(model, tok, lambda: sampler.sample_one("math", 0.5), g, t, plen,
+        res = generate_budgeted(HFEngine(model, tok), lambda: sampler.sample_one("math", 0.5), g, t, plen,
                                 SamplingConfig(max_new_tokens=16, batch_size=4), min_new_tokens=4)
         assert res.generated == sum(c.n_generated for c in res.completions) <= g
         assert res.generated + res.planned_training <= t

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from read_env.distill.ledger import (LedgerEntry, TokenLedger, largest_remainder_split,
+from read_env.distill.ledger import (LedgerEntry, LedgerError, TokenLedger, largest_remainder_split,
                                      split_generation_training)
 
 
@@ -52,16 +52,16 @@ def test_ledger_reload_gives_same_totals(tmp_path):
 
 def test_ledger_rejects_inconsistent_entries(tmp_path):
     led = TokenLedger(tmp_path / "l.jsonl")
-    with pytest.raises(ValueError):  # spends more than allotted
+    with pytest.raises(LedgerError):  # spends more than allotted
         led.append(LedgerEntry(0, [10], 0, [6], [6], 0))
-    with pytest.raises(ValueError):  # wrong carry_in
+    with pytest.raises(LedgerError):  # wrong carry_in
         led.append(LedgerEntry(0, [10], 3, [5], [5], 3))
     led.append(_entry(0, 0, [10], [4], [4]))
-    with pytest.raises(ValueError):  # step out of order
+    with pytest.raises(LedgerError):  # step out of order
         led.append(_entry(5, led.carry, [10], [4], [4]))
 
 
-def test_ledger_drops_torn_last_line_and_truncates(tmp_path):
+def test_ledger_drops_torn_last_line_and_is_replaced_by_a_checkpoints_entries(tmp_path):
     path = tmp_path / "l.jsonl"
     led = TokenLedger(path)
     led.append(_entry(0, 0, [10], [4], [4]))
@@ -70,6 +70,6 @@ def test_ledger_drops_torn_last_line_and_truncates(tmp_path):
         fh.write('{"step": 2, "allo')
     again = TokenLedger(path)
     assert len(again) == 2 and again.totals() == led.totals()
-    again.truncate(1)
+    again.replace(led.entries[:1])
     assert len(TokenLedger(path)) == 1
     assert json.loads(path.read_text().splitlines()[0])["step"] == 0

