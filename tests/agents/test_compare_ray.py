@@ -33,7 +33,7 @@ def test_ray_backend_gives_the_local_results_and_resumes_a_killed_sweep(tmp_path
     (killed / "episodes.jsonl").write_text("\n".join(lines[:5]) + "\n" + lines[5][:30])  # the driver died mid-write
     run_compare(grid(killed, backend="ray"), progress=False)
     records = load_records(killed)
-    assert len(records) == len(expected) == 16  # 4 agents x 2 tasks x 2 seeds; the 5 finished ones not rerun
+    assert len(records) == len(expected) == 20  # 5 agents x 2 tasks x 2 seeds; the 5 finished ones not rerun
     assert records[:5] == expected[:5]
     assert without_timing(records) == without_timing(expected)
 
@@ -41,7 +41,7 @@ def test_ray_backend_gives_the_local_results_and_resumes_a_killed_sweep(tmp_path
 def test_compare_cli_on_ray_shows_progress(tmp_path, local_ray, capsys):
     assert main(["compare", "--backend", "ray", "--gpus-per-episode", "0", "--agents", "task_static", "--tasks", "math",
                  "--budgets", "2M", "--seeds", "1", "--steps", "3", "--out", str(tmp_path)]) == 0
-    assert len(load_records(tmp_path)) == 3  # uniform, task_static, oracle
+    assert len(load_records(tmp_path)) == 4  # uniform, task_static, oracle, best_fixed
     assert "compare: 100%" in capsys.readouterr().err
 
 
