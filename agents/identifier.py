@@ -189,16 +189,21 @@ def train_identifier(config: IdentifierConfig, world: World | None = None) -> tu
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     losses = []
     model.train()
-    for _ in range(config.steps):
-        batch = torch.from_numpy(rng.choice(len(cards), size=min(config.batch_cards, len(cards)), replace=False))
-        r = model(ids[batch], mask[batch])  # [B, K]
-        predicted = torch.einsum("bk,bmk->bm", r, ds_t[batch])
-        entropy = -(r * torch.log(r.clamp_min(1e-12))).sum(dim=-1)
-        loss = torch.mean((gains_t[batch] - predicted) ** 2) + config.lambda_ent * entropy.mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: one thread is fastest, and not slowed by other processes
+    try:
+        for _ in range(config.steps):
+            batch = torch.from_numpy(rng.choice(len(cards), size=min(config.batch_cards, len(cards)), replace=False))
+            r = model(ids[batch], mask[batch])  # [B, K]
+            predicted = torch.einsum("bk,bmk->bm", r, ds_t[batch])
+            entropy = -(r * torch.log(r.clamp_min(1e-12))).sum(dim=-1)
+            loss = torch.mean((gains_t[batch] - predicted) ** 2) + config.lambda_ent * entropy.mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+    finally:
+        torch.set_num_threads(threads)
     tenth = max(1, config.steps // 10)
     report = TrainingReport(time.perf_counter() - start, gains.size, float(gains.size * config.probe_tokens), len(cards),
                             float(np.mean(losses[:tenth])), float(np.mean(losses[-tenth:])))
