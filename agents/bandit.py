@@ -15,17 +15,15 @@ Each step t:
    (the observation's ``last_allocation`` and ``last_gain``), dimension 4K + 1.
 2. Candidates ``A(tau)`` (:func:`agents.candidates.candidate_set`): local perturbations of the previous
    allocation plus sparse allocations on the top-k required capabilities over a weight grid (<= 50).
-3. While the buffer holds fewer than ``warmup_steps`` transitions: a random candidate (so a profiled buffer
-   skips the warm-up). Afterwards every candidate is scored at
-   once by the ensemble, ``[J, M]`` predictions of ``h_j(x_t, w)``: mean ``mu``, standard deviation
+3. While the buffer holds fewer than ``warmup_steps`` transitions: a random candidate (a profiled buffer
+   skips the warm-up). Afterwards every candidate is scored at once by the ensemble, ``[J, M]`` predictions of ``h_j(x_t, w)``: mean ``mu``, standard deviation
    ``sigma`` (J - 1 denominator), and the choice is ``argmax mu + kappa * sigma`` (``selection="ucb"``) or
    ``argmax h_j`` for one member j drawn uniformly (``selection="thompson"``).
 4. After the step, ``(x_t, w_t, R_t)`` joins the buffer (``R_t`` times the current calibration slope) and all
    J members are refit together (:class:`agents.ensemble.BatchedEnsemble`): ``refit_steps`` Adam steps of
    minibatches of ``min(batch_size, n)`` (as the public code) from each member's own bootstrap resample of
-   the buffer of n transitions. Targets are
-   standardized by the buffer's mean and standard deviation (predictions are mapped back). Members keep
-   their weights between refits (warm start).
+   the buffer of n transitions. Targets are standardized by the buffer's mean and standard deviation
+   (predictions are mapped back). Members keep their weights between refits (warm start).
 5. Checkpoints every ``checkpoint_fraction`` of the budget: fit the affine map ``U ~ a * cumR + b`` of
    cumulative proxy reward to the dev utility (``info["utility"]``) over the checkpoints so far; future
    rewards are multiplied by ``a`` (kept when the fit has < 3 points or a <= 0); when utility rose by less than
@@ -156,6 +154,8 @@ class ReadBandit(Agent):
     # ----------------------------------------------------------------------------------- agent API
     def begin(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> None:
         c = self.config
+        requirement = self.identify(info) if c.requirement_source == "identifier" else observation["requirement"] / observation["requirement"].sum()
+        runs = profile(self.setting, observation["requirement"], c.profile_fraction, self.rng, c.top_k, c.max_candidates, requirement) if c.profile_fraction > 0 else []
         if not c.persist_buffer or not self.rewards:
             self.contexts, self.allocations, self.rewards = [], [], []
             self.ensemble = self._new_ensemble()
@@ -166,15 +166,13 @@ class ReadBandit(Agent):
         self.checkpoints = [(0.0, float(info.get("utility", 0.0)))]
         self.next_checkpoint = c.checkpoint_fraction
         self.episode_steps = 0
-        self.requirement = self.identify(info) if c.requirement_source == "identifier" else observation["requirement"] / observation["requirement"].sum()
-        self.profiling_tokens = 0
-        if c.profile_fraction > 0:
-            runs = profile(self.setting, observation["requirement"], c.profile_fraction, self.rng, c.top_k, c.max_candidates, self.requirement)
-            self.profiling_tokens = sum(run.tokens for run in runs)
-            for run in runs:
-                self.contexts.append(self.context(run.observation))
-                self.allocations.append(run.allocation)
-                self.rewards.append(run.reward)
+        self.requirement = requirement
+        self.profiling_tokens = sum(run.tokens for run in runs)
+        for run in runs:
+            self.contexts.append(self.context(run.observation))
+            self.allocations.append(run.allocation)
+            self.rewards.append(run.reward)
+        if runs:
             self.refit()
 
     def identify(self, info: dict[str, Any]) -> np.ndarray:

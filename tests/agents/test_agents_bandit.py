@@ -190,8 +190,11 @@ def test_identifier_requirement_replaces_the_observation(tmp_path):
     expected = model.requirements([TASKS["science_qa"]])[0]
     np.testing.assert_allclose(bandit.requirement, expected)
     np.testing.assert_allclose(bandit.context(obs)[:8], expected)
+    before = (bandit.requirement.copy(), bandit.rng.bit_generator.state)
     with pytest.raises(ValueError, match="named task card.*'random'"):
         bandit.reset(obs, {"task": "random", "utility": 0.3})
+    np.testing.assert_array_equal(bandit.requirement, before[0])  # refused before any state changed
+    assert bandit.rng.bit_generator.state == before[1]
 
 
 @pytest.mark.parametrize("bad, match", [
