@@ -108,7 +108,7 @@ def tokenize(text: str) -> list[str]:
 
 
 class RequirementIdentifier(torch.nn.Module):
-    """``g_phi``: ``forward(ids [N, L], mask [N, L]) -> r [N, K]`` on the simplex; ``requirement(card) -> [K]``."""
+    """``g_phi``: ``forward(ids [N, L], mask [N, L]) -> r [N, K]`` on the simplex; ``requirements(cards) -> [N, K]``."""
 
     def __init__(self, vocabulary: list[str], config: IdentifierConfig, capabilities: tuple[str, ...] = PAPER_CAPABILITIES) -> None:
         super().__init__()

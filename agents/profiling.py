@@ -67,6 +67,7 @@ def profile(setting: Setting, requirement: np.ndarray, profile_fraction: float, 
     """
     from agents.runner import make_env
 
+    check_profile_fraction(profile_fraction, allow_zero=False)
     source = requirement if agent_requirement is None else agent_requirement
     allocations = candidate_set(source, None, top_k, max_candidates=max_candidates)
     total = int(round(profile_fraction * setting.budget_tokens))
