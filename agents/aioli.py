@@ -8,7 +8,10 @@ Aioli alternates short probe rounds, which estimate how training on each group c
 * after every step, ridge-regress the measured profile changes on the allocations played so far,
   ``ds_t ~ A^T w_t`` (``A`` [K, K], row = trained, column = measured; penalty ``ridge``);
 * the gradient of the task gain is ``g = A r``; update ``p <- p * exp(eta * g / max|g|)``, renormalized, and
-  mixed with ``floor`` of uniform so that no capability is abandoned.
+  mixed with ``floor`` of uniform so that no capability is abandoned;
+* with ``profile_fraction > 0``, the profiling runs of :mod:`agents.profiling` (the static candidates of the
+  top-k, ``ds`` at the scale of one episode step) enter the regression before the episode, followed by one
+  update of ``p``; their tokens are reported as ``profiling_tokens``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from agents.base import Agent, Setting
+from agents.profiling import DEFAULT_PROFILE_FRACTION, check_profile_fraction, profile
 
 
 @dataclass
@@ -28,6 +32,11 @@ class AioliConfig:
     eta: float = 0.5
     ridge: float = 1e-2
     floor: float = 0.01
+    profile_fraction: float = DEFAULT_PROFILE_FRACTION  # profiling tokens / episode budget; 0: no profiling
+    top_k: int = 3  # profiling allocations on the top-k required capabilities
+
+    def __post_init__(self) -> None:
+        check_profile_fraction(self.profile_fraction)
 
 
 class AioliAgent(Agent):
@@ -44,6 +53,13 @@ class AioliAgent(Agent):
         self.played: list[np.ndarray] = []
         self.changes: list[np.ndarray] = []
         self.transfer = np.zeros((k, k))
+        self.profiling_tokens = 0
+        if self.config.profile_fraction > 0:
+            runs = profile(self.setting, observation["requirement"], self.config.profile_fraction, self.rng, self.config.top_k)
+            self.profiling_tokens = sum(run.tokens for run in runs)
+            self.played += [run.allocation for run in runs]
+            self.changes += [run.delta_profile for run in runs]
+            self.fit_and_step(observation["requirement"])
 
     def policy(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         if self.t < self.config.probe_steps:
@@ -52,13 +68,20 @@ class AioliAgent(Agent):
         return self.p
 
     def update(self, observation, action, reward, next_observation, info) -> None:
-        c, k = self.config, self.setting.num_capabilities
         self.played.append(action)
         self.changes.append(np.asarray(info["delta_profile"], dtype=np.float64))
+        self.fit_and_step(observation["requirement"])
+
+    def fit_and_step(self, requirement: np.ndarray) -> None:
+        """Ridge-fit the transfer matrix on every (allocation, change) so far, then one exponentiated-gradient step."""
+        c, k = self.config, self.setting.num_capabilities
         w, ds = np.array(self.played), np.array(self.changes)
         self.transfer = np.linalg.solve(w.T @ w + c.ridge * np.eye(k), w.T @ ds)  # [K trained, K measured]
-        gradient = self.transfer @ observation["requirement"]
+        gradient = self.transfer @ requirement
         scale = np.abs(gradient).max()
         if scale > 0:
             p = self.p * np.exp(c.eta * gradient / scale)
             self.p = (1.0 - c.floor) * p / p.sum() + c.floor / k
+
+    def report(self) -> dict[str, Any]:
+        return {"profiling_tokens": int(self.profiling_tokens)}

@@ -1,4 +1,13 @@
-"""The ReAD contextual bandit (the paper's method), faithful to its public code by default.
+"""The ReAD contextual bandit (the paper's method): the public code's loop, plus the paper's profiling split.
+
+Before the episode:
+
+0. The requirement ``r`` is the observation's (``requirement_source="observation"``: the public code's manual
+   card) or the requirement identifier's ``g_phi(card)`` (``"identifier"``, :mod:`agents.identifier`; the
+   episode's task must be a named card). With ``profile_fraction > 0`` (the paper's profiling split,
+   :mod:`agents.profiling`), each static candidate of ``r`` is run once on its share of
+   ``profile_fraction * B`` extra tokens, and those transitions (at the scale of one episode step) fill the
+   buffer and pre-train the ensemble; the tokens are reported as ``profiling_tokens``.
 
 Each step t:
 
@@ -6,15 +15,15 @@ Each step t:
    (the observation's ``last_allocation`` and ``last_gain``), dimension 4K + 1.
 2. Candidates ``A(tau)`` (:func:`agents.candidates.candidate_set`): local perturbations of the previous
    allocation plus sparse allocations on the top-k required capabilities over a weight grid (<= 50).
-3. During the first ``warmup_steps`` steps: a random candidate. Afterwards every candidate is scored at
-   once by the ensemble, ``[J, M]`` predictions of ``h_j(x_t, w)``: mean ``mu``, standard deviation
+3. While the buffer holds fewer than ``warmup_steps`` transitions: a random candidate (a profiled buffer
+   skips the warm-up). Afterwards every candidate is scored at once by the ensemble, ``[J, M]`` predictions of ``h_j(x_t, w)``: mean ``mu``, standard deviation
    ``sigma`` (J - 1 denominator), and the choice is ``argmax mu + kappa * sigma`` (``selection="ucb"``) or
    ``argmax h_j`` for one member j drawn uniformly (``selection="thompson"``).
 4. After the step, ``(x_t, w_t, R_t)`` joins the buffer (``R_t`` times the current calibration slope) and all
    J members are refit together (:class:`agents.ensemble.BatchedEnsemble`): ``refit_steps`` Adam steps of
-   minibatches ``batch_size`` from each member's own bootstrap resample of the buffer. Targets are
-   standardized by the buffer's mean and standard deviation (predictions are mapped back). Members keep
-   their weights between refits (warm start).
+   minibatches of ``min(batch_size, n)`` (as the public code) from each member's own bootstrap resample of
+   the buffer of n transitions. Targets are standardized by the buffer's mean and standard deviation
+   (predictions are mapped back). Members keep their weights between refits (warm start).
 5. Checkpoints every ``checkpoint_fraction`` of the budget: fit the affine map ``U ~ a * cumR + b`` of
    cumulative proxy reward to the dev utility (``info["utility"]``) over the checkpoints so far; future
    rewards are multiplied by ``a`` (kept when the fit has < 3 points or a <= 0); when utility rose by less than
@@ -23,6 +32,8 @@ Each step t:
 Options beyond the paper: randomized prior networks (``prior_scale > 0``), Thompson sampling, a
 requirement-guided warm-up (``warmup="requirement"``: the warm-up plays ``w = r_tau``), and a buffer that
 persists across episodes (``persist_buffer``). ``kappa0 = 0`` is the paper's greedy one-step baseline.
+The public code's behaviour (manual ``r``, logged transitions only) is ``profile_fraction=0`` with the
+default ``requirement_source``: the registered ``read_bandit_code``.
 """
 
 from __future__ import annotations
@@ -35,6 +46,10 @@ import numpy as np
 from agents.base import Agent, Setting
 from agents.candidates import DEFAULT_PAIR_WEIGHTS, DEFAULT_PERTURBATIONS, candidate_set
 from agents.ensemble import BatchedEnsemble
+from agents.profiling import DEFAULT_PROFILE_FRACTION, check_profile_fraction, profile
+from read_env.tasks import TASKS
+
+REQUIREMENT_SOURCES = ("observation", "identifier")
 
 
 @dataclass
@@ -64,6 +79,9 @@ class BanditConfig:
     prior_scale: float = 0.0  # randomized prior networks when > 0 (in standardized reward units)
     persist_buffer: bool = False  # keep the transition buffer (and networks) across episodes
     min_target_std: float = 1e-4  # floor of the reward standard deviation used to standardize targets
+    requirement_source: str = "observation"  # "observation" (manual card, public code) or "identifier" (g_phi)
+    identifier_options: dict[str, Any] = field(default_factory=dict)  # IdentifierConfig fields (requirement_source="identifier")
+    profile_fraction: float = DEFAULT_PROFILE_FRACTION  # profiling tokens / episode budget; 0: logged transitions only
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -73,6 +91,16 @@ class BanditConfig:
             raise ValueError(f"warmup must be 'random' or 'requirement', got {self.warmup!r}")
         if self.ensemble_size < 2:
             raise ValueError(f"ensemble_size must be at least 2 (sigma needs J - 1 > 0), got {self.ensemble_size}")
+        if self.requirement_source not in REQUIREMENT_SOURCES:
+            raise ValueError(f"requirement_source must be one of {REQUIREMENT_SOURCES}, got {self.requirement_source!r}")
+        check_profile_fraction(self.profile_fraction)
+        if self.identifier_options:
+            from agents.identifier import IdentifierConfig
+
+            unknown = sorted(set(self.identifier_options) - set(IdentifierConfig.__dataclass_fields__))
+            if unknown:
+                raise ValueError(f"identifier_options has unknown keys {unknown}; known: {sorted(IdentifierConfig.__dataclass_fields__)}")
+            IdentifierConfig(**self.identifier_options)  # raises ValueError naming a bad value
         self.pair_weights = tuple(self.pair_weights)
         self.perturbation_sizes = tuple(self.perturbation_sizes)
 
@@ -93,6 +121,8 @@ class ReadBandit(Agent):
         self.rewards: list[float] = []
         self.target_mean, self.target_std = 0.0, 1.0
         self.last_scores: dict[str, np.ndarray] = {}
+        self.requirement = np.full(k, 1.0 / k)
+        self.profiling_tokens = 0
 
     def _new_ensemble(self) -> BatchedEnsemble:
         c = self.config
@@ -100,9 +130,9 @@ class ReadBandit(Agent):
 
     # ------------------------------------------------------------------------------------- features
     def context(self, observation: dict[str, np.ndarray]) -> np.ndarray:
-        """``x = [r; s; b; w_prev; gain_feature_scale * ds_prev]`` [4K + 1]."""
+        """``x = [r; s; b; w_prev; gain_feature_scale * ds_prev]`` [4K + 1] (``r``: the episode's requirement)."""
         return np.concatenate([
-            observation["requirement"],
+            self.requirement,
             observation["profile"],
             observation["budget_left"],
             observation["last_allocation"],
@@ -112,7 +142,7 @@ class ReadBandit(Agent):
     def candidates(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         c = self.config
         previous = observation["last_allocation"] if observation["last_allocation"].sum() > 0 else None
-        return candidate_set(observation["requirement"], previous, c.top_k, c.pair_weights, c.perturbation_sizes, c.include_one_hots, c.max_candidates)
+        return candidate_set(self.requirement, previous, c.top_k, c.pair_weights, c.perturbation_sizes, c.include_one_hots, c.max_candidates)
 
     def score(self, observation: dict[str, np.ndarray], candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(predictions [J, M], mu [M], sigma [M]) of every candidate [M, K], in reward units."""
@@ -124,6 +154,8 @@ class ReadBandit(Agent):
     # ----------------------------------------------------------------------------------- agent API
     def begin(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> None:
         c = self.config
+        requirement = self.identify(info) if c.requirement_source == "identifier" else observation["requirement"] / observation["requirement"].sum()
+        runs = profile(self.setting, observation["requirement"], c.profile_fraction, self.rng, c.top_k, c.max_candidates, requirement) if c.profile_fraction > 0 else []
         if not c.persist_buffer or not self.rewards:
             self.contexts, self.allocations, self.rewards = [], [], []
             self.ensemble = self._new_ensemble()
@@ -134,13 +166,36 @@ class ReadBandit(Agent):
         self.checkpoints = [(0.0, float(info.get("utility", 0.0)))]
         self.next_checkpoint = c.checkpoint_fraction
         self.episode_steps = 0
+        self.requirement = requirement
+        self.profiling_tokens = sum(run.tokens for run in runs)
+        for run in runs:
+            self.contexts.append(self.context(run.observation))
+            self.allocations.append(run.allocation)
+            self.rewards.append(run.reward)
+        if runs:
+            self.refit()
+
+    def identify(self, info: dict[str, Any]) -> np.ndarray:
+        """``g_phi(card)`` [K] of the episode's task card, restricted to this setting's capabilities."""
+        from agents.identifier import IdentifierConfig, load_or_train
+
+        task = info.get("task")
+        if task not in TASKS:
+            raise ValueError(f"requirement_source='identifier' needs a named task card, but the episode's task is {task!r}; known: {sorted(TASKS)}")
+        model, _ = load_or_train(IdentifierConfig(**self.config.identifier_options))
+        missing = [name for name in self.setting.capabilities if name not in model.capabilities]
+        if missing:
+            raise ValueError(f"the identifier knows no capabilities {missing}; it covers {list(model.capabilities)}")
+        full = model.requirements([TASKS[task]])[0]
+        requirement = full[[model.capabilities.index(name) for name in self.setting.capabilities]]
+        return requirement / requirement.sum()
 
     def policy(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         c = self.config
         candidates = self.candidates(observation)
-        if self.episode_steps < c.warmup_steps and not (c.persist_buffer and len(self.rewards) > self.episode_steps):
+        if len(self.rewards) < c.warmup_steps:
             if c.warmup == "requirement":
-                return observation["requirement"] / observation["requirement"].sum()
+                return self.requirement
             return candidates[self.rng.integers(len(candidates))]
         predictions, mu, sigma = self.score(observation, candidates)
         if c.selection == "thompson":
@@ -189,7 +244,8 @@ class ReadBandit(Agent):
                     self.slope = slope
 
     def report(self) -> dict[str, Any]:
-        return {"kappa_final": float(self.kappa), "calibration_slope": float(self.slope)}
+        return {"kappa_final": float(self.kappa), "calibration_slope": float(self.slope), "profiling_tokens": int(self.profiling_tokens),
+                "requirement_used": self.requirement.tolist()}
 
     def hyperparameters(self) -> dict[str, Any]:
         return asdict(self.config)

@@ -97,11 +97,13 @@ class BatchedEnsemble:
     def fit(self, x: np.ndarray, y: np.ndarray, steps: int, batch_size: int, rng: np.random.Generator) -> float:
         """``steps`` Adam steps of mean squared error; member j sees minibatches of its own bootstrap resample.
 
-        x [N, d], y [N]. Returns the last step's mean loss over members.
+        x [N, d], y [N]. Minibatches hold ``min(batch_size, N)`` rows (the paper's public code). Returns the last
+        step's mean loss over members.
         """
         x = np.asarray(x, dtype=np.float32)
         y = np.asarray(y, dtype=np.float32)
         n = x.shape[0]
+        batch_size = min(batch_size, n)
         boot = rng.integers(0, n, (self.size, n))  # member j's bootstrap resample of the buffer
         picks = rng.integers(0, n, (steps, self.size, batch_size))
         rows = np.take_along_axis(np.broadcast_to(boot, (steps, self.size, n)), picks, axis=2)  # [S, J, B]

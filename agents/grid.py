@@ -1,11 +1,11 @@
 """Grid-searched fixed allocation: the best candidate of ``A(tau)`` on a small profiling budget.
 
-Before the episode, each static candidate (:func:`agents.candidates.candidate_set` without a previous
-allocation: r, uniform, one-hots and pairs on the top-k, the top-k triple) is profiled in its own short
-episode of the same environment id (``profile_fraction * budget_tokens`` tokens shared equally, one step
-each, fresh student, seeds from the agent's generator); the candidate with the best proxy reward is played
-for the whole episode. The profiling tokens are extra spending, reported as ``profiling_tokens`` (the paper
-profiles on a 10% split).
+Before the episode, each static candidate (:func:`agents.candidates.candidate_set` without a previous allocation: r, uniform,
+one-hots and pairs on the top-k, the top-k triple) is profiled in its own short episode of the same
+environment id (:func:`agents.profiling.profile`: ``profile_fraction * budget_tokens`` tokens in all, one step
+each, fresh student, seeds from the agent's generator); the candidate with the best step-scale proxy reward
+is played for the whole episode. The profiling tokens are extra spending, reported as ``profiling_tokens``
+(the paper profiles on a 10% split).
 """
 
 from __future__ import annotations
@@ -16,14 +16,17 @@ from typing import Any
 import numpy as np
 
 from agents.base import Agent, Setting
-from agents.candidates import candidate_set
+from agents.profiling import DEFAULT_PROFILE_FRACTION, check_profile_fraction, profile
 
 
 @dataclass
 class GridConfig:
-    profile_fraction: float = 0.1  # profiling tokens as a fraction of the episode budget
+    profile_fraction: float = DEFAULT_PROFILE_FRACTION  # profiling tokens as a fraction of the episode budget
     top_k: int = 3
     max_candidates: int = 50
+
+    def __post_init__(self) -> None:
+        check_profile_fraction(self.profile_fraction, allow_zero=False)
 
 
 class GridSearchAgent(Agent):
@@ -36,23 +39,9 @@ class GridSearchAgent(Agent):
         self.choice: np.ndarray | None = None
 
     def begin(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> None:
-        from agents.runner import make_env
-
-        requirement = observation["requirement"] / observation["requirement"].sum()
-        candidates = candidate_set(requirement, None, self.config.top_k, max_candidates=self.config.max_candidates)
-        tokens = max(1, int(self.config.profile_fraction * self.setting.budget_tokens / len(candidates)))
-        kwargs = {key: value for key, value in self.setting.env_kwargs.items() if key != "task"}
-        env = make_env(self.setting.env_id, "simplex", None, tokens, 1, kwargs)
-        scores = []
-        try:
-            for allocation in candidates:
-                env.reset(seed=int(self.rng.integers(2**31)), options={"requirement": requirement})
-                _, reward, _, _, _ = env.step(allocation)
-                scores.append(float(reward))
-        finally:
-            env.close()
-        self.profiling_tokens = tokens * len(candidates)
-        self.choice = candidates[int(np.argmax(scores))]
+        runs = profile(self.setting, observation["requirement"], self.config.profile_fraction, self.rng, self.config.top_k, self.config.max_candidates)
+        self.profiling_tokens = sum(run.tokens for run in runs)
+        self.choice = runs[int(np.argmax([run.reward for run in runs]))].allocation
 
     def policy(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         return self.choice

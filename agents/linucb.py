@@ -2,7 +2,9 @@
 
 Features of (context, allocation w): ``phi = [w; w * r; w * s; w * b; 1]`` (4K + 1). Ridge statistics
 ``A = lambda I + sum phi phi^T``, ``b = sum phi R / scale``; choice ``argmax theta . phi + alpha sqrt(phi^T A^-1 phi)``.
-Rewards are divided by a running mean of their absolute value so that ``alpha`` is scale free.
+Rewards are divided by a running mean of their absolute value so that ``alpha`` is scale free. With
+``profile_fraction > 0`` the profiling runs of :mod:`agents.profiling` (the static candidates, at the scale of
+one episode step) enter the statistics before the episode; their tokens are reported as ``profiling_tokens``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 
 from agents.base import Agent, Setting
 from agents.candidates import candidate_set
+from agents.profiling import DEFAULT_PROFILE_FRACTION, check_profile_fraction, profile
 
 
 @dataclass
@@ -22,6 +25,10 @@ class LinUCBConfig:
     ridge: float = 1.0
     top_k: int = 3
     max_candidates: int = 50
+    profile_fraction: float = DEFAULT_PROFILE_FRACTION  # profiling tokens / episode budget; 0: no profiling
+
+    def __post_init__(self) -> None:
+        check_profile_fraction(self.profile_fraction)
 
 
 class LinUCBAgent(Agent):
@@ -40,6 +47,12 @@ class LinUCBAgent(Agent):
         self.gram = self.config.ridge * np.eye(d)
         self.target = np.zeros(d)
         self.raw: list[tuple[np.ndarray, float]] = []
+        self.profiling_tokens = 0
+        if self.config.profile_fraction > 0:
+            runs = profile(self.setting, observation["requirement"], self.config.profile_fraction, self.rng, self.config.top_k, self.config.max_candidates)
+            self.profiling_tokens = sum(run.tokens for run in runs)
+            for run in runs:
+                self.add(self.features(run.observation, run.allocation[None])[0], run.reward)
 
     def policy(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         previous = observation["last_allocation"] if observation["last_allocation"].sum() > 0 else None
@@ -51,8 +64,14 @@ class LinUCBAgent(Agent):
         return candidates[int(np.argmax(phi @ theta + self.config.alpha * bonus))]
 
     def update(self, observation, action, reward, next_observation, info) -> None:
-        phi = self.features(observation, action[None])[0]
+        self.add(self.features(observation, action[None])[0], reward)
+
+    def add(self, phi: np.ndarray, reward: float) -> None:
+        """Add one transition (features [4K + 1], reward) to the ridge statistics."""
         self.raw.append((phi, reward))
         scale = max(np.mean([abs(r) for _, r in self.raw]), 1e-12)
         self.gram += np.outer(phi, phi)
         self.target = sum(p * (r / scale) for p, r in self.raw)
+
+    def report(self) -> dict[str, Any]:
+        return {"profiling_tokens": int(self.profiling_tokens)}

@@ -30,6 +30,8 @@ AGENTS: dict[str, Callable[..., Agent]] = {
     "single": _named(SingleCapabilityAgent, "single"),
     "random": _named(RandomAgent, "random"),
     "read_bandit": _named(ReadBandit, "read_bandit"),
+    "read_bandit_code": _named(ReadBandit, "read_bandit_code", profile_fraction=0.0),
+    "read_bandit_identifier": _named(ReadBandit, "read_bandit_identifier", requirement_source="identifier"),
     "greedy": _named(ReadBandit, "greedy", kappa0=0.0),
     "read_bandit_thompson": _named(ReadBandit, "read_bandit_thompson", selection="thompson", prior_scale=1.0),
     "read_bandit_rwarm": _named(ReadBandit, "read_bandit_rwarm", warmup="requirement"),

@@ -57,27 +57,61 @@ class TaskCard:
         return vector / vector.sum()
 
 
-def _single(capability: str, description: str, benchmark: str) -> TaskCard:
-    return TaskCard(capability, description, benchmark, {capability: 1.0})
+def _single(capability: str, description: str, benchmark: str, input_format: str, exemplars: tuple[str, ...]) -> TaskCard:
+    return TaskCard(capability, description, benchmark, {capability: 1.0}, input_format=input_format, exemplars=exemplars)
 
 
 TASKS: dict[str, TaskCard] = {
     card.name: card
     for card in (
-        _single("general_knowledge", "Answer factual questions across academic subjects.", "MMLU"),
-        _single("reasoning", "Solve multi-step logic and commonsense puzzles.", "BBH"),
-        _single("math", "Solve competition and grade-school math problems.", "MATH / GSM8K"),
-        _single("code", "Write functions that pass unit tests.", "HumanEval / MBPP"),
-        _single("tool_use", "Choose tools and fill their arguments as JSON calls.", "BFCL"),
-        _single("long_context", "Find and combine facts spread over long documents.", "LongBench"),
-        _single("steerability", "Follow formatting and content instructions exactly.", "IFEval"),
-        _single("multilingual", "Understand and answer in many languages.", "MGSM / XCOPA"),
+        _single(
+            "general_knowledge", "Answer factual questions across academic subjects.", "MMLU",
+            'A multiple-choice question with four options.',
+            ('Q: Which gas do plants absorb? (A) oxygen (B) carbon dioxide (C) helium (D) neon A: B', 'Q: In which century did the printing press appear in Europe? A: the 15th'),
+        ),
+        _single(
+            "reasoning", "Solve multi-step logic and commonsense puzzles.", "BBH",
+            'A puzzle stated in a few sentences, then a question.',
+            ('Q: Ann is taller than Bo, Bo is taller than Cy. Who is shortest? A: Cy', 'Q: The glass fell on stone. Is it likely intact? A: no'),
+        ),
+        _single(
+            "math", "Solve competition and grade-school math problems.", "MATH / GSM8K",
+            'A math problem; the answer is a number or expression.',
+            ('Q: A shirt costs 12 dollars. How much do 4 cost? A: 48', 'Q: Find x if 3x - 7 = 11. A: 6'),
+        ),
+        _single(
+            "code", "Write functions that pass unit tests.", "HumanEval / MBPP",
+            'A python function signature with a docstring and tests.',
+            ('Q: def square(n): """Return n squared.""" A: return n * n', 'Q: def first(xs): """Return the first item or None.""" A: return xs[0] if xs else None'),
+        ),
+        _single(
+            "tool_use", "Choose tools and fill their arguments as JSON calls.", "BFCL",
+            'A user request and tool definitions as JSON schemas.',
+            ('Q: Convert 10 euros to dollars. A: {"tool": "convert", "amount": 10, "from": "EUR", "to": "USD"}', 'Q: Remind me at 9am. A: {"tool": "reminder", "time": "09:00"}'),
+        ),
+        _single(
+            "long_context", "Find and combine facts spread over long documents.", "LongBench",
+            'A document of many thousand words followed by a question.',
+            ('Q: [a 30-page contract] When does the lease end? A: 31 March 2027', 'Q: [meeting minutes] Who approved the budget? A: the finance committee'),
+        ),
+        _single(
+            "steerability", "Follow formatting and content instructions exactly.", "IFEval",
+            'An instruction with explicit constraints on format, length or content.',
+            ('Q: List three fruits, lowercase, comma separated. A: apple, pear, plum', 'Q: Write one sentence without the letter e. A: A cat sat on a mat.'),
+        ),
+        _single(
+            "multilingual", "Understand and answer in many languages.", "MGSM / XCOPA",
+            'A question or premise written in one of many languages.',
+            ('Q: Wie viele Beine hat eine Spinne? A: acht', 'Q: ¿Cuál es el río más largo de África? A: el Nilo'),
+        ),
         TaskCard(
             "math_word_problems",
             "Grade-school word problems: read the story, reason step by step, compute the number.",
             "GSM8K",
             {"math": 0.5, "reasoning": 0.3, "general_knowledge": 0.2},
             power=MULTI_TASK_POWER,
+            input_format='A short story problem; the answer is a single number.',
+            exemplars=('Q: Tom has 3 boxes of 12 eggs and breaks 5. How many are left? A: 31', 'Q: A bus leaves at 9:40 and the ride takes 35 minutes. When does it arrive? A: 10:15'),
         ),
         TaskCard(
             "science_qa",
@@ -85,6 +119,8 @@ TASKS: dict[str, TaskCard] = {
             "ARC-Challenge",
             {"general_knowledge": 0.5, "reasoning": 0.35, "math": 0.15},
             power=MULTI_TASK_POWER,
+            input_format='A science question with four answer options.',
+            exemplars=('Q: Which material conducts heat best? (A) wood (B) copper (C) glass (D) wool A: B', 'Q: A ball is dropped; what force pulls it down? A: gravity'),
         ),
         TaskCard(
             "coding_assistant",
@@ -92,6 +128,8 @@ TASKS: dict[str, TaskCard] = {
             "MBPP with format constraints",
             {"code": 0.5, "steerability": 0.2, "reasoning": 0.15, "tool_use": 0.15},
             power=MULTI_TASK_POWER,
+            input_format='A coding request with style and format requirements, sometimes with tools to call.',
+            exemplars=('Q: Write a python function that reverses a string; code only, no comments. A: def reverse(s): return s[::-1]', 'Q: Run the tests for utils.py. A: {"tool": "run_tests", "path": "utils.py"}'),
         ),
         TaskCard(
             "agentic_tool_use",
@@ -99,6 +137,8 @@ TASKS: dict[str, TaskCard] = {
             "tau-bench",
             {"tool_use": 0.45, "steerability": 0.25, "long_context": 0.15, "code": 0.15},
             power=MULTI_TASK_POWER,
+            input_format='A system prompt, tool schemas and a long conversation with a user.',
+            exemplars=('Q: [policy, 20 turns] Change my flight to Friday. A: {"tool": "update_booking", "day": "Friday"}', 'Q: [policy] Refund order 512. A: {"tool": "refund", "order_id": 512}'),
         ),
         TaskCard(
             "multilingual_qa",
@@ -106,6 +146,8 @@ TASKS: dict[str, TaskCard] = {
             "MMLU-ProX",
             {"multilingual": 0.45, "general_knowledge": 0.35, "steerability": 0.2},
             power=MULTI_TASK_POWER,
+            input_format='A knowledge question in one of several languages; answer in that language.',
+            exemplars=('Q: Quel est le plus grand océan? A: le Pacifique', 'Q: ¿Quién pintó la Mona Lisa? A: Leonardo da Vinci'),
         ),
         TaskCard(
             "long_document_qa",
@@ -113,6 +155,8 @@ TASKS: dict[str, TaskCard] = {
             "LongBench QA",
             {"long_context": 0.45, "general_knowledge": 0.3, "reasoning": 0.25},
             power=MULTI_TASK_POWER,
+            input_format='A long report of many sections, then a question about it.',
+            exemplars=('Q: [annual report, 80 pages] Which region grew fastest? A: Asia', 'Q: [court ruling] On what grounds was the appeal denied? A: lack of new evidence'),
         ),
         TaskCard(
             "chat_assistant",
@@ -120,6 +164,8 @@ TASKS: dict[str, TaskCard] = {
             "MT-Bench",
             {"steerability": 0.4, "general_knowledge": 0.2, "multilingual": 0.15, "reasoning": 0.15, "code": 0.1},
             power=MULTI_TASK_POWER,
+            input_format='A chat message from a user, with instructions about tone and format.',
+            exemplars=('Q: Explain photosynthesis in two sentences for a child. A: Plants use sunlight to make food. They breathe in air and give out oxygen.', 'Q: Translate "thank you" into Italian and answer in bold. A: **grazie**'),
         ),
     )
 }

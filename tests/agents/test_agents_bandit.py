@@ -16,7 +16,7 @@ TWO = Setting(capabilities=("math", "code"))
 
 def linear_bandit(slopes, offsets, kappa):
     """K=2, J=3 members h_j(x, w) = slopes_j * w_math + offsets_j (one hidden ReLU unit of the math weight)."""
-    bandit = ReadBandit(TWO, seed=0, ensemble_size=3, hidden_size=1, hidden_layers=1, warmup_steps=0)
+    bandit = ReadBandit(TWO, seed=0, ensemble_size=3, hidden_size=1, hidden_layers=1, warmup_steps=0, profile_fraction=0.0)
     obs = observation(2)
     bandit.reset(obs, {"utility": 0.1})
     layers = bandit.ensemble._layers(bandit.ensemble.theta)
@@ -128,7 +128,7 @@ def test_candidate_set_has_perturbations_and_sparse_top_k():
 def test_persisted_buffer_skips_warmup_in_later_episodes():
     from agents.runner import run_episode
 
-    bandit = ReadBandit(Setting(), seed=0, persist_buffer=True, refit_steps=5, batch_size=8)
+    bandit = ReadBandit(Setting(), seed=0, persist_buffer=True, refit_steps=5, batch_size=8, profile_fraction=0.0)
     run_episode(bandit, task="math", seed=0)
     assert len(bandit.rewards) == 20
     run_episode(bandit, task="code", seed=1)
@@ -140,3 +140,77 @@ def test_config_validation():
         BanditConfig(selection="greedy")
     with pytest.raises(ValueError, match="ensemble_size"):
         BanditConfig(ensemble_size=1)
+
+
+def test_refit_minibatch_is_min_of_batch_size_and_buffer():
+    x, y = np.random.default_rng(0).normal(size=(3, 4)), np.array([0.1, -0.2, 0.3])
+
+    def fitted(batch_size):
+        ensemble = BatchedEnsemble(4, ensemble_size=2, hidden_size=5, rng=np.random.default_rng(1))
+        ensemble.fit(x, y, steps=3, batch_size=batch_size, rng=np.random.default_rng(2))
+        return ensemble.theta
+
+    np.testing.assert_array_equal(fitted(64), fitted(3))  # a buffer of 3: batch min(64, 3) = 3
+    assert not np.array_equal(fitted(2), fitted(3))
+
+
+def test_profiling_fills_the_buffer_at_step_scale_and_skips_the_warmup():
+    from agents.runner import run_episode
+
+    setting = Setting(env_kwargs={"noise": False})
+    bandit = ReadBandit(setting, seed=0, refit_steps=5, batch_size=8)
+    episode, _ = run_episode(bandit, task="math_word_problems", seed=0, env_kwargs={"noise": False})
+    assert bandit.profiling_tokens == episode.extra["profiling_tokens"] == 2_000_000
+    profiled = len(bandit.rewards) - 20
+    assert profiled == len(candidate_set(bandit.requirement, None)) == 15
+    assert bandit.last_scores  # the first step already scored the candidates: no random warm-up
+    logged = np.array(bandit.rewards[profiled:])
+    assert 0.2 < np.abs(bandit.rewards[:profiled]).mean() / np.abs(logged).mean() < 5  # one scale for both
+
+
+def test_code_variant_is_manual_r_and_logged_transitions_only():
+    from agents.registry import make_agent
+    from agents.runner import run_episode
+
+    episode, bandit = run_episode(lambda s: make_agent("read_bandit_code", s, seed=0, refit_steps=5), task="coding_assistant", seed=0)
+    assert episode.extra["profiling_tokens"] == 0
+    assert len(bandit.rewards) == 20
+    np.testing.assert_allclose(bandit.requirement, episode.requirement, atol=1e-6)
+
+
+def test_identifier_requirement_replaces_the_observation(tmp_path):
+    from agents.identifier import IdentifierConfig, load_or_train
+    from read_env.tasks import TASKS
+    from tests.agents.conftest import TINY_IDENTIFIER
+
+    bandit = ReadBandit(Setting(), seed=0, requirement_source="identifier", identifier_options=TINY_IDENTIFIER, profile_fraction=0.0)
+    obs = observation(8)
+    bandit.reset(obs, {"task": "science_qa", "utility": 0.3})
+    model, _ = load_or_train(IdentifierConfig(**TINY_IDENTIFIER))
+    expected = model.requirements([TASKS["science_qa"]])[0]
+    np.testing.assert_allclose(bandit.requirement, expected)
+    np.testing.assert_allclose(bandit.context(obs)[:8], expected)
+    before = (bandit.requirement.copy(), bandit.rng.bit_generator.state)
+    with pytest.raises(ValueError, match="named task card.*'random'"):
+        bandit.reset(obs, {"task": "random", "utility": 0.3})
+    np.testing.assert_array_equal(bandit.requirement, before[0])  # refused before any state changed
+    assert bandit.rng.bit_generator.state == before[1]
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"requirement_source": "oracle"}, "requirement_source must be one of"),
+    ({"identifier_options": {"layers": 2}}, "unknown keys \\['layers'\\]"),
+    ({"identifier_options": {"steps": 0}}, "identifier steps"),
+    ({"profile_fraction": 1.5}, "profile_fraction"),
+    ({"profile_fraction": -0.1}, "profile_fraction"),
+    ({"profile_fraction": "0.1"}, "profile_fraction"),
+])
+def test_bad_bandit_options_name_the_problem(bad, match):
+    with pytest.raises(ValueError, match=match):
+        BanditConfig(**bad)
+
+
+def test_profiling_budget_too_small_for_the_runs_is_an_error():
+    bandit = ReadBandit(Setting(budget_tokens=100, num_steps=10), seed=0, profile_fraction=0.05)
+    with pytest.raises(ValueError, match="5 profiling tokens, fewer than the"):
+        bandit.reset(observation(8), {"task": "math", "utility": 0.1})

@@ -5,13 +5,16 @@ import pytest
 
 from agents import AGENTS, Agent, Setting, load_agent, make_agent, run_episode
 from agents.base import check_observation
-from tests.agents.conftest import FAST_BANDIT, observation
+from tests.agents.conftest import FAST_BANDIT, TINY_IDENTIFIER, observation
 
 
 
 
 def fast(name: str) -> dict:
-    return dict(FAST_BANDIT) if "bandit" in name or name == "greedy" else {}
+    options = dict(FAST_BANDIT) if "bandit" in name or name == "greedy" else {}
+    if "identifier" in name:
+        options["identifier_options"] = TINY_IDENTIFIER
+    return options
 
 
 @pytest.mark.parametrize("name", sorted(AGENTS))
@@ -119,6 +122,35 @@ def test_custom_agent_subclass_plugs_into_runner():
     assert agent.name == "half" and len(episode.steps) == 20
 
 
-def test_grid_reports_profiling_cost():
-    episode, _ = run_episode(lambda s: make_agent("grid", s, seed=0), task="math_word_problems", budget_tokens=20_000_000)
-    assert 0 < episode.extra["profiling_tokens"] <= 2_000_000
+@pytest.mark.parametrize("env_id", ["ReAD-Surrogate-v0", "ReAD-Surrogate-v1"])
+def test_profiling_agents_spend_the_same_counted_tokens(env_id):
+    counted = {}
+    for name in ("grid", "linucb", "aioli", "read_bandit", "greedy", "read_bandit_code"):
+        episode, _ = run_episode(lambda s: make_agent(name, s, seed=0, **fast(name)), env_id, task="math_word_problems", budget_tokens=20_000_000)
+        counted[name] = episode.extra["profiling_tokens"]
+    assert counted == {"grid": 2_000_000, "linucb": 2_000_000, "aioli": 2_000_000, "read_bandit": 2_000_000, "greedy": 2_000_000, "read_bandit_code": 0}
+
+
+def test_profiling_rewards_are_at_the_scale_of_one_episode_step():
+    import gymnasium as gym
+
+    from agents.profiling import profile
+
+    env = gym.make("ReAD-Surrogate-v1", action_mode="simplex", noise=False, task="math_word_problems")
+    observation, _ = env.reset(seed=0)
+    runs = profile(Setting(env_id="ReAD-Surrogate-v1", env_kwargs={"noise": False}), observation["requirement"], 0.1, np.random.default_rng(0))
+    assert sum(run.tokens for run in runs) == 2_000_000 and max(run.tokens for run in runs) - min(run.tokens for run in runs) <= 1
+    for run in runs:
+        env.reset(seed=0)
+        _, reward, _, _, info = env.step(run.allocation)  # one real step of 1M tokens
+        np.testing.assert_allclose(run.delta_profile, info["delta_profile"], atol=2e-4)
+        assert abs(run.reward - reward) < 1e-4
+
+
+@pytest.mark.parametrize("name", ["grid", "linucb", "aioli"])
+def test_bad_profile_fraction_names_the_problem(name):
+    with pytest.raises(ValueError, match="profile_fraction"):
+        make_agent(name, Setting(), profile_fraction=2.0)
+    if name == "grid":
+        with pytest.raises(ValueError, match=r"profile_fraction must be a number in \(0, 1\)"):
+            make_agent(name, Setting(), profile_fraction=0.0)
