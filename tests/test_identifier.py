@@ -1,10 +1,21 @@
 """The requirement identifier g_phi: its loss falls, it beats a uniform requirement on held-out cards, it saves and loads."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from agents.aux_cards import card_text, draw_cards
-from agents.identifier import IdentifierConfig, evaluate, load_identifier, load_or_train, save_identifier, top_k_overlap, train_identifier, true_requirements
+from agents.identifier import (
+    IdentifierConfig,
+    evaluate,
+    load_identifier,
+    load_or_train,
+    save_identifier,
+    top_k_overlap,
+    train_identifier,
+    true_requirements,
+)
 from read_env.surrogate.world import World
 from read_env.tasks import TASKS
 
@@ -61,8 +72,9 @@ def test_training_is_deterministic():
 def test_true_requirement_is_the_gradient_projection_and_overlap_counts_the_essential_set():
     world = World.paper()
     s0 = world.profile(world.initial_state())
-    linear = true_requirements([TASKS["math_word_problems"]], s0, world.capabilities)[0]
-    np.testing.assert_allclose(linear, TASKS["math_word_problems"].requirement(world.capabilities))  # p = 1: r = a
+    linear_card = dataclasses.replace(TASKS["math_word_problems"], power=1.0)
+    linear = true_requirements([linear_card], s0, world.capabilities)[0]
+    np.testing.assert_allclose(linear, linear_card.requirement(world.capabilities))  # p = 1: r = a
     true = np.array([[0.6, 0.4, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
     predicted = np.array([[0.1, 0.5, 0.4, 0.0], [0.0, 0.9, 0.1, 0.0]])
     np.testing.assert_allclose(top_k_overlap(predicted, true), [0.5, 0.0])
