@@ -51,9 +51,6 @@ from typing import Any
 import numpy as np
 
 from read_env.surrogate.world import (
-    DEFAULT_FORGETTING_TOKENS,
-    DEFAULT_PROBE_NOISE,
-    DEFAULT_TRAIN_NOISE,
     NUM_RESPONSES,
     World,
 )
@@ -86,7 +83,7 @@ RANDOM_REPAIR_LOG_SCALE = 0.5
 class PathWorld(World):
     """v0's calibrated world plus prerequisites ``G`` and interference repair (see the module docstring).
 
-    Args (beyond :class:`~read_env.surrogate.world.World`'s):
+    Args (keywords; positional and other arguments are :class:`~read_env.surrogate.world.World`'s):
         prerequisites: ``G`` [K, K] (row the prerequisite, column the learner), entries in
             [0, MAX_PREREQUISITE_GAIN], zero diagonal.
         repair_tokens: effective tokens of a capability that repay its interference debt by a factor e.
@@ -94,20 +91,9 @@ class PathWorld(World):
     """
 
     def __init__(
-        self,
-        capabilities: Sequence[str],
-        student: Sequence[float],
-        teacher: Sequence[float],
-        calibration_budgets: Sequence[float],
-        transfer: Any,
-        forgetting_tokens: float = DEFAULT_FORGETTING_TOKENS,
-        train_noise: float = DEFAULT_TRAIN_NOISE,
-        probe_noise: float = DEFAULT_PROBE_NOISE,
-        prerequisites: Any = None,
-        repair_tokens: float | None = None,
-        readiness_tokens: float | None = None,
+        self, *world_args: Any, prerequisites: Any = None, repair_tokens: float | None = None, readiness_tokens: float | None = None, **world_kwargs: Any
     ) -> None:
-        super().__init__(capabilities, student, teacher, calibration_budgets, transfer, forgetting_tokens, train_noise, probe_noise)
+        super().__init__(*world_args, **world_kwargs)
         k = len(self.capabilities)
         self.prerequisites = default_prerequisites(self.capabilities) if prerequisites is None else np.asarray(prerequisites, dtype=np.float64)
         self.repair_tokens = float(DEFAULT_REPAIR_FRACTION * self.calibration_budgets[0] if repair_tokens is None else repair_tokens)
@@ -160,7 +146,7 @@ class PathWorld(World):
         index = [self.capabilities.index(name) for name in base.capabilities]
         return PathWorld(
             base.capabilities, base.student, base.teacher, base.calibration_budgets, base.transfer, base.forgetting_tokens, base.train_noise, base.probe_noise,
-            self.prerequisites[index][:, index], self.repair_tokens, self.readiness_tokens,
+            prerequisites=self.prerequisites[index][:, index], repair_tokens=self.repair_tokens, readiness_tokens=self.readiness_tokens,
         )  # fmt: skip
 
     @classmethod
@@ -184,7 +170,7 @@ class PathWorld(World):
         matrix = None if prerequisites is None else prerequisite_matrix(prerequisites, base.capabilities)
         return cls(
             base.capabilities, base.student, base.teacher, base.calibration_budgets, base.transfer, base.forgetting_tokens, base.train_noise, base.probe_noise,
-            matrix, data.get("repair_tokens"), data.get("readiness_tokens"),
+            prerequisites=matrix, repair_tokens=data.get("repair_tokens"), readiness_tokens=data.get("readiness_tokens"),
         )  # fmt: skip
 
     @classmethod
@@ -201,7 +187,7 @@ class PathWorld(World):
         repair = base.repair_tokens * np.exp(RANDOM_REPAIR_LOG_SCALE * rng.standard_normal())
         return cls(
             drawn.capabilities, drawn.student, drawn.teacher, drawn.calibration_budgets, drawn.transfer, drawn.forgetting_tokens, drawn.train_noise, drawn.probe_noise,
-            prerequisites, repair, base.readiness_tokens,
+            prerequisites=prerequisites, repair_tokens=repair, readiness_tokens=base.readiness_tokens,
         )  # fmt: skip
 
     def to_calibration(self) -> dict[str, Any]:
