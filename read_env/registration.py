@@ -6,6 +6,7 @@ import gymnasium as gym
 
 SURROGATE_ID = "ReAD-Surrogate-v0"
 REAL_ID = "ReAD-v0"
+MINI_ID = "ReAD-Mini-v0"
 
 
 def register_envs() -> None:
@@ -18,3 +19,5 @@ def register_envs() -> None:
         )
     if REAL_ID not in gym.registry:
         gym.register(REAL_ID, entry_point="read_env.real_env:DistillationEnv", nondeterministic=True)
+    if MINI_ID not in gym.registry:
+        gym.register(MINI_ID, entry_point="read_env.mini.env:MiniEnv")  # bit-exact under a seed on CPU (threads fixed)
