@@ -219,7 +219,7 @@ class Family:
             raise ValueError(f"held-out split must be 'probe' or 'eval', got {split!r}")
         rng = np.random.default_rng([seed, PAPER_CAPABILITIES.index(self.capability), difficulty])
         items: dict[str, str] = {}
-        for _ in range(200 * count + 1000):
+        for _ in range(20 * count + 1000):
             prompt, answer = self.item(rng, difficulty)
             if self.split(prompt) == split:
                 items.setdefault(prompt, answer)

@@ -5,7 +5,7 @@ AdamW) on ``pretrain_tokens`` tokens of exact answers to training-split items, e
 difficulties 1-3 equally often. It is built on first use and cached under ``cache_dir`` (default
 ``$READ_ENV_MINI_CACHE`` or ``~/.cache/read_env/mini``) in a folder named by a hash of the configuration and
 :data:`~read_env.mini.families.FAMILIES_VERSION`; the build is seeded, so the same configuration gives the same
-weights on the same machine and thread count. The default (about 0.34M parameters, 1.5M pre-training
+weights on the same machine and thread count. The default (0.43M parameters, 2M pre-training
 tokens) builds in about two minutes on one core; tests use a few thousand tokens and build in seconds.
 
 Scoring is exact match under greedy decoding, computed in one teacher-forced forward pass: greedy decoding
@@ -39,12 +39,12 @@ PRETRAIN_CHUNK_TOKENS = 100_000
 class StudentConfig:
     """Architecture and pre-training of the student (all JSON-able; unknown keys are an error)."""
 
-    hidden_size: int = 96
-    num_layers: int = 3
+    hidden_size: int = 128
+    num_layers: int = 2
     num_heads: int = 4
-    intermediate_size: int = 256
+    intermediate_size: int = 384
     max_length: int = 128  # tokens of prompt + answer + separators
-    pretrain_tokens: int = 1_500_000
+    pretrain_tokens: int = 2_000_000
     pretrain_lr: float = 1e-3
     pretrain_batch_size: int = 32
     seed: int = 0
