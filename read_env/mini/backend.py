@@ -93,7 +93,7 @@ class MiniDistiller(Distiller):
         error_rates: np.ndarray,
         difficulty: int = 1,
         seed: int = 0,
-        lr: float = 1e-3,
+        lr: float = 5e-4,
         batch_size: int = 32,
         probe_items: int = 64,
         eval_items: int = 64,

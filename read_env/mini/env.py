@@ -10,7 +10,7 @@ Dynamics of a step with allocation ``w`` [K] and ``n`` tokens (see :mod:`read_en
    training tokens, as in ``ReAD-v0``;
 3. the student (:mod:`read_env.mini.student`, a Llama-style causal transformer of about 0.43M parameters,
    pre-trained to partial skill and cached) trains one pass on the answers: cross-entropy with prompt tokens
-   masked, AdamW with a learning rate of 1e-3 kept across steps (:class:`read_env.distill.training.Trainer`);
+   masked, AdamW with a learning rate of 5e-4 kept across steps (:class:`read_env.distill.training.Trainer`);
 4. the profile [K] is the exact-match accuracy under greedy decoding on ``probe_items`` held-out items per
    capability (``info["probe_stderr"]``: binomial standard errors); task utility is ``r . accuracy`` on
    ``eval_items`` other held-out items, measured every step.
@@ -40,7 +40,7 @@ from read_env.mini.student import StudentConfig
 from read_env.mini.teacher import check_error_rates
 from read_env.real_env import DistillationEnv
 
-DEFAULT_BUDGET_TOKENS = 1_200_000
+DEFAULT_BUDGET_TOKENS = 1_000_000
 
 
 class MiniEnv(DistillationEnv):
