@@ -226,3 +226,70 @@ def test_bad_items_are_named():
         FAMILIES["math"].heldout_items("train", 3, 1)
     with pytest.raises(ValueError, match="fewer than"):
         FAMILIES["math"].heldout_items("probe", 1000, 1)
+
+
+def replay_rmse_points(world_data, episodes):
+    """RMS error (points) of ReAD-Surrogate-v0 on ``world_data`` replaying each episode's allocations."""
+    errors = []
+    for episode in episodes:
+        env = gym.make("ReAD-Surrogate-v0", world=world_data, noise=False, action_mode="simplex", budget_tokens=episode.budget_tokens, num_steps=len(episode.tokens))
+        env.reset(seed=0)
+        for allocation, profile in zip(episode.allocations, episode.profiles):
+            observation, *_ = env.step(allocation.astype(np.float32))
+            errors.append(observation["profile"] - profile)
+    return float(100 * np.sqrt(np.mean(np.square(errors))))
+
+
+def test_fitted_world_reproduces_surrogate_trajectories(tmp_path):
+    from agents.fit_world import fit_world, load_episodes, write_world
+    from read_env.trajectory import RecordTrajectory
+
+    rng = np.random.default_rng(0)
+    for index in range(6):
+        env = RecordTrajectory(gym.make("ReAD-Surrogate-v0", noise=False, action_mode="simplex", num_steps=10))
+        env.reset(seed=index)
+        for _ in range(10):
+            env.step(rng.dirichlet(np.full(8, 0.3)).astype(np.float32))
+        env.save(tmp_path / f"episode-{index}.json")
+    episodes = load_episodes(sorted(tmp_path.glob("*.json")))
+    world, report = fit_world(episodes, holdout=0.34)
+    assert len(report["heldout_episodes"]) == 2 and len(report["train_episodes"]) == 4
+    assert report["rmse_train_points"] < 0.5 and report["rmse_heldout_points"] < 1.0  # the paper world is nearly in the fitted family
+    data = json.loads(write_world(world, report, tmp_path / "world.json").read_text())
+    training = [episode for episode in episodes if episode.source in report["train_episodes"]]
+    assert replay_rmse_points(data, training) <= report["rmse_train_points"] + 1e-3
+
+
+def test_fit_world_cli_on_mini_run_folders(cache, tmp_path, capsys):
+    from agents.cli import main
+    from agents.fit_world import load_episodes
+
+    rng = np.random.default_rng(1)
+    for seed in range(3):
+        env = make(cache, tmp_path / "runs", action_mode="simplex")
+        env.reset(seed=seed)
+        for _ in range(TINY["num_steps"]):
+            env.step(rng.dirichlet(np.ones(8)).astype(np.float32))
+    assert main(["fit-world", str(tmp_path / "runs"), "-o", str(tmp_path / "world.json"), "--holdout", "0.34"]) == 0
+    assert "held-out episodes" in capsys.readouterr().out
+    data = json.loads((tmp_path / "world.json").read_text())
+    report = data["fit"]
+    assert len(report["train_episodes"]) == 2 and report["rmse_heldout_points"] >= 0
+    assert all(data["teacher_only"][name] >= 100 * (1 - ERROR_RATES[name]) - 1e-9 for name in PAPER_CAPABILITIES)  # the recorded teacher
+    training = [episode for episode in load_episodes([tmp_path / "runs"]) if episode.source in report["train_episodes"]]
+    assert replay_rmse_points(data, training) <= report["rmse_train_points"] + 1e-3
+
+
+def test_fit_world_bad_input_is_named(tmp_path):
+    from agents.fit_world import fit_world, load_episodes
+
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        load_episodes([tmp_path / "nowhere"])
+    (tmp_path / "history.jsonl").write_text('{"step": 1}\n')
+    with pytest.raises(ValueError, match="first line"):
+        load_episodes([tmp_path / "history.jsonl"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no history"):
+        load_episodes([tmp_path / "empty"])
+    with pytest.raises(ValueError, match="holdout"):
+        fit_world([], holdout=1.0)
