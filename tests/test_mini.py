@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -23,7 +20,7 @@ from read_env.mini.families import DIFFICULTIES, EOS, FAMILIES, SEP, encode
 from read_env.mini.student import StudentConfig, example, exact_match, load_student
 from read_env.mini.teacher import ERROR_RATES, Teacher, check_error_rates
 from read_env.real_env import read_history
-from tests.conftest import assert_same
+from tests.conftest import assert_same, kill_mid_episode
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_STUDENT = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64, "pretrain_tokens": 20_000}
@@ -174,15 +171,8 @@ def test_resume_after_kill_reproduces_the_uninterrupted_episode(cache, tmp_path)
     reference = make(cache, tmp_path / "reference", **kwargs)
     expected = play(reference)
     run_dir = tmp_path / "killed"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, cache, str(run_dir), json.dumps(kwargs)], env={**os.environ, "PYTHONPATH": str(REPO)})
-    history = run_dir / "episode-0000" / "history.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and (not history.exists() or len(history.read_text().splitlines()) < 3):
-        time.sleep(0.02)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    committed = len(read_history(run_dir / "episode-0000")) - 1
-    assert 2 <= committed < 6, "the child should die mid-episode"
+    command = [sys.executable, "-c", CHILD, cache, str(run_dir), json.dumps(kwargs)]
+    committed = kill_mid_episode(command, {**os.environ, "PYTHONPATH": str(REPO)}, run_dir / "episode-0000", 6)
 
     env = make(cache, run_dir, **kwargs)
     observation, info = env.reset(seed=123)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 import warnings
 
 import gymnasium as gym
@@ -16,6 +13,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from read_env.real_env import read_history
+from tests.conftest import kill_mid_episode
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 FAST = {
@@ -134,15 +132,8 @@ def test_resume_after_kill_loses_and_double_counts_no_token(tiny, tmp_path):
     expected = reference.unwrapped.distiller.ledger.entries
 
     run_dir = tmp_path / "killed"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, tiny["teacher"], tiny["student"], str(run_dir), json.dumps(FAST)], env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    history = run_dir / "episode-0000" / "history.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and (not history.exists() or len(history.read_text().splitlines()) < 3):
-        time.sleep(0.02)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    committed = len(read_history(run_dir / "episode-0000")) - 1
-    assert 2 <= committed < 6, "the child should die mid-episode"
+    command = [sys.executable, "-c", CHILD, tiny["teacher"], tiny["student"], str(run_dir), json.dumps(FAST)]
+    committed = kill_mid_episode(command, {**os.environ, "HF_HUB_OFFLINE": "1"}, run_dir / "episode-0000", 6)
 
     env = make(tiny, run_dir, budget_tokens=3000, num_steps=6)
     observation, info = env.reset(seed=123)
