@@ -133,8 +133,9 @@ def cmd_fit_world(args: argparse.Namespace) -> int:
     world, report = fit_world(load_episodes(args.histories), args.holdout)
     write_world(world, report, args.output)
     heldout = report["rmse_heldout_points"]
-    print(f"fitted {len(report['train_episodes'])} episodes: RMS profile error {report['rmse_train_points']:.2f} points; "
-          + (f"{len(report['heldout_episodes'])} held-out episodes: {heldout:.2f} points" if heldout is not None else "no held-out episode"))
+    print(f"fitted {len(report['train_episodes'])} episodes: RMS profile error {report['rmse_train_points']:.2f} points "
+          f"(no-change prediction {report['no_change_rmse_train_points']:.2f}); "
+          + (f"{len(report['heldout_episodes'])} held-out episodes: {heldout:.2f} (no change {report['no_change_rmse_heldout_points']:.2f})" if heldout is not None else "no held-out episode"))
     print(f"wrote {args.output}: gym.make('ReAD-Surrogate-v0', world=json.load(open('{args.output}')), budget_tokens={report['budget_tokens']})")
     return 0
 

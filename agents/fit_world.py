@@ -10,7 +10,7 @@ The fit (deterministic, least squares, numpy only):
 * ``student`` = mean start profile; ``teacher`` = the recorded teacher profile (``ReAD-Mini-v0`` writes it)
   or 1, raised to the highest profile observed (a student may pass a noisy teacher), at least student + 0.01;
 * calibration budgets ``(B/4, B/2, B)`` with ``B`` the largest episode budget;
-* for each forgetting constant ``F`` on a grid (``B`` times 0.25 ... 16, and no forgetting): exposures from
+* for each forgetting constant ``F`` on a grid (``B`` times 1/16 ... 16, and no forgetting): exposures from
   ``World.advance``; the world's latent gain is linear in its response coefficients, so each measured
   column's latent target ``sigma_j^-1(s_j - s0_j)`` is regressed (ridge) on the responses
   ``1 - exp(-e_i / tau_m)`` of every capability ``i`` and time constant ``m``; the coefficients give the
@@ -19,7 +19,8 @@ The fit (deterministic, least squares, numpy only):
 
 Fit error: root mean square, in points (0-100), of the noise-free world's profiles (``World.profile`` after
 each recorded step, fed the recorded allocations and tokens) against the measured profiles, on the training
-episodes and on held-out episodes (every ``round(1 / holdout)``-th episode in input order). ``probe_noise``
+episodes and on held-out episodes (every ``round(1 / holdout)``-th episode in input order), next to the
+error of predicting no change (each step's profile = the episode's start profile). ``probe_noise``
 of the fitted world is the mean recorded probe standard error (else the training error).
 
 The output is calibration data in the schema of ``paper_calibration.json`` plus a ``fit`` report:
@@ -38,7 +39,7 @@ import numpy as np
 
 from read_env.surrogate.world import DEFAULT_TRAIN_NOISE, World
 
-FORGETTING_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 1e6)
+FORGETTING_FACTORS = (0.0625, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 1e6)
 """Forgetting constants tried, in units of the largest episode budget (1e6: no forgetting)."""
 BUDGET_FRACTIONS = (0.25, 0.5, 1.0)
 ROOM = 0.99
@@ -162,6 +163,14 @@ def rmse_points(world: World, episodes: Sequence[Episode]) -> float | None:
     return float(100 * np.sqrt(np.mean(errors**2)))
 
 
+def no_change_rmse_points(episodes: Sequence[Episode]) -> float | None:
+    """The same error for the prediction "the profile stays at the episode's start profile"; None if no episode."""
+    if not episodes:
+        return None
+    errors = np.concatenate([(episode.profiles - episode.start).ravel() for episode in episodes])
+    return float(100 * np.sqrt(np.mean(errors**2)))
+
+
 def _fit_transfer(base: World, episodes: Sequence[Episode]) -> np.ndarray:
     """Least-squares transfer matrices [3, K, K] of the world ``base`` (its forgetting) to ``episodes``."""
     k, gap = len(base.capabilities), base.teacher - base.student
@@ -206,6 +215,8 @@ def fit_world(episodes: Sequence[Episode], holdout: float = 0.2) -> tuple[World,
     report = {
         "rmse_train_points": error,
         "rmse_heldout_points": rmse_points(world, heldout),
+        "no_change_rmse_train_points": no_change_rmse_points(training),
+        "no_change_rmse_heldout_points": no_change_rmse_points(heldout),
         "train_episodes": [episode.source for episode in training],
         "heldout_episodes": [episode.source for episode in heldout],
         "forgetting_factors_tried": list(FORGETTING_FACTORS),

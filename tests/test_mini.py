@@ -245,6 +245,7 @@ def test_fitted_world_reproduces_surrogate_trajectories(tmp_path):
     world, report = fit_world(episodes, holdout=0.34)
     assert len(report["heldout_episodes"]) == 2 and len(report["train_episodes"]) == 4
     assert report["rmse_train_points"] < 0.5 and report["rmse_heldout_points"] < 1.0  # the paper world is nearly in the fitted family
+    assert report["rmse_heldout_points"] < report["no_change_rmse_heldout_points"] / 10
     data = json.loads(write_world(world, report, tmp_path / "world.json").read_text())
     training = [episode for episode in episodes if episode.source in report["train_episodes"]]
     assert replay_rmse_points(data, training) <= report["rmse_train_points"] + 1e-3
