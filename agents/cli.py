@@ -1,4 +1,4 @@
-"""The ``read-env`` command line: ``demo`` (the main job), ``run``, ``compare``, ``train`` and ``agents``.
+"""The ``read-env`` command line: ``demo`` (the main job), ``run``, ``compare``, ``train``, ``agents``, ``fit-world``.
 
 Examples::
 
@@ -8,6 +8,7 @@ Examples::
     read-env compare --env-id ReAD-v0 --backend ray --address auto --gpus-per-episode 1 ...   # episodes on a Ray cluster
     read-env train --algo ppo --timesteps 100000 --out runs/ppo
     read-env agents
+    read-env fit-world runs/ReAD-Mini-v0 -o world.json
 """
 
 from __future__ import annotations
@@ -128,6 +129,19 @@ def cmd_agents(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fit_world(args: argparse.Namespace) -> int:
+    from agents.fit_world import fit_world, load_episodes, write_world
+
+    world, report = fit_world(load_episodes(args.histories), args.holdout)
+    write_world(world, report, args.output)
+    heldout = report["rmse_heldout_points"]
+    print(f"fitted {len(report['train_episodes'])} episodes: RMS profile error {report['rmse_train_points']:.2f} points "
+          f"(no-change prediction {report['no_change_rmse_train_points']:.2f}); "
+          + (f"{len(report['heldout_episodes'])} held-out episodes: {heldout:.2f} (no change {report['no_change_rmse_heldout_points']:.2f})" if heldout is not None else "no held-out episode"))
+    print(f"wrote {args.output}: gym.make('ReAD-Surrogate-v0', world=json.load(open('{args.output}')), budget_tokens={report['budget_tokens']})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="read-env", description="Agents for budgeted capability distillation (ReAD).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -184,6 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-tensorboard", action="store_true")
     tr.add_argument("--quiet", action="store_true")
     tr.set_defaults(func=cmd_train)
+
+    fit = sub.add_parser("fit-world", help="fit the surrogate's world parameters to recorded histories or trajectories")
+    fit.add_argument("histories", nargs="+", help="run folders, episode folders, history.jsonl or trajectory .json files")
+    fit.add_argument("-o", "--output", default="world.json")
+    fit.add_argument("--holdout", type=float, default=0.2, help="share of episodes held out to report the fit error (every 1/holdout-th)")
+    fit.set_defaults(func=cmd_fit_world)
 
     ag = sub.add_parser("agents", help="list the agent names")
     ag.set_defaults(func=cmd_agents)

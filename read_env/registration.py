@@ -7,6 +7,7 @@ import gymnasium as gym
 SURROGATE_ID = "ReAD-Surrogate-v0"
 SURROGATE_V1_ID = "ReAD-Surrogate-v1"
 REAL_ID = "ReAD-v0"
+MINI_ID = "ReAD-Mini-v0"
 
 
 def register_envs() -> None:
@@ -25,3 +26,5 @@ def register_envs() -> None:
         )
     if REAL_ID not in gym.registry:
         gym.register(REAL_ID, entry_point="read_env.distill.env:DistillationEnv", nondeterministic=True)
+    if MINI_ID not in gym.registry:
+        gym.register(MINI_ID, entry_point="read_env.mini.env:MiniEnv")  # bit-exact under a seed on CPU (threads fixed)

@@ -1,3 +1,8 @@
+import signal
+import subprocess
+import time
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -65,4 +70,20 @@ def assert_same(left, right):
         assert left == right, (left, right)
 
 
-__all__ = ["READ_ENV_IDS", "assert_same", "read_env", "rollout"]
+def kill_mid_episode(command: list[str], env: dict[str, str], episode_dir: Path, steps: int) -> int:
+    """Run ``command`` (an episode writing ``episode_dir``), SIGKILL it after 2 committed steps; return the committed steps."""
+    from read_env.distill.env import read_history
+
+    child = subprocess.Popen(command, env=env)
+    history = episode_dir / "history.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not history.exists() or len(history.read_text().splitlines()) < 3):
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    committed = len(read_history(episode_dir)) - 1
+    assert 2 <= committed < steps, "the child should die mid-episode"
+    return committed
+
+
+__all__ = ["READ_ENV_IDS", "assert_same", "kill_mid_episode", "read_env", "rollout"]

@@ -20,6 +20,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from read_env.distill.env import read_history
+from tests.conftest import kill_mid_episode
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -224,15 +225,8 @@ def test_resume_after_kill_loses_and_double_counts_no_token(tiny_models, tmp_pat
     expected = reference.unwrapped.distiller.ledger.entries
 
     run_dir = tmp_path / "killed"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, tiny_models["teacher"], tiny_models["student"], str(run_dir), json.dumps(FAST)], env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
-    history = run_dir / "episode-0000" / "history.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and (not history.exists() or len(history.read_text().splitlines()) < 3):
-        time.sleep(0.02)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    committed = len(read_history(run_dir / "episode-0000")) - 1
-    assert 2 <= committed < 6, "the child should die mid-episode"
+    command = [sys.executable, "-c", CHILD, tiny_models["teacher"], tiny_models["student"], str(run_dir), json.dumps(FAST)]
+    committed = kill_mid_episode(command, {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}, run_dir / "episode-0000", 6)
 
     env = make(tiny_models, run_dir, budget_tokens=3000, num_steps=6)
     observation, info = env.reset(seed=123)
@@ -273,6 +267,7 @@ def test_resume_refuses_a_run_folder_of_another_configuration(tiny_models, tmp_p
         ({"budget_tokens": 0}, ValueError, "budget_tokens"),
         ({"distiller_config": {"max_new_tokenz": 8}}, ValueError, r"unknown DistillerConfig option\(s\) \['max_new_tokenz'\]"),
         ({"distiller_config": {"lr": "fast"}}, ValueError, "DistillerConfig.lr must be float"),
+        ({"distiller_config": {"lr": float("nan")}}, ValueError, "lr and teacher_timeout_s > 0"),
         ({"teacher_engine": "tgi"}, ValueError, "unknown teacher_engine 'tgi'"),
         ({"teacher_engine": "openai", "teacher_url": "localhost:8000"}, ValueError, "teacher_url = http"),
         ({"teacher_engine": "openai", "teacher_url": "http://127.0.0.1:9/v1", "objective": "kd"}, ValueError, "logits"),

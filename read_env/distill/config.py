@@ -90,7 +90,7 @@ class DistillerConfig:
         for name in ("generation_share", "bank_share", "kd_alpha"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"DistillerConfig.{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.teacher_retries < 0 or self.temperature < 0 or self.lr <= 0 or self.teacher_timeout_s <= 0 or not 0 < self.top_p <= 1:
+        if not (self.teacher_retries >= 0 and self.temperature >= 0 and self.lr > 0 and self.teacher_timeout_s > 0 and 0 < self.top_p <= 1):  # NaN fails
             raise ValueError("DistillerConfig: teacher_retries and temperature must be >= 0, lr and teacher_timeout_s > 0, top_p in (0, 1]")
         if self.teacher_engine == "openai":
             url = urlparse(self.teacher_url or "")

@@ -18,7 +18,7 @@ A step (:meth:`Distiller.distill`) follows the budget rule of :mod:`read_env.dis
 the carried remainder is added to ``tokens`` in proportion to ``tokens``; each capability's
 allotment is split into a teacher-generation cap and student-training tokens; prompts of that
 capability are drawn with the curriculum at ``progress``; the teacher answers them within the
-generation budget; the examples are cut to the training budget; the student is trained one pass
+generation budget (:meth:`Distiller._answers`, what a backend with another teacher overrides); the examples are cut to the training budget; the student is trained one pass
 over the step's examples of all capabilities (mixed, length-bucketed). The step is appended to
 ``run_dir/ledger.jsonl``. Spending never exceeds ``sum(tokens) + carry_in``, and the cumulative
 spend never exceeds the cumulative ``tokens`` given.
@@ -205,20 +205,12 @@ class Distiller:
         trained = np.zeros(self.K, dtype=np.int64)
         examples: list[TrainExample] = []
         generation_seconds = 0.0
-        for k, capability in enumerate(self.capabilities):
+        for k in range(self.K):
             generation_cap, _ = split_generation_training(int(available[k]), self.generation_share)
-            if generation_cap <= 0:
-                continue
-            generation = generate_budgeted(self.models.engine, lambda capability=capability: self.sampler.sample_one(capability, progress),
-                                           generation_cap, int(available[k]), lambda prompt: len(self._student_prompt_ids(prompt)),
-                                           self.sampling, self.min_new_tokens)
-            generation_seconds += generation.seconds
-            generated[k] = generation.generated
-            candidates = [TrainExample(self._student_prompt_ids(c.prompt) + self._answer_ids(c.token_ids, c.text, c.finished),
-                                       len(self._student_prompt_ids(c.prompt)), k) for c in generation.completions]
-            kept, used = fit_budget([example for example in candidates if len(example) > example.n_prompt], int(available[k]) - generation.generated)
+            generated[k], candidates, seconds = self._answers(k, generation_cap, int(available[k]), progress)
+            generation_seconds += seconds
+            kept, trained[k] = fit_budget(candidates, int(available[k] - generated[k]))
             examples += kept
-            trained[k] = used
         stats = self.trainer.train(examples, self.np_rng)
         if any(stats.tokens_per_capability.get(k, 0) != trained[k] for k in range(self.K)):
             raise LedgerError(f"trained tokens per capability {stats.tokens_per_capability} differ from the planned {trained.tolist()}")
@@ -234,6 +226,18 @@ class Distiller:
                           seconds=time.perf_counter() - started, generation_seconds=generation_seconds,
                           training_seconds=stats.seconds, micro_batch=stats.micro_batch,
                           oom_retries=stats.oom_retries)
+
+    def _answers(self, k: int, generation_cap: int, allowance: int, progress: float) -> tuple[int, list[TrainExample], float]:
+        """The teacher's answers to prompts of capability ``k`` drawn at ``progress``, generating at most
+        ``generation_cap`` tokens with prompt + answer within ``allowance``: (tokens generated, examples, seconds)."""
+        if generation_cap <= 0:
+            return 0, [], 0.0
+        generation = generate_budgeted(self.models.engine, lambda: self.sampler.sample_one(self.capabilities[k], progress),
+                                       generation_cap, allowance, lambda prompt: len(self._student_prompt_ids(prompt)),
+                                       self.sampling, self.min_new_tokens)
+        candidates = [TrainExample(self._student_prompt_ids(c.prompt) + self._answer_ids(c.token_ids, c.text, c.finished),
+                                   len(self._student_prompt_ids(c.prompt)), k) for c in generation.completions]
+        return generation.generated, [example for example in candidates if len(example) > example.n_prompt], generation.seconds
 
     def checkpoint_path(self, step: int) -> Path:
         """Folder of the checkpoint after ``step`` completed steps."""

@@ -98,14 +98,7 @@ class DistillationEnv(AllocationEnv):
         base = distiller_config if isinstance(distiller_config, DistillerConfig) else DistillerConfig.from_dict(distiller_config or {})
         direct = {"teacher": teacher, "student": student, "objective": objective, "lora": lora, "teacher_engine": teacher_engine, "teacher_url": teacher_url}
         self.distiller_config = replace(base, **{key: value for key, value in direct.items() if value is not None})
-        from read_env.distill.models import check_model_name
-
-        check_model_name(self.distiller_config.teacher, "teacher", self.distiller_config.cache)
-        check_model_name(self.distiller_config.student, "student", self.distiller_config.cache)
-        if self.distiller_config.teacher_engine == "vllm":
-            from read_env.distill.engines.vllm_engine import require_vllm
-
-            require_vllm()
+        self._check_models()
         self.config = {"capabilities": list(self.capabilities), "budget_tokens": self.budget_tokens, "num_steps": self.num_steps,
                        "distiller": self.distiller_config.run_identity()}  # resume refuses an episode of another config
         self.device = device
@@ -116,6 +109,17 @@ class DistillationEnv(AllocationEnv):
         self._models = None
         self.distiller = None
         self.episode_dir: Path | None = None
+
+    def _check_models(self) -> None:
+        """Raise at construction when the configured models or teacher engine cannot be used offline."""
+        from read_env.distill.models import check_model_name
+
+        check_model_name(self.distiller_config.teacher, "teacher", self.distiller_config.cache)
+        check_model_name(self.distiller_config.student, "student", self.distiller_config.cache)
+        if self.distiller_config.teacher_engine == "vllm":
+            from read_env.distill.engines.vllm_engine import require_vllm
+
+            require_vllm()
 
     # --------------------------------------------------------------------------------- episodes
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -1,0 +1,154 @@
+"""Measure ReAD-Mini-v0: one-hot transfer matrices and path dependence, as run folders of history.jsonl.
+
+    python benchmarks/mini_research.py transfer --budget 1000000 --seeds 0,1 --out runs/mini-research
+    python benchmarks/mini_research.py paths --budget 1000000 --seeds 0,1 --out runs/mini-research
+    python benchmarks/mini_research.py report --out runs/mini-research --docs docs/results/mini
+
+``transfer``: the whole budget on one capability, for each capability (10 steps). ``paths``: for pairs (A, B),
+the same tokens as A then B (5 + 5 one-hot steps), B then A, and the 50/50 mixture. Each episode is one run
+folder ``OUT/<kind>-<budget>/<name>-seed<S>/episode-0000``. ``report`` writes the CSV tables, the heat map and
+the numbers quoted in ``docs/results/mini/results.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+import read_env  # noqa: F401
+from read_env.capabilities import PAPER_CAPABILITIES
+from read_env.distill.env import read_history
+
+PAIRS = (("math", "code"), ("steerability", "multilingual"), ("general_knowledge", "long_context"))
+STEPS = 10
+
+
+def onehot(name: str) -> np.ndarray:
+    vector = np.zeros(len(PAPER_CAPABILITIES), dtype=np.float32)
+    vector[PAPER_CAPABILITIES.index(name)] = 1.0
+    return vector
+
+
+def play(run_dir: Path, budget: int, seed: int, schedule: list[np.ndarray]) -> None:
+    if run_dir.exists() and (records := read_history(run_dir / "episode-0000")) and records[-1].get("terminated"):
+        return  # measured already
+    env = gym.make("ReAD-Mini-v0", budget_tokens=budget, num_steps=len(schedule), run_dir=str(run_dir), action_mode="simplex")
+    env.reset(seed=seed)
+    for allocation in schedule[env.unwrapped._step :]:
+        env.step(allocation)
+    print(run_dir, flush=True)
+
+
+def schedules(kind: str) -> dict[str, list[np.ndarray]]:
+    if kind == "transfer":
+        return {name: [onehot(name)] * STEPS for name in PAPER_CAPABILITIES}
+    out = {}
+    for first, second in PAIRS:
+        half = STEPS // 2
+        out[f"{first}-then-{second}"] = [onehot(first)] * half + [onehot(second)] * half
+        out[f"{second}-then-{first}"] = [onehot(second)] * half + [onehot(first)] * half
+        out[f"{first}-mix-{second}"] = [(onehot(first) + onehot(second)) / 2] * STEPS
+    return out
+
+
+def final_profiles(folder: Path) -> dict[tuple[str, int], np.ndarray]:
+    """(schedule name, seed) -> [start profile, final profile, final eval utility vector unused]."""
+    out = {}
+    for run in sorted(folder.glob("*-seed*")):
+        records = read_history(run / "episode-0000")
+        if records and records[-1].get("terminated"):
+            name, seed = run.name.rsplit("-seed", 1)
+            out[name, int(seed)] = np.array([records[0]["profile"], records[-1]["profile"]])
+    return out
+
+
+def report(out: Path, docs: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from read_env.surrogate.world import paper_calibration
+
+    docs.mkdir(parents=True, exist_ok=True)
+    names = list(PAPER_CAPABILITIES)
+    budgets = sorted(int(path.name.split("-")[1]) for path in out.glob("transfer-*"))
+    paper = paper_calibration()
+    figure, axes = plt.subplots(1, len(budgets) + 2, figsize=(5.2 * (len(budgets) + 2), 4.8))
+    rows, summary = [], {}
+    for axis, budget in zip(axes, budgets):
+        runs = final_profiles(out / f"transfer-{budget}")
+        seeds = sorted({seed for _, seed in runs})
+        cells = np.array([[runs[name, seed][1] - runs[name, seed][0] for name in names] for seed in seeds if all((n, seed) in runs for n in names)])
+        mean = 100 * cells.mean(axis=0)
+        stderr = 100 * cells.std(axis=0, ddof=1) / np.sqrt(len(cells)) if len(cells) > 1 else np.full(mean.shape, np.nan)
+        for i, trained in enumerate(names):
+            for j, measured in enumerate(names):
+                rows.append(f"{budget},{trained},{measured},{mean[i, j]:.2f},{stderr[i, j]:.2f},{len(cells)}")
+        off = ~np.eye(len(names), dtype=bool)
+        summary[budget] = {"seeds": len(cells), "diagonal_mean": float(np.diag(mean).mean()), "off_diagonal_mean": float(mean[off].mean()),
+                           "negative_off_diagonal": int((mean[off] < 0).sum()), "significantly_negative_off_diagonal": int((mean[off] + 2 * stderr[off] < 0).sum()),
+                           "start_profile": (100 * runs[names[0], seeds[0]][0]).round(1).tolist()}
+        image = axis.imshow(mean, cmap="RdBu", vmin=-100, vmax=100)
+        axis.set_title(f"ReAD-Mini, {budget / 1e6:g}M tokens ({len(cells)} seeds)")
+        for i in range(len(names)):
+            for j in range(len(names)):
+                axis.text(j, i, f"{mean[i, j]:.0f}\n±{stderr[i, j]:.0f}", ha="center", va="center", fontsize=6)
+    for axis, label in zip(axes[len(budgets):], ("small", "large")):
+        matrix = np.array(paper["transfer"][label])
+        limit = np.abs(matrix).max()
+        axis.imshow(matrix, cmap="RdBu", vmin=-limit, vmax=limit)
+        axis.set_title(f"paper Figure 1, {paper['budgets_tokens'][label] / 1e6:g}M tokens")
+        for i in range(len(names)):
+            for j in range(len(names)):
+                axis.text(j, i, f"{matrix[i, j]:.1f}", ha="center", va="center", fontsize=6)
+    short = [name[:6] for name in names]
+    for axis in axes:
+        axis.set_xticks(range(len(names)), short, rotation=90)
+        axis.set_yticks(range(len(names)), short)
+        axis.set_xlabel("measured capability")
+    axes[0].set_ylabel("trained capability (one-hot)")
+    figure.colorbar(image, ax=axes[: len(budgets)], label="change in exact-match accuracy (points)")
+    figure.savefig(docs / "transfer.png", dpi=110, bbox_inches="tight")
+    (docs / "transfer.csv").write_text("budget_tokens,trained,measured,change_points,stderr_points,seeds\n" + "\n".join(rows) + "\n")
+
+    path_rows = []
+    for folder in sorted(out.glob("paths-*")):
+        runs = final_profiles(folder)
+        for first, second in PAIRS:
+            for label, name in (("A then B", f"{first}-then-{second}"), ("B then A", f"{second}-then-{first}"), ("mixture", f"{first}-mix-{second}")):
+                finals = np.array([profiles[1] for (run, _), profiles in runs.items() if run == name])
+                if len(finals) == 0:
+                    continue
+                mean, stderr = 100 * finals.mean(axis=0), 100 * finals.std(axis=0, ddof=1) / np.sqrt(len(finals)) if len(finals) > 1 else np.full(len(names), np.nan)
+                a, b = names.index(first), names.index(second)
+                path_rows.append(f"{first},{second},{label},{len(finals)},{mean[a]:.1f},{stderr[a]:.1f},{mean[b]:.1f},{stderr[b]:.1f},{mean.mean():.1f},{stderr.mean():.1f}")
+    (docs / "paths.csv").write_text("A,B,schedule,seeds,A_final,A_stderr,B_final,B_stderr,mean_final,mean_stderr\n" + "\n".join(path_rows) + "\n")
+    (docs / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary, indent=1))
+    print("\n".join(path_rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("kind", choices=("transfer", "paths", "report"))
+    parser.add_argument("--budget", type=int, default=1_000_000)
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--out", default="runs/mini-research")
+    parser.add_argument("--docs", default="docs/results/mini")
+    args = parser.parse_args()
+    out = Path(args.out)
+    if args.kind == "report":
+        report(out, Path(args.docs))
+        return
+    for seed in (int(seed) for seed in args.seeds.split(",")):
+        for name, schedule in schedules(args.kind).items():
+            play(out / f"{args.kind}-{args.budget}" / f"{name}-seed{seed}", args.budget, seed, schedule)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,288 @@
+"""ReAD-Mini-v0 on a tiny student: generators, splits, teacher, exact match, budget, determinism, resume, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from read_env.capabilities import PAPER_CAPABILITIES
+from read_env.distill.env import read_history
+from read_env.distill.ledger import largest_remainder_split, split_generation_training
+from read_env.distill.training import TrainExample
+from read_env.mini.families import DIFFICULTIES, EOS, FAMILIES, SEP, encode
+from read_env.mini.student import StudentConfig, example, exact_match, load_student
+from read_env.mini.teacher import ERROR_RATES, Teacher, check_error_rates
+from tests.conftest import assert_same, kill_mid_episode
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_STUDENT = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64, "pretrain_tokens": 20_000}
+TINY = {"student": TINY_STUDENT, "probe_items": 12, "eval_items": 12, "budget_tokens": 12_000, "num_steps": 4}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("mini-cache"))
+
+
+def make(cache, run_dir, **kwargs):
+    return gym.make("ReAD-Mini-v0", cache_dir=cache, run_dir=str(run_dir), **{**TINY, **kwargs})
+
+
+def play(env, seed=0, action=None):
+    records = [env.reset(seed=seed)]
+    action = np.linspace(-1, 1, 8, dtype=np.float32) if action is None else action
+    while True:
+        records.append(env.step(action))
+        if records[-1][2] or records[-1][3]:
+            return records
+
+
+def test_families_follow_the_paper_order_and_solve_their_items():
+    assert tuple(FAMILIES) == PAPER_CAPABILITIES
+    assert FAMILIES["math"].solve("add:37+45=") == "82"
+    assert FAMILIES["code"].solve("run:x=13;x+4;x*2;") == "4"
+    assert FAMILIES["reasoning"].solve("var:k=m;m=4;x=7;z=k;?z") == "4"
+    assert FAMILIES["tool_use"].solve("call:mv to=qx1 fr=ab7") == "mv(ab7,qx1)"
+    assert FAMILIES["long_context"].solve("find:ab=3,cd=7?cd") == "7"
+    assert FAMILIES["steerability"].solve("fmt:rev|abc") == "cba"
+    translated = FAMILIES["multilingual"].solve("tr>:abc")
+    assert FAMILIES["multilingual"].solve(f"tr<:{translated}") == "abc"
+
+
+@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+def test_generators_are_deterministic_and_encodable(difficulty):
+    for family in FAMILIES.values():
+        first = [family.item(np.random.default_rng(3), difficulty) for _ in range(20)]
+        again = [family.item(np.random.default_rng(3), difficulty) for _ in range(20)]
+        assert first == again
+        assert len({prompt for prompt, _ in (family.item(np.random.default_rng(seed), difficulty) for seed in range(20))}) > 1
+        assert family.heldout_items("probe", 10, difficulty) == family.heldout_items("probe", 10, difficulty)
+        for prompt, answer in first:
+            assert encode(prompt + answer) and answer == family.solve(prompt)
+
+
+@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+def test_training_items_never_meet_held_out_items(difficulty):
+    for family in FAMILIES.values():
+        probe = {prompt for prompt, _ in family.heldout_items("probe", 30, difficulty)}
+        evaluation = {prompt for prompt, _ in family.heldout_items("eval", 30, difficulty)}
+        rng = np.random.default_rng(0)
+        training = {family.training_item(rng, difficulty)[0] for _ in range(2000)}
+        assert len(probe) == len(evaluation) == 30
+        assert not probe & evaluation and not training & (probe | evaluation)
+        assert {family.split(prompt) for prompt in training} == {"train"}
+
+
+def test_teacher_errs_at_its_documented_rate():
+    teacher = Teacher(list(FAMILIES.values()), check_error_rates({"math": 0.3, "code": 0.0}, PAPER_CAPABILITIES))
+    rng = np.random.default_rng(0)
+    for index, family in enumerate(teacher.families):
+        prompts = [family.training_item(rng, 2)[0] for _ in range(1000)]
+        wrong = np.mean([teacher.answer(index, prompt, rng) != family.solve(prompt) for prompt in prompts])
+        rate = teacher.error_rates[index]
+        assert abs(wrong - rate) <= 4 * np.sqrt(rate * (1 - rate) / 1000) + 1e-12, family.capability
+    assert teacher.error_rates[2] == 0.3 and teacher.error_rates[0] == ERROR_RATES["general_knowledge"]
+    np.testing.assert_allclose(teacher.profile, 1 - teacher.error_rates)
+
+
+def test_student_is_cached_deterministically(cache, tmp_path):
+    import torch
+
+    config = StudentConfig.from_options(TINY_STUDENT)
+    student, rebuilt = load_student(config, cache), load_student(config, tmp_path / "elsewhere")
+    assert (tmp_path / "elsewhere" / f"student-{config.key()}" / "model.safetensors").is_file()
+    for (name, left), (_, right) in zip(student.state_dict().items(), rebuilt.state_dict().items()):
+        assert torch.equal(left, right), name
+
+
+def test_teacher_forced_exact_match_equals_greedy_decoding(cache):
+    import torch
+
+    student = load_student(StudentConfig.from_options(TINY_STUDENT), cache)
+    items = []
+    for family in FAMILIES.values():
+        prompt_ids = encode(family.item(np.random.default_rng(0), 1)[0]) + [SEP]
+        ids = torch.tensor([prompt_ids])
+        with torch.no_grad():
+            for _ in range(4):
+                ids = torch.cat([ids, student(input_ids=ids).logits[:, -1:].argmax(-1)], dim=1)
+        greedy = ids[0].tolist()
+        wrong_last = greedy[:-1] + [(greedy[-1] + 1) % 50 + 3]
+        items += [TrainExample(greedy, len(prompt_ids)), TrainExample(wrong_last, len(prompt_ids))]
+    np.testing.assert_array_equal(exact_match(student, items, batch_size=5), [True, False] * len(FAMILIES))
+    item = example("add:1+2=", "3")
+    assert item.input_ids[item.n_prompt - 1] == SEP and item.input_ids[-1] == EOS and item.labels()[: item.n_prompt] == [-100] * item.n_prompt
+
+
+def test_registered_deterministic_and_check_env_clean(cache, tmp_path):
+    assert not gym.spec("ReAD-Mini-v0").nondeterministic
+    env = make(cache, tmp_path / "runs", num_steps=2, budget_tokens=4000)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env.unwrapped)
+    assert [str(w.message) for w in caught] == []
+
+
+def test_same_seed_same_episode(cache, tmp_path):
+    left = play(make(cache, tmp_path / "a"), seed=5)
+    right = play(make(cache, tmp_path / "b"), seed=5)
+    for record in (*left, *right):
+        record[-1].pop("seconds", None)  # wall-clock timings
+    assert_same(left, right)
+
+
+def test_episode_spends_exactly_the_budget(cache, tmp_path):
+    env = make(cache, tmp_path / "runs", budget_tokens=12_003, action_mode="simplex")
+    allocation = np.array([0.5, 0.2, 0.1, 0.1, 0.05, 0.05, 0, 0], dtype=np.float32)
+    infos = [record[-1] for record in play(env, action=allocation)[1:]]
+    assert [info["tokens_used"] for info in infos] == [3001, 3001, 3001, 3000]
+    ledger = env.unwrapped.distiller.ledger
+    assert ledger.total_allotted == 12_003 and ledger.total_spent + ledger.carry == 12_003
+    assert sum(info["tokens_spent"] for info in infos) == ledger.total_spent == infos[-1]["tokens_spent_total"]
+    assert infos[-1]["tokens_carried"] == ledger.carry
+    assert [path.name for path in env.unwrapped.episode_dir.glob("checkpoint-*")] == ["checkpoint-4"]  # kept after the episode
+    for info, entry in zip(infos, ledger.entries):
+        assert sum(info["tokens_allotted"]) == info["tokens_used"]
+        assert entry.allotted[6] == entry.generated[6] == entry.trained[6] == 0
+        allowance = np.array(entry.allotted) + largest_remainder_split(entry.carry_in, entry.allotted)
+        assert all(generated <= split_generation_training(int(tokens))[0] for generated, tokens in zip(entry.generated, allowance))
+        assert 0 <= info["utility"] <= 1 and (np.asarray(info["probe_stderr"]) >= 0).all()
+
+
+CHILD = """
+import sys, json, numpy as np, gymnasium as gym, read_env
+cache, run_dir, kwargs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+env = gym.make("ReAD-Mini-v0", cache_dir=cache, run_dir=run_dir, **kwargs)
+env.reset(seed=0)
+for _ in range(kwargs["num_steps"]):
+    env.step(np.linspace(-1, 1, 8, dtype=np.float32))
+    __import__("time").sleep(0.3)
+"""
+
+
+def test_resume_after_kill_reproduces_the_uninterrupted_episode(cache, tmp_path):
+    kwargs = {**TINY, "num_steps": 6, "budget_tokens": 12_000}
+    reference = make(cache, tmp_path / "reference", **kwargs)
+    expected = play(reference)
+    run_dir = tmp_path / "killed"
+    command = [sys.executable, "-c", CHILD, cache, str(run_dir), json.dumps(kwargs)]
+    committed = kill_mid_episode(command, {**os.environ, "PYTHONPATH": str(REPO)}, run_dir / "episode-0000", 6)
+
+    env = make(cache, run_dir, **kwargs)
+    observation, info = env.reset(seed=123)
+    assert info["resumed"] and info["step"] == committed and info["tokens_used_total"] == committed * 2000
+    resumed = [env.step(np.linspace(-1, 1, 8, dtype=np.float32))]
+    while not resumed[-1][2]:
+        resumed.append(env.step(np.linspace(-1, 1, 8, dtype=np.float32)))
+    assert len(resumed) == 6 - committed
+    for got, want in zip(resumed, expected[committed + 1 :]):
+        np.testing.assert_array_equal(got[0]["profile"], want[0]["profile"])
+        assert got[4]["utility"] == want[4]["utility"] and got[1] == want[1]
+    ledger, reference_ledger = env.unwrapped.distiller.ledger, reference.unwrapped.distiller.ledger
+    assert [(e.allotted, e.generated, e.trained, e.carry_out) for e in ledger.entries] == [(e.allotted, e.generated, e.trained, e.carry_out) for e in reference_ledger.entries]
+    assert [record["step"] for record in read_history(run_dir / "episode-0000")] == list(range(7))
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        ({"difficulty": 4}, ValueError, "difficulty"),
+        ({"student": {"width": 3}}, ValueError, "unknown student options"),
+        ({"student": {"hidden_size": 30, "num_heads": 4}}, ValueError, "heads"),
+        ({"teacher_error_rates": {"poetry": 0.1}}, ValueError, "poetry"),
+        ({"teacher_error_rates": {"math": 1.5}}, ValueError, "math"),
+        ({"probe_items": 0}, ValueError, "probe_items"),
+        ({"lr": float("nan")}, ValueError, "lr"),
+        ({"threads": 0}, ValueError, "threads"),
+        ({"budget_tokens": 10, "num_steps": 20}, ValueError, "budget_tokens"),
+        ({"capabilities": ["math", "poetry"]}, ValueError, "poetry"),
+    ],
+)
+def test_bad_configuration_is_named(tmp_path, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        gym.make("ReAD-Mini-v0", run_dir=str(tmp_path), **kwargs)
+
+
+def test_bad_items_are_named():
+    with pytest.raises(ValueError, match="'~'"):
+        encode("add:~")
+    with pytest.raises(ValueError, match="split"):
+        FAMILIES["math"].heldout_items("train", 3, 1)
+    with pytest.raises(ValueError, match="fewer than"):
+        FAMILIES["math"].heldout_items("probe", 1000, 1)
+
+
+def replay_rmse_points(world_data, episodes):
+    """RMS error (points) of ReAD-Surrogate-v0 on ``world_data`` replaying each episode's allocations."""
+    errors = []
+    for episode in episodes:
+        env = gym.make("ReAD-Surrogate-v0", world=world_data, noise=False, action_mode="simplex", budget_tokens=episode.budget_tokens, num_steps=len(episode.tokens))
+        env.reset(seed=0)
+        for allocation, profile in zip(episode.allocations, episode.profiles):
+            observation, *_ = env.step(allocation.astype(np.float32))
+            errors.append(observation["profile"] - profile)
+    return float(100 * np.sqrt(np.mean(np.square(errors))))
+
+
+def test_fitted_world_reproduces_surrogate_trajectories(tmp_path):
+    from agents.fit_world import fit_world, load_episodes, write_world
+    from read_env.trajectory import RecordTrajectory
+
+    rng = np.random.default_rng(0)
+    for index in range(6):
+        env = RecordTrajectory(gym.make("ReAD-Surrogate-v0", noise=False, action_mode="simplex", num_steps=10))
+        env.reset(seed=index)
+        for _ in range(10):
+            env.step(rng.dirichlet(np.full(8, 0.3)).astype(np.float32))
+        env.save(tmp_path / f"episode-{index}.json")
+    episodes = load_episodes(sorted(tmp_path.glob("*.json")))
+    world, report = fit_world(episodes, holdout=0.34)
+    assert len(report["heldout_episodes"]) == 2 and len(report["train_episodes"]) == 4
+    assert report["rmse_train_points"] < 0.5 and report["rmse_heldout_points"] < 1.0  # the paper world is nearly in the fitted family
+    assert report["rmse_heldout_points"] < report["no_change_rmse_heldout_points"] / 10
+    data = json.loads(write_world(world, report, tmp_path / "world.json").read_text())
+    training = [episode for episode in episodes if episode.source in report["train_episodes"]]
+    assert replay_rmse_points(data, training) <= report["rmse_train_points"] + 1e-3
+
+
+def test_fit_world_cli_on_mini_run_folders(cache, tmp_path, capsys):
+    from agents.cli import main
+    from agents.fit_world import load_episodes
+
+    rng = np.random.default_rng(1)
+    for seed in range(3):
+        env = make(cache, tmp_path / "runs", action_mode="simplex")
+        env.reset(seed=seed)
+        for _ in range(TINY["num_steps"]):
+            env.step(rng.dirichlet(np.ones(8)).astype(np.float32))
+    assert main(["fit-world", str(tmp_path / "runs"), "-o", str(tmp_path / "world.json"), "--holdout", "0.34"]) == 0
+    assert "held-out episodes" in capsys.readouterr().out
+    data = json.loads((tmp_path / "world.json").read_text())
+    report = data["fit"]
+    assert len(report["train_episodes"]) == 2 and report["rmse_heldout_points"] >= 0
+    assert all(data["teacher_only"][name] >= 100 * (1 - ERROR_RATES[name]) - 1e-9 for name in PAPER_CAPABILITIES)  # the recorded teacher
+    training = [episode for episode in load_episodes([tmp_path / "runs"]) if episode.source in report["train_episodes"]]
+    assert replay_rmse_points(data, training) <= report["rmse_train_points"] + 1e-3
+
+
+def test_fit_world_bad_input_is_named(tmp_path):
+    from agents.fit_world import fit_world, load_episodes
+
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        load_episodes([tmp_path / "nowhere"])
+    (tmp_path / "history.jsonl").write_text('{"step": 1}\n')
+    with pytest.raises(ValueError, match="first line"):
+        load_episodes([tmp_path / "history.jsonl"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no history"):
+        load_episodes([tmp_path / "empty"])
+    with pytest.raises(ValueError, match="holdout"):
+        fit_world([], holdout=1.0)
