@@ -18,6 +18,7 @@ import numpy as np
 
 import read_env  # noqa: F401  (registers the environment ids)
 from agents.base import Agent, Setting, as_agent, is_sb3_model, sb3_action_mode
+from read_env.records import step_record
 from read_env.registration import SURROGATE_ID
 
 AgentLike = Agent | Callable[[Setting], Agent] | Any
@@ -94,21 +95,7 @@ def run_episode(
             action = agent.act(observation)
             next_observation, reward, terminated, truncated, info = env.step(action.astype(np.float32) if mode == "logits" else action)
             agent.observe(observation, action, float(reward), next_observation, info)
-            row = {
-                "step": int(info["step"]),
-                "allocation": np.asarray(info["allocation"], dtype=float).tolist(),
-                "reward": float(reward),
-                "gain": float(info["gain"]),
-                "spillover": float(info["spillover"]),
-                "cost": float(info["cost"]),
-                "utility": float(info["utility"]),
-                "profile": next_observation["profile"].astype(float).tolist(),
-                "delta_profile": np.asarray(info["delta_profile"], dtype=float).tolist(),
-                "tokens_used": int(info["tokens_used"]),
-            }
-            for key in ("final_utility", "initial_utility"):
-                if key in info:
-                    row[key] = float(info[key])
+            row = {**step_record(info), "reward": float(reward), "profile": next_observation["profile"].astype(float).tolist()}
             episode.steps.append(row)
             if on_step is not None:
                 on_step(len(episode.steps), row)

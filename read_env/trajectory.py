@@ -15,7 +15,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-RECORDED_INFO = ("allocation", "delta_profile", "gain", "spillover", "cost", "utility", "tokens_used", "tokens_used_total", "step")
+from read_env.records import step_record, to_jsonable
+
 FORMAT_VERSION = 1
 
 
@@ -48,17 +49,6 @@ class Trajectory:
         return cls(**data)
 
 
-def to_jsonable(value: Any) -> Any:
-    """numpy arrays and scalars (also inside dicts) as plain Python values."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict):
-        return {key: to_jsonable(item) for key, item in value.items()}
-    return value
-
-
 class RecordTrajectory(gym.Wrapper):
     """Record the current episode in ``self.trajectory`` (a :class:`Trajectory`); ``save(path)`` writes it."""
 
@@ -86,7 +76,7 @@ class RecordTrajectory(gym.Wrapper):
                 "reward": float(reward),
                 "terminated": bool(terminated),
                 "truncated": bool(truncated),
-                "info": {key: to_jsonable(info[key]) for key in RECORDED_INFO if key in info},
+                "info": step_record(info),
             }
         )
         return observation, reward, terminated, truncated, info

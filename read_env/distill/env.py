@@ -44,7 +44,7 @@ import numpy as np
 from read_env import contract
 from read_env.allocation_env import AllocationEnv
 from read_env.distill.config import DistillerConfig
-from read_env.trajectory import to_jsonable
+from read_env.records import to_jsonable
 
 HISTORY = "history.jsonl"
 
