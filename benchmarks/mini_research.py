@@ -100,6 +100,9 @@ def report(out: Path, docs: Path) -> None:
                 axis.text(j, i, f"{mean[i, j]:.0f}\n±{stderr[i, j]:.0f}", ha="center", va="center", fontsize=6)
     for axis, label in zip(axes[len(budgets):], ("small", "large")):
         matrix = np.array(paper["transfer"][label])
+        off = ~np.eye(len(names), dtype=bool)
+        summary[f"paper_{paper['budgets_tokens'][label]}"] = {"diagonal_mean": float(np.diag(matrix).mean()), "off_diagonal_mean": float(matrix[off].mean()),
+                                                              "negative_off_diagonal": int((matrix[off] < 0).sum())}
         limit = np.abs(matrix).max()
         axis.imshow(matrix, cmap="RdBu", vmin=-limit, vmax=limit)
         axis.set_title(f"paper Figure 1, {paper['budgets_tokens'][label] / 1e6:g}M tokens")
