@@ -3,17 +3,20 @@
     python benchmarks/mini_research.py transfer --budget 1000000 --seeds 0,1 --out runs/mini-research
     python benchmarks/mini_research.py paths --budget 1000000 --seeds 0,1 --out runs/mini-research
     python benchmarks/mini_research.py report --out runs/mini-research --docs docs/results/mini
+    OMP_NUM_THREADS=1 taskset -c 0 python benchmarks/mini_research.py speed --out runs/mini-speed
 
 ``transfer``: the whole budget on one capability, for each capability (10 steps). ``paths``: for pairs (A, B),
 the same tokens as A then B (5 + 5 one-hot steps), B then A, and the 50/50 mixture. Each episode is one run
 folder ``OUT/<kind>-<budget>/<name>-seed<S>/episode-0000``. ``report`` writes the CSV tables, the heat map and
-the numbers quoted in ``docs/results/mini/results.md``.
+the numbers quoted in ``docs/results/mini/results.md``. ``speed`` times one default episode (20 uniform steps at
+the default budget, probes and utility included; the student cached first).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -136,9 +139,25 @@ def report(out: Path, docs: Path) -> None:
     print("\n".join(path_rows))
 
 
+def speed(out: Path) -> None:
+    from read_env.mini.student import StudentConfig, load_student
+
+    load_student(StudentConfig())
+    start = time.perf_counter()
+    env = gym.make("ReAD-Mini-v0", run_dir=str(out), resume=False, action_mode="simplex")
+    observation, info = env.reset(seed=0)
+    reset = time.perf_counter()
+    terminated = False
+    while not terminated:
+        observation, reward, terminated, truncated, info = env.step(np.full(len(PAPER_CAPABILITIES), 1 / len(PAPER_CAPABILITIES), dtype=np.float32))
+    end = time.perf_counter()
+    print(json.dumps({"budget_tokens": env.unwrapped.budget_tokens, "num_steps": env.unwrapped.num_steps, "reset_s": round(reset - start, 1),
+                      "steps_s": round(end - reset, 1), "episode_s": round(end - start, 1), "final_utility": info["utility"]}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=("transfer", "paths", "report"))
+    parser.add_argument("kind", choices=("transfer", "paths", "report", "speed"))
     parser.add_argument("--budget", type=int, default=1_000_000)
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--out", default="runs/mini-research")
@@ -147,6 +166,9 @@ def main() -> None:
     out = Path(args.out)
     if args.kind == "report":
         report(out, Path(args.docs))
+        return
+    if args.kind == "speed":
+        speed(out)
         return
     for seed in (int(seed) for seed in args.seeds.split(",")):
         for name, schedule in schedules(args.kind).items():
