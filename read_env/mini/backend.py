@@ -100,6 +100,7 @@ class MiniDistiller(Distiller):
         generation_share: float = 0.4,
         cache_dir: str | Path | None = None,
     ) -> None:
+        # Distiller.__init__ loads Hugging Face models; this sets the attributes its checkpoint methods use instead.
         self.capabilities = list(capabilities)
         self.K = len(self.capabilities)
         self.run_dir = Path(run_dir)

@@ -116,6 +116,7 @@ class MiniEnv(DistillationEnv):
             "generation_share": float(generation_share),
         }
         self.cache_dir, self.threads = cache_dir, threads
+        self._seconds: dict[str, float] = {}
 
     def _distill(self, allocation: np.ndarray, tokens: int) -> tuple[np.ndarray, float, dict[str, Any]]:
         profile, utility, extra = super()._distill(allocation, tokens)
@@ -123,7 +124,8 @@ class MiniEnv(DistillationEnv):
         return profile, utility, extra
 
     def _record(self, info: dict[str, Any]) -> dict[str, Any]:
-        return {**super()._record(info), "seconds": getattr(self, "_seconds", {})}
+        seconds, self._seconds = self._seconds, {}
+        return {**super()._record(info), "seconds": seconds}
 
     def _make_distiller(self, seed: int):
         import torch
