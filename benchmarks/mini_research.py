@@ -40,8 +40,8 @@ def play(run_dir: Path, budget: int, seed: int, schedule: list[np.ndarray]) -> N
     if run_dir.exists() and (records := read_history(run_dir / "episode-0000")) and records[-1].get("terminated"):
         return  # measured already
     env = gym.make("ReAD-Mini-v0", budget_tokens=budget, num_steps=len(schedule), run_dir=str(run_dir), action_mode="simplex")
-    env.reset(seed=seed)
-    for allocation in schedule[env.unwrapped._step :]:
+    _, info = env.reset(seed=seed)  # continues a killed episode from its last completed step
+    for allocation in schedule[info["step"] :]:
         env.step(allocation)
     print(run_dir, flush=True)
 
@@ -59,7 +59,7 @@ def schedules(kind: str) -> dict[str, list[np.ndarray]]:
 
 
 def final_profiles(folder: Path) -> dict[tuple[str, int], np.ndarray]:
-    """(schedule name, seed) -> [start profile, final profile, final eval utility vector unused]."""
+    """(schedule name, seed) -> [start profile, final profile] [2, K] of each finished episode under ``folder``."""
     out = {}
     for run in sorted(folder.glob("*-seed*")):
         records = read_history(run / "episode-0000")
