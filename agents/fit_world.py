@@ -10,7 +10,7 @@ The fit (deterministic, least squares, numpy only):
 * ``student`` = mean start profile; ``teacher`` = the recorded teacher profile (``ReAD-Mini-v0`` writes it)
   or 1, raised to the highest profile observed (a student may pass a noisy teacher), at least student + 0.01;
 * calibration budgets ``(B/4, B/2, B)`` with ``B`` the largest episode budget;
-* for each forgetting constant ``F`` on a grid (``B`` times 1/16 ... 16, and no forgetting): exposures from
+* for each forgetting constant ``F`` on a grid (``B`` times 1/64 ... 16, and no forgetting): exposures from
   ``World.advance``; the world's latent gain is linear in its response coefficients, so each measured
   column's latent target ``sigma_j^-1(s_j - s0_j)`` is regressed (ridge) on the responses
   ``1 - exp(-e_i / tau_m)`` of every capability ``i`` and time constant ``m``; the coefficients give the
@@ -39,7 +39,7 @@ import numpy as np
 
 from read_env.surrogate.world import DEFAULT_TRAIN_NOISE, World
 
-FORGETTING_FACTORS = (0.0625, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 1e6)
+FORGETTING_FACTORS = (1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0, 2.0, 4.0, 8.0, 16.0, 1e6)
 """Forgetting constants tried, in units of the largest episode budget (1e6: no forgetting)."""
 BUDGET_FRACTIONS = (0.25, 0.5, 1.0)
 ROOM = 0.99

@@ -3,17 +3,20 @@
     python benchmarks/mini_research.py transfer --budget 1000000 --seeds 0,1 --out runs/mini-research
     python benchmarks/mini_research.py paths --budget 1000000 --seeds 0,1 --out runs/mini-research
     python benchmarks/mini_research.py report --out runs/mini-research --docs docs/results/mini
+    OMP_NUM_THREADS=1 taskset -c 0 python benchmarks/mini_research.py speed --out runs/mini-speed
 
 ``transfer``: the whole budget on one capability, for each capability (10 steps). ``paths``: for pairs (A, B),
 the same tokens as A then B (5 + 5 one-hot steps), B then A, and the 50/50 mixture. Each episode is one run
 folder ``OUT/<kind>-<budget>/<name>-seed<S>/episode-0000``. ``report`` writes the CSV tables, the heat map and
-the numbers quoted in ``docs/results/mini/results.md``.
+the numbers quoted in ``docs/results/mini/results.md``. ``speed`` times one default episode (20 uniform steps at
+the default budget, probes and utility included; the student cached first).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -37,8 +40,8 @@ def play(run_dir: Path, budget: int, seed: int, schedule: list[np.ndarray]) -> N
     if run_dir.exists() and (records := read_history(run_dir / "episode-0000")) and records[-1].get("terminated"):
         return  # measured already
     env = gym.make("ReAD-Mini-v0", budget_tokens=budget, num_steps=len(schedule), run_dir=str(run_dir), action_mode="simplex")
-    env.reset(seed=seed)
-    for allocation in schedule[env.unwrapped._step :]:
+    _, info = env.reset(seed=seed)  # continues a killed episode from its last completed step
+    for allocation in schedule[info["step"] :]:
         env.step(allocation)
     print(run_dir, flush=True)
 
@@ -56,7 +59,7 @@ def schedules(kind: str) -> dict[str, list[np.ndarray]]:
 
 
 def final_profiles(folder: Path) -> dict[tuple[str, int], np.ndarray]:
-    """(schedule name, seed) -> [start profile, final profile, final eval utility vector unused]."""
+    """(schedule name, seed) -> [start profile, final profile] [2, K] of each finished episode under ``folder``."""
     out = {}
     for run in sorted(folder.glob("*-seed*")):
         records = read_history(run / "episode-0000")
@@ -100,6 +103,9 @@ def report(out: Path, docs: Path) -> None:
                 axis.text(j, i, f"{mean[i, j]:.0f}\n±{stderr[i, j]:.0f}", ha="center", va="center", fontsize=6)
     for axis, label in zip(axes[len(budgets):], ("small", "large")):
         matrix = np.array(paper["transfer"][label])
+        off = ~np.eye(len(names), dtype=bool)
+        summary[f"paper_{paper['budgets_tokens'][label]}"] = {"diagonal_mean": float(np.diag(matrix).mean()), "off_diagonal_mean": float(matrix[off].mean()),
+                                                              "negative_off_diagonal": int((matrix[off] < 0).sum())}
         limit = np.abs(matrix).max()
         axis.imshow(matrix, cmap="RdBu", vmin=-limit, vmax=limit)
         axis.set_title(f"paper Figure 1, {paper['budgets_tokens'][label] / 1e6:g}M tokens")
@@ -133,9 +139,25 @@ def report(out: Path, docs: Path) -> None:
     print("\n".join(path_rows))
 
 
+def speed(out: Path) -> None:
+    from read_env.mini.student import StudentConfig, load_student
+
+    load_student(StudentConfig())
+    start = time.perf_counter()
+    env = gym.make("ReAD-Mini-v0", run_dir=str(out), resume=False, action_mode="simplex")
+    observation, info = env.reset(seed=0)
+    reset = time.perf_counter()
+    terminated = False
+    while not terminated:
+        observation, reward, terminated, truncated, info = env.step(np.full(len(PAPER_CAPABILITIES), 1 / len(PAPER_CAPABILITIES), dtype=np.float32))
+    end = time.perf_counter()
+    print(json.dumps({"budget_tokens": env.unwrapped.budget_tokens, "num_steps": env.unwrapped.num_steps, "reset_s": round(reset - start, 1),
+                      "steps_s": round(end - reset, 1), "episode_s": round(end - start, 1), "final_utility": info["utility"]}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=("transfer", "paths", "report"))
+    parser.add_argument("kind", choices=("transfer", "paths", "report", "speed"))
     parser.add_argument("--budget", type=int, default=1_000_000)
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--out", default="runs/mini-research")
@@ -144,6 +166,9 @@ def main() -> None:
     out = Path(args.out)
     if args.kind == "report":
         report(out, Path(args.docs))
+        return
+    if args.kind == "speed":
+        speed(out)
         return
     for seed in (int(seed) for seed in args.seeds.split(",")):
         for name, schedule in schedules(args.kind).items():

@@ -98,6 +98,7 @@ class MiniDistiller(Distiller):
     ) -> None:
         if config.keep_after_episode == "weights":
             raise ValueError("the mini student has no tokenizer to save: keep_after_episode must be 'checkpoint' or 'nothing'")
+        # Distiller.__init__ loads Hugging Face models; this sets the attributes its checkpoint methods use instead.
         self.capabilities = list(capabilities)
         self.K = len(self.capabilities)
         self.config, self.run_dir, self.seed = config, Path(run_dir), seed

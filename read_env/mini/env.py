@@ -109,6 +109,7 @@ class MiniEnv(DistillationEnv):
             "teacher_profile": (1.0 - self.error_rates).tolist(),
         }
         self.cache_dir, self.threads = cache_dir, threads
+        self._seconds: dict[str, float] = {}
 
     def _check_models(self) -> None:
         """Nothing to check: the teacher is an exact solver and the student is built from ``student``."""
@@ -119,7 +120,8 @@ class MiniEnv(DistillationEnv):
         return profile, utility, extra
 
     def _record(self, info: dict[str, Any]) -> dict[str, Any]:
-        return {**super()._record(info), "seconds": getattr(self, "_seconds", {})}
+        seconds, self._seconds = self._seconds, {}
+        return {**super()._record(info), "seconds": seconds}
 
     def _make_distiller(self, episode_dir: Path, seed: int):
         import torch
