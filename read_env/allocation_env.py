@@ -135,28 +135,14 @@ class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if self._truncated:  # the backend failed and rolled back: nothing spent, nothing changed
             tokens, profile, utility = 0, self.profile, self.utility
         delta = profile - self.profile
-        gain, spill = contract.reward_terms(self.requirement, delta, self._essential_weight)
-        cost = tokens / self.budget_tokens
-        reward = float(gain - self.beta * spill - self.cost_weight * cost)
+        reward, gain, spill, cost = contract.step_feedback(self.requirement, self._essential_weight, delta, tokens, self.budget_tokens, self.beta, self.cost_weight)
         if not self._truncated:
             self.profile, self.allocation, self.delta, self.utility = profile, allocation, delta, utility
             self._step += 1
             self.tokens_used_total += tokens
         terminated = self._step == self.num_steps and not self._truncated
-        info = {
-            "allocation": allocation,
-            "delta_profile": delta,
-            "gain": float(gain),
-            "spillover": float(spill),
-            "cost": cost,
-            "utility": utility,
-            "tokens_used": tokens,
-            "tokens_used_total": self.tokens_used_total,
-            "step": self._step,
-            "task": self.task_name,
-            **extra,
-        }
-        return self._observation(), reward, terminated, self._truncated, info
+        info = contract.step_info(allocation, delta, float(gain), float(spill), cost, utility, tokens, self.tokens_used_total, self._step, self.task_name)
+        return self._observation(), float(reward), terminated, self._truncated, {**info, **extra}
 
     def _set_task(self, task_name: str, requirement: np.ndarray) -> None:
         self.task_name, self.requirement = task_name, requirement

@@ -19,6 +19,8 @@ units whatever the budget's scale.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from gymnasium import spaces
 
@@ -101,6 +103,32 @@ def reward_terms(requirement: np.ndarray, delta: np.ndarray, essential_weight: n
     gain = (requirement * delta).sum(axis=-1)
     spill = (essential_weight * np.maximum(0.0, -delta)).sum(axis=-1)
     return gain, spill
+
+
+def step_feedback(
+    requirement: np.ndarray, essential_weight: np.ndarray, delta: np.ndarray, tokens: int | np.ndarray, budget_tokens: int, beta: float, cost_weight: float
+) -> tuple[Any, Any, Any, Any]:
+    """``(reward, gain, spillover, cost)`` [...] of a step with measured profile change ``delta`` [..., K] and
+    ``tokens`` [...] spent (see the module docstring); shared by single and vector environments."""
+    gain, spill = reward_terms(requirement, delta, essential_weight)
+    cost = tokens / budget_tokens
+    return gain - beta * spill - cost_weight * cost, gain, spill, cost
+
+
+def step_info(allocation: Any, delta: Any, gain: Any, spill: Any, cost: Any, utility: Any, tokens: Any, tokens_total: Any, step: Any, task: Any) -> dict[str, Any]:
+    """The contract's per-step ``info`` (single values, or arrays [N, ...] for a vector of environments)."""
+    return {
+        "allocation": allocation,
+        "delta_profile": delta,
+        "gain": gain,
+        "spillover": spill,
+        "cost": cost,
+        "utility": utility,
+        "tokens_used": tokens,
+        "tokens_used_total": tokens_total,
+        "step": step,
+        "task": task,
+    }
 
 
 def check_config(budget_tokens: object, num_steps: object, action_mode: str, temperature: float, beta: float, top_k: int, cost_weight: float) -> None:

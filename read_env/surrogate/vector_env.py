@@ -137,24 +137,11 @@ class SurrogateVectorEnv(VectorEnv):
         utility = template.task_utility(self.true_profile, self.utility_weights, self.utility_power)
         profile = self._measure(self.true_profile)
         delta = profile - self.profile
-        gain, spill = contract.reward_terms(self.requirement, delta, self._essential_weight)
-        cost = tokens / template.budget_tokens
-        reward = gain - template.beta * spill - template.cost_weight * cost
+        reward, gain, spill, cost = contract.step_feedback(self.requirement, self._essential_weight, delta, tokens, template.budget_tokens, template.beta, template.cost_weight)
         self.profile, self.allocation, self.delta = profile, allocation, delta
         self.tokens_used_total = self.tokens_used_total + tokens
         terminated = self._steps == template.num_steps
-        info: dict[str, Any] = {
-            "allocation": allocation,
-            "delta_profile": delta,
-            "gain": gain,
-            "spillover": spill,
-            "cost": cost,
-            "utility": self._read_utility(utility),
-            "tokens_used": tokens,
-            "tokens_used_total": self.tokens_used_total,
-            "step": self._steps,
-            "task": self.task_names.copy(),
-        }
+        info = contract.step_info(allocation, delta, gain, spill, cost, self._read_utility(utility), tokens, self.tokens_used_total, self._steps, self.task_names.copy())
         observation = self._observation()
         if terminated.any():
             info["final_obs"], info["_final_obs"] = observation, terminated
