@@ -34,19 +34,20 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from read_env import contract
 from read_env.allocation_env import AllocationEnv
 from read_env.distill.config import DistillerConfig
 from read_env.records import to_jsonable
 
 HISTORY = "history.jsonl"
+DEFAULT_BUDGET_TOKENS = 12_000
+DEFAULT_NUM_STEPS = 6
 
 
 class DistillationEnv(AllocationEnv):
@@ -63,6 +64,8 @@ class DistillationEnv(AllocationEnv):
         utility_every: measure task utility every this many steps (0: only after reset and at the end).
         progress: show a progress bar during ``reset()`` (loading models, teacher references, measurements:
             minutes for the embedded models on a CPU the first time).
+        **contract_args: the contract's arguments (:class:`~read_env.allocation_env.AllocationEnv`); here the
+            defaults are ``budget_tokens=12_000`` and ``num_steps=6``.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
@@ -81,18 +84,9 @@ class DistillationEnv(AllocationEnv):
         resume: bool = True,
         utility_every: int = 0,
         progress: bool = True,
-        capabilities: Sequence[str] | None = None,
-        task: str = "math_word_problems",
-        budget_tokens: int = 12_000,
-        num_steps: int = 6,
-        action_mode: str = "logits",
-        logit_temperature: float = contract.DEFAULT_LOGIT_TEMPERATURE,
-        beta: float = contract.DEFAULT_BETA,
-        top_k: int = contract.DEFAULT_TOP_K,
-        cost_weight: float = contract.DEFAULT_COST_WEIGHT,
-        render_mode: str | None = None,
+        **contract_args: Any,
     ) -> None:
-        super().__init__(capabilities, task, budget_tokens, num_steps, action_mode, logit_temperature, beta, top_k, cost_weight, render_mode)
+        super().__init__(**{"budget_tokens": DEFAULT_BUDGET_TOKENS, "num_steps": DEFAULT_NUM_STEPS, **contract_args})
         if isinstance(utility_every, bool) or not isinstance(utility_every, int) or utility_every < 0:
             raise ValueError(f"utility_every must be a non-negative integer, got {utility_every!r}")
         base = distiller_config if isinstance(distiller_config, DistillerConfig) else DistillerConfig.from_dict(distiller_config or {})

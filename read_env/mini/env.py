@@ -29,14 +29,13 @@ The first record of a history holds the configuration, including the teacher's e
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from read_env import contract
 from read_env.distill.config import DistillerConfig
 from read_env.distill.env import DistillationEnv
 from read_env.mini.families import check_difficulty
@@ -44,6 +43,7 @@ from read_env.mini.student import StudentConfig
 from read_env.mini.teacher import check_error_rates
 
 DEFAULT_BUDGET_TOKENS = 1_000_000
+DEFAULT_NUM_STEPS = 20
 
 
 class MiniEnv(DistillationEnv):
@@ -60,6 +60,8 @@ class MiniEnv(DistillationEnv):
             ``~/.cache/read_env/mini``).
         run_dir, resume: run folders and resume after a kill, as ``ReAD-v0``.
         threads: torch threads set at reset (``None``: leave them).
+        **contract_args: the contract's arguments (:class:`~read_env.allocation_env.AllocationEnv`); here the
+            defaults are ``budget_tokens=1_000_000`` and ``num_steps=20``.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -78,24 +80,12 @@ class MiniEnv(DistillationEnv):
         run_dir: str = "runs/ReAD-Mini-v0",
         resume: bool = True,
         threads: int | None = 1,
-        capabilities: Sequence[str] | None = None,
-        task: str = "math_word_problems",
-        budget_tokens: int = DEFAULT_BUDGET_TOKENS,
-        num_steps: int = 20,
-        action_mode: str = "logits",
-        logit_temperature: float = contract.DEFAULT_LOGIT_TEMPERATURE,
-        beta: float = contract.DEFAULT_BETA,
-        top_k: int = contract.DEFAULT_TOP_K,
-        cost_weight: float = contract.DEFAULT_COST_WEIGHT,
-        render_mode: str | None = None,
+        **contract_args: Any,
     ) -> None:
         config = DistillerConfig(lr=lr, batch_size=batch_size, micro_batch=batch_size, probe_items=probe_items, eval_items=eval_items,
                                  generation_share=generation_share, keep_after_episode="checkpoint")
-        super().__init__(
-            distiller_config=config, device="cpu", run_dir=run_dir, resume=resume, utility_every=1, progress=False, capabilities=capabilities,
-            task=task, budget_tokens=budget_tokens, num_steps=num_steps, action_mode=action_mode, logit_temperature=logit_temperature,
-            beta=beta, top_k=top_k, cost_weight=cost_weight, render_mode=render_mode,
-        )  # fmt: skip
+        contract_args = {"budget_tokens": DEFAULT_BUDGET_TOKENS, "num_steps": DEFAULT_NUM_STEPS, **contract_args}
+        super().__init__(distiller_config=config, device="cpu", run_dir=run_dir, resume=resume, utility_every=1, progress=False, **contract_args)
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
         self.student_config = StudentConfig.from_options(dict(student or {}))

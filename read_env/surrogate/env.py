@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from read_env import contract
 from read_env.allocation_env import RESET_OPTIONS, AllocationEnv
 from read_env.surrogate.world import World, resolve_world
 
@@ -64,19 +63,23 @@ class SurrogateEnv(AllocationEnv):
 
     Args (beyond the contract's, see :class:`AllocationEnv`):
         world: ``"paper"`` (default), ``"random"`` (a world drawn from the prior around the paper's), or
-            calibration data as a dict in the schema of ``paper_calibration.json``.
+            calibration data as a dict in the schema of ``paper_calibration.json`` or the path of a ``.json`` file
+            holding it (what ``read-env fit-world`` writes).
         world_seed: fixes the random world (so training and held-out worlds can be named); without it each
             episode draws a world from the episode's seed.
         noise: training and probe noise on (default) or off.
+        capabilities: names and order of the capabilities (default: the world's).
+        **contract_args: the contract's other arguments (``task``, ``budget_tokens``, ``num_steps``,
+            ``action_mode``, ...; see :class:`AllocationEnv`).
 
     Reset options: ``task``, ``requirement``, ``world``, ``world_seed`` (for that episode).
     """
 
     world_class: type[World] = World
     utility_noise = 0.0
+    """Standard deviation of a task-utility reading (0: ``info["utility"]`` is the true utility)."""
     REPORTS_FINAL_UTILITY = False
     """v1 reports the noise-free ``final_utility`` and ``initial_utility`` in the last step's info."""
-    """Standard deviation of a task-utility reading (0: ``info["utility"]`` is the true utility)."""
 
     @staticmethod
     def task_utility(true_profile: np.ndarray, weights: np.ndarray, power: np.ndarray | float) -> np.ndarray:
@@ -102,20 +105,12 @@ class SurrogateEnv(AllocationEnv):
         world_seed: int | None = None,
         noise: bool = True,
         capabilities: Sequence[str] | None = None,
-        task: str = "math_word_problems",
-        budget_tokens: int = 20_000_000,
-        num_steps: int = 20,
-        action_mode: str = "logits",
-        logit_temperature: float = contract.DEFAULT_LOGIT_TEMPERATURE,
-        beta: float = contract.DEFAULT_BETA,
-        top_k: int = contract.DEFAULT_TOP_K,
-        cost_weight: float = contract.DEFAULT_COST_WEIGHT,
-        render_mode: str | None = None,
+        **contract_args: Any,
     ) -> None:
         self.world_spec, self.world_seed, self.noise = world, world_seed, bool(noise)
         self._fixed_world = fixed_world(world, world_seed, capabilities, self.world_class)
         known = self._fixed_world.capabilities if self._fixed_world is not None else World.paper().capabilities
-        super().__init__(capabilities, task, budget_tokens, num_steps, action_mode, logit_temperature, beta, top_k, cost_weight, render_mode, known)
+        super().__init__(capabilities=capabilities, known_capabilities=known, **contract_args)
 
     def _reset_options(self) -> tuple[str, ...]:
         return (*RESET_OPTIONS, "world", "world_seed")
