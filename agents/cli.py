@@ -109,7 +109,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from agents.ppo import train
 
-    train(args.algo, args.timesteps, args.seed, args.out, not args.no_tensorboard, args.checkpoint_every, progress=not args.quiet, env_id=args.env_id)
+    train(args.algo, args.timesteps, args.seed, args.out, not args.no_tensorboard, args.checkpoint_every, progress=not args.quiet, env_id=args.env_id,
+          world=args.world, budgets=args.budgets)
     print(f"saved {args.out}/model.zip (TensorBoard logs in {args.out}/tb)")
     return 0
 
@@ -190,7 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="train PPO (or another SB3 algorithm) on the surrogate")
     tr.add_argument("--algo", default="ppo")
-    tr.add_argument("--env-id", default="ReAD-Surrogate-v0", help="the surrogate to train on (random worlds): ReAD-Surrogate-v0 or -v1")
+    tr.add_argument("--env-id", default="ReAD-Surrogate-v0", help="the surrogate to train on: ReAD-Surrogate-v0 or -v1")
+    tr.add_argument("--world", default="random", help="'random' (a new world every episode), 'paper', or a world .json (e.g. from fit-world)")
+    tr.add_argument("--budgets", type=lambda s: [parse_budget(x) for x in s.split(",")], default=[20_000_000, 150_000_000],
+                    help="episode budgets, spread over the parallel environments")
     tr.add_argument("--timesteps", type=int, default=100_000)
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--out", default="runs/ppo")

@@ -43,6 +43,21 @@ def test_cli_train_tiny(tmp_path):
     assert (tmp_path / "model.zip").exists()
 
 
+def test_cli_train_on_a_fitted_world_file_at_its_budget(tmp_path):
+    from read_env.surrogate.path_world import PathWorld
+
+    world = tmp_path / "world.json"
+    world.write_text(json.dumps(PathWorld.random(np.random.default_rng(3)).to_calibration()))
+    out = tmp_path / "ppo"
+    assert main(["train", "--env-id", "ReAD-Surrogate-v1", "--world", str(world), "--budgets", "1M", "--timesteps", "64", "--out", str(out),
+                 "--no-tensorboard", "--checkpoint-every", "0", "--quiet"]) == 0
+    assert (out / "model.zip").exists()
+    from agents.ppo import make_train_env
+
+    venv = make_train_env(2, 0, world=str(world), budgets=[1_000_000], env_id="ReAD-Surrogate-v1")
+    assert all(e.unwrapped.budget_tokens == 1_000_000 and e.unwrapped.world_spec == str(world) for e in venv.envs)
+
+
 def test_cli_parsers():
     assert parse_budget("20M") == 20_000_000 and parse_budget("1.5B") == 1_500_000_000 and parse_budget("500k") == 500_000
     assert len(parse_tasks("all")) == 15 and parse_tasks("single,chat_assistant")[-1] == "chat_assistant"
