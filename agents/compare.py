@@ -4,7 +4,7 @@ Episodes run one after another, on ``workers`` local processes, or as Ray tasks 
 :mod:`agents.ray_backend`); the results are the same for the same seeds. Every finished episode is
 appended to ``OUT/episodes.jsonl`` at once (one JSON object per line, keyed by
 agent, task, budget, seed and the environment arguments); a run that is interrupted and started again with
-the same output folder skips what is already there. Each ``ReAD-v0`` episode gets its own run folder
+the same output folder skips what is already there. Each ``ReAD-v0`` or ``ReAD-Mini-v0`` episode gets its own run folder
 (``run_dir/AGENT-TASK-BUDGET-SEED``, default ``OUT/env/...``), so parallel episodes never share one; an
 episode interrupted midway runs again from its start in a cleared folder (an agent's own state is not
 checkpointed, so continuing the environment alone would not give the uninterrupted episode). All agents of a (task, budget, seed) cell play the same
@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from agents.stats import mean_ci
-from read_env.registration import REAL_ID
+from read_env.registration import MINI_ID, REAL_ID
 
 EPISODES_FILE = "episodes.jsonl"
 
@@ -101,8 +101,9 @@ def _run_job(job: tuple[str, str, int, int, dict[str, Any]]) -> dict[str, Any]:
 
     overrides = ctx["overrides"].get(agent_name, {})
     env_kwargs = dict(ctx["env_kwargs"])
-    if ctx["env_id"] == REAL_ID:  # one run folder per episode, started afresh (an agent's state is not checkpointed)
-        run_dir = Path(env_kwargs.get("run_dir", Path(ctx["out_dir"]) / "env")) / f"{agent_name}-{task}-{budget}-{seed}"
+    if ctx["env_id"] in (REAL_ID, MINI_ID):  # one run folder per episode, started afresh (an agent's state is not checkpointed)
+        folder = f"{agent_name}-{task}-{budget}-{seed}".replace("/", "_").replace(":", "_")
+        run_dir = Path(env_kwargs.get("run_dir", Path(ctx["out_dir"]) / "env")) / folder
         shutil.rmtree(run_dir, ignore_errors=True)
         env_kwargs.update(run_dir=str(run_dir), resume=False)
     episode, _ = run_episode(lambda setting: make_agent(agent_name, setting, seed=seed, **overrides), ctx["env_id"], task, budget, ctx["num_steps"], seed, env_kwargs)

@@ -286,3 +286,13 @@ def test_fit_world_bad_input_is_named(tmp_path):
         load_episodes([tmp_path / "empty"])
     with pytest.raises(ValueError, match="holdout"):
         fit_world([], holdout=1.0)
+
+
+def test_compare_gives_every_mini_episode_its_own_run_folder(cache, tmp_path):
+    from agents.compare import CompareConfig, load_records, run_compare
+
+    env_kwargs = {"cache_dir": str(cache), "student": TINY_STUDENT, "probe_items": 12, "eval_items": 12, "run_dir": str(tmp_path / "env")}
+    config = CompareConfig(["task_static"], ["math"], [4_000], [0], env_id="ReAD-Mini-v0", env_kwargs=env_kwargs, num_steps=2, out_dir=str(tmp_path / "out"), workers=2)
+    run_compare(config, progress=False)
+    assert len(load_records(tmp_path / "out")) == 2  # uniform and task_static, played in parallel
+    assert sorted(path.name for path in (tmp_path / "env").iterdir()) == ["task_static-math-4000-0", "uniform-math-4000-0"]
