@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,8 +180,8 @@ def _finished_episodes(jobs: list[tuple], config: CompareConfig) -> Iterator[dic
 
 def run_compare(config: CompareConfig, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) the comparison, then write and return the tables; see the module docstring."""
-    from agents.oracle import oracle_available
     from agents.base import Setting
+    from agents.oracle import oracle_available
 
     if config.backend not in ("local", "ray"):
         raise ValueError(f"unknown backend {config.backend!r}; expected 'local' or 'ray'")
@@ -210,8 +211,12 @@ def run_compare(config: CompareConfig, progress: bool = True) -> dict[str, Any]:
                 handle.write("\n")
         with open(path, "a") as handle:
             for record in _finished_episodes(jobs, config):
-                handle.write(json.dumps(record) + "\n")
-                handle.flush()
+                if "truncated" in record["extra"]:  # a failed episode is no result: reported, not recorded, run again next time
+                    print(f"compare: {record['agent']} {record['task']} {record['budget_tokens']} seed {record['seed']} was truncated and is not "
+                          f"recorded: {record['extra']['truncated']}", file=sys.stderr)
+                else:
+                    handle.write(json.dumps(record) + "\n")
+                    handle.flush()
                 if bar is not None:
                     bar.update()
         if bar is not None:

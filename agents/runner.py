@@ -101,6 +101,8 @@ def run_episode(
                 on_step(len(episode.steps), row)
             observation = next_observation
             done = terminated or truncated
+            if truncated:  # the backend failed: the episode is incomplete
+                episode.extra["truncated"] = str(info.get("error", "truncated by the environment"))
         if episode.steps and "initial_utility" in episode.steps[-1]:
             episode.initial_utility = episode.steps[-1]["initial_utility"]  # v1: noise-free, reported at the end
         episode.extra.update(agent.report())

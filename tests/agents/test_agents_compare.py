@@ -58,3 +58,18 @@ def test_episode_metrics_spillover_and_waste():
     assert metrics["negative_transfer_rate"] == 0.5
     assert abs(metrics["wasted_budget"] - 5 / 40) < 1e-12
     json.dumps(metrics)
+
+
+def test_truncated_episodes_are_reported_and_not_recorded(tmp_path, monkeypatch, capsys):
+    original = compare_module._run_job
+
+    def failing_bandit(job):
+        record = original(job)
+        if job[0] == "read_bandit":
+            record["extra"]["truncated"] = "CheckpointError: disk full"
+        return record
+
+    monkeypatch.setattr(compare_module, "_run_job", failing_bandit)
+    run_compare(config(tmp_path), progress=False)
+    assert {r["agent"] for r in load_records(tmp_path)} == {"uniform", "task_static", "oracle", "best_fixed"}
+    assert capsys.readouterr().err.count("was truncated and is not recorded: CheckpointError: disk full") == 4
