@@ -133,13 +133,14 @@ def cmd_agents(args: argparse.Namespace) -> int:
 def cmd_fit_world(args: argparse.Namespace) -> int:
     from agents.fit_world import fit_world, load_episodes, write_world
 
-    world, report = fit_world(load_episodes(args.histories), args.holdout)
+    world, report = fit_world(load_episodes(args.histories), args.holdout, args.path_terms)
     write_world(world, report, args.output)
     heldout = report["rmse_heldout_points"]
     print(f"fitted {len(report['train_episodes'])} episodes: RMS profile error {report['rmse_train_points']:.2f} points "
           f"(no-change prediction {report['no_change_rmse_train_points']:.2f}); "
           + (f"{len(report['heldout_episodes'])} held-out episodes: {heldout:.2f} (no change {report['no_change_rmse_heldout_points']:.2f})" if heldout is not None else "no held-out episode"))
-    print(f"wrote {args.output}: gym.make('ReAD-Surrogate-v0', world=json.load(open('{args.output}')), budget_tokens={report['budget_tokens']})")
+    env_id = "ReAD-Surrogate-v1" if args.path_terms else "ReAD-Surrogate-v0"
+    print(f"wrote {args.output}: gym.make('{env_id}', world='{args.output}', budget_tokens={report['budget_tokens']})")
     return 0
 
 
@@ -207,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("histories", nargs="+", help="run folders, episode folders, history.jsonl or trajectory .json files")
     fit.add_argument("-o", "--output", default="world.json")
     fit.add_argument("--holdout", type=float, default=0.2, help="share of episodes held out to report the fit error (every 1/holdout-th)")
+    fit.add_argument("--path-terms", action="store_true", help="also fit ReAD-Surrogate-v1's prerequisite scale and repair (a PathWorld)")
     fit.set_defaults(func=cmd_fit_world)
 
     ag = sub.add_parser("agents", help="list the agent names")

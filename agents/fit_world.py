@@ -15,7 +15,13 @@ The fit (deterministic, least squares, numpy only):
   column's latent target ``sigma_j^-1(s_j - s0_j)`` is regressed (ridge) on the responses
   ``1 - exp(-e_i / tau_m)`` of every capability ``i`` and time constant ``m``; the coefficients give the
   transfer matrices at the three budgets (clipped to 99% of the room the world allows);
-* the ``F`` with the smallest profile error on the training episodes wins.
+* the ``F`` with the smallest profile error on the training episodes wins;
+* with ``path_terms`` (for ``ReAD-Surrogate-v1``), that world then becomes a
+  :class:`~read_env.surrogate.path_world.PathWorld` whose two path-dependent terms are chosen on a grid by the
+  same training error: the default prerequisite graph scaled by ``PREREQUISITE_SCALES`` (0: none) and
+  ``repair_tokens`` at ``REPAIR_FACTORS`` times ``B`` (1e30: harm is never repaired, v0's dynamics). The grid
+  holds v0's dynamics (scale 0, no repair), so the v1 fit's training error is never above the v0 fit's. The
+  transfer matrices stay the v0 fit's (a coordinate fit, not a joint one).
 
 Fit error: root mean square, in points (0-100), of the noise-free world's profiles (``World.profile`` after
 each recorded step, fed the recorded allocations and tokens) against the measured profiles, on the training
@@ -23,8 +29,9 @@ episodes and on held-out episodes (every ``round(1 / holdout)``-th episode in in
 error of predicting no change (each step's profile = the episode's start profile). ``probe_noise``
 of the fitted world is the mean recorded probe standard error (else the training error).
 
-The output is calibration data in the schema of ``paper_calibration.json`` plus a ``fit`` report:
-``gym.make("ReAD-Surrogate-v0", world=json.load(open("world.json")), budget_tokens=B)``.
+The output is calibration data in the schema of ``paper_calibration.json`` (plus ``prerequisites`` and
+``repair_tokens`` with ``path_terms``) and a ``fit`` report: ``gym.make("ReAD-Surrogate-v0", world="world.json",
+budget_tokens=B)``, or ``ReAD-Surrogate-v1``.
 """
 
 from __future__ import annotations
@@ -37,10 +44,15 @@ from typing import Any
 
 import numpy as np
 
+from read_env.surrogate.path_world import MAX_PREREQUISITE_GAIN, PathWorld, default_prerequisites
 from read_env.surrogate.world import DEFAULT_TRAIN_NOISE, World
 
 FORGETTING_FACTORS = (1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0, 2.0, 4.0, 8.0, 16.0, 1e6)
 """Forgetting constants tried, in units of the largest episode budget (1e6: no forgetting)."""
+PREREQUISITE_SCALES = (0.0, 0.5, 1.0, 2.0)
+"""Factors on the default prerequisite graph tried with ``path_terms`` (gains are capped at 2)."""
+REPAIR_FACTORS = (1 / 64, 1 / 16, 1 / 4, 1.0, 1e30)
+"""``repair_tokens`` tried with ``path_terms``, in units of the largest episode budget (1e30: no repair)."""
 BUDGET_FRACTIONS = (0.25, 0.5, 1.0)
 ROOM = 0.99
 RIDGE = 1e-3
@@ -147,7 +159,7 @@ def simulate(world: World, episode: Episode) -> np.ndarray:
 
 
 def _exposures(world: World, episode: Episode) -> np.ndarray:
-    exposure = np.zeros(len(world.capabilities))
+    exposure = world.initial_state()
     out = []
     for tokens, allocation in zip(episode.tokens, episode.allocations):
         exposure = world.advance(exposure, tokens, allocation, None)
@@ -185,7 +197,7 @@ def _fit_transfer(base: World, episodes: Sequence[Episode]) -> np.ndarray:
     return np.clip(change, -ROOM * base.student, ROOM * gap)
 
 
-def fit_world(episodes: Sequence[Episode], holdout: float = 0.2) -> tuple[World, dict[str, Any]]:
+def fit_world(episodes: Sequence[Episode], holdout: float = 0.2, path_terms: bool = False) -> tuple[World, dict[str, Any]]:
     """The world fitted to the training share of ``episodes`` and its fit report (see the module docstring)."""
     if not 0.0 <= holdout < 1.0:
         raise ValueError(f"holdout must be in [0, 1), got {holdout}")
@@ -212,6 +224,8 @@ def fit_world(episodes: Sequence[Episode], holdout: float = 0.2) -> tuple[World,
             best = (error, world)
     error, world = best
     world = World(capabilities, student, teacher, budgets, world.transfer, world.forgetting_tokens, DEFAULT_TRAIN_NOISE, float(np.mean(stderrs)) if stderrs else error / 100)
+    if path_terms:
+        error, world = _fit_path_terms(world, training, largest)
     report = {
         "rmse_train_points": error,
         "rmse_heldout_points": rmse_points(world, heldout),
@@ -223,6 +237,18 @@ def fit_world(episodes: Sequence[Episode], holdout: float = 0.2) -> tuple[World,
         "budget_tokens": largest,
     }
     return world, report
+
+
+def _fit_path_terms(world: World, training: Sequence[Episode], largest: int) -> tuple[float, PathWorld]:
+    """The best :class:`PathWorld` on the grid of ``PREREQUISITE_SCALES`` x ``REPAIR_FACTORS`` (training error)."""
+    graph = default_prerequisites(world.capabilities)
+    arguments = (world.capabilities, world.student, world.teacher, world.calibration_budgets, world.transfer, world.forgetting_tokens, world.train_noise, world.probe_noise)
+    candidates = []
+    for scale in PREREQUISITE_SCALES:
+        for factor in REPAIR_FACTORS:
+            candidate = PathWorld(*arguments, prerequisites=np.minimum(scale * graph, MAX_PREREQUISITE_GAIN), repair_tokens=factor * largest)
+            candidates.append((rmse_points(candidate, training), candidate))
+    return min(candidates, key=lambda pair: pair[0])
 
 
 def write_world(world: World, report: dict[str, Any], path: str | Path) -> Path:

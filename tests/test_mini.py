@@ -253,6 +253,30 @@ def test_fitted_world_reproduces_surrogate_trajectories(tmp_path):
     assert replay_rmse_points(data, training) <= report["rmse_train_points"] + 1e-3
 
 
+def test_path_terms_fit_recovers_v1_dynamics_better_than_v0(tmp_path):
+    from agents.fit_world import fit_world, load_episodes, write_world
+    from read_env.surrogate.path_world import PathWorld
+    from read_env.trajectory import RecordTrajectory
+
+    rng = np.random.default_rng(0)
+    for index in range(6):
+        env = RecordTrajectory(gym.make("ReAD-Surrogate-v1", noise=False, action_mode="simplex", num_steps=10))
+        env.reset(seed=index)
+        for step in range(10):  # phases of one capability, so that the order matters
+            env.step(np.eye(8)[(index + step // 5) % 8].astype(np.float32) * 0.9 + 0.1 / 8)
+        env.save(tmp_path / f"episode-{index}.json")
+    episodes = load_episodes(sorted(tmp_path.glob("*.json")))
+    v0, v0_report = fit_world(episodes, holdout=0.34)
+    v1, v1_report = fit_world(episodes, holdout=0.34, path_terms=True)
+    assert isinstance(v1, PathWorld) and not isinstance(v0, PathWorld)
+    assert v1_report["rmse_train_points"] <= v0_report["rmse_train_points"]
+    path = write_world(v1, v1_report, tmp_path / "world.json")
+    env = gym.make("ReAD-Surrogate-v1", world=str(path), noise=False)
+    env.reset(seed=0)
+    np.testing.assert_array_equal(env.unwrapped.world.prerequisites, v1.prerequisites)
+    assert env.unwrapped.world.repair_tokens == v1.repair_tokens
+
+
 def test_fit_world_cli_on_mini_run_folders(cache, tmp_path, capsys):
     from agents.cli import main
     from agents.fit_world import load_episodes
