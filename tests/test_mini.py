@@ -18,7 +18,7 @@ from read_env.distill.env import read_history
 from read_env.distill.ledger import largest_remainder_split, split_generation_training
 from read_env.distill.training import TrainExample
 from read_env.mini.families import DIFFICULTIES, EOS, FAMILIES, SEP, encode
-from read_env.mini.student import StudentConfig, example, exact_match, load_student
+from read_env.mini.student import StudentConfig, exact_match, example, load_student
 from read_env.mini.teacher import ERROR_RATES, Teacher, check_error_rates
 from tests.conftest import assert_same, kill_mid_episode
 
@@ -258,7 +258,6 @@ def test_path_terms_fit_recovers_v1_dynamics_better_than_v0(tmp_path):
     from read_env.surrogate.path_world import PathWorld
     from read_env.trajectory import RecordTrajectory
 
-    rng = np.random.default_rng(0)
     for index in range(6):
         env = RecordTrajectory(gym.make("ReAD-Surrogate-v1", noise=False, action_mode="simplex", num_steps=10))
         env.reset(seed=index)
