@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from agents.stats import mean_ci
-from read_env.registration import MINI_ID, REAL_ID
 
 EPISODES_FILE = "episodes.jsonl"
 
@@ -95,6 +95,16 @@ def episode_metrics(record: Mapping[str, Any]) -> dict[str, float]:
     }
 
 
+def _keeps_run_folders(env_id: str) -> bool:
+    """Whether ``env_id`` is a real-distillation environment (``DistillationEnv`` or a subclass), which writes run folders."""
+    from gymnasium.envs.registration import load_env_creator
+
+    from read_env.distill.env import DistillationEnv
+
+    creator = load_env_creator(gym.spec(env_id).entry_point)
+    return isinstance(creator, type) and issubclass(creator, DistillationEnv)
+
+
 def _run_job(job: tuple[str, str, int, int, dict[str, Any]]) -> dict[str, Any]:
     agent_name, task, budget, seed, ctx = job
     from agents.registry import make_agent
@@ -102,7 +112,7 @@ def _run_job(job: tuple[str, str, int, int, dict[str, Any]]) -> dict[str, Any]:
 
     overrides = ctx["overrides"].get(agent_name, {})
     env_kwargs = dict(ctx["env_kwargs"])
-    if ctx["env_id"] in (REAL_ID, MINI_ID):  # one run folder per episode, started afresh (an agent's state is not checkpointed)
+    if _keeps_run_folders(ctx["env_id"]):  # one run folder per episode, started afresh (an agent's state is not checkpointed)
         folder = f"{agent_name}-{task}-{budget}-{seed}".replace("/", "_").replace(":", "_")
         run_dir = Path(env_kwargs.get("run_dir", Path(ctx["out_dir"]) / "env")) / folder
         shutil.rmtree(run_dir, ignore_errors=True)

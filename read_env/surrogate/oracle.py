@@ -123,16 +123,12 @@ def oracle_schedule(
     goal = requirement if objective is None else objective
     step_tokens = contract.step_tokens(int(budget_tokens), int(num_steps))
     library = allocation_library(requirement)
+    if phase_starts:  # v1 also tries the paper candidate set's top-3 triple, so the oracle is at least the grid search
+        library = np.concatenate([library, np.eye(len(requirement))[contract.essential_mask(requirement, 3)].mean(axis=0)[None]])
     fixed = final_utilities(world, goal, np.repeat(library[:, None, :], num_steps, axis=1), step_tokens)
     best = int(np.argmax(fixed))
     schedule = np.repeat(library[best][None, :], num_steps, axis=0)
     utility = float(fixed[best])
-    if phase_starts:  # v1 also tries the paper candidate set's top-3 triple, so the oracle is at least the grid search
-        top = np.argsort(-requirement, kind="stable")[:3]
-        library = np.concatenate([library, np.eye(len(requirement))[top].mean(axis=0)[None]])
-        fixed = final_utilities(world, goal, np.repeat(library[:, None, :], num_steps, axis=1), step_tokens)
-        best = int(np.argmax(fixed))
-        schedule, utility = np.repeat(library[best][None, :], num_steps, axis=0), float(fixed[best])
     if phase_starts and num_steps > 1:
         starts = np.concatenate([phase_schedules(library[np.argsort(-fixed)[:PHASE_CANDIDATES]], num_steps), greedy_schedule(world, goal, library, step_tokens)[None]])
         scores = final_utilities(world, goal, starts, step_tokens)
