@@ -18,6 +18,7 @@ For ``p = 1`` this is ``a`` itself.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 MIN_SCORE = 1e-6
@@ -25,49 +26,51 @@ MIN_SCORE = 1e-6
 
 
 def _as_rows(profile: np.ndarray, weights: np.ndarray, power: float | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]:
-    """Broadcast to rows: profile and weights [M, K], power [M], and the batch shape to restore.
-
-    Everything is computed on arrays of at least one dimension, and powers as ``exp(p * log(x))``: numpy's
-    0-d paths and its ``power`` loops round differently for one row and for many, and a single environment
-    must match a vector of them bit for bit.
-    """
+    """Broadcast to contiguous float64 rows: profile and weights [M, K], power [M], and the batch shape to restore."""
     power = np.asarray(power, dtype=np.float64)
     shape = np.broadcast_shapes(np.shape(profile), np.shape(weights), power.shape + (1,))
 
     def rows(array: np.ndarray, width: int) -> np.ndarray:
         full = shape[:-1] + (width,)
-        return (array if np.shape(array) == full else np.broadcast_to(array, full)).reshape(-1, width)
+        array = np.asarray(array, dtype=np.float64)
+        return np.ascontiguousarray((array if array.shape == full else np.broadcast_to(array, full)).reshape(-1, width))
 
     return rows(profile, shape[-1]), rows(weights, shape[-1]), rows(power[..., None], 1)[:, 0], shape[:-1]
-
-
-def _power(base: np.ndarray, exponent: np.ndarray) -> np.ndarray:
-    """``base ** exponent`` for positive ``base``, rounded the same for any batch size."""
-    return np.exp(exponent * np.log(base))
 
 
 def power_mean(profile: np.ndarray, weights: np.ndarray, power: float | np.ndarray) -> np.ndarray:
     """``F(s)`` [...] of profiles [..., K] in [0, 1] with weights [..., K] on the simplex and power [...] or scalar."""
     profile, weights, power, batch = _as_rows(profile, weights, power)
-    utility = np.empty(power.shape)
-    for rows, form in ((power == 1.0, _linear_mean), (power == 0.0, _geometric_mean), ((power != 1.0) & (power != 0.0), _general_mean)):
-        if rows.all():
-            utility = form(profile, weights, power)
-        elif rows.any():
-            utility[rows] = form(profile[rows], weights[rows], power[rows])
-    return utility.reshape(batch)
+    return power_mean_rows(profile, weights, power).reshape(batch)
 
 
-def _linear_mean(profile: np.ndarray, weights: np.ndarray, power: np.ndarray) -> np.ndarray:
-    return (weights * profile).sum(axis=-1)
+@numba.njit(cache=True)
+def power_mean_rows(profile: np.ndarray, weights: np.ndarray, power: np.ndarray) -> np.ndarray:
+    """``F(s)`` [M] of rows: profiles and weights [M, K], powers [M] (contiguous float64).
+
+    Compiled, one row at a time, so a row's value does not depend on the other rows (single and vector
+    environments agree bit for bit); :func:`power_mean` broadcasts any shapes to rows.
+    """
+    utility = np.empty(power.shape[0])
+    for r in range(power.shape[0]):
+        p = power[r]
+        total = 0.0
+        for c in range(profile.shape[1]):
+            score = max(profile[r, c], MIN_SCORE)
+            if p == 1.0:
+                total += weights[r, c] * profile[r, c]
+            elif p == 0.0:
+                total += weights[r, c] * np.log(score)
+            else:
+                total += weights[r, c] * np.exp(p * np.log(score))
+        utility[r] = total if p == 1.0 else np.exp(total) if p == 0.0 else np.exp((1.0 / p) * np.log(total))
+    return utility
 
 
-def _geometric_mean(profile: np.ndarray, weights: np.ndarray, power: np.ndarray) -> np.ndarray:
-    return np.exp((weights * np.log(np.maximum(profile, MIN_SCORE))).sum(axis=-1))
-
-
-def _general_mean(profile: np.ndarray, weights: np.ndarray, power: np.ndarray) -> np.ndarray:
-    return _power((weights * _power(np.maximum(profile, MIN_SCORE), power[:, None])).sum(axis=-1), 1.0 / power)
+def _power(base: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    """``base ** exponent`` for positive ``base``, as ``exp(exponent * log(base))``: rounded the same for any
+    batch size (numpy's ``power`` loops round one row and many rows differently)."""
+    return np.exp(exponent * np.log(base))
 
 
 def power_mean_gradient(profile: np.ndarray, weights: np.ndarray, power: float | np.ndarray) -> np.ndarray:

@@ -126,16 +126,17 @@ class SurrogateEnv(AllocationEnv):
         spec, seed, world = prepared["_world"]
         self.world, self._noise = draw_episode(self.np_random, world, spec, seed, self.capabilities, self.noise, self.num_steps, self.world_class)
         self.state = self.world.initial_state()
+        self.true_profile = self.world.profile(self.state)
         return self._read_profile()
 
     def _distill(self, allocation: np.ndarray, tokens: int) -> tuple[np.ndarray, float, dict[str, Any]]:
         noise = None if self._noise is None else self._noise[self._step]
-        self.state = self.world.advance(self.state, tokens, allocation, noise)
+        self.state, self.true_profile = self.world.transition(self.state, tokens, allocation, noise)
         profile, utility = self._read_profile(self._step + 1)
         return profile, utility, {}
 
     def _read_profile(self, reading: int = 0) -> tuple[np.ndarray, float]:
-        self.true_profile = self.world.profile(self.state)
+        """The probe reading of ``true_profile`` and the utility reported after reading ``reading``."""
         noise = None if self._noise is None else self._noise[self.num_steps + reading]
         return measure(self.world, self.true_profile, noise), self._read_utility(reading)
 

@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from read_env.surrogate import path_kernel
 from read_env.surrogate.world import (
     NUM_RESPONSES,
     World,
@@ -106,38 +107,31 @@ class PathWorld(World):
             raise ValueError(f"repair_tokens must be positive, got {self.repair_tokens}")
         if not (np.isfinite(self.readiness_tokens) and self.readiness_tokens > 0):
             raise ValueError(f"readiness_tokens must be positive, got {self.readiness_tokens}")
-        self._off_diagonal = ~np.eye(k, dtype=bool)
         self.cells = np.ascontiguousarray(self._response.reshape(k, k, NUM_RESPONSES).transpose(1, 0, 2))  # v0's C [K(i), K(j), 3]
+        self._kernel_parameters = path_kernel.parameters(self)
 
     # ----------------------------------------------------------------------------------------- dynamics
     STATE_BLOCKS = 2  # exposures, then repaid harm
 
-    def _harm(self, exposure: np.ndarray) -> np.ndarray:
-        """``h_j(e)`` [..., K(j)]: the off-diagonal negative effects on each capability (<= 0)."""
-        responses = 1.0 - np.exp(exposure[..., :, None] * self._decay_rates)  # [..., K(i), 3]
-        effects = np.einsum("...im,...ijm->...ij", responses, self.cells)  # f_ij [..., K(i), K(j)]
-        return np.einsum("...ij->...j", np.where(self._off_diagonal, np.minimum(effects, 0.0), 0.0))
-
     def profile(self, state: np.ndarray) -> np.ndarray:
         """Noise-free profile [..., K] in [0, 1] of a state [..., 2K]."""
-        k = len(self.capabilities)
-        return self._saturate(self._latent(state[..., :k]) + state[..., k:])
+        student, gap, cells, decay_rates, _, _ = self._kernel_parameters
+        return path_kernel.profile(_rows(state), student, gap, cells, decay_rates).reshape(*np.shape(state)[:-1], -1)
 
     def advance(self, state: np.ndarray, step_tokens: Any, allocation: np.ndarray, train_noise: np.ndarray | None) -> np.ndarray:
         """State [..., 2K] after spending ``step_tokens`` (scalar or [..., 1]) with ``allocation`` [..., K].
 
         ``train_noise`` [..., K] holds standard normal draws (``None``: noise off).
         """
-        k = len(self.capabilities)
-        exposure, repaid = state[..., :k], state[..., k:]
-        readiness = 1.0 - np.exp(-exposure / self.readiness_tokens)
-        tokens = step_tokens * allocation * (1.0 + np.einsum("...p,...pj->...j", readiness, self.prerequisites))
-        if train_noise is not None:
-            tokens = tokens * np.maximum(0.0, 1.0 + self.train_noise * train_noise)
-        exposure = exposure * np.exp((allocation - 1.0) * (step_tokens / self.forgetting_tokens)) + tokens
-        harm = self._harm(exposure)
-        repaid = np.minimum(0.0, harm + repaid) * np.exp(-tokens / self.repair_tokens) - harm
-        return np.concatenate([exposure, repaid], axis=-1)
+        return self.transition(state, step_tokens, allocation, train_noise)[0]
+
+    def transition(self, state: np.ndarray, step_tokens: Any, allocation: np.ndarray, train_noise: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """``advance`` and the new state's ``profile`` [..., K], computed together by :func:`path_kernel.advance`."""
+        batch = np.broadcast_shapes(np.shape(state)[:-1], np.shape(allocation)[:-1])
+        noise = np.empty((0, len(self.capabilities))) if train_noise is None else _rows(train_noise, batch)
+        tokens = np.asarray(step_tokens, dtype=np.float64).reshape(-1)
+        new_state, new_profile = path_kernel.advance(_rows(state, batch), tokens, _rows(allocation, batch), noise, *self._kernel_parameters)
+        return new_state.reshape(*batch, -1), new_profile.reshape(*batch, -1)
 
     # -------------------------------------------------------------------------------------- construction
     def subset(self, capabilities: Sequence[str]) -> PathWorld:
@@ -159,6 +153,7 @@ class PathWorld(World):
             setattr(stacked, name, np.stack([getattr(world, name) for world in worlds]))
         for name in ("repair_tokens", "readiness_tokens"):
             setattr(stacked, name, np.array([[getattr(world, name)] for world in worlds]))
+        stacked._kernel_parameters = path_kernel.parameters(stacked)
         return stacked
 
     @classmethod
@@ -220,3 +215,11 @@ def default_prerequisites(capabilities: Sequence[str]) -> np.ndarray:
     """``DEFAULT_PREREQUISITES`` restricted to ``capabilities`` [K, K]."""
     rows = {first: {second: gain for second, gain in row.items() if second in capabilities} for first, row in DEFAULT_PREREQUISITES.items() if first in capabilities}
     return prerequisite_matrix(rows, capabilities)
+
+
+def _rows(array: np.ndarray, batch: tuple[int, ...] | None = None) -> np.ndarray:
+    """``array`` [..., W] as contiguous float64 rows [M, W], broadcast to the batch shape ``batch`` first when given."""
+    array = np.asarray(array, dtype=np.float64)
+    if batch is not None and array.shape[:-1] != batch:
+        array = np.broadcast_to(array, (*batch, array.shape[-1]))
+    return np.ascontiguousarray(array.reshape(-1, array.shape[-1]))

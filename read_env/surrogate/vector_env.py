@@ -131,9 +131,8 @@ class SurrogateVectorEnv(VectorEnv):
         allocation = contract.allocation_from_action(actions, template.action_mode, template.logit_temperature, (self.num_envs, len(template.capabilities)))
         tokens = template.step_tokens[self._steps]
         noise = self._noise[self._rows, self._steps] if template.noise else None
-        self.state = self.world.advance(self.state, tokens[:, None], allocation, noise)
+        self.state, self.true_profile = self.world.transition(self.state, tokens[:, None], allocation, noise)
         self._steps = self._steps + 1
-        self.true_profile = self.world.profile(self.state)
         utility = template.task_utility(self.true_profile, self.utility_weights, self.utility_power)
         profile = self._measure(self.true_profile)
         delta = profile - self.profile

@@ -152,6 +152,11 @@ class World:
             tokens = tokens * np.maximum(0.0, 1.0 + self.train_noise * train_noise)
         return exposure * np.exp((allocation - 1.0) * (step_tokens / self.forgetting_tokens)) + tokens
 
+    def transition(self, state: np.ndarray, step_tokens: Any, allocation: np.ndarray, train_noise: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(``advance(...)``, the new state's ``profile``): what one step does and its noise-free profile [..., K]."""
+        state = self.advance(state, step_tokens, allocation, train_noise)
+        return state, self.profile(state)
+
     def profile(self, exposure: np.ndarray) -> np.ndarray:
         """Noise-free capability profile [..., K] in [0, 1] of an exposure [..., K] (tokens)."""
         return self._saturate(self._latent(exposure))
