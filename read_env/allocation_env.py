@@ -71,7 +71,7 @@ class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         contract.check_config(budget_tokens, num_steps, action_mode, logit_temperature, beta, top_k, cost_weight)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render_mode {render_mode!r}; supported: {self.metadata['render_modes']}")
-        resolve_requirement(task, None, self.capabilities, np.random.default_rng(0))  # fail early on a bad task
+        resolve_requirement(task, None, self.capabilities, np.random.default_rng(0))  # fail early on a bad task (a random one draws)
         self.task = task
         self.budget_tokens = int(budget_tokens)
         self.num_steps = int(num_steps)
@@ -98,7 +98,7 @@ class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             raise ValueError(f"unknown reset options {unknown}; supported: {list(self._reset_options())}")
         task = options.get("task", self.task)
         if task != RANDOM_TASK or "requirement" in options:
-            options["_requirement"] = resolve_requirement(task, options.get("requirement"), self.capabilities, np.random.default_rng(0))
+            options["_requirement"] = resolve_requirement(task, options.get("requirement"), self.capabilities)  # draws nothing
         return options
 
     def _begin(self, prepared: dict[str, Any]) -> tuple[np.ndarray, float]:
@@ -126,16 +126,26 @@ class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return self._observation(), info
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
-        if self._step >= self.num_steps or self._truncated:
-            raise RuntimeError("the episode is over (budget spent or truncated) or was never started: call reset() first")
+        self._check_running()
         allocation = contract.allocation_from_action(action, self.action_mode, self.logit_temperature, self._action_shape)
         tokens = int(self.step_tokens[self._step])
         profile, utility, extra = self._distill(allocation, tokens)
-        self._truncated = bool(extra.get("truncated", False))
-        if self._truncated:  # the backend failed and rolled back: nothing spent, nothing changed
+        if extra.get("truncated", False):  # the backend failed and rolled back: nothing spent, nothing changed
             tokens, profile, utility = 0, self.profile, self.utility
         delta = profile - self.profile
-        reward, gain, spill, cost = contract.step_feedback(self.requirement, self._essential_weight, delta, tokens, self.budget_tokens, self.beta, self.cost_weight)
+        feedback = contract.step_feedback(self.requirement, self._essential_weight, delta, tokens, self.budget_tokens, self.beta, self.cost_weight)
+        return self._record_step(allocation, tokens, profile, delta, utility, feedback, extra)
+
+    def _check_running(self) -> None:
+        if self._step >= self.num_steps or self._truncated:
+            raise RuntimeError("the episode is over (budget spent or truncated) or was never started: call reset() first")
+
+    def _record_step(
+        self, allocation: np.ndarray, tokens: int, profile: np.ndarray, delta: np.ndarray, utility: float, feedback: tuple[Any, ...], extra: dict[str, Any]
+    ) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
+        """Book a step's numbers (``feedback``: reward, gain, spillover, cost) and return ``step()``'s result."""
+        reward, gain, spill, cost = feedback
+        self._truncated = bool(extra.get("truncated", False))
         if not self._truncated:
             self.profile, self.allocation, self.delta, self.utility = profile, allocation, delta, utility
             self._step += 1

@@ -61,11 +61,7 @@ def allocation_from_action(action: object, action_mode: str, temperature: float,
     Raises ``TypeError`` for non-numeric dtypes and ``ValueError`` for a wrong shape, non-finite entries,
     logits outside [-1, 1], or simplex actions that are negative or do not sum to 1.
     """
-    array = np.asarray(action)
-    if array.dtype.kind not in "fiu":
-        raise TypeError(f"action must be a real numeric array, got dtype {array.dtype}")
-    if array.shape != shape:
-        raise ValueError(f"action must have shape {shape}, got {array.shape}")
+    array = action_array(action, shape)
     if action_mode == "logits":
         peak = float(np.abs(array).max())
         if not peak <= 1.0 + 1e-6:  # also catches NaN
@@ -84,6 +80,16 @@ def allocation_from_action(action: object, action_mode: str, temperature: float,
     return array / total
 
 
+def action_array(action: object, shape: tuple[int, ...]) -> np.ndarray:
+    """``action`` as an array of ``shape``; ``TypeError`` for a non-numeric dtype, ``ValueError`` for a wrong shape."""
+    array = np.asarray(action)
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"action must be a real numeric array, got dtype {array.dtype}")
+    if array.shape != shape:
+        raise ValueError(f"action must have shape {shape}, got {array.shape}")
+    return array
+
+
 def step_tokens(budget_tokens: int, num_steps: int) -> np.ndarray:
     """Integer tokens per step [num_steps], summing exactly to ``budget_tokens``."""
     base, extra = divmod(budget_tokens, num_steps)
@@ -92,10 +98,8 @@ def step_tokens(budget_tokens: int, num_steps: int) -> np.ndarray:
 
 def essential_mask(requirement: np.ndarray, top_k: int) -> np.ndarray:
     """Boolean [..., K]: the ``top_k`` largest requirement weights (ties by lower index; all when top_k >= K)."""
-    order = np.argsort(-requirement, axis=-1, kind="stable")[..., :top_k]
-    mask = np.zeros(requirement.shape, dtype=bool)
-    np.put_along_axis(mask, order, True, axis=-1)
-    return mask
+    order = np.argsort(-requirement, axis=-1, kind="stable")
+    return np.argsort(order, axis=-1, kind="stable") < top_k  # each entry's rank
 
 
 def reward_terms(requirement: np.ndarray, delta: np.ndarray, essential_weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -195,12 +195,12 @@ def resolve_requirement(
     task: str | None,
     requirement: object | None,
     capabilities: Sequence[str],
-    rng: np.random.Generator,
+    rng: np.random.Generator | None = None,
 ) -> tuple[str, np.ndarray]:
     """The episode's (task name, requirement vector [K]).
 
     ``requirement`` (a vector [K] or a ``{capability: weight}`` mapping, on the simplex) wins over ``task``;
-    ``task="random"`` draws ``Dirichlet(0.5)`` from ``rng``. Unknown task or capability names raise
+    ``task="random"`` draws ``Dirichlet(0.5)`` from ``rng`` (required then). Unknown task or capability names raise
     ``ValueError``.
     """
     if requirement is not None:
@@ -211,6 +211,8 @@ def resolve_requirement(
             requirement = [float(requirement.get(name, 0.0)) for name in capabilities]
         return "custom", check_simplex(requirement, len(capabilities), "requirement")
     if task == RANDOM_TASK:
+        if rng is None:
+            raise ValueError("task='random' draws its requirement: pass a generator")
         return RANDOM_TASK, rng.dirichlet(np.full(len(capabilities), RANDOM_TASK_CONCENTRATION))
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {[*TASKS, RANDOM_TASK]}")

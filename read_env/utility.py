@@ -46,52 +46,84 @@ def power_mean(profile: np.ndarray, weights: np.ndarray, power: float | np.ndarr
 
 @numba.njit(cache=True)
 def power_mean_rows(profile: np.ndarray, weights: np.ndarray, power: np.ndarray) -> np.ndarray:
-    """``F(s)`` [M] of rows: profiles and weights [M, K], powers [M] (contiguous float64).
-
-    Compiled, one row at a time, so a row's value does not depend on the other rows (single and vector
-    environments agree bit for bit); :func:`power_mean` broadcasts any shapes to rows.
-    """
+    """``F(s)`` [M] of rows: profiles and weights [M, K], powers [M] (contiguous float64); compiled, one row at a
+    time, so a row's value does not depend on the other rows (single and vector environments agree bit for bit)."""
     utility = np.empty(power.shape[0])
     for r in range(power.shape[0]):
-        p = power[r]
-        total = 0.0
-        for c in range(profile.shape[1]):
-            score = max(profile[r, c], MIN_SCORE)
-            if p == 1.0:
-                total += weights[r, c] * profile[r, c]
-            elif p == 0.0:
-                total += weights[r, c] * np.log(score)
-            else:
-                total += weights[r, c] * np.exp(p * np.log(score))
-        utility[r] = total if p == 1.0 else np.exp(total) if p == 0.0 else np.exp((1.0 / p) * np.log(total))
+        utility[r] = power_mean_row(profile[r], weights[r], power[r])
     return utility
 
 
-def _power(base: np.ndarray, exponent: np.ndarray) -> np.ndarray:
-    """``base ** exponent`` for positive ``base``, as ``exp(exponent * log(base))``: rounded the same for any
-    batch size (numpy's ``power`` loops round one row and many rows differently)."""
-    return np.exp(exponent * np.log(base))
+@numba.njit(cache=True)
+def power_mean_row(profile: np.ndarray, weights: np.ndarray, power: float) -> float:
+    """``F(s)`` of one profile [K] with weights [K] and power ``power`` (compiled)."""
+    total = 0.0
+    for c in range(profile.shape[0]):
+        if power == 1.0:
+            total += weights[c] * profile[c]
+        elif power == 0.0:
+            total += weights[c] * np.log(max(profile[c], MIN_SCORE))
+        else:
+            total += weights[c] * np.exp(power * np.log(max(profile[c], MIN_SCORE)))
+    if power == 1.0:
+        return total
+    return np.exp(total) if power == 0.0 else np.exp((1.0 / power) * np.log(total))
 
 
 def power_mean_gradient(profile: np.ndarray, weights: np.ndarray, power: float | np.ndarray) -> np.ndarray:
     """``grad F(s)`` [..., K]: ``a_c * (s_c / F)^(p - 1)`` (>= 0)."""
     profile, weights, power, batch = _as_rows(profile, weights, power)
-    scores = np.maximum(profile, MIN_SCORE)
-    utility = np.maximum(power_mean(scores, weights, power), MIN_SCORE)
-    return (weights * _power(scores / utility[:, None], power[:, None] - 1.0)).reshape(*batch, -1)
+    return _gradient_rows(profile, weights, power).reshape(*batch, -1)
 
 
 def project_to_simplex(vector: np.ndarray) -> np.ndarray:
     """Euclidean projection of ``vector`` [..., K] onto the probability simplex (Duchi et al., 2008)."""
-    ordered = -np.sort(-vector, axis=-1)
-    cumulative = np.cumsum(ordered, axis=-1) - 1.0
-    index = np.arange(1, vector.shape[-1] + 1)
-    support = (ordered - cumulative / index) > 0
-    count = support.sum(axis=-1, keepdims=True)
-    threshold = np.take_along_axis(cumulative, count - 1, axis=-1) / count
-    return np.maximum(vector - threshold, 0.0)
+    rows = np.ascontiguousarray(np.asarray(vector, dtype=np.float64).reshape(-1, np.shape(vector)[-1]))
+    return _project_rows(rows).reshape(np.shape(vector))
 
 
 def requirement_from_utility(profile: np.ndarray, weights: np.ndarray, power: float | np.ndarray) -> np.ndarray:
     """The paper's ``r = Proj_simplex([grad F(s)]_+)`` [..., K] at profile ``s`` [..., K]."""
-    return project_to_simplex(np.maximum(power_mean_gradient(profile, weights, power), 0.0))
+    profile, weights, power, batch = _as_rows(profile, weights, power)
+    return _requirement_rows(profile, weights, power).reshape(*batch, -1)
+
+
+@numba.njit(cache=True)
+def _gradient_rows(profile: np.ndarray, weights: np.ndarray, power: np.ndarray) -> np.ndarray:
+    """``grad F`` [M, K] of rows (compiled, one row at a time)."""
+    out = np.empty_like(profile)
+    for r in range(power.shape[0]):
+        scores = np.maximum(profile[r], MIN_SCORE)
+        utility = max(power_mean_row(scores, weights[r], power[r]), MIN_SCORE)
+        for c in range(scores.shape[0]):
+            out[r, c] = weights[r, c] * np.exp((power[r] - 1.0) * np.log(scores[c] / utility))
+    return out
+
+
+@numba.njit(cache=True)
+def _project_row(vector: np.ndarray, out: np.ndarray) -> None:
+    """``out`` [K]: the projection of ``vector`` [K] onto the simplex (sort, then the largest support)."""
+    ordered = np.sort(vector)[::-1]
+    cumulative = np.cumsum(ordered) - 1.0
+    count = 0
+    for i in range(ordered.shape[0]):
+        if ordered[i] - cumulative[i] / (i + 1) > 0:
+            count += 1
+    threshold = cumulative[count - 1] / count
+    for c in range(vector.shape[0]):
+        out[c] = max(vector[c] - threshold, 0.0)
+
+
+@numba.njit(cache=True)
+def _project_rows(vectors: np.ndarray) -> np.ndarray:
+    """Projections [M, K] of rows [M, K] onto the simplex."""
+    out = np.empty_like(vectors)
+    for r in range(vectors.shape[0]):
+        _project_row(vectors[r], out[r])
+    return out
+
+
+@numba.njit(cache=True)
+def _requirement_rows(profile: np.ndarray, weights: np.ndarray, power: np.ndarray) -> np.ndarray:
+    """``Proj_simplex([grad F]_+)`` [M, K] of rows (compiled, one row at a time)."""
+    return _project_rows(np.maximum(_gradient_rows(profile, weights, power), 0.0))

@@ -123,11 +123,15 @@ class SurrogateEnv(AllocationEnv):
         return prepared
 
     def _begin(self, prepared: dict[str, Any]) -> tuple[np.ndarray, float]:
+        self._start_episode(prepared)
+        return self._read_profile()
+
+    def _start_episode(self, prepared: dict[str, Any]) -> None:
+        """Draw the episode's world and noise (``draw_episode``) and put the student at its start state."""
         spec, seed, world = prepared["_world"]
         self.world, self._noise = draw_episode(self.np_random, world, spec, seed, self.capabilities, self.noise, self.num_steps, self.world_class)
         self.state = self.world.initial_state()
         self.true_profile = self.world.profile(self.state)
-        return self._read_profile()
 
     def _distill(self, allocation: np.ndarray, tokens: int) -> tuple[np.ndarray, float, dict[str, Any]]:
         noise = None if self._noise is None else self._noise[self._step]

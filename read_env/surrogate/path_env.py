@@ -24,14 +24,16 @@ the random task's power, the random world, the training and probe noise, the uti
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, SupportsFloat
 
 import numpy as np
 
+from read_env import contract
+from read_env.surrogate import path_kernel
 from read_env.surrogate.env import SurrogateEnv
 from read_env.surrogate.path_world import PathWorld
 from read_env.tasks import RANDOM_TASK, TASKS
-from read_env.utility import power_mean, requirement_from_utility
+from read_env.utility import power_mean, power_mean_row, requirement_from_utility
 
 DEFAULT_UTILITY_NOISE = 0.005
 """Standard deviation of a dev-split utility reading (0.5 points, as a probe reading)."""
@@ -56,6 +58,8 @@ class PathSurrogateEnv(SurrogateEnv):
             raise ValueError(f"utility_noise must be a finite number >= 0, got {utility_noise!r}")
         self.utility_noise = float(utility_noise)
         super().__init__(**kwargs)
+        self._token_rows = self.step_tokens.astype(np.float64)[:, None]
+        self._cost_rows = self.step_tokens[:, None] / self.budget_tokens
 
     task_utility = staticmethod(power_mean)
     observed_requirement = staticmethod(requirement_from_utility)
@@ -71,29 +75,48 @@ class PathSurrogateEnv(SurrogateEnv):
         return rng.standard_normal(self.num_steps + 1) if self.noise else None
 
     def _begin(self, prepared: dict[str, Any]) -> tuple[np.ndarray, float]:
-        self.utility_weights = self.requirement
+        self.utility_weights = np.ascontiguousarray(self.requirement, dtype=np.float64)
         self.utility_power = self.draw_power(self.np_random, self.task_name)
-        self._utility_readings = None
-        profile, _ = super()._begin(prepared)
+        self._start_episode(prepared)
         self._utility_readings = self.draw_utility_readings(self.np_random)
         self._set_task(self.task_name, self.observed_requirement(self.world.student, self.utility_weights, self.utility_power))
-        return profile, self._read_utility(0)
+        # env_step's per-step rows [num_steps, 1 or 0, ...] (0 rows: noise off) and the task's rows [1, ...]
+        k, steps, noise, readings = len(self.capabilities), self.num_steps, self._noise, self._utility_readings
+        self._train_noise = np.empty((steps, 0, k)) if noise is None else noise[:steps, None]
+        self._probe_noise = np.empty((steps, 0, k)) if noise is None else noise[steps + 1 :, None]
+        self._reading_noise = np.empty((steps, 0)) if readings is None else readings[1:, None]
+        self._task_rows = (self.requirement[None], self._essential_weight[None], self.utility_weights[None], np.array([self.utility_power]))
+        return self._read_profile()
 
-    def _distill(self, allocation: np.ndarray, tokens: int) -> tuple[np.ndarray, float, dict[str, Any]]:
-        profile, utility, extra = super()._distill(allocation, tokens)
-        if self._step + 1 == self.num_steps:
-            extra["final_utility"] = self._true_utility(self.true_profile)
-            extra["initial_utility"] = self._true_utility(self.world.student)
-        return profile, utility, extra
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
+        """The contract's step (:class:`~read_env.allocation_env.AllocationEnv`), computed by one call of
+        :func:`~read_env.surrogate.path_kernel.env_step`."""
+        self._check_running()
+        t = self._step
+        tokens = int(self.step_tokens[t])
+        action_rows = np.ascontiguousarray(contract.action_array(action, self._action_shape))[None]
+        out = path_kernel.env_step(
+            action_rows, self.action_mode == "simplex", self.logit_temperature, self.state[None], self._token_rows[t], self._train_noise[t],
+            self._probe_noise[t], self._reading_noise[t], self.utility_noise, self.profile[None], *self._task_rows, self._cost_rows[t],
+            self.beta, self.cost_weight, *self.world._kernel_parameters,
+        )  # fmt: skip
+        if not len(out):
+            contract.allocation_from_action(action, self.action_mode, self.logit_temperature, self._action_shape)  # raises, naming the problem
+            raise ValueError(f"action {np.asarray(action).tolist()} is not a valid {self.action_mode} action")
+        allocation, profile, delta, self.true_profile, self.state, utility, reading, reward, gain, spill = path_kernel.split_step(out[0])
+        extra = {}
+        if t + 1 == self.num_steps:
+            extra = {"final_utility": float(utility), "initial_utility": self._true_utility(self.world.student)}
+        return self._record_step(allocation, tokens, profile, delta, float(reading), (reward, gain, spill, float(self._cost_rows[t, 0])), extra)
 
     def _true_utility(self, profile: np.ndarray) -> float:
-        return float(self.task_utility(profile, self.utility_weights, self.utility_power))
+        return power_mean_row(profile, self.utility_weights, self.utility_power)  # as env_step computes it
 
     def _read_utility(self, reading: int) -> float:
         utility = self._true_utility(self.true_profile)
         if self._utility_readings is None:
             return utility
-        return float(np.clip(utility + self.utility_noise * self._utility_readings[reading], 0.0, 1.0))
+        return min(max(utility + self.utility_noise * float(self._utility_readings[reading]), 0.0), 1.0)  # as env_step reads it
 
     def utility_spec(self) -> Mapping[str, Any]:
         """The episode's utility: ``weights`` [K] and ``power`` (for oracles and diagnostics, not for agents)."""

@@ -1,14 +1,17 @@
-"""The compiled dynamics of :class:`~read_env.surrogate.path_world.PathWorld`: rows of states, one loop each.
+"""The compiled dynamics of :class:`~read_env.surrogate.path_world.PathWorld`, and the compiled step of
+``ReAD-Surrogate-v1``: rows of episodes, one loop each.
 
-The equations are in :mod:`read_env.surrogate.path_world`; these kernels compute them with numba, one row at
-a time, so a row's result never depends on how many rows share the call: a vector of environments matches
-single environments bit for bit, and one step costs a few microseconds instead of dozens of numpy calls on
+The equations are in :mod:`read_env.surrogate.path_world` (dynamics), :mod:`read_env.contract` (allocation
+and reward) and :mod:`read_env.surrogate.path_env` (readings). These kernels compute them with numba, one row
+at a time, so a row's result never depends on how many rows share the call: a vector of environments matches
+single environments bit for bit, and a step costs a few microseconds instead of dozens of numpy calls on
 length-K arrays. Parameters carry a leading axis of length 1 (one world for every row) or of the number of
-rows (a stack of worlds, row ``r`` uses world ``r``); so does ``step_tokens``.
+rows (a stack of worlds: row ``r`` uses world ``r``); so does ``step_tokens``. Noise arrays with no rows
+mean noise off.
 
 Parameter layout (:func:`parameters`): ``student``, ``gap`` [P, K]; ``cells`` [P, K(i), K(j), 3] (v0's
-``C``); ``decay_rates`` [3] (``-1 / tau_m``); ``prerequisites`` [P, K, K]; ``scalars`` [P, 4]: readiness
-tokens, repair tokens, forgetting tokens, train noise.
+``C``); ``decay_rates`` [3] (``-1 / tau_m``); ``prerequisites`` [P, K, K]; ``scalars`` [P, 5]: readiness
+tokens, repair tokens, forgetting tokens, train noise, probe noise.
 """
 
 from __future__ import annotations
@@ -18,26 +21,22 @@ from typing import Any
 import numba
 import numpy as np
 
-READINESS, REPAIR, FORGETTING, TRAIN_NOISE = range(4)
+from read_env.tasks import SIMPLEX_ATOL
+from read_env.utility import power_mean_row
+
+READINESS, REPAIR, FORGETTING, TRAIN_NOISE, PROBE_NOISE = range(5)
+SCALARS = ("readiness_tokens", "repair_tokens", "forgetting_tokens", "train_noise", "probe_noise")
+LOGIT_SLACK = 1e-6
+"""Logits may exceed [-1, 1] by this much (as :func:`read_env.contract.allocation_from_action` allows)."""
 
 
 def parameters(world: Any) -> tuple[np.ndarray, ...]:
     """The kernels' parameters of a (possibly stacked) ``PathWorld``, as contiguous float64 arrays."""
     k = len(world.capabilities)
-    scalars = np.column_stack(
-        [np.reshape(getattr(world, name), -1) for name in ("readiness_tokens", "repair_tokens", "forgetting_tokens", "train_noise")]
-    )
-    return tuple(
-        np.ascontiguousarray(array, dtype=np.float64)
-        for array in (
-            np.reshape(world.student, (-1, k)),
-            np.reshape(world.gap, (-1, k)),
-            np.reshape(world.cells, (-1, k, k, 3)),
-            world._decay_rates,
-            np.reshape(world.prerequisites, (-1, k, k)),
-            scalars,
-        )
-    )
+    scalars = np.column_stack([np.reshape(getattr(world, name), -1) for name in SCALARS])
+    arrays = (world.student, world.gap, world.cells, world._decay_rates, world.prerequisites, scalars)
+    shapes = ((-1, k), (-1, k), (-1, k, k, 3), (-1,), (-1, k, k), (-1, len(SCALARS)))
+    return tuple(np.ascontiguousarray(np.reshape(array, shape), dtype=np.float64) for array, shape in zip(arrays, shapes))
 
 
 @numba.njit(cache=True)
@@ -56,58 +55,53 @@ def _saturate(latent: float, student: float, gap: float) -> float:
 
 
 @numba.njit(cache=True)
-def advance(
-    state: np.ndarray,
-    step_tokens: np.ndarray,
-    allocation: np.ndarray,
-    train_noise: np.ndarray,
-    student: np.ndarray,
-    gap: np.ndarray,
-    cells: np.ndarray,
-    decay_rates: np.ndarray,
-    prerequisites: np.ndarray,
-    scalars: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(states [N, 2K], their noise-free profiles [N, K]) after one step from ``state`` [N, 2K]:
-    ``step_tokens`` [1 or N], ``allocation`` [N, K], ``train_noise`` [N, K] standard normal draws or [0, K]
-    for noise off."""
-    rows, k = allocation.shape
-    new_state = np.empty_like(state)
-    new_profile = np.empty((rows, k))
-    readiness = np.empty(k)
-    tokens = np.empty(k)
-    responses = np.empty((k, decay_rates.shape[0]))
-    for r in range(rows):
-        p = r if scalars.shape[0] > 1 else 0
-        n = step_tokens[r if step_tokens.shape[0] > 1 else 0]
+def _advance_row(r, p, state, n, allocation, train_noise, student, gap, cells, decay_rates, prerequisites, scalars, new_state, new_profile, scratch):  # noqa: ANN001, ANN202
+    """Row ``r`` (world ``p``) after spending ``n`` tokens with ``allocation[r]``: writes ``new_state[r]`` and
+    ``new_profile[r]``; ``scratch`` [K, 5] is working memory."""
+    readiness, tokens, responses = scratch[:, 0], scratch[:, 1], scratch[:, 2:]
+    k = allocation.shape[1]
+    for q in range(k):
+        readiness[q] = 1.0 - np.exp(-state[r, q] / scalars[p, READINESS])
+    for j in range(k):
+        speed = 0.0
         for q in range(k):
-            readiness[q] = 1.0 - np.exp(-state[r, q] / scalars[p, READINESS])
-        for j in range(k):
-            speed = 0.0
-            for q in range(k):
-                speed += readiness[q] * prerequisites[p, q, j]
-            tokens[j] = n * allocation[r, j] * (1.0 + speed)
-            if train_noise.shape[0] > 0:
-                tokens[j] *= max(0.0, 1.0 + scalars[p, TRAIN_NOISE] * train_noise[r, j])
-            new_state[r, j] = state[r, j] * np.exp((allocation[r, j] - 1.0) * (n / scalars[p, FORGETTING])) + tokens[j]
-        _responses(new_state[r, :k], decay_rates, responses)
-        for j in range(k):
-            harm, latent = 0.0, 0.0
-            for i in range(k):
-                effect = 0.0
-                for m in range(responses.shape[1]):
-                    effect += responses[i, m] * cells[p, i, j, m]
-                latent += effect
-                if i != j:
-                    harm += min(effect, 0.0)
-            repaid = min(0.0, harm + state[r, k + j]) * np.exp(-tokens[j] / scalars[p, REPAIR]) - harm
-            new_state[r, k + j] = repaid
-            new_profile[r, j] = _saturate(latent + repaid, student[p, j], gap[p, j])
+            speed += readiness[q] * prerequisites[p, q, j]
+        tokens[j] = n * allocation[r, j] * (1.0 + speed)
+        if train_noise.shape[0] > 0:
+            tokens[j] *= max(0.0, 1.0 + scalars[p, TRAIN_NOISE] * train_noise[r, j])
+    for j in range(k):
+        new_state[r, j] = state[r, j] * np.exp((allocation[r, j] - 1.0) * (n / scalars[p, FORGETTING])) + tokens[j]
+    _responses(new_state[r, :k], decay_rates, responses)
+    for j in range(k):
+        harm, latent = 0.0, 0.0
+        for i in range(k):
+            effect = 0.0
+            for m in range(responses.shape[1]):
+                effect += responses[i, m] * cells[p, i, j, m]
+            latent += effect
+            if i != j:
+                harm += min(effect, 0.0)
+        repaid = min(0.0, harm + state[r, k + j]) * np.exp(-tokens[j] / scalars[p, REPAIR]) - harm
+        new_state[r, k + j] = repaid
+        new_profile[r, j] = _saturate(latent + repaid, student[p, j], gap[p, j])
+
+
+@numba.njit(cache=True)
+def advance(state, step_tokens, allocation, train_noise, student, gap, cells, decay_rates, prerequisites, scalars):  # noqa: ANN001, ANN201
+    """(states [N, 2K], their noise-free profiles [N, K]) after one step from ``state`` [N, 2K] with
+    ``step_tokens`` [1 or N], ``allocation`` [N, K] and ``train_noise`` [N or 0, K] standard normal draws."""
+    rows, k = allocation.shape
+    new_state, new_profile = np.empty_like(state), np.empty((rows, k))
+    scratch = np.empty((k, 2 + decay_rates.shape[0]))
+    for r in range(rows):
+        n = step_tokens[r if step_tokens.shape[0] > 1 else 0]
+        p = r if scalars.shape[0] > 1 else 0
+        _advance_row(r, p, state, n, allocation, train_noise, student, gap, cells, decay_rates, prerequisites, scalars, new_state, new_profile, scratch)
     return new_state, new_profile
 
 
 @numba.njit(cache=True)
-def profile(state: np.ndarray, student: np.ndarray, gap: np.ndarray, cells: np.ndarray, decay_rates: np.ndarray) -> np.ndarray:
+def profile(state, student, gap, cells, decay_rates):  # noqa: ANN001, ANN201
     """Noise-free profiles [N, K] of states [N, 2K]: ``s0 + sigma(z0(e) + q)``, rounded as :func:`advance`'s."""
     rows, k = state.shape[0], student.shape[1]
     out = np.empty((rows, k))
@@ -123,4 +117,82 @@ def profile(state: np.ndarray, student: np.ndarray, gap: np.ndarray, cells: np.n
                     effect += responses[i, m] * cells[p, i, j, m]
                 latent += effect
             out[r, j] = _saturate(latent + state[r, k + j], student[p, j], gap[p, j])
+    return out
+
+
+@numba.njit(cache=True)
+def _allocation_row(action, r, simplex, temperature, out) -> bool:  # noqa: ANN001
+    """``out[r]``: the allocation of ``action[r]`` (:func:`read_env.contract.allocation_from_action`'s map);
+    False, with ``out[r]`` unspecified, for an action that map rejects."""
+    k = action.shape[1]
+    total = 0.0
+    for c in range(k):
+        x = np.float64(action[r, c])
+        if simplex:
+            if not (np.isfinite(x) and x >= 0.0):
+                return False
+            out[r, c] = x
+        else:
+            if not abs(x) <= 1.0 + LOGIT_SLACK:
+                return False
+            out[r, c] = np.exp(x * (1.0 / temperature))
+        total += out[r, c]
+    if simplex and not abs(total - 1.0) <= SIMPLEX_ATOL:
+        return False
+    for c in range(k):
+        out[r, c] /= total
+    return True
+
+
+def split_step(out: np.ndarray) -> tuple[Any, ...]:
+    """:func:`env_step`'s result (rows [N, 6K + 5] or one row [6K + 5]) as views: ``(allocation, profile,
+    delta, true_profile, state, utility, reading, reward, gain, spillover)``, [..., K], [..., 2K] or [...]."""
+    k = (out.shape[-1] - 5) // 6
+    return (out[..., :k], out[..., k : 2 * k], out[..., 2 * k : 3 * k], out[..., 3 * k : 4 * k], out[..., 4 * k : 6 * k], *out[..., 6 * k :].T)
+
+
+@numba.njit(cache=True)
+def env_step(  # noqa: ANN201
+    action, simplex, temperature, state, step_tokens, train_noise, probe_noise, reading_noise, utility_noise,
+    previous, requirement, essential_weight, utility_weights, utility_power, cost, beta, cost_weight,
+    student, gap, cells, decay_rates, prerequisites, scalars,
+):  # fmt: skip  # noqa: ANN001
+    """One ``ReAD-Surrogate-v1`` step of N episodes, everything [N, ...] (``step_tokens`` and ``cost`` [1 or N]).
+
+    Inputs: ``action`` [N, K]; ``state`` [N, 2K]; standard normal draws ``train_noise``, ``probe_noise``
+    [N or 0, K] and ``reading_noise`` [N or 0]; the previous measured profile ``previous`` [N, K]; the
+    observed requirement and its top-k part ``essential_weight`` [N, K]; the utility's weights [N, K] and
+    powers [N]; the step's budget share ``cost``; the world's parameters.
+
+    Returns one array [N, 6K + 5] (one array: numba boxes each returned array at a cost of microseconds),
+    read with :func:`split_step`: the allocation, measured profile, its change, the true profile, the
+    new state, the true utility, its noisy dev-split reading ``clip(F + utility_noise * xi)``, the reward,
+    the gain and the spillover. No rows (shape [0, 6K + 5]) when the map rejects an action.
+    """
+    rows, k = action.shape
+    out = np.empty((rows, 6 * k + 5))
+    allocation, profile, delta, true_profile = out[:, :k], out[:, k : 2 * k], out[:, 2 * k : 3 * k], out[:, 3 * k : 4 * k]
+    new_state, numbers = out[:, 4 * k : 6 * k], out[:, 6 * k :]
+    for r in range(rows):
+        if not _allocation_row(action, r, simplex, temperature, allocation):
+            return out[:0]
+    scratch = np.empty((k, 2 + decay_rates.shape[0]))
+    for r in range(rows):
+        p = r if scalars.shape[0] > 1 else 0
+        n = step_tokens[r if step_tokens.shape[0] > 1 else 0]
+        _advance_row(r, p, state, n, allocation, train_noise, student, gap, cells, decay_rates, prerequisites, scalars, new_state, true_profile, scratch)
+        gain, spill = 0.0, 0.0
+        for c in range(k):
+            score = true_profile[r, c]
+            if probe_noise.shape[0] > 0:
+                score = min(max(score + scalars[p, PROBE_NOISE] * probe_noise[r, c], 0.0), 1.0)
+            profile[r, c] = score
+            delta[r, c] = score - previous[r, c]
+            gain += requirement[r, c] * delta[r, c]
+            spill += essential_weight[r, c] * max(0.0, -delta[r, c])
+        utility = power_mean_row(true_profile[r], utility_weights[r], utility_power[r])
+        reading = utility if reading_noise.shape[0] == 0 else min(max(utility + utility_noise * reading_noise[r], 0.0), 1.0)
+        numbers[r, 0], numbers[r, 1] = utility, reading
+        numbers[r, 2] = gain - beta * spill - cost_weight * cost[r if cost.shape[0] > 1 else 0]
+        numbers[r, 3], numbers[r, 4] = gain, spill
     return out

@@ -22,6 +22,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from read_env import contract
+from read_env.surrogate import path_kernel
 from read_env.surrogate.env import SurrogateEnv, draw_episode, measure
 from read_env.surrogate.path_env import PathSurrogateEnv
 from read_env.surrogate.world import World
@@ -110,37 +111,27 @@ class SurrogateVectorEnv(VectorEnv):
             setattr(self, name, values)
         self.true_profile = self.world.profile(self.state)
         self.profile = self.profile.copy()
-        self.profile[rows] = self._measure(self.true_profile)[rows]
+        self.profile[rows] = self._measure(self.true_profile, self._steps)[rows]
 
-    def _read_utility(self, utility: np.ndarray) -> np.ndarray:
-        """Utility readings [N] after the step just taken (the true utility where the env reads none)."""
-        if not self._reads_utility:
-            return utility
-        return np.clip(utility + self.template.utility_noise * self._utility_readings[self._rows, self._steps], 0.0, 1.0)
-
-    def _measure(self, true_profile: np.ndarray) -> np.ndarray:
+    def _measure(self, true_profile: np.ndarray, readings: np.ndarray) -> np.ndarray:
+        """Probe readings [N, K] of ``true_profile``: reading ``readings[i]`` of row ``i``."""
         if not self.template.noise:
             return true_profile
-        return measure(self.world, true_profile, self._noise[self._rows, self.template.num_steps + self._steps])
+        return measure(self.world, true_profile, self._noise[self._rows, self.template.num_steps + readings])
 
     def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Step every sub-environment with ``actions`` [N, K]; see the module docstring for autoreset."""
         template = self.template
         if (self._steps >= template.num_steps).any():
             raise RuntimeError("some episodes were never started: call reset() first")
-        allocation = contract.allocation_from_action(actions, template.action_mode, template.logit_temperature, (self.num_envs, len(template.capabilities)))
         tokens = template.step_tokens[self._steps]
-        noise = self._noise[self._rows, self._steps] if template.noise else None
-        self.state, self.true_profile = self.world.transition(self.state, tokens[:, None], allocation, noise)
+        allocation, profile, delta, utility, reading, feedback = self._advance(actions, tokens)
+        reward, gain, spill, cost = feedback
         self._steps = self._steps + 1
-        utility = template.task_utility(self.true_profile, self.utility_weights, self.utility_power)
-        profile = self._measure(self.true_profile)
-        delta = profile - self.profile
-        reward, gain, spill, cost = contract.step_feedback(self.requirement, self._essential_weight, delta, tokens, template.budget_tokens, template.beta, template.cost_weight)
         self.profile, self.allocation, self.delta = profile, allocation, delta
         self.tokens_used_total = self.tokens_used_total + tokens
         terminated = self._steps == template.num_steps
-        info = contract.step_info(allocation, delta, gain, spill, cost, self._read_utility(utility), tokens, self.tokens_used_total, self._steps, self.task_names.copy())
+        info = contract.step_info(allocation, delta, gain, spill, cost, reading, tokens, self.tokens_used_total, self._steps, self.task_names.copy())
         observation = self._observation()
         if terminated.any():
             info["final_obs"], info["_final_obs"] = observation, terminated
@@ -153,6 +144,19 @@ class SurrogateVectorEnv(VectorEnv):
             observation = self._observation()
         return observation, reward, terminated, np.zeros(self.num_envs, dtype=bool), info
 
+    def _advance(self, actions: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Spend ``tokens`` [N] with ``actions`` [N, K] (state and true profile updated): ``(allocation,
+        profile, delta, utility, reading, (reward, gain, spillover, cost))``, each [N, K] or [N]."""
+        template = self.template
+        allocation = contract.allocation_from_action(actions, template.action_mode, template.logit_temperature, (self.num_envs, len(template.capabilities)))
+        noise = self._noise[self._rows, self._steps] if template.noise else None
+        self.state, self.true_profile = self.world.transition(self.state, tokens[:, None], allocation, noise)
+        utility = template.task_utility(self.true_profile, self.utility_weights, self.utility_power)
+        profile = self._measure(self.true_profile, self._steps + 1)
+        delta = profile - self.profile
+        feedback = contract.step_feedback(self.requirement, self._essential_weight, delta, tokens, template.budget_tokens, template.beta, template.cost_weight)
+        return allocation, profile, delta, utility, utility, feedback
+
     def _observation(self) -> dict[str, np.ndarray]:
         return {
             "profile": self.profile.astype(np.float32),
@@ -164,6 +168,28 @@ class SurrogateVectorEnv(VectorEnv):
 
 
 class PathSurrogateVectorEnv(SurrogateVectorEnv):
-    """The native vector form of ``ReAD-Surrogate-v1``: N :class:`PathSurrogateEnv` episodes in lockstep."""
+    """The native vector form of ``ReAD-Surrogate-v1``: N :class:`PathSurrogateEnv` episodes in lockstep, each
+    step one call of :func:`~read_env.surrogate.path_kernel.env_step` (as the single environment's)."""
 
     env_class = PathSurrogateEnv
+
+    def _advance(self, actions: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, ...]:
+        template = self.template
+        k = len(template.capabilities)
+        action_rows = np.ascontiguousarray(contract.action_array(actions, (self.num_envs, k)))
+        no_noise = np.empty((0, k))
+        train_noise = self._noise[self._rows, self._steps] if template.noise else no_noise
+        probe_noise = self._noise[self._rows, template.num_steps + self._steps + 1] if template.noise else no_noise
+        readings = self._utility_readings[self._rows, self._steps + 1] if self._reads_utility else np.empty(0)
+        cost = tokens / template.budget_tokens
+        out = path_kernel.env_step(
+            action_rows, template.action_mode == "simplex", template.logit_temperature, self.state, tokens.astype(np.float64), train_noise, probe_noise,
+            readings, template.utility_noise, self.profile, self.requirement, self._essential_weight, self.utility_weights, self.utility_power,
+            cost, template.beta, template.cost_weight, *self.world._kernel_parameters,
+        )  # fmt: skip
+        if not len(out):
+            contract.allocation_from_action(actions, template.action_mode, template.logit_temperature, (self.num_envs, k))  # raises, naming the problem
+            raise ValueError(f"actions {np.asarray(actions).tolist()} are not valid {template.action_mode} actions")
+        allocation, profile, delta, true_profile, state, utility, reading, reward, gain, spill = path_kernel.split_step(out)
+        self.state, self.true_profile = np.ascontiguousarray(state), np.ascontiguousarray(true_profile)
+        return np.ascontiguousarray(allocation), np.ascontiguousarray(profile), delta, utility, reading, (reward, gain, spill, cost)
