@@ -6,9 +6,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+SURROGATES = ["ReAD-Surrogate-v0", "ReAD-Surrogate-v1"]  # v1 maps actions in its compiled step
 
-def started(**kwargs):
-    env = gym.make("ReAD-Surrogate-v0", **kwargs)
+
+def started(env_id="ReAD-Surrogate-v0", **kwargs):
+    env = gym.make(env_id, **kwargs)
     env.reset(seed=0)
     env.step(np.full(8, 1 / 8, dtype=np.float32))
     return env
@@ -31,8 +33,9 @@ def state(env):
         (np.full(8, 2.0, dtype=np.float32), ValueError, r"\[-1, 1\]"),
     ],
 )
-def test_bad_logit_actions(action, error, match):
-    env = started()
+@pytest.mark.parametrize("env_id", SURROGATES)
+def test_bad_logit_actions(env_id, action, error, match):
+    env = started(env_id)
     before = state(env)
     with pytest.raises(error, match=match):
         env.step(action)
@@ -50,16 +53,18 @@ def test_bad_logit_actions(action, error, match):
         (np.array([np.nan] + [0.0] * 7, dtype=np.float32), "finite"),
     ],
 )
-def test_bad_simplex_actions(action, match):
-    env = started(action_mode="simplex")
+@pytest.mark.parametrize("env_id", SURROGATES)
+def test_bad_simplex_actions(env_id, action, match):
+    env = started(env_id, action_mode="simplex")
     before = state(env)
     with pytest.raises(ValueError, match=match):
         env.step(action)
     np.testing.assert_array_equal(before[0], state(env)[0])
 
 
-def test_simplex_tolerance_accepts_float32_rounding():
-    env = started(action_mode="simplex")
+@pytest.mark.parametrize("env_id", SURROGATES)
+def test_simplex_tolerance_accepts_float32_rounding(env_id):
+    env = started(env_id, action_mode="simplex")
     env.step(np.full(8, 1 / 8, dtype=np.float32) + np.float32(1e-5))
 
 

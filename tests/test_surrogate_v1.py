@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from read_env import contract
+from read_env.surrogate import path_kernel
 from read_env.surrogate.oracle import allocation_library, final_profiles, final_utilities, greedy_schedule, oracle_schedule, phase_schedules
 from read_env.surrogate.path_world import PathWorld
 from read_env.tasks import TASKS
@@ -151,3 +152,66 @@ def test_oracle_close_to_exhaustive_search_on_a_small_case():
 def test_bad_v1_arguments_raise_naming_the_problem(kwargs, message):
     with pytest.raises(ValueError, match=message):
         gym.make("ReAD-Surrogate-v1", **kwargs)
+
+
+@pytest.mark.parametrize("action_mode", ["logits", "simplex"])
+def test_compiled_step_computes_the_numpy_contract_dynamics_and_utility(action_mode):
+    """env_step (v1's compiled step) against contract.py, PathWorld.transition and power_mean."""
+    rng = np.random.default_rng(3)
+    worlds = [PathWorld.random(rng) for _ in range(5)]
+    world = PathWorld.stack(worlds)
+    n, k = len(worlds), len(CAPABILITIES)
+    state = world.transition(world.initial_state((n,)), 4_000_000, rng.dirichlet(np.ones(k), n), None)[0]
+    previous = rng.uniform(0.2, 0.8, (n, k))
+    requirement = rng.dirichlet(np.ones(k), n)
+    essential = requirement * contract.essential_mask(requirement, 3)
+    weights, power = rng.dirichlet(np.ones(k), n), np.array([1.0, 0.5, 0.0, -1.0, 0.0])
+    action = rng.uniform(-1, 1, (n, k)).astype(np.float32) if action_mode == "logits" else rng.dirichlet(np.ones(k), n).astype(np.float32)
+    train, probe, reading = rng.standard_normal((n, k)), rng.standard_normal((n, k)), rng.standard_normal(n)
+    tokens = np.array([1e6, 2e6, 3e6, 4e6, 5e6])
+    out = path_kernel.env_step(
+        action, action_mode == "simplex", 0.25, state, tokens, train, probe, reading, 0.005,
+        previous, requirement, essential, weights, power, tokens / 20e6, 0.5, 0.01, *world._kernel_parameters,
+    )  # fmt: skip
+    allocation, profile, delta, true_profile, new_state, utility, read, reward, gain, spill = path_kernel.split_step(out)
+    expected_allocation = contract.allocation_from_action(action, action_mode, 0.25, (n, k))
+    np.testing.assert_allclose(allocation, expected_allocation, rtol=1e-12)
+    expected_state, expected_profile = world.transition(state, tokens[:, None], expected_allocation, train)
+    np.testing.assert_allclose(new_state, expected_state, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(true_profile, expected_profile, rtol=1e-12)
+    probes = np.stack([np.clip(expected_profile[i] + worlds[i].probe_noise * probe[i], 0, 1) for i in range(n)])
+    np.testing.assert_allclose(profile, probes, rtol=1e-12)
+    np.testing.assert_allclose(delta, probes - previous, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(utility, power_mean(expected_profile, weights, power), rtol=1e-12)
+    np.testing.assert_allclose(read, np.clip(utility + 0.005 * reading, 0, 1), rtol=1e-12)
+    expected_reward, expected_gain, expected_spill, _ = contract.step_feedback(requirement, essential, probes - previous, tokens, 20_000_000, 0.5, 0.01)
+    np.testing.assert_allclose(np.stack([reward, gain, spill]), np.stack([expected_reward, expected_gain, expected_spill]), rtol=1e-10, atol=1e-15)
+
+
+def reference_transition(world, state, tokens, allocation, noise):
+    """The equations of read_env.surrogate.path_world's docstring, in plain numpy, for one world and rows [M, ...]."""
+    k = len(world.capabilities)
+    coefficients = world._response.reshape(k, k, 3)  # [j, i, m]
+    exposure, repaid = state[:, :k], state[:, k:]
+    readiness = 1.0 - np.exp(-exposure / world.readiness_tokens)
+    reached = tokens * allocation * (1.0 + readiness @ world.prerequisites) * np.maximum(0.0, 1.0 + world.train_noise * noise)
+    exposure = exposure * np.exp((allocation - 1.0) * tokens / world.forgetting_tokens) + reached
+    effects = np.einsum("rim,jim->rij", 1.0 - np.exp(exposure[:, :, None] * world._decay_rates), coefficients)  # f_ij
+    harm = np.where(np.eye(k, dtype=bool), 0.0, np.minimum(effects, 0.0)).sum(axis=1)
+    repaid = np.minimum(0.0, harm + repaid) * np.exp(-reached / world.repair_tokens) - harm
+    latent = effects.sum(axis=1) + repaid
+    scale = np.where(latent >= 0.0, world.gap, world.student)
+    return np.concatenate([exposure, repaid], axis=1), world.student + scale * np.tanh(latent / scale)
+
+
+def test_compiled_dynamics_follow_the_documented_equations():
+    rng = np.random.default_rng(5)
+    for world in (PathWorld.paper(), PathWorld.random(rng)):
+        state = world.initial_state((64,))
+        for _ in range(10):
+            allocation, noise = rng.dirichlet(np.full(len(CAPABILITIES), 0.3), 64), rng.standard_normal((64, len(CAPABILITIES)))
+            expected_state, expected_profile = reference_transition(world, state, 2e6, allocation, noise)
+            state, profile = world.transition(state, 2e6, allocation, noise)
+            np.testing.assert_allclose(state, expected_state, rtol=1e-11, atol=1e-9)
+            np.testing.assert_allclose(profile, expected_profile, rtol=1e-11)
+            np.testing.assert_array_equal(profile, world.profile(state))

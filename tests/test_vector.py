@@ -50,8 +50,9 @@ def test_vector_declares_same_step_autoreset_and_batched_spaces():
     assert vector.observation_space.contains(observations)
 
 
-def test_vector_rejects_bad_actions_before_changing_state():
-    vector = make_vector()
+@pytest.mark.parametrize("env_id", ["ReAD-Surrogate-v0", "ReAD-Surrogate-v1"])
+def test_vector_rejects_bad_actions_before_changing_state(env_id):
+    vector = make_vector(env_id)
     vector.reset(seed=0)
     before = vector.unwrapped.state.copy()
     bad = np.zeros((N, 8), dtype=np.float32)

@@ -9,9 +9,10 @@ length-K arrays. Parameters carry a leading axis of length 1 (one world for ever
 rows (a stack of worlds: row ``r`` uses world ``r``); so does ``step_tokens``. Noise arrays with no rows
 mean noise off.
 
-Parameter layout (:func:`parameters`): ``student``, ``gap`` [P, K]; ``cells`` [P, K(i), K(j), 3] (v0's
-``C``); ``decay_rates`` [3] (``-1 / tau_m``); ``prerequisites`` [P, K, K]; ``scalars`` [P, 5]: readiness
-tokens, repair tokens, forgetting tokens, train noise, probe noise.
+Parameter layout (:func:`parameters`): ``student``, ``gap`` [P, K]; ``cells`` [P, K(i), 3, K(j)] (v0's
+``C[i, j, m]`` at ``[i, m, j]``, so that the effects of ``i`` on every ``j`` are contiguous); ``decay_rates`` [3]
+(``-1 / tau_m``); ``prerequisites`` [P, K, K]; ``scalars`` [P, 5]: readiness tokens, repair tokens,
+forgetting tokens, train noise, probe noise.
 """
 
 from __future__ import annotations
@@ -34,65 +35,83 @@ def parameters(world: Any) -> tuple[np.ndarray, ...]:
     """The kernels' parameters of a (possibly stacked) ``PathWorld``, as contiguous float64 arrays."""
     k = len(world.capabilities)
     scalars = np.column_stack([np.reshape(getattr(world, name), -1) for name in SCALARS])
-    arrays = (world.student, world.gap, world.cells, world._decay_rates, world.prerequisites, scalars)
-    shapes = ((-1, k), (-1, k), (-1, k, k, 3), (-1,), (-1, k, k), (-1, len(SCALARS)))
+    cells = np.reshape(world._response, (-1, k, k, 3)).transpose(0, 2, 3, 1)  # v0's [j, 3i + m] -> [i, m, j]
+    arrays = (world.student, world.gap, cells, world._decay_rates, world.prerequisites, scalars)
+    shapes = ((-1, k), (-1, k), (-1, k, 3, k), (-1,), (-1, k, k), (-1, len(SCALARS)))
     return tuple(np.ascontiguousarray(np.reshape(array, shape), dtype=np.float64) for array, shape in zip(arrays, shapes))
 
 
-@numba.njit(cache=True)
-def _responses(exposure: np.ndarray, decay_rates: np.ndarray, out: np.ndarray) -> None:
-    """``1 - exp(-e_i / tau_m)`` [K, 3] of one row's exposures [K]."""
+@numba.njit(cache=True, inline="always")
+def _scratch(k: int, responses: int) -> tuple[np.ndarray, ...]:
+    """Working memory of :func:`_advance_row`: readiness, speed-up, tokens, latent, harm [K]; responses [K, 3]."""
+    return np.empty(k), np.empty(k), np.empty(k), np.empty(k), np.empty(k), np.empty((k, responses))
+
+
+@numba.njit(cache=True, inline="always")
+def _fill_responses(exposure, decay_rates, responses) -> None:
+    """``responses[i, m] = 1 - exp(-e_i / tau_m)`` [K, 3] of one row's exposures [K]."""
     for i in range(exposure.shape[0]):
         for m in range(decay_rates.shape[0]):
-            out[i, m] = 1.0 - np.exp(exposure[i] * decay_rates[m])
+            responses[i, m] = 1.0 - np.exp(exposure[i] * decay_rates[m])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
+def _fill_latent(responses, cells, p, latent, harm) -> None:
+    """``latent[j] = z0_j = sum_i f_ij`` and ``harm[j] = h_j = sum_{i != j} min(0, f_ij)``, with
+    ``f_ij = sum_m responses[i, m] * C[i, j, m]``. The loop over ``j`` is innermost: its accumulators are
+    independent, so it vectorizes without changing the order of any sum."""
+    k = latent.shape[0]
+    latent[:] = 0.0
+    harm[:] = 0.0
+    for i in range(k):
+        for j in range(k):
+            effect = responses[i, 0] * cells[p, i, 0, j] + responses[i, 1] * cells[p, i, 1, j] + responses[i, 2] * cells[p, i, 2, j]
+            latent[j] += effect
+            if i != j:
+                harm[j] += min(effect, 0.0)
+
+
+@numba.njit(cache=True, inline="always")
 def _saturate(latent: float, student: float, gap: float) -> float:
     """``s0 + sigma(z)``: the score of a latent gain (saturating at the teacher, never below 0)."""
     scale = gap if latent >= 0.0 else student
     return student + scale * np.tanh(latent / scale)
 
 
-@numba.njit(cache=True)
-def _advance_row(r, p, state, n, allocation, train_noise, student, gap, cells, decay_rates, prerequisites, scalars, new_state, new_profile, scratch):  # noqa: ANN001, ANN202
+@numba.njit(cache=True, inline="always")
+def _advance_row(r, p, state, n, allocation, train_noise, student, gap, cells, decay_rates, prerequisites, scalars, new_state, new_profile, scratch):
     """Row ``r`` (world ``p``) after spending ``n`` tokens with ``allocation[r]``: writes ``new_state[r]`` and
-    ``new_profile[r]``; ``scratch`` [K, 5] is working memory."""
-    readiness, tokens, responses = scratch[:, 0], scratch[:, 1], scratch[:, 2:]
+    ``new_profile[r]``; ``scratch`` is :func:`_scratch`'s."""
+    readiness, speed, tokens, latent, harm, responses = scratch
     k = allocation.shape[1]
+    readiness_tokens, repair_tokens, noise_scale = scalars[p, READINESS], scalars[p, REPAIR], scalars[p, TRAIN_NOISE]
+    forgetting = n / scalars[p, FORGETTING]
     for q in range(k):
-        readiness[q] = 1.0 - np.exp(-state[r, q] / scalars[p, READINESS])
+        readiness[q] = 1.0 - np.exp(-state[r, q] / readiness_tokens)
+    speed[:] = 0.0
+    for q in range(k):
+        for j in range(k):
+            speed[j] += readiness[q] * prerequisites[p, q, j]
     for j in range(k):
-        speed = 0.0
-        for q in range(k):
-            speed += readiness[q] * prerequisites[p, q, j]
-        tokens[j] = n * allocation[r, j] * (1.0 + speed)
+        tokens[j] = n * allocation[r, j] * (1.0 + speed[j])
         if train_noise.shape[0] > 0:
-            tokens[j] *= max(0.0, 1.0 + scalars[p, TRAIN_NOISE] * train_noise[r, j])
+            tokens[j] *= max(0.0, 1.0 + noise_scale * train_noise[r, j])
+        new_state[r, j] = state[r, j] * np.exp((allocation[r, j] - 1.0) * forgetting) + tokens[j]
+    _fill_responses(new_state[r, :k], decay_rates, responses)
+    _fill_latent(responses, cells, p, latent, harm)
     for j in range(k):
-        new_state[r, j] = state[r, j] * np.exp((allocation[r, j] - 1.0) * (n / scalars[p, FORGETTING])) + tokens[j]
-    _responses(new_state[r, :k], decay_rates, responses)
-    for j in range(k):
-        harm, latent = 0.0, 0.0
-        for i in range(k):
-            effect = 0.0
-            for m in range(responses.shape[1]):
-                effect += responses[i, m] * cells[p, i, j, m]
-            latent += effect
-            if i != j:
-                harm += min(effect, 0.0)
-        repaid = min(0.0, harm + state[r, k + j]) * np.exp(-tokens[j] / scalars[p, REPAIR]) - harm
+        repaid = min(0.0, harm[j] + state[r, k + j]) * np.exp(-tokens[j] / repair_tokens) - harm[j]
         new_state[r, k + j] = repaid
-        new_profile[r, j] = _saturate(latent + repaid, student[p, j], gap[p, j])
+        new_profile[r, j] = _saturate(latent[j] + repaid, student[p, j], gap[p, j])
 
 
 @numba.njit(cache=True)
-def advance(state, step_tokens, allocation, train_noise, student, gap, cells, decay_rates, prerequisites, scalars):  # noqa: ANN001, ANN201
+def advance(state, step_tokens, allocation, train_noise, student, gap, cells, decay_rates, prerequisites, scalars):
     """(states [N, 2K], their noise-free profiles [N, K]) after one step from ``state`` [N, 2K] with
     ``step_tokens`` [1 or N], ``allocation`` [N, K] and ``train_noise`` [N or 0, K] standard normal draws."""
     rows, k = allocation.shape
     new_state, new_profile = np.empty_like(state), np.empty((rows, k))
-    scratch = np.empty((k, 2 + decay_rates.shape[0]))
+    scratch = _scratch(k, decay_rates.shape[0])
     for r in range(rows):
         n = step_tokens[r if step_tokens.shape[0] > 1 else 0]
         p = r if scalars.shape[0] > 1 else 0
@@ -101,27 +120,22 @@ def advance(state, step_tokens, allocation, train_noise, student, gap, cells, de
 
 
 @numba.njit(cache=True)
-def profile(state, student, gap, cells, decay_rates):  # noqa: ANN001, ANN201
+def profile(state, student, gap, cells, decay_rates):
     """Noise-free profiles [N, K] of states [N, 2K]: ``s0 + sigma(z0(e) + q)``, rounded as :func:`advance`'s."""
     rows, k = state.shape[0], student.shape[1]
     out = np.empty((rows, k))
-    responses = np.empty((k, decay_rates.shape[0]))
+    _, _, _, latent, harm, responses = _scratch(k, decay_rates.shape[0])
     for r in range(rows):
         p = r if student.shape[0] > 1 else 0
-        _responses(state[r, :k], decay_rates, responses)
+        _fill_responses(state[r, :k], decay_rates, responses)
+        _fill_latent(responses, cells, p, latent, harm)
         for j in range(k):
-            latent = 0.0
-            for i in range(k):
-                effect = 0.0
-                for m in range(responses.shape[1]):
-                    effect += responses[i, m] * cells[p, i, j, m]
-                latent += effect
-            out[r, j] = _saturate(latent + state[r, k + j], student[p, j], gap[p, j])
+            out[r, j] = _saturate(latent[j] + state[r, k + j], student[p, j], gap[p, j])
     return out
 
 
 @numba.njit(cache=True)
-def _allocation_row(action, r, simplex, temperature, out) -> bool:  # noqa: ANN001
+def _allocation_row(action, r, simplex, temperature, out) -> bool:
     """``out[r]``: the allocation of ``action[r]`` (:func:`read_env.contract.allocation_from_action`'s map);
     False, with ``out[r]`` unspecified, for an action that map rejects."""
     k = action.shape[1]
@@ -152,11 +166,11 @@ def split_step(out: np.ndarray) -> tuple[Any, ...]:
 
 
 @numba.njit(cache=True)
-def env_step(  # noqa: ANN201
+def env_step(
     action, simplex, temperature, state, step_tokens, train_noise, probe_noise, reading_noise, utility_noise,
     previous, requirement, essential_weight, utility_weights, utility_power, cost, beta, cost_weight,
     student, gap, cells, decay_rates, prerequisites, scalars,
-):  # fmt: skip  # noqa: ANN001
+):  # fmt: skip
     """One ``ReAD-Surrogate-v1`` step of N episodes, everything [N, ...] (``step_tokens`` and ``cost`` [1 or N]).
 
     Inputs: ``action`` [N, K]; ``state`` [N, 2K]; standard normal draws ``train_noise``, ``probe_noise``
@@ -176,7 +190,7 @@ def env_step(  # noqa: ANN201
     for r in range(rows):
         if not _allocation_row(action, r, simplex, temperature, allocation):
             return out[:0]
-    scratch = np.empty((k, 2 + decay_rates.shape[0]))
+    scratch = _scratch(k, decay_rates.shape[0])
     for r in range(rows):
         p = r if scalars.shape[0] > 1 else 0
         n = step_tokens[r if step_tokens.shape[0] > 1 else 0]

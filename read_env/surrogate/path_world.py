@@ -51,10 +51,7 @@ from typing import Any
 import numpy as np
 
 from read_env.surrogate import path_kernel
-from read_env.surrogate.world import (
-    NUM_RESPONSES,
-    World,
-)
+from read_env.surrogate.world import World
 
 DEFAULT_REPAIR_FRACTION = 0.25
 """Default ``repair_tokens`` as a fraction of the first calibration budget (5M tokens for the paper's 20M)."""
@@ -107,7 +104,6 @@ class PathWorld(World):
             raise ValueError(f"repair_tokens must be positive, got {self.repair_tokens}")
         if not (np.isfinite(self.readiness_tokens) and self.readiness_tokens > 0):
             raise ValueError(f"readiness_tokens must be positive, got {self.readiness_tokens}")
-        self.cells = np.ascontiguousarray(self._response.reshape(k, k, NUM_RESPONSES).transpose(1, 0, 2))  # v0's C [K(i), K(j), 3]
         self._kernel_parameters = path_kernel.parameters(self)
 
     # ----------------------------------------------------------------------------------------- dynamics
@@ -149,8 +145,7 @@ class PathWorld(World):
         stacked = super().stack(worlds)
         if stacked is worlds[0]:
             return stacked
-        for name in ("prerequisites", "cells"):
-            setattr(stacked, name, np.stack([getattr(world, name) for world in worlds]))
+        stacked.prerequisites = np.stack([world.prerequisites for world in worlds])
         for name in ("repair_tokens", "readiness_tokens"):
             setattr(stacked, name, np.array([[getattr(world, name)] for world in worlds]))
         stacked._kernel_parameters = path_kernel.parameters(stacked)
