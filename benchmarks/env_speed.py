@@ -1,7 +1,9 @@
 """Environment steps per second: the surrogates (v0, v1) against CartPole-v1, and their native vector forms.
 
 Both single environments go through ``gym.make`` with their default wrappers and take a fixed action, so
-the timing is the environment's. Run: ``python benchmarks/env_speed.py [--seconds 3] [--num-envs 1024]``.
+the timing is the environment's. ``--breakdown`` also times v1's parts: a single environment's step and
+reset, and per row of the vector form, its compiled step and its reset (the per-episode draws).
+Run: ``python benchmarks/env_speed.py [--seconds 3] [--num-envs 1024] [--breakdown]``.
 """
 
 from __future__ import annotations
@@ -42,10 +44,41 @@ def vector_steps_per_second(env_id: str, num_envs: int, seconds: float) -> float
     return calls * num_envs / (time.perf_counter() - start)
 
 
+def seconds_per_call(call, seconds: float) -> float:
+    call()
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        call()
+        calls += 1
+    return (time.perf_counter() - start) / calls
+
+
+def v1_breakdown(num_envs: int, seconds: float) -> None:
+    """Microseconds of v1's parts: single step and reset; the vector form's compiled step and reset, per row."""
+    env = gym.make("ReAD-Surrogate-v1").unwrapped
+    env.reset(seed=0)
+    action = np.zeros(env.action_space.shape, dtype=np.float32)
+
+    def step() -> None:
+        env.step(action)
+        env._step = 0  # the same step again: the timing leaves out resets
+
+    print(f"ReAD-Surrogate-v1 single: step {1e6 * seconds_per_call(step, seconds):.2f} us, reset {1e6 * seconds_per_call(env.reset, seconds):.2f} us")
+    vector = gym.make_vec("ReAD-Surrogate-v1", num_envs=num_envs, vectorization_mode="vector_entry_point").unwrapped
+    vector.reset(seed=0)
+    actions = np.zeros((num_envs, env.action_space.shape[0]), dtype=np.float32)
+    first_step = vector.template.step_tokens[np.zeros(num_envs, dtype=int)]
+    rows = np.arange(num_envs)
+    compiled = seconds_per_call(lambda: vector._advance(actions, first_step), seconds)
+    reset = seconds_per_call(lambda: vector._reset_rows(rows, [None] * num_envs, vector._autoreset_options), seconds)
+    print(f"ReAD-Surrogate-v1 vector, per row: compiled step {1e6 * compiled / num_envs:.3f} us, reset {1e6 * reset / num_envs:.2f} us")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per figure")
     parser.add_argument("--num-envs", type=int, default=1024)
+    parser.add_argument("--breakdown", action="store_true", help="also time the parts of a v1 step and reset")
     args = parser.parse_args()
     cartpole = single_steps_per_second("CartPole-v1", args.seconds)
     print(f"machine: {platform.processor() or platform.machine()}, numpy {np.__version__}, gymnasium {gym.__version__}")
@@ -55,6 +88,8 @@ def main() -> None:
         vector = vector_steps_per_second(env_id, args.num_envs, args.seconds)
         print(f"{env_id} (gym.make)         {single:12,.0f} steps/s   ratio to CartPole {single / cartpole:.2f}")
         print(f"{env_id} vector, {args.num_envs} envs {vector:12,.0f} env-steps/s   ratio to CartPole's single env {vector / cartpole:.1f}")
+    if args.breakdown:
+        v1_breakdown(args.num_envs, args.seconds)
 
 
 if __name__ == "__main__":
