@@ -38,6 +38,9 @@ last" beats the reverse order and the mixture.
 Both mechanisms are state dependent, which is what makes allocation sequential: the same tokens are worth
 more once the prerequisites are in place, and harm costs less when repair follows it.
 
+The equations are computed row by row by the compiled kernels of :mod:`read_env.surrogate.path_kernel`
+(``tests/test_surrogate_v1.py`` checks them against a plain-numpy transcription of this docstring).
+
 Calibration: a one-hot run on ``i`` has no exposure to any prerequisite of ``i`` (``m_i = 1``) and repairs no
 harm (``a_j = 0`` for every harmed ``j != i``), so ``q = 0`` and its profile is v0's: over any number of
 steps it reproduces the paper's transfer matrices exactly, with v0's ``C``.
