@@ -32,6 +32,8 @@ MIN_LOGIT_TEMPERATURE = 0.01
 DEFAULT_BETA = 0.5
 DEFAULT_TOP_K = 3
 DEFAULT_COST_WEIGHT = 0.01
+LOGIT_SLACK = 1e-6
+"""Logit actions may exceed [-1, 1] by this much (float rounding of a policy's clipped output)."""
 
 
 def observation_space(num_capabilities: int) -> spaces.Dict:
@@ -64,7 +66,7 @@ def allocation_from_action(action: object, action_mode: str, temperature: float,
     array = action_array(action, shape)
     if action_mode == "logits":
         peak = float(np.abs(array).max())
-        if not peak <= 1.0 + 1e-6:  # also catches NaN
+        if not peak <= 1.0 + LOGIT_SLACK:  # also catches NaN
             problem = "finite" if not np.isfinite(array).all() else "in [-1, 1]"
             raise ValueError(f"logit actions must be {problem}, got {array.tolist()}")
         exponent = np.exp(np.multiply(array, 1.0 / temperature, dtype=np.float64))

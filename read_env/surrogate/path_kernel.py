@@ -22,13 +22,12 @@ from typing import Any
 import numba
 import numpy as np
 
+from read_env.contract import LOGIT_SLACK
 from read_env.tasks import SIMPLEX_ATOL
 from read_env.utility import power_mean_row
 
 READINESS, REPAIR, FORGETTING, TRAIN_NOISE, PROBE_NOISE = range(5)
 SCALARS = ("readiness_tokens", "repair_tokens", "forgetting_tokens", "train_noise", "probe_noise")
-LOGIT_SLACK = 1e-6
-"""Logits may exceed [-1, 1] by this much (as :func:`read_env.contract.allocation_from_action` allows)."""
 
 
 def parameters(world: Any) -> tuple[np.ndarray, ...]:
