@@ -1,6 +1,7 @@
 """The native vector environment equals N single environments with the same seeds."""
 
 import gymnasium as gym
+import numba
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
@@ -40,6 +41,26 @@ def test_vector_equals_single_environments(env_id, kwargs):
                 if "final_utility" in single_info:
                     assert single_info["final_utility"] == info["final_info"]["final_utility"][index]
                 assert_same(env.reset()[0], {k: v[index] for k, v in observations.items()})
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"world": "random", "task": "random"}, {"noise": False, "action_mode": "simplex"}])
+def test_v1_vector_on_two_threads_equals_one_thread(kwargs):
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has one thread here")
+    one, two = make_vector("ReAD-Surrogate-v1", **kwargs), make_vector("ReAD-Surrogate-v1", num_threads=2, **kwargs)
+    assert_same(one.reset(seed=3)[0], two.reset(seed=3)[0])
+    rng = np.random.default_rng(2)
+    for _ in range(45):
+        actions = rng.dirichlet(np.ones(8), N) if kwargs.get("action_mode") == "simplex" else rng.uniform(-1, 1, (N, 8))
+        first, second = one.step(actions.astype(np.float32)), two.step(actions.astype(np.float32))
+        for a, b in zip(first, second):
+            assert_same(a, b)
+
+
+@pytest.mark.parametrize("num_threads", [0, 1.5, True, 10_000])
+def test_bad_thread_counts_are_refused(num_threads):
+    with pytest.raises(ValueError, match="num_threads"):
+        make_vector("ReAD-Surrogate-v1", num_threads=num_threads)
 
 
 def test_vector_declares_same_step_autoreset_and_batched_spaces():

@@ -29,8 +29,10 @@ def draw_episode(
     noise: bool,
     num_steps: int,
     world_class: type[World] = World,
+    out: np.ndarray | None = None,
 ) -> tuple[World, np.ndarray | None]:
-    """The episode's world and its standard normal noise [2 * num_steps + 1, K] (``None`` with noise off).
+    """The episode's world and its standard normal noise [2 * num_steps + 1, K] (``None`` with noise off),
+    written into ``out`` when given (a contiguous float64 array of that shape).
 
     Row ``t`` is step ``t``'s training noise; row ``num_steps + t`` is the probe noise of reading ``t``
     (reading 0 after reset, reading ``t`` after step ``t``).
@@ -40,7 +42,9 @@ def draw_episode(
     """
     if world is None:
         world = resolve_world(world_spec, capabilities, world_seed, rng, world_class)
-    return world, rng.standard_normal((2 * num_steps + 1, len(capabilities))) if noise else None
+    if not noise:
+        return world, None
+    return world, rng.standard_normal((2 * num_steps + 1, len(capabilities)), out=out)
 
 
 def measure(world: World, true_profile: np.ndarray, probe_noise: np.ndarray | None) -> np.ndarray:
@@ -95,8 +99,8 @@ class SurrogateEnv(AllocationEnv):
         """The utility's power for an episode of ``task_name``: always 1 (linear) in v0, nothing drawn."""
         return 1.0
 
-    def draw_utility_readings(self, rng: np.random.Generator) -> np.ndarray | None:
-        """Standard normal noise [num_steps + 1] of the episode's utility readings: none in v0."""
+    def draw_utility_readings(self, rng: np.random.Generator, out: np.ndarray | None = None) -> np.ndarray | None:
+        """Standard normal noise [num_steps + 1] of the episode's utility readings (into ``out`` when given): none in v0."""
         return None
 
     def __init__(

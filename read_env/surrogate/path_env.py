@@ -70,9 +70,9 @@ class PathSurrogateEnv(SurrogateEnv):
             return float(RANDOM_POWERS[int(rng.integers(len(RANDOM_POWERS)))])
         return float(TASKS[task_name].power) if task_name in TASKS else 1.0
 
-    def draw_utility_readings(self, rng: np.random.Generator) -> np.ndarray | None:
-        """Standard normal noise [num_steps + 1] of the utility readings (``None`` with noise off)."""
-        return rng.standard_normal(self.num_steps + 1) if self.noise else None
+    def draw_utility_readings(self, rng: np.random.Generator, out: np.ndarray | None = None) -> np.ndarray | None:
+        """Standard normal noise [num_steps + 1] of the utility readings, into ``out`` when given (``None`` with noise off)."""
+        return rng.standard_normal(self.num_steps + 1, out=out) if self.noise else None
 
     def _begin(self, prepared: dict[str, Any]) -> tuple[np.ndarray, float]:
         self.utility_weights = np.ascontiguousarray(self.requirement, dtype=np.float64)

@@ -164,6 +164,41 @@ def split_step(out: np.ndarray) -> tuple[Any, ...]:
     return (out[..., :k], out[..., k : 2 * k], out[..., 2 * k : 3 * k], out[..., 3 * k : 4 * k], out[..., 4 * k : 6 * k], *out[..., 6 * k :].T)
 
 
+@numba.njit(cache=True, inline="always")
+def _env_step_rows(
+    first, last, action, simplex, temperature, state, step_tokens, train_noise, probe_noise, reading_noise, utility_noise,
+    previous, requirement, essential_weight, utility_weights, utility_power, cost, beta, cost_weight,
+    student, gap, cells, decay_rates, prerequisites, scalars, out, valid,
+):  # fmt: skip
+    """Rows ``first`` to ``last - 1`` of :func:`env_step` into ``out``; ``valid[r]`` False where the action map
+    rejects ``action[r]``."""
+    k = action.shape[1]
+    allocation, profile, delta, true_profile = out[:, :k], out[:, k : 2 * k], out[:, 2 * k : 3 * k], out[:, 3 * k : 4 * k]
+    new_state, numbers = out[:, 4 * k : 6 * k], out[:, 6 * k :]
+    scratch = _scratch(k, decay_rates.shape[0])
+    for r in range(first, last):
+        valid[r] = _allocation_row(action, r, simplex, temperature, allocation)
+        if not valid[r]:
+            continue
+        p = r if scalars.shape[0] > 1 else 0
+        n = step_tokens[r if step_tokens.shape[0] > 1 else 0]
+        _advance_row(r, p, state, n, allocation, train_noise, student, gap, cells, decay_rates, prerequisites, scalars, new_state, true_profile, scratch)
+        gain, spill = 0.0, 0.0
+        for c in range(k):
+            score = true_profile[r, c]
+            if probe_noise.shape[0] > 0:
+                score = min(max(score + scalars[p, PROBE_NOISE] * probe_noise[r, c], 0.0), 1.0)
+            profile[r, c] = score
+            delta[r, c] = score - previous[r, c]
+            gain += requirement[r, c] * delta[r, c]
+            spill += essential_weight[r, c] * max(0.0, -delta[r, c])
+        utility = power_mean_row(true_profile[r], utility_weights[r], utility_power[r])
+        reading = utility if reading_noise.shape[0] == 0 else min(max(utility + utility_noise * reading_noise[r], 0.0), 1.0)
+        numbers[r, 0], numbers[r, 1] = utility, reading
+        numbers[r, 2] = gain - beta * spill - cost_weight * cost[r if cost.shape[0] > 1 else 0]
+        numbers[r, 3], numbers[r, 4] = gain, spill
+
+
 @numba.njit(cache=True)
 def env_step(
     action, simplex, temperature, state, step_tokens, train_noise, probe_noise, reading_noise, utility_noise,
@@ -183,29 +218,30 @@ def env_step(
     the gain and the spillover. No rows (shape [0, 6K + 5]) when the map rejects an action.
     """
     rows, k = action.shape
-    out = np.empty((rows, 6 * k + 5))
-    allocation, profile, delta, true_profile = out[:, :k], out[:, k : 2 * k], out[:, 2 * k : 3 * k], out[:, 3 * k : 4 * k]
-    new_state, numbers = out[:, 4 * k : 6 * k], out[:, 6 * k :]
-    for r in range(rows):
-        if not _allocation_row(action, r, simplex, temperature, allocation):
-            return out[:0]
-    scratch = _scratch(k, decay_rates.shape[0])
-    for r in range(rows):
-        p = r if scalars.shape[0] > 1 else 0
-        n = step_tokens[r if step_tokens.shape[0] > 1 else 0]
-        _advance_row(r, p, state, n, allocation, train_noise, student, gap, cells, decay_rates, prerequisites, scalars, new_state, true_profile, scratch)
-        gain, spill = 0.0, 0.0
-        for c in range(k):
-            score = true_profile[r, c]
-            if probe_noise.shape[0] > 0:
-                score = min(max(score + scalars[p, PROBE_NOISE] * probe_noise[r, c], 0.0), 1.0)
-            profile[r, c] = score
-            delta[r, c] = score - previous[r, c]
-            gain += requirement[r, c] * delta[r, c]
-            spill += essential_weight[r, c] * max(0.0, -delta[r, c])
-        utility = power_mean_row(true_profile[r], utility_weights[r], utility_power[r])
-        reading = utility if reading_noise.shape[0] == 0 else min(max(utility + utility_noise * reading_noise[r], 0.0), 1.0)
-        numbers[r, 0], numbers[r, 1] = utility, reading
-        numbers[r, 2] = gain - beta * spill - cost_weight * cost[r if cost.shape[0] > 1 else 0]
-        numbers[r, 3], numbers[r, 4] = gain, spill
-    return out
+    out, valid = np.empty((rows, 6 * k + 5)), np.empty(rows, dtype=np.bool_)
+    _env_step_rows(
+        0, rows, action, simplex, temperature, state, step_tokens, train_noise, probe_noise, reading_noise, utility_noise,
+        previous, requirement, essential_weight, utility_weights, utility_power, cost, beta, cost_weight,
+        student, gap, cells, decay_rates, prerequisites, scalars, out, valid,
+    )  # fmt: skip
+    return out if valid.all() else out[:0]
+
+
+@numba.njit(cache=True, parallel=True)
+def env_step_threads(
+    threads, action, simplex, temperature, state, step_tokens, train_noise, probe_noise, reading_noise, utility_noise,
+    previous, requirement, essential_weight, utility_weights, utility_power, cost, beta, cost_weight,
+    student, gap, cells, decay_rates, prerequisites, scalars,
+):  # fmt: skip
+    """:func:`env_step` with the rows split into ``threads`` contiguous blocks computed on numba's thread pool;
+    each row is computed by the same code, so the result is bit-identical to :func:`env_step`'s."""
+    rows, k = action.shape
+    out, valid = np.empty((rows, 6 * k + 5)), np.empty(rows, dtype=np.bool_)
+    block = (rows + threads - 1) // threads
+    for chunk in numba.prange(threads):
+        _env_step_rows(
+            chunk * block, min(rows, (chunk + 1) * block), action, simplex, temperature, state, step_tokens, train_noise, probe_noise,
+            reading_noise, utility_noise, previous, requirement, essential_weight, utility_weights, utility_power, cost, beta, cost_weight,
+            student, gap, cells, decay_rates, prerequisites, scalars, out, valid,
+        )  # fmt: skip
+    return out if valid.all() else out[:0]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
@@ -87,19 +88,17 @@ class SurrogateVectorEnv(VectorEnv):
         template = self.template
         shared = prepared.get("_requirement")  # None: the task is random, drawn per row
         spec, world_seed, world = prepared["_world"]
+        if shared:
+            self.task_names[rows], self.utility_weights[rows] = shared
         for row in rows:
             if seeds[row] is not None or self._rngs[row] is None:
                 self._rngs[row], _ = seeding.np_random(seeds[row])
             rng = self._rngs[row]
-            self.task_names[row], self.utility_weights[row] = shared or resolve_requirement(RANDOM_TASK, None, template.capabilities, rng)
+            if not shared:
+                self.task_names[row], self.utility_weights[row] = resolve_requirement(RANDOM_TASK, None, template.capabilities, rng)
             self.utility_power[row] = template.draw_power(rng, self.task_names[row])
-            self._worlds[row], noise = draw_episode(rng, world, spec, world_seed, template.capabilities, template.noise, template.num_steps, template.world_class)
-            if noise is not None:
-                self._noise[row] = noise
-            readings = template.draw_utility_readings(rng)
-            self._reads_utility = readings is not None
-            if readings is not None:
-                self._utility_readings[row] = readings
+            self._worlds[row], _ = draw_episode(rng, world, spec, world_seed, template.capabilities, template.noise, template.num_steps, template.world_class, self._noise[row])
+            self._reads_utility = template.draw_utility_readings(rng, self._utility_readings[row]) is not None
         self.world = template.world_class.stack(self._worlds)
         start_profile = np.broadcast_to(self.world.student, self.requirement.shape)[rows]
         self.requirement[rows] = template.observed_requirement(start_profile, self.utility_weights[rows], self.utility_power[rows])
@@ -169,9 +168,21 @@ class SurrogateVectorEnv(VectorEnv):
 
 class PathSurrogateVectorEnv(SurrogateVectorEnv):
     """The native vector form of ``ReAD-Surrogate-v1``: N :class:`PathSurrogateEnv` episodes in lockstep, each
-    step one call of :func:`~read_env.surrogate.path_kernel.env_step` (as the single environment's)."""
+    step one call of :func:`~read_env.surrogate.path_kernel.env_step` (as the single environment's).
+
+    Args:
+        num_threads: split the rows of a step over this many of numba's threads (1: the calling thread only).
+            Every row is computed by the same code either way, so results do not change.
+        **kwargs: ``num_envs`` and :class:`PathSurrogateEnv`'s arguments.
+    """
 
     env_class = PathSurrogateEnv
+
+    def __init__(self, num_envs: int = 1, num_threads: int = 1, **kwargs: Any) -> None:
+        if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or not 1 <= num_threads <= numba.config.NUMBA_NUM_THREADS:
+            raise ValueError(f"num_threads must be an integer from 1 to {numba.config.NUMBA_NUM_THREADS} (numba's threads), got {num_threads!r}")
+        self.num_threads = int(num_threads)
+        super().__init__(num_envs, **kwargs)
 
     def _advance(self, actions: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, ...]:
         template = self.template
@@ -182,11 +193,12 @@ class PathSurrogateVectorEnv(SurrogateVectorEnv):
         probe_noise = self._noise[self._rows, template.num_steps + self._steps + 1] if template.noise else no_noise
         readings = self._utility_readings[self._rows, self._steps + 1] if self._reads_utility else np.empty(0)
         cost = tokens / template.budget_tokens
-        out = path_kernel.env_step(
+        arguments = (
             action_rows, template.action_mode == "simplex", template.logit_temperature, self.state, tokens.astype(np.float64), train_noise, probe_noise,
             readings, template.utility_noise, self.profile, self.requirement, self._essential_weight, self.utility_weights, self.utility_power,
             cost, template.beta, template.cost_weight, *self.world._kernel_parameters,
         )  # fmt: skip
+        out = path_kernel.env_step(*arguments) if self.num_threads == 1 else path_kernel.env_step_threads(self.num_threads, *arguments)
         if not len(out):
             contract.allocation_from_action(actions, template.action_mode, template.logit_temperature, (self.num_envs, k))  # raises, naming the problem
             raise ValueError(f"actions {np.asarray(actions).tolist()} are not valid {template.action_mode} actions")
