@@ -1,9 +1,11 @@
 """Environment steps per second: the surrogates (v0, v1) against CartPole-v1, and their native vector forms.
 
 Both single environments go through ``gym.make`` with their default wrappers and take a fixed action, so
-the timing is the environment's. ``--breakdown`` also times v1's parts: a single environment's step and
-reset, and per row of the vector form, its compiled step and its reset (the per-episode draws).
-Run: ``python benchmarks/env_speed.py [--seconds 3] [--num-envs 1024] [--breakdown]``.
+the timing is the environment's. ``--num-threads 2`` also times v1's vector form with its rows split over
+two of numba's threads (any other work on the machine then slows every step down). ``--breakdown`` also
+times v1's parts: a single environment's step and reset, and per row of the vector form, its compiled step
+and its reset (the per-episode draws).
+Run: ``python benchmarks/env_speed.py [--seconds 3] [--num-envs 1024] [--num-threads 2] [--breakdown]``.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ def single_steps_per_second(env_id: str, seconds: float, **kwargs) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def vector_steps_per_second(env_id: str, num_envs: int, seconds: float) -> float:
-    env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
+def vector_steps_per_second(env_id: str, num_envs: int, seconds: float, **kwargs) -> float:
+    env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
     env.reset(seed=0)
     actions = np.zeros((num_envs, 8), dtype=np.float32)
     calls, start = 0, time.perf_counter()
@@ -79,6 +81,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per figure")
     parser.add_argument("--num-envs", type=int, default=1024)
     parser.add_argument("--breakdown", action="store_true", help="also time the parts of a v1 step and reset")
+    parser.add_argument("--num-threads", type=int, default=1, help="also time v1's vector form with this many numba threads")
     args = parser.parse_args()
     cartpole = single_steps_per_second("CartPole-v1", args.seconds)
     print(f"machine: {platform.processor() or platform.machine()}, numpy {np.__version__}, gymnasium {gym.__version__}")
@@ -88,6 +91,9 @@ def main() -> None:
         vector = vector_steps_per_second(env_id, args.num_envs, args.seconds)
         print(f"{env_id} (gym.make)         {single:12,.0f} steps/s   ratio to CartPole {single / cartpole:.2f}")
         print(f"{env_id} vector, {args.num_envs} envs {vector:12,.0f} env-steps/s   ratio to CartPole's single env {vector / cartpole:.1f}")
+    if args.num_threads > 1:
+        vector = vector_steps_per_second("ReAD-Surrogate-v1", args.num_envs, args.seconds, num_threads=args.num_threads)
+        print(f"ReAD-Surrogate-v1 vector, {args.num_envs} envs, {args.num_threads} threads {vector:12,.0f} env-steps/s   ratio to CartPole's single env {vector / cartpole:.1f}")
     if args.breakdown:
         v1_breakdown(args.num_envs, args.seconds)
 

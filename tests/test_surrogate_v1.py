@@ -167,11 +167,13 @@ def test_compiled_step_computes_the_numpy_contract_dynamics_and_utility(action_m
     essential = requirement * contract.essential_mask(requirement, 3)
     weights, power = rng.dirichlet(np.ones(k), n), np.array([1.0, 0.5, 0.0, -1.0, 0.0])
     action = rng.uniform(-1, 1, (n, k)).astype(np.float32) if action_mode == "logits" else rng.dirichlet(np.ones(k), n).astype(np.float32)
-    train, probe, reading = rng.standard_normal((n, k)), rng.standard_normal((n, k)), rng.standard_normal(n)
-    tokens = np.array([1e6, 2e6, 3e6, 4e6, 5e6])
+    steps, step_tokens = np.array([0, 3, 1, 4, 2]), np.array([1e6, 2e6, 3e6, 4e6, 5e6])
+    noise, readings = rng.standard_normal((n, 2 * len(step_tokens) + 1, k)), rng.standard_normal((n, len(step_tokens) + 1))
+    train, probe, reading = noise[np.arange(n), steps], noise[np.arange(n), len(step_tokens) + steps + 1], readings[np.arange(n), steps + 1]
+    tokens = step_tokens[steps]
     out = path_kernel.env_step(
-        action, action_mode == "simplex", 0.25, state, tokens, train, probe, reading, 0.005,
-        previous, requirement, essential, weights, power, tokens / 20e6, 0.5, 0.01, *world._kernel_parameters,
+        action, action_mode == "simplex", 0.25, state, steps, step_tokens, 20_000_000, noise, readings, 0.005,
+        previous, requirement, essential, weights, power, 0.5, 0.01, *world._kernel_parameters,
     )  # fmt: skip
     allocation, profile, delta, true_profile, new_state, utility, read, reward, gain, spill = path_kernel.split_step(out)
     expected_allocation = contract.allocation_from_action(action, action_mode, 0.25, (n, k))

@@ -95,7 +95,7 @@ class SurrogateEnv(AllocationEnv):
         """The requirement [..., K] the observation shows: the utility weights themselves in v0."""
         return weights
 
-    def draw_power(self, rng: np.random.Generator, task_name: str) -> float:
+    def draw_power(self, rng: np.random.Generator | None, task_name: str) -> float:
         """The utility's power for an episode of ``task_name``: always 1 (linear) in v0, nothing drawn."""
         return 1.0
 

@@ -58,14 +58,15 @@ class PathSurrogateEnv(SurrogateEnv):
             raise ValueError(f"utility_noise must be a finite number >= 0, got {utility_noise!r}")
         self.utility_noise = float(utility_noise)
         super().__init__(**kwargs)
-        self._token_rows = self.step_tokens.astype(np.float64)[:, None]
-        self._cost_rows = self.step_tokens[:, None] / self.budget_tokens
+        self._kernel_tokens = self.step_tokens.astype(np.float64)
+        self._step_index = np.arange(self.num_steps)[:, None]  # [num_steps, 1]: env_step's steps for one row
 
     task_utility = staticmethod(power_mean)
     observed_requirement = staticmethod(requirement_from_utility)
 
-    def draw_power(self, rng: np.random.Generator, task_name: str) -> float:
-        """The card's power for a named task, 1 for a custom requirement, a draw from ``RANDOM_POWERS`` for a random task."""
+    def draw_power(self, rng: np.random.Generator | None, task_name: str) -> float:
+        """The card's power for a named task, 1 for a custom requirement (``rng`` unused, may be ``None``), a draw
+        from ``RANDOM_POWERS`` for a random task."""
         if task_name == RANDOM_TASK:
             return float(RANDOM_POWERS[int(rng.integers(len(RANDOM_POWERS)))])
         return float(TASKS[task_name].power) if task_name in TASKS else 1.0
@@ -80,11 +81,9 @@ class PathSurrogateEnv(SurrogateEnv):
         self._start_episode(prepared)
         self._utility_readings = self.draw_utility_readings(self.np_random)
         self._set_task(self.task_name, self.observed_requirement(self.world.student, self.utility_weights, self.utility_power))
-        # env_step's per-step rows [num_steps, 1 or 0, ...] (0 rows: noise off) and the task's rows [1, ...]
-        k, steps, noise, readings = len(self.capabilities), self.num_steps, self._noise, self._utility_readings
-        self._train_noise = np.empty((steps, 0, k)) if noise is None else noise[:steps, None]
-        self._probe_noise = np.empty((steps, 0, k)) if noise is None else noise[steps + 1 :, None]
-        self._reading_noise = np.empty((steps, 0)) if readings is None else readings[1:, None]
+        # the episode as env_step's rows [1, ...]: its draws (none: noise off) and its task
+        noise, readings = self._noise, self._utility_readings
+        self._draw_rows = (np.empty((1, 0, len(self.capabilities))) if noise is None else noise[None], np.empty((1, 0)) if readings is None else readings[None])
         self._task_rows = (self.requirement[None], self._essential_weight[None], self.utility_weights[None], np.array([self.utility_power]))
         return self._read_profile()
 
@@ -96,9 +95,9 @@ class PathSurrogateEnv(SurrogateEnv):
         tokens = int(self.step_tokens[t])
         action_rows = np.ascontiguousarray(contract.action_array(action, self._action_shape))[None]
         out = path_kernel.env_step(
-            action_rows, self.action_mode == "simplex", self.logit_temperature, self.state[None], self._token_rows[t], self._train_noise[t],
-            self._probe_noise[t], self._reading_noise[t], self.utility_noise, self.profile[None], *self._task_rows, self._cost_rows[t],
-            self.beta, self.cost_weight, *self.world._kernel_parameters,
+            action_rows, self.action_mode == "simplex", self.logit_temperature, self.state[None], self._step_index[t], self._kernel_tokens,
+            self.budget_tokens, *self._draw_rows, self.utility_noise, self.profile[None], *self._task_rows, self.beta, self.cost_weight,
+            *self.world._kernel_parameters,
         )  # fmt: skip
         if not len(out):
             contract.allocation_from_action(action, self.action_mode, self.logit_temperature, self._action_shape)  # raises, naming the problem
@@ -107,7 +106,7 @@ class PathSurrogateEnv(SurrogateEnv):
         extra = {}
         if t + 1 == self.num_steps:
             extra = {"final_utility": float(utility), "initial_utility": self._true_utility(self.world.student)}
-        return self._record_step(allocation, tokens, profile, delta, float(reading), (reward, gain, spill, float(self._cost_rows[t, 0])), extra)
+        return self._record_step(allocation, tokens, profile, delta, float(reading), (reward, gain, spill, tokens / self.budget_tokens), extra)
 
     def _true_utility(self, profile: np.ndarray) -> float:
         return power_mean_row(profile, self.utility_weights, self.utility_power)  # as env_step computes it

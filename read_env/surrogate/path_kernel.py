@@ -6,8 +6,8 @@ and reward) and :mod:`read_env.surrogate.path_env` (readings). These kernels com
 at a time, so a row's result never depends on how many rows share the call: a vector of environments matches
 single environments bit for bit, and a step costs a few microseconds instead of dozens of numpy calls on
 length-K arrays. Parameters carry a leading axis of length 1 (one world for every row) or of the number of
-rows (a stack of worlds: row ``r`` uses world ``r``); so does ``step_tokens``. Noise arrays with no rows
-mean noise off.
+rows (a stack of worlds: row ``r`` uses world ``r``); so does :func:`advance`'s ``step_tokens``. A noise
+array with an empty draw axis means noise off.
 
 Parameter layout (:func:`parameters`): ``student``, ``gap`` [P, K]; ``cells`` [P, K(i), 3, K(j)] (v0's
 ``C[i, j, m]`` at ``[i, m, j]``, so that the effects of ``i`` on every ``j`` are contiguous); ``decay_rates`` [3]
@@ -78,30 +78,30 @@ def _saturate(latent: float, student: float, gap: float) -> float:
 
 
 @numba.njit(cache=True, inline="always")
-def _advance_row(r, p, state, n, allocation, train_noise, student, gap, cells, decay_rates, prerequisites, scalars, new_state, new_profile, scratch):
-    """Row ``r`` (world ``p``) after spending ``n`` tokens with ``allocation[r]``: writes ``new_state[r]`` and
-    ``new_profile[r]``; ``scratch`` is :func:`_scratch`'s."""
+def _advance_row(p, state, n, allocation, train_noise, student, gap, cells, decay_rates, prerequisites, scalars, new_state, new_profile, scratch):
+    """One row (world ``p``) after spending ``n`` tokens with ``allocation`` [K] from ``state`` [2K]: writes
+    ``new_state`` [2K] and ``new_profile`` [K]; ``train_noise`` [K] or [0] (off); ``scratch`` is :func:`_scratch`'s."""
     readiness, speed, tokens, latent, harm, responses = scratch
-    k = allocation.shape[1]
+    k = allocation.shape[0]
     readiness_tokens, repair_tokens, noise_scale = scalars[p, READINESS], scalars[p, REPAIR], scalars[p, TRAIN_NOISE]
     forgetting = n / scalars[p, FORGETTING]
     for q in range(k):
-        readiness[q] = 1.0 - np.exp(-state[r, q] / readiness_tokens)
+        readiness[q] = 1.0 - np.exp(-state[q] / readiness_tokens)
     speed[:] = 0.0
     for q in range(k):
         for j in range(k):
             speed[j] += readiness[q] * prerequisites[p, q, j]
     for j in range(k):
-        tokens[j] = n * allocation[r, j] * (1.0 + speed[j])
+        tokens[j] = n * allocation[j] * (1.0 + speed[j])
         if train_noise.shape[0] > 0:
-            tokens[j] *= max(0.0, 1.0 + noise_scale * train_noise[r, j])
-        new_state[r, j] = state[r, j] * np.exp((allocation[r, j] - 1.0) * forgetting) + tokens[j]
-    _fill_responses(new_state[r, :k], decay_rates, responses)
+            tokens[j] *= max(0.0, 1.0 + noise_scale * train_noise[j])
+        new_state[j] = state[j] * np.exp((allocation[j] - 1.0) * forgetting) + tokens[j]
+    _fill_responses(new_state[:k], decay_rates, responses)
     _fill_latent(responses, cells, p, latent, harm)
     for j in range(k):
-        repaid = min(0.0, harm[j] + state[r, k + j]) * np.exp(-tokens[j] / repair_tokens) - harm[j]
-        new_state[r, k + j] = repaid
-        new_profile[r, j] = _saturate(latent[j] + repaid, student[p, j], gap[p, j])
+        repaid = min(0.0, harm[j] + state[k + j]) * np.exp(-tokens[j] / repair_tokens) - harm[j]
+        new_state[k + j] = repaid
+        new_profile[j] = _saturate(latent[j] + repaid, student[p, j], gap[p, j])
 
 
 @numba.njit(cache=True)
@@ -110,11 +110,12 @@ def advance(state, step_tokens, allocation, train_noise, student, gap, cells, de
     ``step_tokens`` [1 or N], ``allocation`` [N, K] and ``train_noise`` [N or 0, K] standard normal draws."""
     rows, k = allocation.shape
     new_state, new_profile = np.empty_like(state), np.empty((rows, k))
-    scratch = _scratch(k, decay_rates.shape[0])
+    scratch, off = _scratch(k, decay_rates.shape[0]), np.empty(0)
     for r in range(rows):
         n = step_tokens[r if step_tokens.shape[0] > 1 else 0]
         p = r if scalars.shape[0] > 1 else 0
-        _advance_row(r, p, state, n, allocation, train_noise, student, gap, cells, decay_rates, prerequisites, scalars, new_state, new_profile, scratch)
+        noise = train_noise[r] if train_noise.shape[0] > 0 else off
+        _advance_row(p, state[r], n, allocation[r], noise, student, gap, cells, decay_rates, prerequisites, scalars, new_state[r], new_profile[r], scratch)
     return new_state, new_profile
 
 
@@ -166,51 +167,55 @@ def split_step(out: np.ndarray) -> tuple[Any, ...]:
 
 @numba.njit(cache=True, inline="always")
 def _env_step_rows(
-    first, last, action, simplex, temperature, state, step_tokens, train_noise, probe_noise, reading_noise, utility_noise,
-    previous, requirement, essential_weight, utility_weights, utility_power, cost, beta, cost_weight,
+    first, last, action, simplex, temperature, state, steps, step_tokens, budget_tokens, noise, readings, utility_noise,
+    previous, requirement, essential_weight, utility_weights, utility_power, beta, cost_weight,
     student, gap, cells, decay_rates, prerequisites, scalars, out, valid,
 ):  # fmt: skip
     """Rows ``first`` to ``last - 1`` of :func:`env_step` into ``out``; ``valid[r]`` False where the action map
     rejects ``action[r]``."""
-    k = action.shape[1]
+    k, num_steps = action.shape[1], step_tokens.shape[0]
     allocation, profile, delta, true_profile = out[:, :k], out[:, k : 2 * k], out[:, 2 * k : 3 * k], out[:, 3 * k : 4 * k]
     new_state, numbers = out[:, 4 * k : 6 * k], out[:, 6 * k :]
-    scratch = _scratch(k, decay_rates.shape[0])
+    scratch, off = _scratch(k, decay_rates.shape[0]), np.empty(0)
     for r in range(first, last):
         valid[r] = _allocation_row(action, r, simplex, temperature, allocation)
         if not valid[r]:
             continue
         p = r if scalars.shape[0] > 1 else 0
-        n = step_tokens[r if step_tokens.shape[0] > 1 else 0]
-        _advance_row(r, p, state, n, allocation, train_noise, student, gap, cells, decay_rates, prerequisites, scalars, new_state, true_profile, scratch)
+        t = steps[r]
+        noisy = noise.shape[1] > 0
+        train_noise = noise[r, t] if noisy else off  # row t: step t's training noise
+        _advance_row(p, state[r], step_tokens[t], allocation[r], train_noise, student, gap, cells, decay_rates, prerequisites, scalars, new_state[r], true_profile[r], scratch)
         gain, spill = 0.0, 0.0
         for c in range(k):
             score = true_profile[r, c]
-            if probe_noise.shape[0] > 0:
-                score = min(max(score + scalars[p, PROBE_NOISE] * probe_noise[r, c], 0.0), 1.0)
+            if noisy:  # row num_steps + t + 1: the probe noise of reading t + 1
+                score = min(max(score + scalars[p, PROBE_NOISE] * noise[r, num_steps + t + 1, c], 0.0), 1.0)
             profile[r, c] = score
             delta[r, c] = score - previous[r, c]
             gain += requirement[r, c] * delta[r, c]
             spill += essential_weight[r, c] * max(0.0, -delta[r, c])
         utility = power_mean_row(true_profile[r], utility_weights[r], utility_power[r])
-        reading = utility if reading_noise.shape[0] == 0 else min(max(utility + utility_noise * reading_noise[r], 0.0), 1.0)
+        reading = utility if readings.shape[1] == 0 else min(max(utility + utility_noise * readings[r, t + 1], 0.0), 1.0)
         numbers[r, 0], numbers[r, 1] = utility, reading
-        numbers[r, 2] = gain - beta * spill - cost_weight * cost[r if cost.shape[0] > 1 else 0]
+        numbers[r, 2] = gain - beta * spill - cost_weight * (step_tokens[t] / budget_tokens)
         numbers[r, 3], numbers[r, 4] = gain, spill
 
 
 @numba.njit(cache=True)
 def env_step(
-    action, simplex, temperature, state, step_tokens, train_noise, probe_noise, reading_noise, utility_noise,
-    previous, requirement, essential_weight, utility_weights, utility_power, cost, beta, cost_weight,
+    action, simplex, temperature, state, steps, step_tokens, budget_tokens, noise, readings, utility_noise,
+    previous, requirement, essential_weight, utility_weights, utility_power, beta, cost_weight,
     student, gap, cells, decay_rates, prerequisites, scalars,
 ):  # fmt: skip
-    """One ``ReAD-Surrogate-v1`` step of N episodes, everything [N, ...] (``step_tokens`` and ``cost`` [1 or N]).
+    """One ``ReAD-Surrogate-v1`` step of N episodes, everything [N, ...].
 
-    Inputs: ``action`` [N, K]; ``state`` [N, 2K]; standard normal draws ``train_noise``, ``probe_noise``
-    [N or 0, K] and ``reading_noise`` [N or 0]; the previous measured profile ``previous`` [N, K]; the
+    Inputs: ``action`` [N, K]; ``state`` [N, 2K]; each row's step index ``steps`` [N] into ``step_tokens``
+    [T] (the contract's tokens per step; ``budget_tokens`` prices them); each episode's standard normal
+    draws ``noise`` [N, 2T + 1, K] (``draw_episode``'s layout; [N, 0, K]: noise off) and ``readings`` [N,
+    T + 1] (the utility readings'; [N, 0]: none); the previous measured profile ``previous`` [N, K]; the
     observed requirement and its top-k part ``essential_weight`` [N, K]; the utility's weights [N, K] and
-    powers [N]; the step's budget share ``cost``; the world's parameters.
+    powers [N]; the world's parameters.
 
     Returns one array [N, 6K + 5] (one array: numba boxes each returned array at a cost of microseconds),
     read with :func:`split_step`: the allocation, measured profile, its change, the true profile, the
@@ -220,8 +225,8 @@ def env_step(
     rows, k = action.shape
     out, valid = np.empty((rows, 6 * k + 5)), np.empty(rows, dtype=np.bool_)
     _env_step_rows(
-        0, rows, action, simplex, temperature, state, step_tokens, train_noise, probe_noise, reading_noise, utility_noise,
-        previous, requirement, essential_weight, utility_weights, utility_power, cost, beta, cost_weight,
+        0, rows, action, simplex, temperature, state, steps, step_tokens, budget_tokens, noise, readings, utility_noise,
+        previous, requirement, essential_weight, utility_weights, utility_power, beta, cost_weight,
         student, gap, cells, decay_rates, prerequisites, scalars, out, valid,
     )  # fmt: skip
     return out if valid.all() else out[:0]
@@ -229,8 +234,8 @@ def env_step(
 
 @numba.njit(cache=True, parallel=True)
 def env_step_threads(
-    threads, action, simplex, temperature, state, step_tokens, train_noise, probe_noise, reading_noise, utility_noise,
-    previous, requirement, essential_weight, utility_weights, utility_power, cost, beta, cost_weight,
+    threads, action, simplex, temperature, state, steps, step_tokens, budget_tokens, noise, readings, utility_noise,
+    previous, requirement, essential_weight, utility_weights, utility_power, beta, cost_weight,
     student, gap, cells, decay_rates, prerequisites, scalars,
 ):  # fmt: skip
     """:func:`env_step` with the rows split into ``threads`` contiguous blocks computed on numba's thread pool;
@@ -240,8 +245,8 @@ def env_step_threads(
     block = (rows + threads - 1) // threads
     for chunk in numba.prange(threads):
         _env_step_rows(
-            chunk * block, min(rows, (chunk + 1) * block), action, simplex, temperature, state, step_tokens, train_noise, probe_noise,
-            reading_noise, utility_noise, previous, requirement, essential_weight, utility_weights, utility_power, cost, beta, cost_weight,
+            chunk * block, min(rows, (chunk + 1) * block), action, simplex, temperature, state, steps, step_tokens, budget_tokens, noise,
+            readings, utility_noise, previous, requirement, essential_weight, utility_weights, utility_power, beta, cost_weight,
             student, gap, cells, decay_rates, prerequisites, scalars, out, valid,
         )  # fmt: skip
     return out if valid.all() else out[:0]

@@ -88,20 +88,24 @@ class SurrogateVectorEnv(VectorEnv):
         template = self.template
         shared = prepared.get("_requirement")  # None: the task is random, drawn per row
         spec, world_seed, world = prepared["_world"]
-        if shared:
+        if shared:  # a named task or a custom requirement: the same weights and power for every row, nothing drawn
             self.task_names[rows], self.utility_weights[rows] = shared
+            self.utility_power[rows] = template.draw_power(None, shared[0])
         for row in rows:
             if seeds[row] is not None or self._rngs[row] is None:
                 self._rngs[row], _ = seeding.np_random(seeds[row])
             rng = self._rngs[row]
             if not shared:
                 self.task_names[row], self.utility_weights[row] = resolve_requirement(RANDOM_TASK, None, template.capabilities, rng)
-            self.utility_power[row] = template.draw_power(rng, self.task_names[row])
+                self.utility_power[row] = template.draw_power(rng, RANDOM_TASK)
             self._worlds[row], _ = draw_episode(rng, world, spec, world_seed, template.capabilities, template.noise, template.num_steps, template.world_class, self._noise[row])
             self._reads_utility = template.draw_utility_readings(rng, self._utility_readings[row]) is not None
         self.world = template.world_class.stack(self._worlds)
-        start_profile = np.broadcast_to(self.world.student, self.requirement.shape)[rows]
-        self.requirement[rows] = template.observed_requirement(start_profile, self.utility_weights[rows], self.utility_power[rows])
+        if shared and world is not None:  # one task in one world: every row starts from the same requirement
+            self.requirement[rows] = template.observed_requirement(self.world.student, self.utility_weights[rows[0]], self.utility_power[rows[0]])
+        else:
+            start_profile = np.broadcast_to(self.world.student, self.requirement.shape)[rows]
+            self.requirement[rows] = template.observed_requirement(start_profile, self.utility_weights[rows], self.utility_power[rows])
         self._essential_weight[rows] = self.requirement[rows] * contract.essential_mask(self.requirement[rows], template.top_k)
         # Fresh arrays, not in-place writes: the last step's info still refers to the old ones.
         for name in ("state", "allocation", "delta", "_steps", "tokens_used_total"):
@@ -183,20 +187,17 @@ class PathSurrogateVectorEnv(SurrogateVectorEnv):
             raise ValueError(f"num_threads must be an integer from 1 to {numba.config.NUMBA_NUM_THREADS} (numba's threads), got {num_threads!r}")
         self.num_threads = int(num_threads)
         super().__init__(num_envs, **kwargs)
+        self._kernel_tokens = self.template.step_tokens.astype(np.float64)
 
     def _advance(self, actions: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, ...]:
         template = self.template
         k = len(template.capabilities)
         action_rows = np.ascontiguousarray(contract.action_array(actions, (self.num_envs, k)))
-        no_noise = np.empty((0, k))
-        train_noise = self._noise[self._rows, self._steps] if template.noise else no_noise
-        probe_noise = self._noise[self._rows, template.num_steps + self._steps + 1] if template.noise else no_noise
-        readings = self._utility_readings[self._rows, self._steps + 1] if self._reads_utility else np.empty(0)
-        cost = tokens / template.budget_tokens
         arguments = (
-            action_rows, template.action_mode == "simplex", template.logit_temperature, self.state, tokens.astype(np.float64), train_noise, probe_noise,
-            readings, template.utility_noise, self.profile, self.requirement, self._essential_weight, self.utility_weights, self.utility_power,
-            cost, template.beta, template.cost_weight, *self.world._kernel_parameters,
+            action_rows, template.action_mode == "simplex", template.logit_temperature, self.state, self._steps, self._kernel_tokens,
+            template.budget_tokens, self._noise if template.noise else self._noise[:, :0], self._utility_readings if self._reads_utility else self._utility_readings[:, :0],
+            template.utility_noise, self.profile, self.requirement, self._essential_weight, self.utility_weights, self.utility_power,
+            template.beta, template.cost_weight, *self.world._kernel_parameters,
         )  # fmt: skip
         out = path_kernel.env_step(*arguments) if self.num_threads == 1 else path_kernel.env_step_threads(self.num_threads, *arguments)
         if not len(out):
@@ -204,4 +205,4 @@ class PathSurrogateVectorEnv(SurrogateVectorEnv):
             raise ValueError(f"actions {np.asarray(actions).tolist()} are not valid {template.action_mode} actions")
         allocation, profile, delta, true_profile, state, utility, reading, reward, gain, spill = path_kernel.split_step(out)
         self.state, self.true_profile = np.ascontiguousarray(state), np.ascontiguousarray(true_profile)
-        return np.ascontiguousarray(allocation), np.ascontiguousarray(profile), delta, utility, reading, (reward, gain, spill, cost)
+        return np.ascontiguousarray(allocation), np.ascontiguousarray(profile), delta, utility, reading, (reward, gain, spill, tokens / template.budget_tokens)
