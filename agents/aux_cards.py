@@ -165,7 +165,8 @@ def draw_cards(count: int, split: str, seed: int, capabilities: Sequence[str] = 
     cards: list[TaskCard] = []
     while len(cards) < count:
         card = _draw_card(rng, split, len(cards), capabilities)
-        if card_text(card) not in seen:
-            seen.add(card_text(card))
+        text = card_text(card)
+        if text not in seen:
+            seen.add(text)
             cards.append(card)
     return cards

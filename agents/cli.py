@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from read_env.registration import SURROGATE_ID, SURROGATE_V1_ID
 from read_env.tasks import MULTI_CAPABILITY_TASKS, SINGLE_CAPABILITY_TASKS, TASKS
 
 
@@ -139,7 +140,7 @@ def cmd_fit_world(args: argparse.Namespace) -> int:
     print(f"fitted {len(report['train_episodes'])} episodes: RMS profile error {report['rmse_train_points']:.2f} points "
           f"(no-change prediction {report['no_change_rmse_train_points']:.2f}); "
           + (f"{len(report['heldout_episodes'])} held-out episodes: {heldout:.2f} (no change {report['no_change_rmse_heldout_points']:.2f})" if heldout is not None else "no held-out episode"))
-    env_id = "ReAD-Surrogate-v1" if args.path_terms else "ReAD-Surrogate-v0"
+    env_id = SURROGATE_V1_ID if args.path_terms else SURROGATE_ID
     print(f"wrote {args.output}: gym.make('{env_id}', world='{args.output}', budget_tokens={report['budget_tokens']})")
     return 0
 

@@ -99,10 +99,9 @@ def _keeps_run_folders(env_id: str) -> bool:
     """Whether ``env_id`` is a real-distillation environment (``DistillationEnv`` or a subclass), which writes run folders."""
     from gymnasium.envs.registration import load_env_creator
 
-    from read_env.distill.env import DistillationEnv
-
     creator = load_env_creator(gym.spec(env_id).entry_point)
-    return isinstance(creator, type) and issubclass(creator, DistillationEnv)
+    distill = sys.modules.get("read_env.distill.env")  # imported by load_env_creator when the creator lives there; torch otherwise stays unloaded
+    return distill is not None and isinstance(creator, type) and issubclass(creator, distill.DistillationEnv)
 
 
 def _run_job(job: tuple[str, str, int, int, dict[str, Any]]) -> dict[str, Any]:
@@ -112,7 +111,7 @@ def _run_job(job: tuple[str, str, int, int, dict[str, Any]]) -> dict[str, Any]:
 
     overrides = ctx["overrides"].get(agent_name, {})
     env_kwargs = dict(ctx["env_kwargs"])
-    if _keeps_run_folders(ctx["env_id"]):  # one run folder per episode, started afresh (an agent's state is not checkpointed)
+    if ctx["keeps_run_folders"]:  # one run folder per episode, started afresh (an agent's state is not checkpointed)
         folder = f"{agent_name}-{task}-{budget}-{seed}".replace("/", "_").replace(":", "_")
         run_dir = Path(env_kwargs.get("run_dir", Path(ctx["out_dir"]) / "env")) / folder
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -203,7 +202,7 @@ def run_compare(config: CompareConfig, progress: bool = True) -> dict[str, Any]:
     env_key = _env_key(config)
     done = {record["key"] for record in load_records(out)}
     ctx = {"env_id": config.env_id, "env_kwargs": dict(config.env_kwargs), "num_steps": config.num_steps, "env_key": env_key, "out_dir": str(out),
-           "overrides": {k: dict(v) for k, v in config.agent_overrides.items()}}
+           "overrides": {k: dict(v) for k, v in config.agent_overrides.items()}, "keeps_run_folders": _keeps_run_folders(config.env_id)}
     jobs = [(a, t, int(b), int(s), ctx) for b in config.budgets for t in config.tasks for s in config.seeds for a in agents
             if _job_key(a, t, int(b), int(s), env_key) not in done]
     (out / "config.json").write_text(json.dumps({"agents": agents, "tasks": list(config.tasks), "budgets": [int(b) for b in config.budgets],

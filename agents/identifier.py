@@ -38,6 +38,7 @@ import torch
 from transformers import BertConfig, BertModel
 
 from agents.aux_cards import card_text, draw_cards
+from agents.candidates import top_k_indices
 from read_env.capabilities import PAPER_CAPABILITIES
 from read_env.surrogate.world import World
 from read_env.tasks import TaskCard
@@ -215,7 +216,7 @@ def top_k_overlap(predicted: np.ndarray, true: np.ndarray, top_k: int = 3) -> np
     out = np.empty(len(true))
     for i, (p, t) in enumerate(zip(predicted, true)):
         k = max(1, min(top_k, int((t > 1e-9).sum())))
-        out[i] = len(set(np.argsort(-p, kind="stable")[:k]) & set(np.argsort(-t, kind="stable")[:k])) / k
+        out[i] = len(set(top_k_indices(p, k)) & set(top_k_indices(t, k))) / k
     return out
 
 

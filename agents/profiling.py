@@ -28,6 +28,7 @@ import numpy as np
 
 from agents.base import Setting
 from agents.candidates import candidate_set
+from read_env import contract
 
 DEFAULT_PROFILE_FRACTION = 0.1
 """Profiling tokens as a fraction of the episode budget (the paper's 10% profiling split)."""
@@ -53,12 +54,6 @@ def check_profile_fraction(value: float, allow_zero: bool = True) -> float:
     return float(value)
 
 
-def split_tokens(total: int, count: int) -> list[int]:
-    """``total`` tokens over ``count`` runs: ``total // count`` each, the first ``total % count`` one more."""
-    base, extra = divmod(total, count)
-    return [base + (i < extra) for i in range(count)]
-
-
 def profile(setting: Setting, requirement: np.ndarray, profile_fraction: float, rng: np.random.Generator, top_k: int = 3,
             max_candidates: int = 50, agent_requirement: np.ndarray | None = None) -> list[ProfilingRun]:
     """Profile the static candidates of ``agent_requirement`` (default ``requirement``) [K]; see the module docstring.
@@ -78,7 +73,7 @@ def profile(setting: Setting, requirement: np.ndarray, profile_fraction: float, 
     envs = {}
     runs = []
     try:
-        for allocation, tokens in zip(allocations, split_tokens(total, len(allocations))):
+        for allocation, tokens in zip(allocations, contract.step_tokens(total, len(allocations)).tolist()):
             if tokens not in envs:
                 envs[tokens] = make_env(setting.env_id, "simplex", None, tokens, 1, kwargs)
             env = envs[tokens]

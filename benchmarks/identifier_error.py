@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from agents.aux_cards import draw_cards
+from agents.candidates import top_k_indices
 from agents.identifier import IdentifierConfig, evaluate, train_identifier, true_requirements
 from read_env.surrogate.world import World
 from read_env.tasks import TASKS
@@ -38,7 +39,7 @@ def main() -> None:
         print(f"| {name} | {len(cards)} | {ours['l1']:.3f} | {ours['top3_overlap']:.3f} | {uniform['l1']:.3f} | {uniform['top3_overlap']:.3f} |")
     print()
     for card, identified, true in zip(real, model.requirements(real), true_requirements(real, start, world.capabilities)):
-        top = ", ".join(world.capabilities[i] for i in np.argsort(-identified, kind="stable")[:3])
+        top = ", ".join(world.capabilities[i] for i in top_k_indices(identified, 3))
         print(f"{card.name:20s} L1 {np.abs(identified - true).sum():.2f}  identified top-3: {top}")
 
 

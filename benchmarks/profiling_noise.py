@@ -44,9 +44,10 @@ def main() -> None:
         env = gym.make(ENV_ID, action_mode="simplex", task=TASK, budget_tokens=budget)
         observation, _ = env.reset(seed=0)
         rng = np.random.default_rng(0)
-        profiled = np.array([[run.reward for run in profile(setting, observation["requirement"], DEFAULT_PROFILE_FRACTION, rng)] for _ in range(REPEATS)])
+        repeats = [profile(setting, observation["requirement"], DEFAULT_PROFILE_FRACTION, rng) for _ in range(REPEATS)]
+        profiled = np.array([[run.reward for run in runs] for runs in repeats])
         real = []
-        for run in profile(setting, observation["requirement"], DEFAULT_PROFILE_FRACTION, rng):
+        for run in repeats[0]:
             rewards = []
             for seed in range(REPEATS):
                 env.reset(seed=seed)

@@ -22,7 +22,7 @@ import numpy as np
 from agents.candidates import candidate_set
 from read_env import contract
 from read_env.surrogate import path_world
-from read_env.surrogate.oracle import allocation_library, final_profiles, final_utilities, oracle_schedule
+from read_env.surrogate.oracle import final_profiles, final_utilities, oracle_schedule
 from read_env.surrogate.path_world import PathWorld
 from read_env.surrogate.world import World
 from read_env.tasks import TASKS
@@ -48,9 +48,9 @@ def task_rows(world: World, budget: int, num_steps: int, path: bool) -> list[tup
 
         uniform, static = fixed(np.array([np.full(len(weights), 1 / len(weights)), requirement]))
         grid = fixed(candidate_set(requirement, None, 3)).max()
-        best_fixed = max(grid, fixed(allocation_library(requirement)).max())
-        oracle = oracle_schedule(world, requirement, budget, num_steps, objective=objective, phase_starts=path).utility
-        rows.append((name, 100 * np.array([uniform, static, grid, best_fixed, oracle])))
+        result = oracle_schedule(world, requirement, budget, num_steps, objective=objective, phase_starts=path)
+        best_fixed = max(grid, result.best_fixed_utility)  # the oracle's library of fixed allocations, or the grid
+        rows.append((name, 100 * np.array([uniform, static, grid, best_fixed, result.utility])))
     return rows
 
 
