@@ -185,7 +185,7 @@ def no_change_rmse_points(episodes: Sequence[Episode]) -> float | None:
 
 def _fit_transfer(base: World, episodes: Sequence[Episode]) -> np.ndarray:
     """Least-squares transfer matrices [3, K, K] of the world ``base`` (its forgetting) to ``episodes``."""
-    k, gap = len(base.capabilities), base.teacher - base.student
+    k, gap = len(base.capabilities), base.gap
     exposures = np.concatenate([_exposures(base, episode) for episode in episodes])  # [N, K]
     features = (1.0 - np.exp(-exposures[:, :, None] / base.time_constants)).reshape(len(exposures), -1)  # [N, K*3]
     targets = _unsaturate(np.concatenate([episode.profiles for episode in episodes]) - base.student, base.student, gap)  # [N, K]
@@ -202,8 +202,9 @@ def fit_world(episodes: Sequence[Episode], holdout: float = 0.2, path_terms: boo
     if not 0.0 <= holdout < 1.0:
         raise ValueError(f"holdout must be in [0, 1), got {holdout}")
     every = round(1 / holdout) if holdout > 0 else 0
-    heldout = [episode for index, episode in enumerate(episodes) if every and index % every == every - 1]
-    training = [episode for episode in episodes if all(episode is not other for other in heldout)]
+    held = [bool(every) and index % every == every - 1 for index in range(len(episodes))]
+    heldout = [episode for episode, out in zip(episodes, held) if out]
+    training = [episode for episode, out in zip(episodes, held) if not out]
     if not training:
         raise ValueError("no training episode left: give more episodes or a smaller holdout")
     capabilities = episodes[0].capabilities
