@@ -70,12 +70,6 @@ def power_mean_row(profile: np.ndarray, weights: np.ndarray, power: float) -> fl
     return np.exp(total) if power == 0.0 else np.exp((1.0 / power) * np.log(total))
 
 
-def power_mean_gradient(profile: np.ndarray, weights: np.ndarray, power: float | np.ndarray) -> np.ndarray:
-    """``grad F(s)`` [..., K]: ``a_c * (s_c / F)^(p - 1)`` (>= 0)."""
-    profile, weights, power, batch = _as_rows(profile, weights, power)
-    return _gradient_rows(profile, weights, power).reshape(*batch, -1)
-
-
 def project_to_simplex(vector: np.ndarray) -> np.ndarray:
     """Euclidean projection of ``vector`` [..., K] onto the probability simplex (Duchi et al., 2008)."""
     rows = np.ascontiguousarray(np.asarray(vector, dtype=np.float64).reshape(-1, np.shape(vector)[-1]))

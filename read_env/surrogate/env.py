@@ -80,8 +80,6 @@ class SurrogateEnv(AllocationEnv):
     """
 
     world_class: type[World] = World
-    utility_noise = 0.0
-    """Standard deviation of a task-utility reading (0: ``info["utility"]`` is the true utility)."""
     REPORTS_FINAL_UTILITY = False
     """v1 reports the noise-free ``final_utility`` and ``initial_utility`` in the last step's info."""
 

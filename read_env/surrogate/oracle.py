@@ -71,8 +71,7 @@ def greedy_schedule(world: World, objective: np.ndarray | Objective, library: np
     state = world.initial_state()
     schedule = []
     for tokens in step_tokens:
-        options = world.advance(np.repeat(state[None], len(library), axis=0), float(tokens), library, None)
-        profiles = world.profile(options)
+        options, profiles = world.transition(state, float(tokens), library, None)  # state [S] broadcasts against library [M, K]
         scores = objective(profiles) if callable(objective) else profiles @ objective
         pick = int(np.argmax(scores))
         schedule.append(library[pick])

@@ -23,7 +23,6 @@ the random task's power, the random world, the training and probe noise, the uti
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, SupportsFloat
 
 import numpy as np
@@ -100,13 +99,17 @@ class PathSurrogateEnv(SurrogateEnv):
             *self.world._kernel_parameters,
         )  # fmt: skip
         if not len(out):
-            contract.allocation_from_action(action, self.action_mode, self.logit_temperature, self._action_shape)  # raises, naming the problem
-            raise ValueError(f"action {np.asarray(action).tolist()} is not a valid {self.action_mode} action")
+            self.reject_action(action)
         allocation, profile, delta, self.true_profile, self.state, utility, reading, reward, gain, spill = path_kernel.split_step(out[0])
         extra = {}
         if t + 1 == self.num_steps:
             extra = {"final_utility": float(utility), "initial_utility": self._true_utility(self.world.student)}
         return self._record_step(allocation, tokens, profile, delta, float(reading), (reward, gain, spill, tokens / self.budget_tokens), extra)
+
+    def reject_action(self, action: np.ndarray) -> None:
+        """Raise the contract's error for ``action`` [..., K], one that :func:`path_kernel.env_step` rejected."""
+        contract.allocation_from_action(action, self.action_mode, self.logit_temperature, np.shape(action))  # raises, naming the problem
+        raise ValueError(f"action {np.asarray(action).tolist()} is not a valid {self.action_mode} action")
 
     def _true_utility(self, profile: np.ndarray) -> float:
         return power_mean_row(profile, self.utility_weights, self.utility_power)  # as env_step computes it
@@ -116,7 +119,3 @@ class PathSurrogateEnv(SurrogateEnv):
         if self._utility_readings is None:
             return utility
         return min(max(utility + self.utility_noise * float(self._utility_readings[reading]), 0.0), 1.0)  # as env_step reads it
-
-    def utility_spec(self) -> Mapping[str, Any]:
-        """The episode's utility: ``weights`` [K] and ``power`` (for oracles and diagnostics, not for agents)."""
-        return {"weights": self.utility_weights.copy(), "power": self.utility_power}

@@ -133,14 +133,19 @@ class PathWorld(World):
         return new_state.reshape(*batch, -1), new_profile.reshape(*batch, -1)
 
     # -------------------------------------------------------------------------------------- construction
+    @classmethod
+    def _extend(cls, base: World, **path_terms: Any) -> PathWorld:
+        """A world with ``base``'s v0 parameters and the path terms given as keywords."""
+        return cls(
+            base.capabilities, base.student, base.teacher, base.calibration_budgets, base.transfer, base.forgetting_tokens, base.train_noise, base.probe_noise,
+            **path_terms,
+        )  # fmt: skip
+
     def subset(self, capabilities: Sequence[str]) -> PathWorld:
         """The same world restricted to (and reordered as) ``capabilities``."""
         base = super().subset(capabilities)
         index = [self.capabilities.index(name) for name in base.capabilities]
-        return PathWorld(
-            base.capabilities, base.student, base.teacher, base.calibration_budgets, base.transfer, base.forgetting_tokens, base.train_noise, base.probe_noise,
-            prerequisites=self.prerequisites[index][:, index], repair_tokens=self.repair_tokens, readiness_tokens=self.readiness_tokens,
-        )  # fmt: skip
+        return self._extend(base, prerequisites=self.prerequisites[index][:, index], repair_tokens=self.repair_tokens, readiness_tokens=self.readiness_tokens)
 
     @classmethod
     def stack(cls, worlds: Sequence[PathWorld]) -> PathWorld:
@@ -161,10 +166,7 @@ class PathWorld(World):
         base = World.from_calibration(data)
         prerequisites = data.get("prerequisites")
         matrix = None if prerequisites is None else prerequisite_matrix(prerequisites, base.capabilities)
-        return cls(
-            base.capabilities, base.student, base.teacher, base.calibration_budgets, base.transfer, base.forgetting_tokens, base.train_noise, base.probe_noise,
-            prerequisites=matrix, repair_tokens=data.get("repair_tokens"), readiness_tokens=data.get("readiness_tokens"),
-        )  # fmt: skip
+        return cls._extend(base, prerequisites=matrix, repair_tokens=data.get("repair_tokens"), readiness_tokens=data.get("readiness_tokens"))
 
     @classmethod
     def random(cls, rng: np.random.Generator, around: World | None = None) -> PathWorld:
@@ -178,10 +180,7 @@ class PathWorld(World):
         added = (base.prerequisites == 0) * (rng.random((k, k)) < RANDOM_PREREQUISITE_NEW) * rng.random((k, k))
         prerequisites = np.clip((kept + added) * (1.0 - np.eye(k)), 0.0, MAX_PREREQUISITE_GAIN)
         repair = base.repair_tokens * np.exp(RANDOM_REPAIR_LOG_SCALE * rng.standard_normal())
-        return cls(
-            drawn.capabilities, drawn.student, drawn.teacher, drawn.calibration_budgets, drawn.transfer, drawn.forgetting_tokens, drawn.train_noise, drawn.probe_noise,
-            prerequisites=prerequisites, repair_tokens=repair, readiness_tokens=base.readiness_tokens,
-        )  # fmt: skip
+        return cls._extend(drawn, prerequisites=prerequisites, repair_tokens=repair, readiness_tokens=base.readiness_tokens)
 
     def to_calibration(self) -> dict[str, Any]:
         """This world as calibration data (the inverse of ``from_calibration``), JSON-able."""

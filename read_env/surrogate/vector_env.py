@@ -58,7 +58,6 @@ class SurrogateVectorEnv(VectorEnv):
         self._essential_weight = np.zeros((self.num_envs, k))
         self._noise = np.zeros((self.num_envs, 2 * self.template.num_steps + 1, k))
         self._utility_readings = np.zeros((self.num_envs, self.template.num_steps + 1))
-        self._reads_utility = False
         self.utility_weights = np.zeros((self.num_envs, k))
         self.utility_power = np.ones(self.num_envs)
         self.state = np.zeros((self.num_envs, self.template.world_class.STATE_BLOCKS * k))
@@ -99,7 +98,7 @@ class SurrogateVectorEnv(VectorEnv):
                 self.task_names[row], self.utility_weights[row] = resolve_requirement(RANDOM_TASK, None, template.capabilities, rng)
                 self.utility_power[row] = template.draw_power(rng, RANDOM_TASK)
             self._worlds[row], _ = draw_episode(rng, world, spec, world_seed, template.capabilities, template.noise, template.num_steps, template.world_class, self._noise[row])
-            self._reads_utility = template.draw_utility_readings(rng, self._utility_readings[row]) is not None
+            template.draw_utility_readings(rng, self._utility_readings[row])
         self.world = template.world_class.stack(self._worlds)
         if shared and world is not None:  # one task in one world: every row starts from the same requirement
             self.requirement[rows] = template.observed_requirement(self.world.student, self.utility_weights[rows[0]], self.utility_power[rows[0]])
@@ -187,22 +186,23 @@ class PathSurrogateVectorEnv(SurrogateVectorEnv):
             raise ValueError(f"num_threads must be an integer from 1 to {numba.config.NUMBA_NUM_THREADS} (numba's threads), got {num_threads!r}")
         self.num_threads = int(num_threads)
         super().__init__(num_envs, **kwargs)
-        self._kernel_tokens = self.template.step_tokens.astype(np.float64)
+        # env_step's rows: these arrays are only ever written in place, so the views stay current
+        noise, readings = self._noise, self._utility_readings
+        self._draw_rows = (noise, readings) if self.template.noise else (noise[:, :0], readings[:, :0])
+        self._task_rows = (self.requirement, self._essential_weight, self.utility_weights, self.utility_power)
 
     def _advance(self, actions: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, ...]:
         template = self.template
         k = len(template.capabilities)
         action_rows = np.ascontiguousarray(contract.action_array(actions, (self.num_envs, k)))
         arguments = (
-            action_rows, template.action_mode == "simplex", template.logit_temperature, self.state, self._steps, self._kernel_tokens,
-            template.budget_tokens, self._noise if template.noise else self._noise[:, :0], self._utility_readings if self._reads_utility else self._utility_readings[:, :0],
-            template.utility_noise, self.profile, self.requirement, self._essential_weight, self.utility_weights, self.utility_power,
+            action_rows, template.action_mode == "simplex", template.logit_temperature, self.state, self._steps, template._kernel_tokens,
+            template.budget_tokens, *self._draw_rows, template.utility_noise, self.profile, *self._task_rows,
             template.beta, template.cost_weight, *self.world._kernel_parameters,
         )  # fmt: skip
         out = path_kernel.env_step(*arguments) if self.num_threads == 1 else path_kernel.env_step_threads(self.num_threads, *arguments)
         if not len(out):
-            contract.allocation_from_action(actions, template.action_mode, template.logit_temperature, (self.num_envs, k))  # raises, naming the problem
-            raise ValueError(f"actions {np.asarray(actions).tolist()} are not valid {template.action_mode} actions")
+            template.reject_action(actions)
         allocation, profile, delta, true_profile, state, utility, reading, reward, gain, spill = path_kernel.split_step(out)
         self.state, self.true_profile = np.ascontiguousarray(state), np.ascontiguousarray(true_profile)
         return np.ascontiguousarray(allocation), np.ascontiguousarray(profile), delta, utility, reading, (reward, gain, spill, tokens / template.budget_tokens)
