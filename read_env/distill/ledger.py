@@ -104,14 +104,13 @@ class TokenLedger:
         self.path = Path(path)
         self.entries: list[LedgerEntry] = []
         if self.path.exists():
-            good = []
-            for line in self.path.read_text().splitlines():
+            lines = self.path.read_text().splitlines()
+            for line in lines:
                 try:
                     self.entries.append(LedgerEntry(**json.loads(line)))
-                    good.append(line)
                 except (json.JSONDecodeError, TypeError):
                     break
-            if len(good) != len(self.path.read_text().splitlines()):
+            if len(self.entries) != len(lines):
                 self._rewrite()
 
     def _rewrite(self) -> None:

@@ -40,7 +40,6 @@ def check_model_name(name: str | None, role: str, cache: str | None = None) -> N
 class LoadedModels:
     """What one environment loads once: the pristine student (CPU), tokenizers and the teacher engine."""
 
-    config: DistillerConfig
     device: torch.device
     teacher_path: str
     student: torch.nn.Module
@@ -85,7 +84,7 @@ def load_models(config: DistillerConfig, device: str = "auto", seed: int = 0) ->
         engine, teacher_tokenizer = VLLMEngine(teacher_path, seed), load_tokenizer(teacher_path)
     else:
         engine, teacher_tokenizer = None, load_tokenizer(teacher_path)
-    models = LoadedModels(config, target, teacher_path, load_model(student_path, "cpu", torch.float32),
+    models = LoadedModels(target, teacher_path, load_model(student_path, "cpu", torch.float32),
                           load_tokenizer(student_path), engine, teacher_tokenizer)
     if engine is None:
         from .engines.hf import HFEngine

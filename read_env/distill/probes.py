@@ -154,7 +154,6 @@ class ProbeSuite:
             lps = continuation_logprobs(teacher, pairs, teacher_tok.pad_token_id, batch_size)
             for p, text, lp in zip(chunk, texts, lps):
                 self.references[text_hash(p.text)] = {"text": text, "teacher_logprob": float(lp.mean())}
-        self._cache.clear()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(self.references))
