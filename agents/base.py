@@ -26,8 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
+import read_env  # noqa: F401  (registers the environment ids)
 from read_env import contract
 from read_env.capabilities import PAPER_CAPABILITIES
 from read_env.registration import SURROGATE_ID
@@ -213,3 +215,11 @@ def as_agent(obj: object, setting: Setting, seed: int | None = None) -> Agent:
     if is_sb3_model(obj):
         return SB3Agent(obj, setting, seed)
     raise TypeError(f"{type(obj).__name__} is neither an agents.Agent nor an SB3 model (an object with predict and action_space)")
+
+
+def make_env(env_id: str, action_mode: str, task: str | None, budget_tokens: int, num_steps: int, env_kwargs: Mapping[str, Any] | None = None) -> gym.Env:
+    """``gym.make`` an environment id with the contract's episode keywords (``task=None`` keeps the id's default)."""
+    kwargs = dict(env_kwargs or {})
+    if task is not None:
+        kwargs["task"] = task
+    return gym.make(env_id, action_mode=action_mode, budget_tokens=int(budget_tokens), num_steps=int(num_steps), **kwargs)

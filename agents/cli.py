@@ -59,8 +59,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from agents.registry import make_agent
-    from agents.runner import run_episode
-    from agents.step_log import StepLog
+    from agents.harness.runner import run_episode
+    from agents.harness.step_log import StepLog
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -83,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from agents.compare import CompareConfig, format_summary, run_compare
+    from agents.harness.compare import CompareConfig, format_summary, run_compare
     from agents.registry import AGENTS, DEFAULT_AGENTS
 
     agents: list[str] = []
@@ -108,7 +108,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from agents.ppo import train
+    from agents.policies.ppo import train
 
     train(args.algo, args.timesteps, args.seed, args.out, not args.no_tensorboard, args.checkpoint_every, progress=not args.quiet, env_id=args.env_id,
           world=args.world, budgets=args.budgets)
@@ -132,7 +132,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
 
 
 def cmd_fit_world(args: argparse.Namespace) -> int:
-    from agents.fit_world import fit_world, load_episodes, write_world
+    from read_env.surrogate.fit_world import fit_world, load_episodes, write_world
 
     world, report = fit_world(load_episodes(args.histories), args.holdout, args.path_terms)
     write_world(world, report, args.output)

@@ -38,8 +38,8 @@ class DemoConfig:
 def run_demo(config: DemoConfig) -> dict[str, Any]:
     """Play every agent of ``config`` for one episode; return and write the summary."""
     from agents.registry import make_agent
-    from agents.runner import run_episode
-    from agents.step_log import StepLog
+    from agents.harness.runner import run_episode
+    from agents.harness.step_log import StepLog
 
     out = fresh_run_dir(Path(config.out))
     episodes = {}

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from agents.aioli import AioliAgent
-from agents.bandit import ReadBandit
+from agents.policies.aioli import AioliAgent
+from agents.policies.bandit import ReadBandit
 from agents.base import Agent, Setting
-from agents.baselines import RandomAgent, SingleCapabilityAgent, TaskStaticAgent, UniformAgent
-from agents.exp3 import Exp3Agent
-from agents.grid import GridSearchAgent
-from agents.linucb import LinUCBAgent
-from agents.oracle import OracleAgent
+from agents.policies.baselines import RandomAgent, SingleCapabilityAgent, TaskStaticAgent, UniformAgent
+from agents.policies.exp3 import Exp3Agent
+from agents.policies.grid import GridSearchAgent
+from agents.policies.linucb import LinUCBAgent
+from agents.policies.oracle import OracleAgent
 
 
 def _named(cls: type[Agent], name: str, **fixed: Any) -> Callable[..., Agent]:
@@ -48,7 +48,7 @@ DEFAULT_AGENTS = ("uniform", "task_static", "single", "random", "greedy", "grid"
 def make_agent(name: str, setting: Setting, seed: int | None = None, **overrides: Any) -> Agent:
     """Build a registered agent, or load an SB3 model from ``"ppo:path/to/model.zip"``."""
     if name.startswith(("ppo:", "sb3:")):
-        from agents.ppo import load_sb3_agent
+        from agents.policies.ppo import load_sb3_agent
 
         return load_sb3_agent(name.partition(":")[2], setting, seed)
     if name not in AGENTS:

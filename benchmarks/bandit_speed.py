@@ -4,7 +4,7 @@ Paper defaults: J = 5 members, two hidden layers of 64, Adam lr 1e-3, 200 refit 
 candidates. One "decision + update" = refit all J members on bootstrap resamples of the buffer, then score
 every candidate.
 
-* batched (``agents.ensemble.BatchedEnsemble``): all members in one numpy computation, all candidates at once;
+* batched (``agents.policies.ensemble.BatchedEnsemble``): all members in one numpy computation, all candidates at once;
 * reference (below): ``torch.nn.Sequential`` members trained one by one with ``torch.optim.Adam``, each
   candidate scored one at a time by each member, same hyperparameters.
 
@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 import read_env  # noqa: F401
-from agents.bandit import ReadBandit
+from agents.policies.bandit import ReadBandit
 from agents.base import Setting
-from agents.runner import run_episode
-from agents.stats import mean_ci
+from agents.harness.runner import run_episode
+from agents.harness.stats import mean_ci
 
 
 class ReferenceEnsemble:

@@ -1,6 +1,6 @@
 """Benchmark: the requirement identifier g_phi, trained fresh, against the paper's r = Proj([grad F(s0)]_+).
 
-Trains ``agents.identifier.train_identifier`` with the default ``IdentifierConfig`` on the paper's world (no
+Trains ``agents.policies.identifier.train_identifier`` with the default ``IdentifierConfig`` on the paper's world (no
 cache), then reports its training cost (wall seconds, interventions, probe tokens: all outside the
 distillation budget) and its error on the held-out auxiliary cards and on the 15 task cards of
 ``read_env.tasks``: mean L1 distance (0..2) and top-3 overlap of the essential set (0..1), next to a uniform
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.aux_cards import draw_cards
-from agents.candidates import top_k_indices
-from agents.identifier import IdentifierConfig, evaluate, train_identifier, true_requirements
+from read_env.aux_cards import draw_cards
+from agents.policies.candidates import top_k_indices
+from agents.policies.identifier import IdentifierConfig, evaluate, train_identifier, true_requirements
 from read_env.surrogate.world import World
 from read_env.tasks import TASKS
 

@@ -1,7 +1,7 @@
 """Benchmark: how noisy a profiling reward is, scaled to one episode step, against a real step's reward.
 
 On ``ReAD-Surrogate-v1`` (paper world, math_word_problems, noise on), for each budget: the standard deviation
-of each profiling run's step-scale reward (:func:`agents.profiling.profile`, 40 repeats), the standard
+of each profiling run's step-scale reward (:func:`agents.policies.profiling.profile`, 40 repeats), the standard
 deviation of the reward of a real episode step with the same allocation (40 seeds), and how much the mean
 real-step reward differs across the profiled allocations (the signal the reward model has to find). With noise
 off: the median ratio of a profiling reward to the real step's reward and their correlation over the
@@ -17,7 +17,7 @@ import numpy as np
 
 import read_env  # noqa: F401
 from agents.base import Setting
-from agents.profiling import DEFAULT_PROFILE_FRACTION, profile
+from agents.policies.profiling import DEFAULT_PROFILE_FRACTION, profile
 
 ENV_ID, TASK, REPEATS = "ReAD-Surrogate-v1", "math_word_problems", 40
 

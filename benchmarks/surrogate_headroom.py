@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from agents.candidates import candidate_set
+from agents.policies.candidates import candidate_set
 from read_env import contract
 from read_env.surrogate import path_world
 from read_env.surrogate.oracle import final_profiles, final_utilities, oracle_schedule

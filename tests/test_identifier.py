@@ -5,8 +5,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from agents.aux_cards import card_text, draw_cards
-from agents.identifier import (
+from read_env.aux_cards import card_text, draw_cards
+from agents.policies.identifier import (
     IdentifierConfig,
     evaluate,
     load_identifier,

@@ -233,7 +233,7 @@ def replay_rmse_points(world_data, episodes):
 
 
 def test_fitted_world_reproduces_surrogate_trajectories(tmp_path):
-    from agents.fit_world import fit_world, load_episodes, write_world
+    from read_env.surrogate.fit_world import fit_world, load_episodes, write_world
     from read_env.trajectory import RecordTrajectory
 
     rng = np.random.default_rng(0)
@@ -254,7 +254,7 @@ def test_fitted_world_reproduces_surrogate_trajectories(tmp_path):
 
 
 def test_path_terms_fit_recovers_v1_dynamics_better_than_v0(tmp_path):
-    from agents.fit_world import fit_world, load_episodes, write_world
+    from read_env.surrogate.fit_world import fit_world, load_episodes, write_world
     from read_env.surrogate.path_world import PathWorld
     from read_env.trajectory import RecordTrajectory
 
@@ -278,7 +278,7 @@ def test_path_terms_fit_recovers_v1_dynamics_better_than_v0(tmp_path):
 
 def test_fit_world_cli_on_mini_run_folders(cache, tmp_path, capsys):
     from agents.cli import main
-    from agents.fit_world import load_episodes
+    from read_env.surrogate.fit_world import load_episodes
 
     rng = np.random.default_rng(1)
     for seed in range(3):
@@ -297,7 +297,7 @@ def test_fit_world_cli_on_mini_run_folders(cache, tmp_path, capsys):
 
 
 def test_fit_world_bad_input_is_named(tmp_path):
-    from agents.fit_world import fit_world, load_episodes
+    from read_env.surrogate.fit_world import fit_world, load_episodes
 
     with pytest.raises(FileNotFoundError, match="nowhere"):
         load_episodes([tmp_path / "nowhere"])
@@ -312,7 +312,7 @@ def test_fit_world_bad_input_is_named(tmp_path):
 
 
 def test_compare_gives_every_mini_episode_its_own_run_folder(cache, tmp_path):
-    from agents.compare import CompareConfig, load_records, run_compare
+    from agents.harness.compare import CompareConfig, load_records, run_compare
 
     env_kwargs = {"cache_dir": str(cache), "student": TINY_STUDENT, "probe_items": 12, "eval_items": 12, "run_dir": str(tmp_path / "env")}
     config = CompareConfig(["task_static"], ["math"], [4_000], [0], env_id="ReAD-Mini-v0", env_kwargs=env_kwargs, num_steps=2, out_dir=str(tmp_path / "out"), workers=2)

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from agents.bandit import BanditConfig, ReadBandit
+from agents.policies.bandit import BanditConfig, ReadBandit
 from agents.base import Setting
-from agents.candidates import candidate_set
-from agents.ensemble import BatchedEnsemble
+from agents.policies.candidates import candidate_set
+from agents.policies.ensemble import BatchedEnsemble
 from tests.agents.conftest import observation
 
 TWO = Setting(capabilities=("math", "code"))
@@ -126,7 +126,7 @@ def test_candidate_set_has_perturbations_and_sparse_top_k():
 
 
 def test_persisted_buffer_skips_warmup_in_later_episodes():
-    from agents.runner import run_episode
+    from agents.harness.runner import run_episode
 
     bandit = ReadBandit(Setting(), seed=0, persist_buffer=True, refit_steps=5, batch_size=8, profile_fraction=0.0)
     run_episode(bandit, task="math", seed=0)
@@ -155,7 +155,7 @@ def test_refit_minibatch_is_min_of_batch_size_and_buffer():
 
 
 def test_profiling_fills_the_buffer_at_step_scale_and_skips_the_warmup():
-    from agents.runner import run_episode
+    from agents.harness.runner import run_episode
 
     setting = Setting(env_kwargs={"noise": False})
     bandit = ReadBandit(setting, seed=0, refit_steps=5, batch_size=8)
@@ -170,7 +170,7 @@ def test_profiling_fills_the_buffer_at_step_scale_and_skips_the_warmup():
 
 def test_code_variant_is_manual_r_and_logged_transitions_only():
     from agents.registry import make_agent
-    from agents.runner import run_episode
+    from agents.harness.runner import run_episode
 
     episode, bandit = run_episode(lambda s: make_agent("read_bandit_code", s, seed=0, refit_steps=5), task="coding_assistant", seed=0)
     assert episode.extra["profiling_tokens"] == 0
@@ -179,7 +179,7 @@ def test_code_variant_is_manual_r_and_logged_transitions_only():
 
 
 def test_identifier_requirement_replaces_the_observation(tmp_path):
-    from agents.identifier import IdentifierConfig, load_or_train
+    from agents.policies.identifier import IdentifierConfig, load_or_train
     from read_env.tasks import TASKS
     from tests.agents.conftest import TINY_IDENTIFIER
 

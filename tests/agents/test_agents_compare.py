@@ -3,8 +3,8 @@
 import csv
 import json
 
-import agents.compare as compare_module
-from agents.compare import CompareConfig, load_records, run_compare
+import agents.harness.compare as compare_module
+from agents.harness.compare import CompareConfig, load_records, run_compare
 
 FAST = {"read_bandit": {"refit_steps": 5, "batch_size": 8}}
 

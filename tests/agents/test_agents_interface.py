@@ -134,7 +134,7 @@ def test_profiling_agents_spend_the_same_counted_tokens(env_id):
 def test_profiling_rewards_are_at_the_scale_of_one_episode_step():
     import gymnasium as gym
 
-    from agents.profiling import profile
+    from agents.policies.profiling import profile
 
     env = gym.make("ReAD-Surrogate-v1", action_mode="simplex", noise=False, task="math_word_problems")
     observation, _ = env.reset(seed=0)

@@ -12,7 +12,7 @@ stable_baselines3 = pytest.importorskip("stable_baselines3")
 
 
 def test_short_ppo_learn_save_load_and_evaluate(tmp_path):
-    from agents.ppo import HELD_OUT_WORLD_SEED, train
+    from agents.policies.ppo import HELD_OUT_WORLD_SEED, train
 
     model = train(total_timesteps=256, out_dir=tmp_path, tensorboard=False, n_envs=2, hyperparams={"n_steps": 64, "batch_size": 64, "n_epochs": 2})
     assert (tmp_path / "model.zip").exists()
@@ -52,7 +52,7 @@ def test_cli_train_on_a_fitted_world_file_at_its_budget(tmp_path):
     assert main(["train", "--env-id", "ReAD-Surrogate-v1", "--world", str(world), "--budgets", "1M", "--timesteps", "64", "--out", str(out),
                  "--no-tensorboard", "--checkpoint-every", "0", "--quiet"]) == 0
     assert (out / "model.zip").exists()
-    from agents.ppo import make_train_env
+    from agents.policies.ppo import make_train_env
 
     venv = make_train_env(2, 0, world=str(world), budgets=[1_000_000], env_id="ReAD-Surrogate-v1")
     assert all(e.unwrapped.budget_tokens == 1_000_000 and e.unwrapped.world_spec == str(world) for e in venv.envs)
@@ -70,7 +70,7 @@ def test_rl_zoo3_entry_matches_the_ppo_hyperparameters():
 
     import yaml
 
-    from agents.ppo import N_ENVS, PPO_HYPERPARAMS
+    from agents.policies.ppo import N_ENVS, PPO_HYPERPARAMS
 
     entry = yaml.safe_load((Path(__file__).resolve().parents[2] / "agents" / "hyperparams" / "ppo.yml").read_text())["ReAD-Surrogate-v0"]
     assert entry["n_envs"] == N_ENVS

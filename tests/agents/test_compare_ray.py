@@ -6,7 +6,7 @@ import pytest
 import ray  # the [ray] extra, part of [test]
 
 from agents.cli import main
-from agents.compare import CompareConfig, load_records, run_compare
+from agents.harness.compare import CompareConfig, load_records, run_compare
 
 
 def grid(out, backend="local"):

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_demo_writes_summary_plot_histories_and_tensorboard(tmp_path, monkeypatch, capsys):
-    import agents.runner as runner
+    import agents.harness.runner as runner
     from agents.demo import DemoConfig, run_demo
     from read_env.distill.assets import build_tiny_llama
 

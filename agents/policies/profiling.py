@@ -5,7 +5,7 @@ both are spent outside the distillation budget. Here, before an episode of ``B``
 
 1. the profiling allocations are the static candidate set ``A(tau)`` of the requirement (no previous
    allocation: ``r``, uniform, the one-hots and weighted pairs among the top-k, the top-k triple;
-   :func:`agents.candidates.candidate_set`);
+   :func:`agents.policies.candidates.candidate_set`);
 2. ``P = round(profile_fraction * B)`` profiling tokens are split over the M allocations as the contract
    splits a budget (``P // M`` each, the first ``P % M`` one more), so every agent with the same
    ``profile_fraction`` spends exactly ``P`` tokens whatever M is;
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.base import Setting
-from agents.candidates import candidate_set
+from agents.base import Setting, make_env
+from agents.policies.candidates import candidate_set
 from read_env import contract
 
 DEFAULT_PROFILE_FRACTION = 0.1
@@ -60,7 +60,6 @@ def profile(setting: Setting, requirement: np.ndarray, profile_fraction: float, 
 
     ``requirement`` [K] is the episode's observed one (it sets the profiling rewards).
     """
-    from agents.runner import make_env
 
     check_profile_fraction(profile_fraction, allow_zero=False)
     source = requirement if agent_requirement is None else agent_requirement

@@ -3,7 +3,7 @@
 Features of (context, allocation w): ``phi = [w; w * r; w * s; w * b; 1]`` (4K + 1). Ridge statistics
 ``A = lambda I + sum phi phi^T``, ``b = sum phi R / scale``; choice ``argmax theta . phi + alpha sqrt(phi^T A^-1 phi)``.
 Rewards are divided by a running mean of their absolute value so that ``alpha`` is scale free. With
-``profile_fraction > 0`` the profiling runs of :mod:`agents.profiling` (the static candidates, at the scale of
+``profile_fraction > 0`` the profiling runs of :mod:`agents.policies.profiling` (the static candidates, at the scale of
 one episode step) enter the statistics before the episode; their tokens are reported as ``profiling_tokens``.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from agents.base import Agent, Setting
-from agents.candidates import candidate_set
-from agents.profiling import DEFAULT_PROFILE_FRACTION, check_profile_fraction, profile
+from agents.policies.candidates import candidate_set
+from agents.policies.profiling import DEFAULT_PROFILE_FRACTION, check_profile_fraction, profile
 
 
 @dataclass

@@ -9,7 +9,7 @@ Aioli alternates short probe rounds, which estimate how training on each group c
   ``ds_t ~ A^T w_t`` (``A`` [K, K], row = trained, column = measured; penalty ``ridge``);
 * the gradient of the task gain is ``g = A r``; update ``p <- p * exp(eta * g / max|g|)``, renormalized, and
   mixed with ``floor`` of uniform so that no capability is abandoned;
-* with ``profile_fraction > 0``, the profiling runs of :mod:`agents.profiling` (the static candidates of the
+* with ``profile_fraction > 0``, the profiling runs of :mod:`agents.policies.profiling` (the static candidates of the
   top-k, ``ds`` at the scale of one episode step) enter the regression before the episode, followed by one
   update of ``p``; their tokens are reported as ``profiling_tokens``.
 """
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from agents.base import Agent, Setting
-from agents.profiling import DEFAULT_PROFILE_FRACTION, check_profile_fraction, profile
+from agents.policies.profiling import DEFAULT_PROFILE_FRACTION, check_profile_fraction, profile
 
 
 @dataclass

@@ -3,9 +3,9 @@
 Before the episode:
 
 0. The requirement ``r`` is the observation's (``requirement_source="observation"``: the public code's manual
-   card) or the requirement identifier's ``g_phi(card)`` (``"identifier"``, :mod:`agents.identifier`; the
+   card) or the requirement identifier's ``g_phi(card)`` (``"identifier"``, :mod:`agents.policies.identifier`; the
    episode's task must be a named card). With ``profile_fraction > 0`` (the paper's profiling split,
-   :mod:`agents.profiling`), each static candidate of ``r`` is run once on its share of
+   :mod:`agents.policies.profiling`), each static candidate of ``r`` is run once on its share of
    ``profile_fraction * B`` extra tokens, and those transitions (at the scale of one episode step) fill the
    buffer and pre-train the ensemble; the tokens are reported as ``profiling_tokens``.
 
@@ -13,14 +13,14 @@ Each step t:
 
 1. Context ``x_t = [r_tau; s_t; b_t; rho_t]`` with ``rho_t = [w_{t-1}; gain_feature_scale * ds_{t-1}]``
    (the observation's ``last_allocation`` and ``last_gain``), dimension 4K + 1.
-2. Candidates ``A(tau)`` (:func:`agents.candidates.candidate_set`): local perturbations of the previous
+2. Candidates ``A(tau)`` (:func:`agents.policies.candidates.candidate_set`): local perturbations of the previous
    allocation plus sparse allocations on the top-k required capabilities over a weight grid (<= 50).
 3. While the buffer holds fewer than ``warmup_steps`` transitions: a random candidate (a profiled buffer
    skips the warm-up). Afterwards every candidate is scored at once by the ensemble, ``[J, M]`` predictions of ``h_j(x_t, w)``: mean ``mu``, standard deviation
    ``sigma`` (J - 1 denominator), and the choice is ``argmax mu + kappa * sigma`` (``selection="ucb"``) or
    ``argmax h_j`` for one member j drawn uniformly (``selection="thompson"``).
 4. After the step, ``(x_t, w_t, R_t)`` joins the buffer (``R_t`` times the current calibration slope) and all
-   J members are refit together (:class:`agents.ensemble.BatchedEnsemble`): ``refit_steps`` Adam steps of
+   J members are refit together (:class:`agents.policies.ensemble.BatchedEnsemble`): ``refit_steps`` Adam steps of
    minibatches of ``min(batch_size, n)`` (as the public code) from each member's own bootstrap resample of
    the buffer of n transitions. Targets are standardized by the buffer's mean and standard deviation
    (predictions are mapped back). Members keep their weights between refits (warm start).
@@ -44,9 +44,9 @@ from typing import Any
 import numpy as np
 
 from agents.base import Agent, Setting
-from agents.candidates import DEFAULT_PAIR_WEIGHTS, DEFAULT_PERTURBATIONS, candidate_set
-from agents.ensemble import BatchedEnsemble
-from agents.profiling import DEFAULT_PROFILE_FRACTION, check_profile_fraction, profile
+from agents.policies.candidates import DEFAULT_PAIR_WEIGHTS, DEFAULT_PERTURBATIONS, candidate_set
+from agents.policies.ensemble import BatchedEnsemble
+from agents.policies.profiling import DEFAULT_PROFILE_FRACTION, check_profile_fraction, profile
 from read_env.tasks import TASKS
 
 REQUIREMENT_SOURCES = ("observation", "identifier")
@@ -95,7 +95,7 @@ class BanditConfig:
             raise ValueError(f"requirement_source must be one of {REQUIREMENT_SOURCES}, got {self.requirement_source!r}")
         check_profile_fraction(self.profile_fraction)
         if self.identifier_options:
-            from agents.identifier import IdentifierConfig
+            from agents.policies.identifier import IdentifierConfig
 
             unknown = sorted(set(self.identifier_options) - set(IdentifierConfig.__dataclass_fields__))
             if unknown:
@@ -177,7 +177,7 @@ class ReadBandit(Agent):
 
     def identify(self, info: dict[str, Any]) -> np.ndarray:
         """``g_phi(card)`` [K] of the episode's task card, restricted to this setting's capabilities."""
-        from agents.identifier import IdentifierConfig, load_or_train
+        from agents.policies.identifier import IdentifierConfig, load_or_train
 
         task = info.get("task")
         if task not in TASKS:

@@ -1,7 +1,7 @@
 """``compare``: agents x tasks x budgets x seeds on one environment id, with tables, plots and resume.
 
 Episodes run one after another, on ``workers`` local processes, or as Ray tasks (``backend="ray"``, see
-:mod:`agents.ray_backend`); the results are the same for the same seeds. Every finished episode is
+:mod:`agents.harness.ray_backend`); the results are the same for the same seeds. Every finished episode is
 appended to ``OUT/episodes.jsonl`` at once (one JSON object per line, keyed by
 agent, task, budget, seed and the environment arguments); a run that is interrupted and started again with
 the same output folder skips what is already there. Each ``ReAD-v0`` or ``ReAD-Mini-v0`` episode gets its own run folder
@@ -22,7 +22,7 @@ Metrics (utility in points = 100 x utility units):
   off-target capabilities, points) and ``negative_transfer_rate`` (share of off-target capabilities that
   dropped); off-target = capabilities the task gives weight 0 (all outside the top-3 if none);
 * ``wasted_budget``: share of the budget allocated to off-target capabilities;
-* ``profiling_tokens``: extra tokens spent before the episode (:mod:`agents.profiling`: grid, LinUCB, Aioli and
+* ``profiling_tokens``: extra tokens spent before the episode (:mod:`agents.policies.profiling`: grid, LinUCB, Aioli and
   the ReAD bandit, the same count at the same ``profile_fraction``), as a share of the budget.
 """
 
@@ -40,7 +40,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.stats import mean_ci
+from agents.harness.stats import mean_ci
 
 EPISODES_FILE = "episodes.jsonl"
 
@@ -107,7 +107,7 @@ def _keeps_run_folders(env_id: str) -> bool:
 def _run_job(job: tuple[str, str, int, int, dict[str, Any]]) -> dict[str, Any]:
     agent_name, task, budget, seed, ctx = job
     from agents.registry import make_agent
-    from agents.runner import run_episode
+    from agents.harness.runner import run_episode
 
     overrides = ctx["overrides"].get(agent_name, {})
     env_kwargs = dict(ctx["env_kwargs"])
@@ -166,7 +166,7 @@ def load_records(out_dir: str | Path) -> list[dict[str, Any]]:
 def _finished_episodes(jobs: list[tuple], config: CompareConfig) -> Iterator[dict[str, Any]]:
     """The records of ``jobs`` as they finish, on the configured backend."""
     if config.backend == "ray":
-        from agents.ray_backend import run_on_ray
+        from agents.harness.ray_backend import run_on_ray
 
         yield from run_on_ray(_run_job, jobs, config.address, config.gpus_per_episode)
     elif config.workers > 1:
@@ -190,7 +190,7 @@ def _finished_episodes(jobs: list[tuple], config: CompareConfig) -> Iterator[dic
 def run_compare(config: CompareConfig, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) the comparison, then write and return the tables; see the module docstring."""
     from agents.base import Setting
-    from agents.oracle import oracle_available
+    from agents.policies.oracle import oracle_available
 
     if config.backend not in ("local", "ray"):
         raise ValueError(f"unknown backend {config.backend!r}; expected 'local' or 'ray'")
@@ -235,7 +235,7 @@ def run_compare(config: CompareConfig, progress: bool = True) -> dict[str, Any]:
     records = list({r["key"]: r for r in records}.values())
     tables = summarize(records, agents)
     write_tables(tables, out)
-    from agents.plots import plot_all
+    from agents.harness.plots import plot_all
 
     plot_all(records, tables, agents, out)
     return tables

@@ -1,8 +1,8 @@
 """Grid-searched fixed allocation: the best candidate of ``A(tau)`` on a small profiling budget.
 
-Before the episode, each static candidate (:func:`agents.candidates.candidate_set` without a previous allocation: r, uniform,
+Before the episode, each static candidate (:func:`agents.policies.candidates.candidate_set` without a previous allocation: r, uniform,
 one-hots and pairs on the top-k, the top-k triple) is profiled in its own short episode of the same
-environment id (:func:`agents.profiling.profile`: ``profile_fraction * budget_tokens`` tokens in all, one step
+environment id (:func:`agents.policies.profiling.profile`: ``profile_fraction * budget_tokens`` tokens in all, one step
 each, fresh student, seeds from the agent's generator); the candidate with the best step-scale proxy reward
 is played for the whole episode. The profiling tokens are extra spending, reported as ``profiling_tokens``
 (the paper profiles on a 10% split).
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from agents.base import Agent, Setting
-from agents.profiling import DEFAULT_PROFILE_FRACTION, check_profile_fraction, profile
+from agents.policies.profiling import DEFAULT_PROFILE_FRACTION, check_profile_fraction, profile
 
 
 @dataclass

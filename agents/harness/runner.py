@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 
 import read_env  # noqa: F401  (registers the environment ids)
-from agents.base import Agent, Setting, as_agent, is_sb3_model, sb3_action_mode
+from agents.base import Agent, Setting, as_agent, is_sb3_model, make_env, sb3_action_mode
 from read_env.records import step_record
 from read_env.registration import SURROGATE_ID
 
@@ -48,13 +48,6 @@ class Episode:
     @property
     def final_profile(self) -> list[float]:
         return self.steps[-1]["profile"] if self.steps else self.initial_profile
-
-
-def make_env(env_id: str, action_mode: str, task: str | None, budget_tokens: int, num_steps: int, env_kwargs: Mapping[str, Any] | None = None) -> gym.Env:
-    kwargs = dict(env_kwargs or {})
-    if task is not None:
-        kwargs["task"] = task
-    return gym.make(env_id, action_mode=action_mode, budget_tokens=int(budget_tokens), num_steps=int(num_steps), **kwargs)
 
 
 def run_episode(
