@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from agents.policies.ado import AdoAgent
 from agents.policies.aioli import AioliAgent
 from agents.policies.bandit import ReadBandit
 from agents.base import Agent, Setting
@@ -39,10 +40,11 @@ AGENTS: dict[str, Callable[..., Agent]] = {
     "exp3": _named(Exp3Agent, "exp3"),
     "aioli": _named(AioliAgent, "aioli"),
     "linucb": _named(LinUCBAgent, "linucb"),
+    "ado": _named(AdoAgent, "ado"),
     "oracle": _named(OracleAgent, "oracle"),
     "best_fixed": _named(OracleAgent, "best_fixed", fixed=True),
 }
-DEFAULT_AGENTS = ("uniform", "task_static", "single", "random", "greedy", "grid", "exp3", "aioli", "linucb", "read_bandit", "oracle")
+DEFAULT_AGENTS = ("uniform", "task_static", "single", "random", "greedy", "grid", "exp3", "aioli", "linucb", "ado", "read_bandit", "oracle")
 
 
 def make_agent(name: str, setting: Setting, seed: int | None = None, **overrides: Any) -> Agent:
