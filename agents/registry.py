@@ -14,6 +14,7 @@ from agents.policies.exp3 import Exp3Agent
 from agents.policies.grid import GridSearchAgent
 from agents.policies.linucb import LinUCBAgent
 from agents.policies.oracle import OracleAgent
+from agents.policies.tscl import TSCLAgent
 
 
 def _named(cls: type[Agent], name: str, **fixed: Any) -> Callable[..., Agent]:
@@ -41,10 +42,11 @@ AGENTS: dict[str, Callable[..., Agent]] = {
     "aioli": _named(AioliAgent, "aioli"),
     "linucb": _named(LinUCBAgent, "linucb"),
     "ado": _named(AdoAgent, "ado"),
+    "tscl": _named(TSCLAgent, "tscl"),
     "oracle": _named(OracleAgent, "oracle"),
     "best_fixed": _named(OracleAgent, "best_fixed", fixed=True),
 }
-DEFAULT_AGENTS = ("uniform", "task_static", "single", "random", "greedy", "grid", "exp3", "aioli", "linucb", "ado", "read_bandit", "oracle")
+DEFAULT_AGENTS = ("uniform", "task_static", "single", "random", "greedy", "grid", "exp3", "aioli", "linucb", "ado", "tscl", "read_bandit", "oracle")
 
 
 def make_agent(name: str, setting: Setting, seed: int | None = None, **overrides: Any) -> Agent:

@@ -71,14 +71,14 @@ def test_agent_built_for_fewer_capabilities_rejects_full_observation():
         agent.reset(observation(8))
 
 
-@pytest.mark.parametrize("name", ["read_bandit", "random", "exp3", "aioli", "linucb", "ado", "grid", "read_bandit_thompson"])
+@pytest.mark.parametrize("name", ["read_bandit", "random", "exp3", "aioli", "linucb", "ado", "tscl", "grid", "read_bandit_thompson"])
 def test_seeded_runs_are_reproducible(name):
     runs = [run_episode(lambda s: make_agent(name, s, seed=7, **fast(name)), task="science_qa", seed=2)[0] for _ in range(2)]
     assert [s["allocation"] for s in runs[0].steps] == [s["allocation"] for s in runs[1].steps]
     assert runs[0].final_utility == runs[1].final_utility
 
 
-@pytest.mark.parametrize("name", ["read_bandit", "read_bandit_thompson", "random", "exp3", "aioli", "linucb", "ado", "grid", "oracle"])
+@pytest.mark.parametrize("name", ["read_bandit", "read_bandit_thompson", "random", "exp3", "aioli", "linucb", "ado", "tscl", "grid", "oracle"])
 def test_save_load_round_trip_gives_identical_actions(name, tmp_path):
     import gymnasium as gym
 

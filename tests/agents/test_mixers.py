@@ -1,10 +1,11 @@
-"""The online mixers of the literature (ADO): each update rule on a case computed by hand."""
+"""The online mixers of the literature (ADO, TSCL): each update rule on a case computed by hand."""
 
 import numpy as np
 import pytest
 
 from agents import Setting, make_agent
 from agents.policies.ado import fit_power_law
+from agents.policies.tscl import window_slopes
 
 THREE = Setting(capabilities=("math", "code", "reasoning"))
 
@@ -49,8 +50,35 @@ def test_ado_plays_the_prior_until_it_can_fit_and_tracks_the_history():
     np.testing.assert_allclose(agent.act(three_observation(budget_left=0.9)), [0.5, 0.5, 0.0])
 
 
+def test_tscl_window_slope_and_epsilon_greedy_on_the_largest_absolute_slope():
+    # Steps 0, 1, 2 (centred -1, 0, 1; sum of squares 2): slope = (s(2) - s(0)) / 2.
+    # math 0.1 -> 0.4: 0.15; code 0.5, 0.5, 0.1: -0.2 (forgetting); reasoning 0 -> 1: 0.5 but r = 0, not an arm.
+    # argmax |slope| over the arms {math, code} is code: w = 0.9 e_code + 0.1 / 2 on the arms = (0.05, 0.95, 0).
+    scores = np.array([[0.1, 0.5, 0.0], [0.2, 0.5, 0.5], [0.4, 0.1, 1.0]])
+    np.testing.assert_allclose(window_slopes(scores), [0.15, -0.2, 0.5])
+    agent = make_agent("tscl", THREE, seed=0)
+    agent.reset(three_observation(profile=scores[0]))
+    for before, after in zip(scores[:-1], scores[1:]):
+        agent.observe(three_observation(profile=before), np.array([0.5, 0.5, 0.0]), 0.0, three_observation(profile=after), {})
+    np.testing.assert_allclose(agent.act(three_observation(profile=scores[-1])), [0.05, 0.95, 0.0])
+
+
+def test_tscl_starts_with_every_arm_tied_and_keeps_to_the_window():
+    # Scores math 0.1, 0.5, 0.5 and code 0.5, 0.5, 0.4: over all three steps the slopes are 0.2 and -0.05 (math
+    # wins); a window of 2 keeps the last two, slopes 0 and -0.1, so code wins.
+    for window, expected in [(10, [0.95, 0.05, 0.0]), (2, [0.05, 0.95, 0.0])]:
+        agent = make_agent("tscl", THREE, seed=0, window=window)
+        agent.reset(three_observation(profile=(0.1, 0.5, 0.5)))
+        first = agent.act(three_observation(profile=(0.1, 0.5, 0.5)))  # one score: every slope is 1, a random arm
+        assert sorted(first.tolist()) == pytest.approx([0.0, 0.05, 0.95]) and first[2] == 0.0
+        for before, after in [((0.1, 0.5, 0.5), (0.5, 0.5, 0.5)), ((0.5, 0.5, 0.5), (0.5, 0.4, 0.5))]:
+            agent.observe(three_observation(profile=before), first, 0.0, three_observation(profile=after), {})
+        np.testing.assert_allclose(agent.act(three_observation(profile=(0.5, 0.4, 0.5))), expected)
+
+
 @pytest.mark.parametrize("name, options, message", [
     ("ado", {"floor": 0.5}, "floor"),
+    ("tscl", {"window": 1}, "window"),
 ])
 def test_mixers_refuse_bad_hyperparameters(name, options, message):
     with pytest.raises(ValueError, match=message):
