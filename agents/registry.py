@@ -14,6 +14,7 @@ from agents.policies.exp3 import Exp3Agent
 from agents.policies.grid import GridSearchAgent
 from agents.policies.linucb import LinUCBAgent
 from agents.policies.oracle import OracleAgent
+from agents.policies.skill_it import SkillItAgent
 from agents.policies.tscl import TSCLAgent
 
 
@@ -43,10 +44,11 @@ AGENTS: dict[str, Callable[..., Agent]] = {
     "linucb": _named(LinUCBAgent, "linucb"),
     "ado": _named(AdoAgent, "ado"),
     "tscl": _named(TSCLAgent, "tscl"),
+    "skill_it": _named(SkillItAgent, "skill_it"),
     "oracle": _named(OracleAgent, "oracle"),
     "best_fixed": _named(OracleAgent, "best_fixed", fixed=True),
 }
-DEFAULT_AGENTS = ("uniform", "task_static", "single", "random", "greedy", "grid", "exp3", "aioli", "linucb", "ado", "tscl", "read_bandit", "oracle")
+DEFAULT_AGENTS = ("uniform", "task_static", "single", "random", "greedy", "grid", "exp3", "aioli", "linucb", "ado", "tscl", "skill_it", "read_bandit", "oracle")
 
 
 def make_agent(name: str, setting: Setting, seed: int | None = None, **overrides: Any) -> Agent:

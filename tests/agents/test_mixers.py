@@ -1,10 +1,11 @@
-"""The online mixers of the literature (ADO, TSCL): each update rule on a case computed by hand."""
+"""The online mixers of the literature (ADO, TSCL, Skill-It): each update rule on a case computed by hand."""
 
 import numpy as np
 import pytest
 
 from agents import Setting, make_agent
 from agents.policies.ado import fit_power_law
+from agents.policies.skill_it import skills_graph
 from agents.policies.tscl import window_slopes
 
 THREE = Setting(capabilities=("math", "code", "reasoning"))
@@ -76,9 +77,34 @@ def test_tscl_starts_with_every_arm_tied_and_keeps_to_the_window():
         np.testing.assert_allclose(agent.act(three_observation(profile=(0.5, 0.4, 0.5))), expected)
 
 
+def test_skill_it_graph_is_the_positive_relative_loss_decrease_scaled_to_one():
+    # nll at s0 = (0.5, 0.25): L0 = (ln 2, ln 4) = (0.6931, 1.3863), -dL/ds = 1/s = (2, 4), so both columns are
+    # scaled by 2 / ln 2 = 4 / ln 4 = 2.8854: T = [[0.02, 0.01], [-0.01, 0.04]] -> [[0.0577, 0.0289], [-0.0289, 0.1154]]
+    # -> positive part / 0.1154 = [[0.5, 0.25], [0, 1]].
+    start = np.array([0.5, 0.25])
+    transfer = np.array([[0.02, 0.01], [-0.01, 0.04]])
+    graph = skills_graph(transfer, 1.0 / start, -np.log(start))
+    np.testing.assert_allclose(graph, [[0.5, 0.25], [0.0, 1.0]])
+
+
+def test_skill_it_mixture_is_the_softmax_of_the_propagated_window_mean_loss():
+    # m = r / max r = (1/3, 1); the last 3 losses (1, 2), (1, 1), (1, 0) average (1, 1) (the first, (9, 9), is out of
+    # the window); A (m * L) = (0.5/3 + 0.25, 1) = (0.416667, 1); eta 0.8 -> logits (0.333333, 0.8);
+    # softmax = (1, e^0.466667) / (1 + e^0.466667) = (0.385405, 0.614595).
+    agent = make_agent("skill_it", Setting(capabilities=("math", "code")), seed=0)
+    agent.graph = np.array([[0.5, 0.25], [0.0, 1.0]])
+    agent.target = np.array([1 / 3, 1.0])
+    agent.losses = [np.array([9.0, 9.0]), np.array([1.0, 2.0]), np.array([1.0, 1.0]), np.array([1.0, 0.0])]
+    observation = {"profile": np.full(2, 0.5), "requirement": np.array([0.25, 0.75]), "budget_left": np.array([0.5]),
+                   "last_allocation": np.full(2, 0.5), "last_gain": np.zeros(2)}
+    np.testing.assert_allclose(agent.act(observation), [0.385405, 0.614595], atol=1e-6)
+
+
 @pytest.mark.parametrize("name, options, message", [
     ("ado", {"floor": 0.5}, "floor"),
     ("tscl", {"window": 1}, "window"),
+    ("skill_it", {"loss": "hinge"}, "loss"),
+    ("skill_it", {"profile_fraction": 0.0}, "profile_fraction"),
 ])
 def test_mixers_refuse_bad_hyperparameters(name, options, message):
     with pytest.raises(ValueError, match=message):
