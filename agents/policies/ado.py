@@ -109,7 +109,6 @@ class AdoAgent(Agent):
         self.history = self.prior.copy()
         self.spent: list[float] = []  # n_t, share of the budget spent
         self.losses: list[np.ndarray] = []  # L_t = 1 - s_t [K]
-        self.law: PowerLaw | None = None
 
     def policy(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         return self.p
@@ -120,13 +119,12 @@ class AdoAgent(Agent):
         self.spent.append(1.0 - float(next_observation["budget_left"][0]))
         self.losses.append(1.0 - next_observation["profile"])
         steps = len(self.spent)
-        if steps < c.min_points or self.spent[-1] <= 0:
-            return
-        self.law = fit_power_law(np.array(self.spent), np.array(self.losses), self.alphas)
-        self.p = self.step(self.law.speed(self.spent[-1]), steps)
+        if steps >= c.min_points:
+            law = fit_power_law(np.array(self.spent), np.array(self.losses), self.alphas)
+            self.p = self.step(law.speed(self.spent[-1]), steps)
 
     def step(self, speed: np.ndarray, steps: int) -> np.ndarray:
-        """One ADO update from the forecast speeds [K] after ``steps`` steps: returns the next mixture [K]."""
+        """One ADO update from the forecast speeds [K] after ``steps`` steps: moves ``pbar``, returns the next mixture [K]."""
         c = self.config
         score = self.prior * speed * self.history ** c.history_power
         rho = score / score.sum() if score.sum() > 0 else self.prior
