@@ -22,8 +22,8 @@ Metrics (utility in points = 100 x utility units):
   off-target capabilities, points) and ``negative_transfer_rate`` (share of off-target capabilities that
   dropped); off-target = capabilities the task gives weight 0 (all outside the top-3 if none);
 * ``wasted_budget``: share of the budget allocated to off-target capabilities;
-* ``profiling_tokens``: extra tokens spent before the episode (:mod:`agents.policies.profiling`: grid, LinUCB, Aioli and
-  the ReAD bandit, the same count at the same ``profile_fraction``), as a share of the budget.
+* ``profiling_tokens``: extra tokens spent before the episode (:mod:`agents.policies.profiling`: grid, LinUCB, Aioli,
+  Skill-It and the ReAD bandit, the same count at the same ``profile_fraction``), as a share of the budget.
 """
 
 from __future__ import annotations

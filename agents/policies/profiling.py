@@ -1,4 +1,4 @@
-"""Profiling runs before an episode, shared by every agent that profiles (grid, LinUCB, Aioli, the ReAD bandit).
+"""Profiling runs before an episode, shared by every agent that profiles (grid, LinUCB, Aioli, Skill-It, the ReAD bandit).
 
 The paper trains the bandit's reward model on a profiling split and grid-searches fixed allocations on it;
 both are spent outside the distillation budget. Here, before an episode of ``B`` tokens in ``T`` steps:
