@@ -24,7 +24,9 @@ with ``h = pbar = p = mu`` at the start, ``floor = 0.01``, ``p = mu`` (and ``pba
 points are in (the code's ``start_step``), and ``rho = mu`` when every forecast speed is 0. The public code fits
 ``log L`` with a Huber loss by L-BFGS from a grid of starts, after a Savitzky-Golay filter of the training
 loss; with at most ``T`` points a step, the fit here is exact least squares on ``L`` for each ``alpha`` of a
-grid (0.05 to 0.8 by 0.05; for fixed ``alpha`` the model is linear in ``eps, beta``), keeping the best.
+grid (0.05 to 0.8 by 0.05; for fixed ``alpha`` the model is linear in ``eps, beta``), keeping the best. Its
+bounds on the log-space parameters (irreducible loss at least ``e^0.5`` nats, log-scale at most 6.5) are for
+Pile losses and are not carried over; ``eps, beta >= 0`` are kept.
 """
 
 from __future__ import annotations

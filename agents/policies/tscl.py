@@ -22,8 +22,8 @@ Window has neither problem. Equations, after step t (scores ``s_k(0) ... s_k(t)`
     a       = argmax_{k in arms} |slope_k|                                    (ties broken at random)
     w       = (1 - epsilon) e_a + epsilon / |arms| on the arms, 0 elsewhere
 
-Constants of the public code: ``window_size = 10``, ``epsilon = 0.1`` (its defaults; the paper's runs use the
-absolute slope, ``--abs``).
+Constants of the public code: ``window_size = 10``, ``epsilon = 0.1`` (its defaults). The absolute slope is
+the paper's rule; the code runs every teacher with and without it (``--abs``).
 """
 
 from __future__ import annotations
