@@ -83,15 +83,21 @@ class SurrogateEnv(AllocationEnv):
     REPORTS_FINAL_UTILITY = False
     """v1 reports the noise-free ``final_utility`` and ``initial_utility`` in the last step's info."""
 
+    utility_family = "scores"
+    """The utility family (:mod:`read_env.utility`): v0's is the scores family at power 1, ``weights . s``."""
+
     @staticmethod
-    def task_utility(true_profile: np.ndarray, weights: np.ndarray, power: np.ndarray | float) -> np.ndarray:
-        """Task utility [...] of true profiles [..., K]: linear, ``weights . s`` (``power`` is unused in v0)."""
+    def task_utility(true_profile: np.ndarray, weights: np.ndarray, power: np.ndarray | float, teacher: np.ndarray) -> np.ndarray:
+        """Task utility [...] of true profiles [..., K]: linear, ``weights . s`` (``power`` and ``teacher`` are unused in v0)."""
         return (weights * true_profile).sum(axis=-1)
 
     @staticmethod
-    def observed_requirement(start_profile: np.ndarray, weights: np.ndarray, power: np.ndarray | float) -> np.ndarray:
+    def observed_requirement(start_profile: np.ndarray, weights: np.ndarray, power: np.ndarray | float, teacher: np.ndarray) -> np.ndarray:
         """The requirement [..., K] the observation shows: the utility weights themselves in v0."""
         return weights
+
+    def draw_probe_bias(self, rng: np.random.Generator, noise: np.ndarray | None) -> None:
+        """Mix a per-episode probe-suite bias into the probe rows of ``noise``, in place: none in v0."""
 
     def draw_power(self, rng: np.random.Generator | None, task_name: str) -> float:
         """The utility's power for an episode of ``task_name``: always 1 (linear) in v0, nothing drawn."""
@@ -148,4 +154,4 @@ class SurrogateEnv(AllocationEnv):
 
     def _read_utility(self, reading: int) -> float:
         """Task utility reported after reading ``reading``: the true utility in v0."""
-        return float(self.task_utility(self.true_profile, self.requirement, 1.0))
+        return float(self.task_utility(self.true_profile, self.requirement, 1.0, self.world.teacher))
