@@ -70,7 +70,7 @@ def test_the_documented_calibration_interval():
     """read_env/utility.py: linear (q = 1) fails (a) (long_document_qa at 150M), q = 1.4 fails (b) (agentic_tool_use)."""
     assert static_minus_uniform(1.0, 150_000_000)["long_document_qa"] < 0
     assert not top_is_the_cards(1.4)["agentic_tool_use"]
-    assert min(static_minus_uniform(1.2, 80_000_000).values()) >= -0.005 and min(static_minus_uniform(1.3, 150_000_000).values()) > 0
+    assert min(static_minus_uniform(1.2, 80_000_000).values()) > 0 and min(static_minus_uniform(1.3, 150_000_000).values()) > 0
     assert all(top_is_the_cards(1.3).values())
 
 
@@ -83,7 +83,11 @@ def test_shortfall_utility_equations_and_requirement():
     np.testing.assert_allclose(task_utility(profiles, weights, 1.0, WORLD.teacher), profiles @ weights, rtol=1e-12)  # q = 1 is linear
     np.testing.assert_allclose(task_requirement(WORLD.student, weights, 1.0, WORLD.teacher), weights, atol=1e-12)
     eps = 1e-7
-    gradient = np.array([(task_utility(WORLD.student + eps * e, weights, 1.25, WORLD.teacher) - task_utility(WORLD.student - eps * e, weights, 1.25, WORLD.teacher)) / (2 * eps) for e in np.eye(8)])
+
+    def utility(profile):
+        return task_utility(profile, weights, 1.25, WORLD.teacher)
+
+    gradient = np.array([(utility(WORLD.student + eps * e) - utility(WORLD.student - eps * e)) / (2 * eps) for e in np.eye(8)])
     np.testing.assert_allclose(task_requirement(WORLD.student, weights, 1.25, WORLD.teacher), project_to_simplex(np.maximum(gradient, 0)), atol=1e-7)
     # the scores family (v1) without a teacher
     np.testing.assert_array_equal(task_utility(profiles, weights, 0.0), power_mean(profiles, weights, 0.0))

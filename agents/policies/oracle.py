@@ -23,8 +23,9 @@ from read_env.surrogate.oracle import OracleResult
 
 @lru_cache(maxsize=256)
 def _schedule(
-    env_id: str, world_key: str, world_seed: int | None, capabilities: tuple[str, ...], task: str, requirement: tuple[float, ...], budget: int, steps: int, family: str
-) -> OracleResult:
+    env_id: str, world_key: str, world_seed: int | None, capabilities: tuple[str, ...], task: str, requirement: tuple[float, ...],
+    budget: int, steps: int, family: str,
+) -> OracleResult:  # fmt: skip
     from read_env.surrogate.oracle import oracle_schedule
     from read_env.surrogate.path_env import named_task
     from read_env.surrogate.path_world import PathWorld
@@ -60,10 +61,11 @@ class OracleAgent(Agent):
 
     def begin(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> None:
         kwargs = self.setting.env_kwargs
+        family = {**gym.spec(self.setting.env_id).kwargs, **kwargs}.get("utility_family", "scores")
         requirement = tuple(float(x) for x in observation["requirement"] / observation["requirement"].sum())
         result = _schedule(
             self.setting.env_id, kwargs.get("world", "paper"), kwargs.get("world_seed"), self.setting.capabilities, str(info.get("task")), requirement,
-            self.setting.budget_tokens, self.setting.num_steps, {**gym.spec(self.setting.env_id).kwargs, **kwargs}.get("utility_family", "scores"),
+            self.setting.budget_tokens, self.setting.num_steps, family,
         )  # fmt: skip
         if self.fixed:
             self.schedule, self.planned_utility = result.best_fixed_allocation[None], result.best_fixed_utility

@@ -74,7 +74,9 @@ class PathSurrogateEnv(SurrogateEnv):
     world_class = PathWorld
     REPORTS_FINAL_UTILITY = True
 
-    def __init__(self, utility_noise: float = DEFAULT_UTILITY_NOISE, utility_family: str = "scores", probe_bias: float = 0.0, **kwargs: Any) -> None:
+    def __init__(
+        self, utility_noise: float = DEFAULT_UTILITY_NOISE, utility_family: str = "scores", probe_bias: float = 0.0, **kwargs: Any
+    ) -> None:
         if isinstance(utility_noise, bool) or not isinstance(utility_noise, (int, float)) or not (np.isfinite(utility_noise) and utility_noise >= 0):
             raise ValueError(f"utility_noise must be a finite number >= 0, got {utility_noise!r}")
         if isinstance(probe_bias, bool) or not isinstance(probe_bias, (int, float)) or not 0 <= probe_bias <= 1:

@@ -1,5 +1,5 @@
 """The compiled dynamics of :class:`~read_env.surrogate.path_world.PathWorld`, and the compiled step of
-``ReAD-Surrogate-v1``: rows of episodes, one loop each.
+``ReAD-Surrogate-v1`` and ``-v2``: rows of episodes, one loop each.
 
 The equations are in :mod:`read_env.surrogate.path_world` (dynamics), :mod:`read_env.contract` (allocation
 and reward) and :mod:`read_env.surrogate.path_env` (readings). These kernels compute them with numba, one row
@@ -208,14 +208,15 @@ def env_step(
     previous, requirement, essential_weight, utility_weights, utility_power, utility_teacher, beta, cost_weight,
     student, gap, cells, decay_rates, prerequisites, scalars,
 ):  # fmt: skip
-    """One ``ReAD-Surrogate-v1`` step of N episodes, everything [N, ...].
+    """One ``ReAD-Surrogate-v1`` or ``-v2`` step of N episodes, everything [N, ...].
 
     Inputs: ``action`` [N, K]; ``state`` [N, 2K]; each row's step index ``steps`` [N] into ``step_tokens``
     [T] (the contract's tokens per step; ``budget_tokens`` prices them); each episode's standard normal
-    draws ``noise`` [N, 2T + 1, K] (``draw_episode``'s layout; [N, 0, K]: noise off) and ``readings`` [N,
-    T + 1] (the utility readings'; [N, 0]: none); the previous measured profile ``previous`` [N, K]; the
-    observed requirement and its top-k part ``essential_weight`` [N, K]; the utility's weights [N, K], powers [N]
-    and teacher profiles ``utility_teacher`` [N, K] (the shortfall family; [N, 0]: the scores family, see
+    draws ``noise`` [N, 2T + 1, K] (``draw_episode``'s layout, v2's probe bias already mixed into the probe
+    rows; [N, 0, K]: noise off) and ``readings`` [N, T + 1] (the utility readings'; [N, 0]: none); the
+    previous measured profile ``previous`` [N, K]; the observed requirement and its top-k part
+    ``essential_weight`` [N, K]; the utility's weights [N, K], powers [N] and teacher profiles
+    ``utility_teacher`` [N, K] (the shortfall family; [N, 0]: the scores family, see
     :func:`read_env.utility.utility_row`); the world's parameters.
 
     Returns one array [N, 6K + 5] (one array: numba boxes each returned array at a cost of microseconds),

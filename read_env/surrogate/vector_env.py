@@ -105,7 +105,8 @@ class SurrogateVectorEnv(VectorEnv):
         teacher = np.broadcast_to(self.world.teacher, self.requirement.shape)
         self.utility_teacher[rows] = teacher[rows][:, : self.utility_teacher.shape[1]]
         if shared and world is not None:  # one task in one world: every row starts from the same requirement
-            self.requirement[rows] = template.observed_requirement(self.world.student, self.utility_weights[rows[0]], self.utility_power[rows[0]], self.world.teacher)
+            first = rows[0]
+            self.requirement[rows] = template.observed_requirement(self.world.student, self.utility_weights[first], self.utility_power[first], self.world.teacher)
         else:
             start_profile = np.broadcast_to(self.world.student, self.requirement.shape)[rows]
             self.requirement[rows] = template.observed_requirement(start_profile, self.utility_weights[rows], self.utility_power[rows], teacher[rows])
