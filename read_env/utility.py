@@ -29,8 +29,8 @@ Two families (``UTILITY_FAMILIES``), both linear at power 1 (``F = a . s``):
 
 Why v2 changes family. A power ``p < 1`` of raw scores gives a low *score* a high marginal value whatever its
 room: at the paper's start profile the geometric mean gives reasoning (8.72 points, teacher 10.51: 1.8 points
-to gain) 0.48-0.66 of ``r`` on the 4 multi-capability tasks whose cards name it, coding_assistant included
-(card weight 0.15), so ``w = r`` spends the budget where little can be gained. Normalising scores by the
+to gain) 0.48-0.66 of ``r``, the most of any capability, on each of the 5 multi-capability cards that name it,
+coding_assistant included (card weight 0.15), so ``w = r`` spends the budget where little can be gained. Normalising scores by the
 teacher or by the room to gain does not cure this: ``r`` is a gradient per *point* of score, so normalising
 ``s_c`` by a scale ``t_c`` or ``t_c - s0_c`` multiplies capability ``c``'s gradient by ``1 / t_c`` (10x for
 reasoning) or ``1 / (t_c - s0_c)`` (56x): progress ``(s - s0) / (t - s0)`` puts reasoning on top of ``r`` on 5

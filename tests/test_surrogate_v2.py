@@ -64,6 +64,9 @@ def test_top_of_the_requirement_is_the_capability_the_card_weighs_most():
         np.testing.assert_allclose(observation["requirement"], named_task(WORLD, name, "shortfall")[1], atol=1e-7)
     v1 = gym.make("ReAD-Surrogate-v1", task="coding_assistant").reset(seed=0)[0]["requirement"]
     assert CAPABILITIES[int(np.argmax(v1))] == "reasoning"
+    v1_tops = {name: CAPABILITIES[int(np.argmax(named_task(WORLD, name, "scores")[1]))] for name in MULTI_CAPABILITY_TASKS}
+    assert [name for name in MULTI_CAPABILITY_TASKS if TASKS[name].weights[v1_tops[name]] == max(TASKS[name].weights.values())] == ["agentic_tool_use"]
+    assert sorted(name for name, top in v1_tops.items() if top == "reasoning") == sorted(name for name in MULTI_CAPABILITY_TASKS if "reasoning" in TASKS[name].weights)
 
 
 def test_the_documented_calibration_interval():
