@@ -99,6 +99,11 @@ class SurrogateEnv(AllocationEnv):
     def draw_probe_bias(self, rng: np.random.Generator, noise: np.ndarray | None) -> None:
         """Mix a per-episode probe-suite bias into the probe rows of ``noise``, in place: none in v0."""
 
+    def utility_teacher(self, teacher: np.ndarray) -> np.ndarray:
+        """The teacher profile [..., K] the utility measures shortfalls from, of a world's ``teacher`` [..., K]:
+        itself for the shortfall family, width 0 for the scores family (v0, v1; the compiled step's layout)."""
+        return teacher if self.utility_family == "shortfall" else teacher[..., :0]
+
     def draw_power(self, rng: np.random.Generator | None, task_name: str) -> float:
         """The utility's power for an episode of ``task_name``: always 1 (linear) in v0, nothing drawn."""
         return 1.0

@@ -96,11 +96,6 @@ class PathSurrogateEnv(SurrogateEnv):
         """``r = Proj_simplex([grad F(s0)]_+)`` [..., K] in this environment's family."""
         return task_requirement(start_profile, weights, power, teacher if self.utility_family == "shortfall" else None)
 
-    def utility_teacher(self, teacher: np.ndarray) -> np.ndarray:
-        """:func:`path_kernel.env_step`'s ``utility_teacher`` rows of a world's ``teacher`` [..., K]: itself
-        for the shortfall family, width 0 for the scores family."""
-        return teacher if self.utility_family == "shortfall" else teacher[..., :0]
-
     def draw_power(self, rng: np.random.Generator | None, task_name: str) -> float:
         """The utility's power: for a named task the card's (scores) or ``MULTI_TASK_SHORTFALL_POWER`` for a
         multi-capability task (shortfall; 1 for a single-capability task), 1 for a custom requirement (``rng``
@@ -136,7 +131,8 @@ class PathSurrogateEnv(SurrogateEnv):
         # the episode as env_step's rows [1, ...]: its draws (none: noise off) and its task
         noise, readings = self._noise, self._utility_readings
         self._draw_rows = (np.empty((1, 0, len(self.capabilities))) if noise is None else noise[None], np.empty((1, 0)) if readings is None else readings[None])
-        self._task_rows = (self.requirement[None], self._essential_weight[None], self.utility_weights[None], np.array([self.utility_power]), self._utility_teacher[None])
+        task = (self.requirement, self._essential_weight, self.utility_weights, np.array(self.utility_power), self._utility_teacher)
+        self._task_rows = tuple(array[None] for array in task)
         return self._read_profile()
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:

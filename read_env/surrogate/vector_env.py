@@ -103,7 +103,7 @@ class SurrogateVectorEnv(VectorEnv):
             template.draw_probe_bias(rng, self._noise[row] if template.noise else None)
         self.world = template.world_class.stack(self._worlds)
         teacher = np.broadcast_to(self.world.teacher, self.requirement.shape)
-        self.utility_teacher[rows] = teacher[rows][:, : self.utility_teacher.shape[1]]
+        self.utility_teacher[rows] = template.utility_teacher(teacher[rows])
         if shared and world is not None:  # one task in one world: every row starts from the same requirement
             first = rows[0]
             self.requirement[rows] = template.observed_requirement(self.world.student, self.utility_weights[first], self.utility_power[first], self.world.teacher)
