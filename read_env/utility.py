@@ -94,12 +94,23 @@ def power_mean_row(profile: np.ndarray, weights: np.ndarray, power: float) -> fl
     """``F(s)`` of one profile [K] with weights [K] and power ``power`` (compiled)."""
     total = 0.0
     for c in range(profile.shape[0]):
-        if power == 1.0:
-            total += weights[c] * profile[c]
-        elif power == 0.0:
-            total += weights[c] * np.log(max(profile[c], MIN_SCORE))
-        else:
-            total += weights[c] * np.exp(power * np.log(max(profile[c], MIN_SCORE)))
+        total += weights[c] * _power_term(profile[c], power)
+    return _power_total(total, power)
+
+
+@numba.njit(cache=True, inline="always")
+def _power_term(score: float, power: float) -> float:
+    """A score's term in a power mean's sum: ``s``, ``log s`` or ``s^p`` (floored at MIN_SCORE unless p = 1)."""
+    if power == 1.0:
+        return score
+    if power == 0.0:
+        return np.log(max(score, MIN_SCORE))
+    return np.exp(power * np.log(max(score, MIN_SCORE)))
+
+
+@numba.njit(cache=True, inline="always")
+def _power_total(total: float, power: float) -> float:
+    """The power mean of a weighted sum of :func:`_power_term`'s: ``total``, ``exp(total)`` or ``total^(1/p)``."""
     if power == 1.0:
         return total
     return np.exp(total) if power == 0.0 else np.exp((1.0 / power) * np.log(total))
@@ -188,12 +199,11 @@ def utility_row(profile: np.ndarray, weights: np.ndarray, power: float, teacher:
     family with the teacher's profile ``teacher`` [K]."""
     if teacher.shape[0] == 0:
         return power_mean_row(profile, weights, power)
-    shortfall = np.empty(profile.shape[0])
-    linear = 0.0
+    linear, total = 0.0, 0.0
     for c in range(profile.shape[0]):
-        shortfall[c] = teacher[c] - profile[c]
         linear += weights[c] * teacher[c]
-    return linear - power_mean_row(shortfall, weights, power)
+        total += weights[c] * _power_term(teacher[c] - profile[c], power)
+    return linear - _power_total(total, power)
 
 
 @numba.njit(cache=True)

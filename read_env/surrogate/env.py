@@ -96,8 +96,9 @@ class SurrogateEnv(AllocationEnv):
         """The requirement [..., K] the observation shows: the utility weights themselves in v0."""
         return weights
 
-    def draw_probe_bias(self, rng: np.random.Generator, noise: np.ndarray | None) -> None:
-        """Mix a per-episode probe-suite bias into the probe rows of ``noise``, in place: none in v0."""
+    def draw_probe_bias(self, rng: np.random.Generator) -> np.ndarray | None:
+        """The episode's probe-suite bias [K] (v2, :class:`~read_env.surrogate.path_env.PathSurrogateEnv`): none in v0."""
+        return None
 
     def utility_teacher(self, teacher: np.ndarray) -> np.ndarray:
         """The teacher profile [..., K] the utility measures shortfalls from, of a world's ``teacher`` [..., K]:

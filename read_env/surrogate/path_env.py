@@ -105,16 +105,16 @@ class PathSurrogateEnv(SurrogateEnv):
             return float(powers[int(rng.integers(len(powers)))])
         return card_power(task_name, self.utility_family)
 
-    def draw_probe_bias(self, rng: np.random.Generator, noise: np.ndarray | None) -> None:
-        """Mix the episode's probe-suite bias into the probe rows of its noise [2 * num_steps + 1, K], in place:
-        row ``num_steps + t`` becomes ``sqrt(1 - rho) * row + sqrt(rho) * b`` with ``b`` [K] drawn from ``rng``
-        (nothing drawn with noise off, ``noise`` ``None``, or ``probe_bias`` 0)."""
-        if noise is None or self.probe_bias == 0.0:
-            return
-        bias = rng.standard_normal(noise.shape[1])
-        probe = noise[self.num_steps :]
-        probe *= np.sqrt(1.0 - self.probe_bias)
-        probe += np.sqrt(self.probe_bias) * bias
+    def draw_probe_bias(self, rng: np.random.Generator) -> np.ndarray | None:
+        """The episode's probe-suite bias ``b`` [K], standard normal from ``rng`` (``None``, nothing drawn, with
+        noise off or ``probe_bias`` 0)."""
+        return rng.standard_normal(len(self.capabilities)) if self.noise and self.probe_bias > 0.0 else None
+
+    def mix_probe_bias(self, probe_noise: np.ndarray, bias: np.ndarray) -> None:
+        """Mix the bias [..., K] into probe noise rows [..., T + 1, K], in place: ``sqrt(1 - rho) * xi + sqrt(rho) * b``
+        (elementwise, so a vector of episodes computes each row as a single episode does)."""
+        probe_noise *= np.sqrt(1.0 - self.probe_bias)
+        probe_noise += np.sqrt(self.probe_bias) * bias[..., None, :]
 
     def draw_utility_readings(self, rng: np.random.Generator, out: np.ndarray | None = None) -> np.ndarray | None:
         """Standard normal noise [num_steps + 1] of the utility readings, into ``out`` when given (``None`` with noise off)."""
@@ -125,7 +125,9 @@ class PathSurrogateEnv(SurrogateEnv):
         self.utility_power = self.draw_power(self.np_random, self.task_name)
         self._start_episode(prepared)
         self._utility_readings = self.draw_utility_readings(self.np_random)
-        self.draw_probe_bias(self.np_random, self._noise)
+        bias = self.draw_probe_bias(self.np_random)
+        if bias is not None:
+            self.mix_probe_bias(self._noise[self.num_steps :], bias)
         self._utility_teacher = np.ascontiguousarray(self.utility_teacher(self.world.teacher))
         self._set_task(self.task_name, self.observed_requirement(self.world.student, self.utility_weights, self.utility_power, self.world.teacher))
         # the episode as env_step's rows [1, ...]: its draws (none: noise off) and its task

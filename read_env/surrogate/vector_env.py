@@ -91,6 +91,7 @@ class SurrogateVectorEnv(VectorEnv):
         if shared:  # a named task or a custom requirement: the same weights and power for every row, nothing drawn
             self.task_names[rows], self.utility_weights[rows] = shared
             self.utility_power[rows] = template.draw_power(None, shared[0])
+        biased, biases = [], []  # rows with a probe-suite bias (v2), and their biases
         for row in rows:
             if seeds[row] is not None or self._rngs[row] is None:
                 self._rngs[row], _ = seeding.np_random(seeds[row])
@@ -100,7 +101,14 @@ class SurrogateVectorEnv(VectorEnv):
                 self.utility_power[row] = template.draw_power(rng, RANDOM_TASK)
             self._worlds[row], _ = draw_episode(rng, world, spec, world_seed, template.capabilities, template.noise, template.num_steps, template.world_class, self._noise[row])
             template.draw_utility_readings(rng, self._utility_readings[row])
-            template.draw_probe_bias(rng, self._noise[row] if template.noise else None)
+            bias = template.draw_probe_bias(rng)
+            if bias is not None:
+                biased.append(row)
+                biases.append(bias)
+        if biased:  # mixed for all rows at once (a copy, then written back: faster than indexing in place)
+            probe = self._noise[biased, template.num_steps :]
+            template.mix_probe_bias(probe, np.array(biases))
+            self._noise[biased, template.num_steps :] = probe
         self.world = template.world_class.stack(self._worlds)
         teacher = np.broadcast_to(self.world.teacher, self.requirement.shape)
         self.utility_teacher[rows] = template.utility_teacher(teacher[rows])
