@@ -96,6 +96,15 @@ def test_shortfall_utility_equations_and_requirement():
     np.testing.assert_array_equal(task_utility(profiles, weights, 0.0), power_mean(profiles, weights, 0.0))
 
 
+def test_random_tasks_draw_a_shortfall_power():
+    env = gym.make("ReAD-Surrogate-v2", task="random").unwrapped
+    powers = set()
+    for seed in range(40):
+        env.reset(seed=seed)
+        powers.add(env.utility_power)
+    assert powers == {1.0, 1.25, 1.5, 2.0}
+
+
 def test_single_capability_tasks_stay_linear():
     for name in ("math", "reasoning"):
         objective, requirement = named_task(WORLD, name, "shortfall")
