@@ -34,11 +34,12 @@ def test_sb3_check_env_without_warnings(env_id):
     assert [str(warning.message) for warning in caught] == []
 
 
-def test_only_the_version_notice_on_making_v0():
+@pytest.mark.parametrize("env_id", ["ReAD-Surrogate-v0", "ReAD-Surrogate-v1"])
+def test_only_the_version_notice_on_making_an_older_surrogate(env_id):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        gym.make("ReAD-Surrogate-v0")
-    assert len(caught) == 1 and "out of date" in str(caught[0].message) and "`v1`" in str(caught[0].message)
+        gym.make(env_id)
+    assert len(caught) == 1 and "out of date" in str(caught[0].message) and "`v2`" in str(caught[0].message)
 
 
 @pytest.mark.parametrize("env_id", READ_ENV_IDS)
