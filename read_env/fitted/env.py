@@ -84,7 +84,8 @@ class FittedEnv(PathSurrogateEnv):
     def _begin(self, prepared: dict[str, Any]) -> tuple[np.ndarray, float]:
         reading = super()._begin(prepared)
         self.member = self.draw_member(self.np_random, self.world.members)
-        self._member_rows = np.array([self.member])
+        world = self.world
+        self._world_rows = (self._progress, world.token_scale, world.probe_noise, world.kind_index, world.hidden, world.theta, np.array([self.member]), self.uncertainty)
         return reading
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
@@ -95,8 +96,7 @@ class FittedEnv(PathSurrogateEnv):
         action_rows = np.ascontiguousarray(contract.action_array(action, self._action_shape))[None]
         out = kernel.env_step(
             action_rows, self.action_mode == "simplex", self.logit_temperature, self.state[None], self._step_index[t], self._kernel_tokens,
-            self.budget_tokens, self._progress, self.world.token_scale, *self._draw_rows, self.utility_noise, self.world.probe_noise, self.profile[None],
-            *self._task_rows, self.beta, self.cost_weight, self.world.kind_index, self.world.hidden, self.world.theta, self._member_rows, self.uncertainty,
+            self.budget_tokens, *self._draw_rows, self.utility_noise, self.profile[None], *self._task_rows, self.beta, self.cost_weight, *self._world_rows,
         )  # fmt: skip
         if not len(out):
             self.reject_action(action)
@@ -104,7 +104,8 @@ class FittedEnv(PathSurrogateEnv):
         extra: dict[str, Any] = {"uncertainty": out[0, 6 * k + 5 :]} if self.uncertainty else {}
         if t + 1 == self.num_steps:
             extra.update(final_utility=float(utility), initial_utility=self._true_utility(self.world.student))
-        return self._record_step(allocation, int(self.step_tokens[t]), profile, delta, float(reading), (reward, gain, spill, int(self.step_tokens[t]) / self.budget_tokens), extra)
+        tokens = int(self.step_tokens[t])
+        return self._record_step(allocation, tokens, profile, delta, float(reading), (reward, gain, spill, tokens / self.budget_tokens), extra)
 
 
 class FittedVectorEnv(SurrogateVectorEnv):
@@ -135,8 +136,8 @@ class FittedVectorEnv(SurrogateVectorEnv):
         action_rows = np.ascontiguousarray(contract.action_array(actions, (self.num_envs, k)))
         out = kernel.env_step(
             action_rows, template.action_mode == "simplex", template.logit_temperature, self.state, self._steps, template._kernel_tokens,
-            template.budget_tokens, template._progress, world.token_scale, *self._draw_rows, template.utility_noise, world.probe_noise, self.profile,
-            *self._task_rows, template.beta, template.cost_weight, world.kind_index, world.hidden, world.theta, self.member, template.uncertainty,
+            template.budget_tokens, *self._draw_rows, template.utility_noise, self.profile, *self._task_rows, template.beta, template.cost_weight,
+            template._progress, world.token_scale, world.probe_noise, world.kind_index, world.hidden, world.theta, self.member, template.uncertainty,
         )  # fmt: skip
         if not len(out):
             template.reject_action(actions)

@@ -32,7 +32,7 @@ from read_env.surrogate.path_world import default_prerequisites
 RECENCY_ITERATIONS = 600
 ENSEMBLE_ITERATIONS = 800
 ENSEMBLE_MEMBERS = 5
-ENSEMBLE_HIDDEN = 32
+ENSEMBLE_HIDDEN = 16
 RECENCY_LR = 0.05
 ENSEMBLE_LR = 0.005
 

@@ -127,8 +127,8 @@ def rollout(kind, hidden, theta, member, start, tokens, progress, allocations):
 
 @numba.njit(cache=True)
 def env_step(
-    action, simplex, temperature, state, steps, step_tokens, budget_tokens, progress, token_scale, noise, readings, utility_noise, probe_noise,
-    previous, requirement, essential_weight, utility_weights, utility_power, beta, cost_weight, kind, hidden, theta, member, spread,
+    action, simplex, temperature, state, steps, step_tokens, budget_tokens, noise, readings, utility_noise, previous, requirement, essential_weight,
+    utility_weights, utility_power, beta, cost_weight, progress, token_scale, probe_noise, kind, hidden, theta, member, spread,
 ):  # fmt: skip
     """One ``ReAD-Fitted-v0`` step of N episodes, everything [N, ...] as in
     :func:`read_env.surrogate.path_kernel.env_step` (same readings, reward and output layout, read with its

@@ -1,8 +1,9 @@
 """Validate a fitted world as surrogate benchmarks are validated: on held-out *schedules*, by error and by rank.
 
-Split (:func:`split_by_schedule`): the distinct schedules (``Episode.schedule``: agent and seed, the same
-allocations on every task and budget for the open-loop schedules) in order of first appearance; every
-``round(1 / holdout)``-th is held out with all its episodes, so no held-out schedule was seen in fitting.
+Split (:func:`split_by_schedule`): of the distinct schedules (``Episode.schedule``: agent and seed, the same
+allocations on every task and budget for the open-loop schedules), a share ``holdout`` drawn by a fixed
+generator (seed 0, so every family can be held out) is held out with all its episodes: no held-out schedule
+was seen in fitting.
 
 Measures on the held-out episodes (each replayed from its measured start profile with its recorded
 allocations and tokens; an ensemble predicts its members' mean):
@@ -29,15 +30,16 @@ from read_env.fitted.world import FittedWorld
 from read_env.surrogate.fit_world import Episode
 
 MIN_GROUP = 3
+SPLIT_SEED = 0
 
 
 def split_by_schedule(episodes: Sequence[Episode], holdout: float) -> tuple[list[Episode], list[Episode]]:
-    """(training, held-out) episodes: every ``round(1 / holdout)``-th distinct schedule held out (see the module docstring)."""
+    """(training, held-out) episodes: a share ``holdout`` of the distinct schedules held out (see the module docstring)."""
     if not 0.0 < holdout < 1.0:
         raise ValueError(f"holdout must be in (0, 1), got {holdout}")
-    every = max(2, round(1 / holdout))
     schedules = list(dict.fromkeys(episode.schedule or episode.source for episode in episodes))
-    held = {schedule for index, schedule in enumerate(schedules) if index % every == every - 1}
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(schedules))
+    held = {schedules[index] for index in order[: round(holdout * len(schedules))]}
     training = [episode for episode in episodes if (episode.schedule or episode.source) not in held]
     heldout = [episode for episode in episodes if (episode.schedule or episode.source) in held]
     if not training or not heldout:
@@ -156,16 +158,24 @@ def write_report(results: dict[str, dict[str, Any]], worlds: dict[str, FittedWor
     figure.savefig(out / "profiles.png", dpi=110)
     plt.close(figure)
 
-    figure, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 0.28 * len(heldout) + 1.5), squeeze=False)
-    for axis, name in zip(axes[0], names):
-        guess, real = np.array(results[name]["utility_predicted"]), np.array(results[name]["utility_measured"])
-        real_rank, guess_rank = _ranks(-real), _ranks(-guess)
-        for index, episode in enumerate(heldout):
-            axis.plot([0, 1], [real_rank[index], guess_rank[index]], marker="o", linewidth=0.8)
-            axis.text(-0.05, real_rank[index], f"{episode.schedule} {episode.task[:12]} {episode.budget_tokens // 1000}k  {100 * real[index]:.1f}", ha="right", va="center", fontsize=6)
-            axis.text(1.05, guess_rank[index], f"{100 * guess[index]:.1f}", ha="left", va="center", fontsize=6)
-        axis.set(xlim=(-1.2, 1.4), xticks=[0, 1], xticklabels=["measured", "predicted"], yticks=[], title=f"{name}: pooled Spearman {results[name]['spearman_pooled']:.2f}")
-        axis.invert_yaxis()
+    groups: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for index, episode in enumerate(heldout):
+        groups[(episode.task, episode.budget_tokens)].append(index)
+    keys = sorted(groups)
+    figure, axes = plt.subplots(len(keys), len(names), figsize=(5 * len(names), sum(0.22 * len(groups[key]) + 0.8 for key in keys)), squeeze=False,
+                                gridspec_kw={"height_ratios": [len(groups[key]) + 3 for key in keys]})
+    for row, key in enumerate(keys):
+        rows = groups[key]
+        for axis, name in zip(axes[row], names):
+            guess, real = np.array(results[name]["utility_predicted"])[rows], np.array(results[name]["utility_measured"])[rows]
+            real_rank, guess_rank = _ranks(-real), _ranks(-guess)
+            for index, episode in enumerate(heldout[i] for i in rows):
+                axis.plot([0, 1], [real_rank[index], guess_rank[index]], marker="o", linewidth=0.8)
+                axis.text(-0.05, real_rank[index], f"{episode.schedule}  {100 * real[index]:.1f}", ha="right", va="center", fontsize=6)
+                axis.text(1.05, guess_rank[index], f"{100 * guess[index]:.1f}", ha="left", va="center", fontsize=6)
+            rho = results[name]["spearman_within"].get(f"{key[0]}/{key[1]}")
+            axis.set(xlim=(-1.3, 1.4), ylim=(len(rows) - 0.5, -0.5), xticks=[0, 1], xticklabels=["measured", "predicted"], yticks=[])
+            axis.set_title(f"{name}: {key[0]}, {key[1]:,} tokens" + (f", Spearman {rho:.2f}" if rho is not None and np.isfinite(rho) else ""), fontsize=8)
     figure.tight_layout()
     figure.savefig(out / "ranking.png", dpi=110)
     plt.close(figure)
