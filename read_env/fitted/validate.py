@@ -11,8 +11,8 @@ allocations and tokens; an ensemble predicts its members' mean):
 * ``rms_points`` [K] and overall: root mean square error of the predicted profiles of every step, in points,
   next to ``probe_stderr_points`` [K], the root mean square of the probe's recorded binomial standard errors
   (a model cannot be checked below that noise), and the error of predicting no change;
-* ``spearman``: Spearman rank correlation between predicted final utility (``r . s_T`` of the predicted final
-  profile) and the measured final utility, within each (task, budget) group of at least 3 held-out episodes,
+* ``spearman``: Spearman rank correlation between predicted final utility (the environment's utility of the
+  predicted final profile: ``r . s_T`` for ReAD-Mini) and the measured final utility, within each (task, budget) group of at least 3 held-out episodes,
   averaged weighted by group size (the goal: >= 0.8), and pooled over all held-out episodes;
 * ``best_in_top3``: the share of groups whose measured best episode is among the 3 predicted best.
 """
@@ -28,6 +28,7 @@ import numpy as np
 
 from read_env.fitted.world import FittedWorld
 from read_env.surrogate.fit_world import Episode
+from read_env.utility import power_mean
 
 MIN_GROUP = 3
 SPLIT_SEED = 0
@@ -77,11 +78,12 @@ def _ranks(values: np.ndarray) -> np.ndarray:
 
 
 def final_utilities(episodes: Sequence[Episode], predicted: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted ``r . s_T``, measured final utility) [E] of data-set episodes."""
+    """(predicted final utility, measured final utility) [E] of data-set episodes: the environment's utility
+    (``Episode.utility_power``; linear ``r . s_T`` for ReAD-Mini) of the predicted final profile."""
     missing = [episode.source for episode in episodes if episode.requirement is None or episode.final_utility is None]
     if missing:
         raise ValueError(f"episodes without requirement or final utility (log them with read-env log-episodes): {missing[:3]}")
-    return (np.array([float(episode.requirement @ profiles[-1]) for episode, profiles in zip(episodes, predicted)]),
+    return (np.array([float(power_mean(profiles[-1], episode.requirement, episode.utility_power)) for episode, profiles in zip(episodes, predicted)]),
             np.array([episode.final_utility for episode in episodes]))
 
 

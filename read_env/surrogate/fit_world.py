@@ -80,6 +80,9 @@ class Episode:
     task: str = ""
     requirement: np.ndarray | None = None
     final_utility: float | None = None
+    utility_power: float = 1.0
+    """The environment's task utility is ``power_mean(s, requirement, utility_power)`` (1: linear, as
+    ReAD-Mini's ``r . accuracy``; ``ReAD-Surrogate-v1`` data: the task card's weights and power)."""
 
 
 def _from_history(path: Path) -> Episode:
@@ -124,7 +127,12 @@ def _from_trajectory(path: Path) -> Episode:
 def _from_records(path: Path) -> list[Episode]:
     """The episodes of a data set's ``episodes.jsonl`` (``read-env log-episodes`` / ``compare``), in file order, each key once."""
     from read_env.capabilities import PAPER_CAPABILITIES
+    from read_env.registration import SURROGATE_V1_ID
+    from read_env.tasks import TASKS
 
+    settings = [path.parent / name for name in ("card.json", "config.json") if (path.parent / name).is_file()]
+    env = json.loads(settings[0].read_text()) if settings else {}
+    power_mean_utility = (env.get("env_id") or env.get("env", {}).get("env_id")) == SURROGATE_V1_ID  # v1: the card's power mean
     records: dict[str, dict[str, Any]] = {}
     for line in path.read_text().splitlines():
         try:
@@ -135,9 +143,11 @@ def _from_records(path: Path) -> list[Episode]:
     episodes = []
     for record in records.values():
         stderrs = np.array(record["probe_stderrs"], dtype=float) if "probe_stderrs" in record else None
+        capabilities = list(record.get("capabilities") or PAPER_CAPABILITIES)
+        card = TASKS.get(record["task"]) if power_mean_utility else None
         episodes.append(Episode(
             f"{path}#{record['agent']}/{record['task']}/{record['budget_tokens']}/{record['seed']}",
-            list(record.get("capabilities") or PAPER_CAPABILITIES),
+            capabilities,
             int(record["budget_tokens"]),
             np.array(record["initial_profile"], dtype=float),
             np.array(record["tokens"], dtype=float),
@@ -148,8 +158,9 @@ def _from_records(path: Path) -> list[Episode]:
             stderrs,
             f"{record['agent']}/{record['seed']}",
             record["task"],
-            np.array(record["requirement"], dtype=float),
+            np.array(record["requirement"], dtype=float) if card is None else card.requirement(capabilities),
             float(record["final_utility"]),
+            1.0 if card is None else float(card.power),
         ))  # fmt: skip
     return episodes
 
