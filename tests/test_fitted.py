@@ -242,3 +242,19 @@ def test_fit_and_validate_writes_the_better_world_and_a_report(tmp_path):
     env = gym.make("ReAD-Fitted-v0", world=str(tmp_path / "world.json"))
     env.reset(seed=0)
     env.step(np.zeros(K, dtype=np.float32))
+
+
+def test_uncertainty_penalty_lowers_the_reward_by_the_mean_spread(tmp_path):
+    path = str(ensemble_world(members=4).save(tmp_path / "world.json"))
+    action = np.linspace(-1, 1, K).astype(np.float32)
+    plain = gym.make("ReAD-Fitted-v0", world=path, uncertainty=True, num_steps=3)
+    penalized = gym.make("ReAD-Fitted-v0", world=path, uncertainty=True, uncertainty_penalty=2.0, num_steps=3)
+    for env in (plain, penalized):
+        env.reset(seed=4)
+    for _ in range(3):
+        _, reward, _, _, info = plain.step(action)
+        _, penalized_reward, _, _, penalized_info = penalized.step(action)
+        assert np.array_equal(info["uncertainty"], penalized_info["uncertainty"]) and info["uncertainty"].mean() > 0
+        assert penalized_reward == pytest.approx(reward - 2.0 * info["uncertainty"].mean(), abs=1e-12)
+    with pytest.raises(ValueError, match="uncertainty_penalty"):
+        gym.make("ReAD-Fitted-v0", world=path, uncertainty_penalty=-1.0)

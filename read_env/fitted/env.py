@@ -10,7 +10,9 @@ call per step), except:
   standard error); there is no training noise (the ensemble's members carry the model's uncertainty).
 * **Ensemble**: each episode draws one member uniformly, after v1's draws, so a policy cannot exploit one
   member's errors; with ``uncertainty=True`` each step's info holds ``uncertainty`` [K], the standard
-  deviation over all members of the next true profile from the episode's state (zeros for one member).
+  deviation over all members of the next true profile from the episode's state (zeros for one member), and
+  ``uncertainty_penalty=lambda`` subtracts ``lambda`` times its mean over capabilities from every reward (MOPO's
+  penalty against exploiting the model; the info's ``gain`` and ``spillover`` are unchanged).
 * **Utility**: linear, ``r . s`` (the miniature's ``r . accuracy``), so the observed requirement is ``r``.
 * **Defaults**: ``budget_tokens`` is the world's token scale (the largest budget it was fitted on) and
   ``num_steps`` the steps of its fitting episodes; other budgets extrapolate the fitted dynamics.
@@ -50,20 +52,23 @@ class FittedEnv(PathSurrogateEnv):
     Args:
         world: ``"default"``, the path of a fitted world ``.json`` file, or its data.
         uncertainty: add ``info["uncertainty"]`` [K] (the members' spread) to every step.
+        uncertainty_penalty: ``lambda`` >= 0, the reward's penalty per unit of mean spread (0: none).
         **kwargs: :class:`~read_env.surrogate.path_env.PathSurrogateEnv`'s (``noise``, ``utility_noise``,
             ``task``, ``budget_tokens``, ``num_steps``, ``action_mode``, ...; no ``world_seed``).
     """
 
     world_class = FittedWorld
 
-    def __init__(self, world: str | Mapping[str, Any] = "default", uncertainty: bool = False, **kwargs: Any) -> None:
+    def __init__(self, world: str | Mapping[str, Any] = "default", uncertainty: bool = False, uncertainty_penalty: float = 0.0, **kwargs: Any) -> None:
+        if isinstance(uncertainty_penalty, bool) or not isinstance(uncertainty_penalty, (int, float)) or not (np.isfinite(uncertainty_penalty) and uncertainty_penalty >= 0):
+            raise ValueError(f"uncertainty_penalty must be a finite number >= 0, got {uncertainty_penalty!r}")
         if kwargs.get("world_seed") is not None:
             raise ValueError("a fitted world is not drawn: world_seed is not supported")
         spec = _world_spec(world)
         loaded = FittedWorld.load(spec) if isinstance(spec, str) else FittedWorld.from_data(spec)
         kwargs.setdefault("budget_tokens", int(loaded.token_scale))
         kwargs.setdefault("num_steps", int(loaded.fit.get("num_steps", 20)))
-        self.uncertainty = bool(uncertainty)
+        self.uncertainty, self.uncertainty_penalty = bool(uncertainty), float(uncertainty_penalty)
         super().__init__(world=spec, **kwargs)
         spent = np.cumsum(self.step_tokens) - self.step_tokens
         self._progress = spent / self.budget_tokens  # [T]: the share of the budget spent before each step
@@ -85,7 +90,8 @@ class FittedEnv(PathSurrogateEnv):
         reading = super()._begin(prepared)
         self.member = self.draw_member(self.np_random, self.world.members)
         world = self.world
-        self._world_rows = (self._progress, world.token_scale, world.probe_noise, world.kind_index, world.hidden, world.theta, np.array([self.member]), self.uncertainty)
+        self._world_rows = (self._progress, world.token_scale, world.probe_noise, world.kind_index, world.hidden, world.theta, np.array([self.member]), self.uncertainty,
+                            self.uncertainty_penalty)
         return reading
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
@@ -138,6 +144,7 @@ class FittedVectorEnv(SurrogateVectorEnv):
             action_rows, template.action_mode == "simplex", template.logit_temperature, self.state, self._steps, template._kernel_tokens,
             template.budget_tokens, *self._draw_rows, template.utility_noise, self.profile, *self._task_rows, template.beta, template.cost_weight,
             template._progress, world.token_scale, world.probe_noise, world.kind_index, world.hidden, world.theta, self.member, template.uncertainty,
+            template.uncertainty_penalty,
         )  # fmt: skip
         if not len(out):
             template.reject_action(actions)

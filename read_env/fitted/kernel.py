@@ -128,7 +128,7 @@ def rollout(kind, hidden, theta, member, start, tokens, progress, allocations):
 @numba.njit(cache=True)
 def env_step(
     action, simplex, temperature, state, steps, step_tokens, budget_tokens, noise, readings, utility_noise, previous, requirement, essential_weight,
-    utility_weights, utility_power, beta, cost_weight, progress, token_scale, probe_noise, kind, hidden, theta, member, spread,
+    utility_weights, utility_power, beta, cost_weight, progress, token_scale, probe_noise, kind, hidden, theta, member, spread, penalty,
 ):  # fmt: skip
     """One ``ReAD-Fitted-v0`` step of N episodes, everything [N, ...] as in
     :func:`read_env.surrogate.path_kernel.env_step` (same readings, reward and output layout, read with its
@@ -136,7 +136,9 @@ def env_step(
     of the budget spent before each step, ``member`` [N] each row's ensemble member, ``theta`` [M, D].
 
     With ``spread``, K more columns hold the standard deviation over all members of the next true profile
-    from the row's state (the ensemble's disagreement; 0 for one member). No rows when an action is rejected.
+    from the row's state (the ensemble's disagreement; 0 for one member); ``penalty`` > 0 subtracts ``penalty``
+    times its mean over capabilities from the reward (MOPO's uncertainty penalty). No rows when an action is
+    rejected.
     """
     rows, k = action.shape
     columns = 6 * k + 5
@@ -144,7 +146,7 @@ def env_step(
     allocation, profile, delta, true_profile = out[:, :k], out[:, k : 2 * k], out[:, 2 * k : 3 * k], out[:, 3 * k : 4 * k]
     new_state, numbers = out[:, 4 * k : 6 * k], out[:, 6 * k : columns]
     scratch = (np.empty(3 * k + 2), np.empty(max(hidden, 1)), np.empty(max(hidden, 1)))
-    other, mean, square = np.empty(2 * k), np.empty(k), np.empty(k)
+    other, mean, square, deviation = np.empty(2 * k), np.empty(k), np.empty(k), np.empty(k)
     num_steps = step_tokens.shape[0]
     for r in range(rows):
         if not allocation_row(action, r, simplex, temperature, allocation):
@@ -155,14 +157,19 @@ def env_step(
         true_profile[r] = new_state[r, :k]
         read_row(r, t, num_steps, probe_noise, noise, readings, utility_noise, previous, requirement, essential_weight, utility_weights, utility_power,
                  beta, cost_weight, step_tokens[t] / budget_tokens, true_profile, profile, delta, numbers)
-        if spread:
+        if spread or penalty > 0.0:
             mean[:], square[:] = 0.0, 0.0
             for m in range(theta.shape[0]):
                 _advance_row(kind, hidden, theta[m], state[r], x, progress[t], allocation[r], other, scratch)
                 for c in range(k):
                     mean[c] += other[c]
                     square[c] += other[c] * other[c]
+            total = 0.0
             for c in range(k):
                 mean[c] /= theta.shape[0]
-                out[r, columns + c] = np.sqrt(max(square[c] / theta.shape[0] - mean[c] * mean[c], 0.0))
+                deviation[c] = np.sqrt(max(square[c] / theta.shape[0] - mean[c] * mean[c], 0.0))
+                total += deviation[c]
+            if spread:
+                out[r, columns:] = deviation
+            numbers[r, 2] -= penalty * (total / k)
     return out
