@@ -59,8 +59,10 @@ class FittedEnv(PathSurrogateEnv):
 
     world_class = FittedWorld
 
-    def __init__(self, world: str | Mapping[str, Any] = "default", uncertainty: bool = False, uncertainty_penalty: float = 0.0, **kwargs: Any) -> None:
-        if isinstance(uncertainty_penalty, bool) or not isinstance(uncertainty_penalty, (int, float)) or not (np.isfinite(uncertainty_penalty) and uncertainty_penalty >= 0):
+    def __init__(self, world: str | Mapping[str, Any] = "default", uncertainty: bool = False, uncertainty_penalty: float = 0.0,
+                 **kwargs: Any) -> None:
+        penalty = uncertainty_penalty
+        if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not (np.isfinite(penalty) and penalty >= 0):
             raise ValueError(f"uncertainty_penalty must be a finite number >= 0, got {uncertainty_penalty!r}")
         if kwargs.get("world_seed") is not None:
             raise ValueError("a fitted world is not drawn: world_seed is not supported")
@@ -90,8 +92,8 @@ class FittedEnv(PathSurrogateEnv):
         reading = super()._begin(prepared)
         self.member = self.draw_member(self.np_random, self.world.members)
         world = self.world
-        self._world_rows = (self._progress, world.token_scale, world.probe_noise, world.kind_index, world.hidden, world.theta, np.array([self.member]), self.uncertainty,
-                            self.uncertainty_penalty)
+        self._world_rows = (self._progress, world.token_scale, world.probe_noise, world.kind_index, world.hidden, world.theta, np.array([self.member]),
+                            self.uncertainty, self.uncertainty_penalty)
         return reading
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:

@@ -200,7 +200,8 @@ def fit_and_validate(episodes: Sequence[Episode], models: Sequence[str], holdout
     write_report(results, worlds, heldout, chosen, folder, data)
     world = worlds[chosen]
     steps = [len(episode.tokens) for episode in training]
-    world.fit = {"data": data, "num_steps": max(set(steps), key=steps.count), "training_episodes": len(training), "training_schedules": len({e.schedule for e in training}), "chosen": chosen,
+    world.fit = {"data": data, "num_steps": max(set(steps), key=steps.count), "training_episodes": len(training),
+                 "training_schedules": len({e.schedule for e in training}), "chosen": chosen,
                  "rule": "the higher within-group Spearman on held-out schedules, then the lower held-out profile RMS",
                  "validation": {name: {key: value for key, value in result.items() if key != "episodes"} for name, result in results.items()},
                  "heldout_episodes": results[chosen]["episodes"], "report": str(folder / "report.md"), "seed": seed}
