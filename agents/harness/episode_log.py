@@ -15,7 +15,7 @@ agents' own schedules (``uniform``, ``task_static``, or any registered agent nam
 
 The card (``OUT/card.json`` and ``OUT/CARD.md``) says what the data are (environment id and arguments,
 capabilities, tasks, budgets, seeds, schedules), how many episodes there are per schedule, and which commit
-of this project logged them (``git describe``-style: the commit hash and whether the tree had changes); it is
+of this project logged them (the commit hash when the run started and whether the tree had changes); it is
 rewritten after every run, and ``version`` counts the runs that added episodes.
 """
 
@@ -74,18 +74,19 @@ def log_episodes(config: LogConfig, progress: bool = True) -> dict[str, Any]:
     if not config.schedules or not config.tasks or not config.budgets or not config.seeds:
         raise ValueError("log-episodes needs at least one schedule, task, budget and seed")
     out = Path(config.out_dir)
-    before = len(load_records(out))
+    before, commit, started = len(load_records(out)), project_commit(), _now()  # the code that logs, as it is when the run starts
     compare = CompareConfig(list(config.schedules), list(config.tasks), [int(b) for b in config.budgets], [int(s) for s in config.seeds], config.env_id,
                             dict(config.env_kwargs), config.num_steps, str(out), config.workers, {}, config.backend, config.address)
     run_compare(compare, progress=progress)
-    return write_card(out, config, added=len(load_records(out)) - before)
+    return write_card(out, config, {**commit, "added": len(load_records(out)) - before, "at": started})
 
 
-def write_card(out: Path, config: LogConfig, added: int) -> dict[str, Any]:
-    """Write ``card.json`` and ``CARD.md`` for the data set in ``out`` (see the module docstring)."""
+def write_card(out: Path, config: LogConfig, run: dict[str, Any]) -> dict[str, Any]:
+    """Write ``card.json`` and ``CARD.md`` for the data set in ``out`` (see the module docstring); ``run`` (commit,
+    dirty, added, at) joins the card's runs when it added episodes."""
     records = list({record["key"]: record for record in load_records(out)}.values())
     previous = json.loads((out / "card.json").read_text()) if (out / "card.json").is_file() else {}
-    runs = previous.get("runs", []) + ([{**project_commit(), "added": added, "at": _now()}] if added else [])
+    runs = previous.get("runs", []) + ([run] if run["added"] else [])
     card = {
         "format": CARD_FORMAT,
         "name": config.name or previous.get("name") or out.name,
@@ -108,8 +109,8 @@ def write_card(out: Path, config: LogConfig, added: int) -> dict[str, Any]:
              f"- capabilities: {', '.join(card['capabilities'] or [])}",
              f"- episodes: {card['episodes']} in `episodes.jsonl` (per schedule: {card['episodes_per_schedule']}; per budget: {card['episodes_per_budget']})",
              f"- tasks {list(config.tasks)}, budgets {list(config.budgets)}, seeds {list(config.seeds)}",
-             "- logged by: " + "; ".join(f"commit {run['commit']}{' (with changes)' if run['dirty'] else ''}, {run['added']} episodes at {run['at']}" for run in runs),
-             "", "Fit a world: `read-env fit-world " + str(out) + " --model recency -o world.json`."]
+             "- logged by: " + "; ".join(f"commit {run['commit']}{' (with changes)' if run['dirty'] else ''}, {run['added']} episodes, started {run['at']}" for run in runs),
+             "", "Fit a world: `read-env fit-world " + str(out) + " --model both -o world.json`."]
     (out / "CARD.md").write_text("\n".join(lines) + "\n")
     return card
 
