@@ -5,7 +5,8 @@ the timing is the environment's. ``--num-threads 2`` also times v1's vector form
 two of numba's threads (any other work on the machine then slows every step down). ``--breakdown`` also
 times v1's parts: a single environment's step and reset, and per row of the vector form, its compiled step
 and its reset (the per-episode draws).
-``--fitted-world FILE`` times ``ReAD-Fitted-v0`` on that world (default: the shipped one).
+``--fitted-world FILE`` times ``ReAD-Fitted-v0`` on that world (default: the shipped one), with 20 steps per
+episode as the surrogates (resets are part of the timing).
 Run: ``python benchmarks/env_speed.py [--seconds 3] [--num-envs 1024] [--num-threads 2] [--breakdown] [--fitted-world FILE]``.
 """
 
@@ -88,7 +89,7 @@ def main() -> None:
     cartpole = single_steps_per_second("CartPole-v1", args.seconds)
     print(f"machine: {platform.processor() or platform.machine()}, numpy {np.__version__}, gymnasium {gym.__version__}")
     print(f"CartPole-v1 (gym.make)               {cartpole:12,.0f} steps/s")
-    for env_id, kwargs in (("ReAD-Surrogate-v0", {}), ("ReAD-Surrogate-v1", {}), ("ReAD-Fitted-v0", {"world": args.fitted_world})):
+    for env_id, kwargs in (("ReAD-Surrogate-v0", {}), ("ReAD-Surrogate-v1", {}), ("ReAD-Fitted-v0", {"world": args.fitted_world, "num_steps": 20})):
         single = single_steps_per_second(env_id, args.seconds, **kwargs)
         vector = vector_steps_per_second(env_id, args.num_envs, args.seconds, **kwargs)
         print(f"{env_id} (gym.make)         {single:12,.0f} steps/s   ratio to CartPole {single / cartpole:.2f}")
