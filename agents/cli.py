@@ -150,9 +150,12 @@ def cmd_fit_world(args: argparse.Namespace) -> int:
 
         models = ["recency", "ensemble"] if args.model == "both" else [args.model]
         world, results = fit_and_validate(load_episodes(args.histories), models, args.holdout, args.output, args.report, seed=args.seed, data=" ".join(args.histories))
+        def number(value: float | None) -> str:
+            return "n/a" if value is None else f"{value:.2f}"
+
         for name, result in results.items():
             print(f"{name}: held-out profile RMS {result['rms_points_all']:.2f} points (no change {result['no_change_rms_points_all']:.2f}), "
-                  f"Spearman within groups {result['spearman']}, pooled {result['spearman_pooled']:.3f}, best in top 3 {result['best_in_top3']}")
+                  f"Spearman within groups {number(result['spearman'])}, pooled {number(result['spearman_pooled'])}, best in top 3 {number(result['best_in_top3'])}")
         print(f"wrote {args.output} ({world.kind}): gym.make('ReAD-Fitted-v0', world='{args.output}'); report in {world.fit['report']}")
         return 0
     world, report = fit_world(load_episodes(args.histories), args.holdout, args.path_terms)

@@ -85,3 +85,20 @@ def test_mini_episodes_keep_the_probe_standard_errors(tmp_path):
     assert card["episodes"] == 2 and "run_dir" not in card["env_kwargs"]  # uniform is always played too
     episodes = load_episodes([tmp_path / "data" / "episodes.jsonl"])
     assert episodes[0].stderrs.shape == (2, 8) and episodes[0].probe_stderr is not None
+
+
+def test_cli_logs_fits_and_the_world_runs(tmp_path, capsys):
+    import gymnasium as gym
+
+    from agents.cli import main
+
+    data = str(tmp_path / "data")
+    assert main(["log-episodes", "--env-id", "ReAD-Surrogate-v1", "--tasks", "math", "--budgets", "1M", "--seeds", "4", "--steps", "3",
+                 "--schedules", "schedule_mixture,schedule_blocks", "--out", data, "--quiet"]) == 0
+    assert "episodes in" in capsys.readouterr().out
+    world = str(tmp_path / "world.json")
+    assert main(["fit-world", data, "--model", "recency", "--holdout", "0.25", "-o", world]) == 0
+    assert "held-out profile RMS" in capsys.readouterr().out and (tmp_path / "world_report" / "report.md").is_file()
+    env = gym.make("ReAD-Fitted-v0", world=world)
+    env.reset(seed=0)
+    assert env.unwrapped.num_steps == 3
