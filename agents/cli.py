@@ -149,7 +149,8 @@ def cmd_fit_world(args: argparse.Namespace) -> int:
         from read_env.fitted.fit import fit_and_validate
 
         models = ["recency", "ensemble"] if args.model == "both" else [args.model]
-        world, results = fit_and_validate(load_episodes(args.histories), models, args.holdout, args.output, args.report, seed=args.seed, data=" ".join(args.histories))
+        world, results = fit_and_validate(load_episodes(args.histories), models, args.holdout, args.output, args.report, seed=args.seed,
+                                          data=" ".join(args.histories), refit_all=args.refit_all)
         def number(value: float | None) -> str:
             return "n/a" if value is None else f"{value:.2f}"
 
@@ -255,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "a ReAD-Fitted-v0 world, validated on held-out schedules (needs torch)")
     fit.add_argument("--report", default=None, help="folder of the validation report (default: next to the output, OUTPUT_report)")
     fit.add_argument("--seed", type=int, default=0, help="seeds the fit of recency/ensemble models")
+    fit.add_argument("--refit-all", action="store_true", help="recency/ensemble: after validation, fit the chosen model on every episode and write that")
     fit.set_defaults(func=cmd_fit_world)
 
     ag = sub.add_parser("agents", help="list the agent names")

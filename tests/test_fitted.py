@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import gymnasium as gym
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 import read_env  # noqa: F401
 from read_env.capabilities import PAPER_CAPABILITIES
 from read_env.fitted import kernel
-from read_env.fitted.validate import choose, spearman, split_by_schedule, validate
+from read_env.fitted.validate import choose, schedule_key, spearman, split_by_schedule, validate
 from read_env.fitted.world import FittedWorld
 from read_env.surrogate.fit_world import Episode
 
@@ -118,9 +119,10 @@ def test_spearman_and_its_ties():
 def test_split_holds_out_whole_schedules_and_validation_ranks():
     world = recency_world()
     episodes = episodes_of(world, 24)
+    episodes += [replace(episode, source=episode.source + "/again", task="toy2") for episode in episodes[:6]]  # same schedules again
     training, heldout = split_by_schedule(episodes, 0.25)
-    assert not {e.schedule for e in training} & {e.schedule for e in heldout}
-    assert len(training) + len(heldout) == len(episodes) and len({e.schedule for e in heldout}) == 3
+    assert not {schedule_key(e) for e in training} & {schedule_key(e) for e in heldout}
+    assert len(training) + len(heldout) == len(episodes) and len({schedule_key(e) for e in heldout}) == 6
     result = validate(world, heldout)  # the true world predicts itself exactly
     assert result["rms_points_all"] == pytest.approx(0.0, abs=1e-9)
     assert result["spearman"] == pytest.approx(1.0) and result["best_in_top3"] == 1.0
@@ -238,7 +240,9 @@ def test_fit_and_validate_writes_the_better_world_and_a_report(tmp_path):
     for name in ("report.md", "profiles.png", "ranking.png"):
         assert (tmp_path / "world_report" / name).is_file()
     loaded = FittedWorld.load(tmp_path / "world.json")
-    assert loaded.fit["chosen"] == world.kind and loaded.fit["num_steps"] == 6
+    assert loaded.fit["chosen"] == world.kind and loaded.fit["num_steps"] == 6 and loaded.fit["fitted_on"] == "the 12 training episodes"
+    refitted, _ = fit_and_validate(episodes, ["recency"], 0.25, tmp_path / "all.json", options={"recency": {"iterations": 30}}, refit_all=True)
+    assert refitted.fit["fitted_on"] == "all 16 episodes, after validation" and not np.array_equal(refitted.theta, world.theta)
     env = gym.make("ReAD-Fitted-v0", world=str(tmp_path / "world.json"))
     env.reset(seed=0)
     env.step(np.zeros(K, dtype=np.float32))

@@ -182,12 +182,15 @@ def fit(kind: str, episodes: Sequence[Episode], seed: int = 0, **options: Any) -
 
 
 def fit_and_validate(episodes: Sequence[Episode], models: Sequence[str], holdout: float, output: str | Path, report: str | Path | None = None,
-                     seed: int = 0, data: str = "", options: dict[str, dict[str, Any]] | None = None) -> tuple[FittedWorld, dict[str, dict[str, Any]]]:
+                     seed: int = 0, data: str = "", options: dict[str, dict[str, Any]] | None = None,
+                     refit_all: bool = False) -> tuple[FittedWorld, dict[str, dict[str, Any]]]:
     """Fit each of ``models`` to the training schedules, validate on the held-out ones
     (:mod:`read_env.fitted.validate`), write the better world to ``output`` (its ``fit`` record holds every
     model's validation) and the report to ``report`` (default: ``OUTPUT_report``); ``options[model]`` go to
-    its fit (``iterations``, ``members``, ``hidden``); returns (world, results)."""
-    from read_env.fitted.validate import choose, split_by_schedule, validate, write_report
+    its fit (``iterations``, ``members``, ``hidden``). With ``refit_all`` the chosen model is fitted again on
+    every episode, held-out ones included, and that world is written (the validation then describes the
+    procedure on a split, not the written world). Returns (world, results)."""
+    from read_env.fitted.validate import choose, schedule_key, split_by_schedule, validate, write_report
 
     training, heldout = split_by_schedule(episodes, holdout)
     worlds = {name: fit(name, training, seed=seed, **(options or {}).get(name, {})) for name in models}
@@ -198,12 +201,13 @@ def fit_and_validate(episodes: Sequence[Episode], models: Sequence[str], holdout
     output = Path(output)
     folder = Path(report) if report is not None else output.with_name(output.stem + "_report")
     write_report(results, worlds, heldout, chosen, folder, data)
-    world = worlds[chosen]
+    world = fit(chosen, episodes, seed=seed, **(options or {}).get(chosen, {})) if refit_all else worlds[chosen]
     steps = [len(episode.tokens) for episode in training]
     world.fit = {"data": data, "num_steps": max(set(steps), key=steps.count), "training_episodes": len(training),
-                 "training_schedules": len({e.schedule for e in training}), "chosen": chosen,
+                 "training_schedules": len({schedule_key(e) for e in training}), "chosen": chosen,
                  "rule": "the higher within-group Spearman on held-out schedules, then the lower held-out profile RMS",
                  "validation": {name: {key: value for key, value in result.items() if key != "episodes"} for name, result in results.items()},
-                 "heldout_episodes": results[chosen]["episodes"], "report": str(folder / "report.md"), "seed": seed}
+                 "heldout_episodes": results[chosen]["episodes"], "report": str(folder / "report.md"), "seed": seed,
+                 "fitted_on": f"all {len(episodes)} episodes, after validation" if refit_all else f"the {len(training)} training episodes"}
     world.save(output)
     return world, results

@@ -1,9 +1,10 @@
 """Validate a fitted world as surrogate benchmarks are validated: on held-out *schedules*, by error and by rank.
 
-Split (:func:`split_by_schedule`): of the distinct schedules (``Episode.schedule``: agent and seed, the same
-allocations on every task and budget for the open-loop schedules), a share ``holdout`` drawn by a fixed
-generator (seed 0, so every family can be held out) is held out with all its episodes: no held-out schedule
-was seen in fitting.
+Split (:func:`split_by_schedule`): a schedule is a sequence of allocations (rounded to 4 decimals), so the
+episodes of one schedule on every task, budget and environment seed (an open-loop schedule's seed, or a fixed
+rule such as uniform on every seed) are one schedule; of the distinct schedules, a share ``holdout`` drawn by
+a fixed generator (seed 0, so every family can be held out) is held out with all its episodes: no held-out
+schedule was seen in fitting.
 
 Measures on the held-out episodes (each replayed from its measured start profile with its recorded
 allocations and tokens; an ensemble predicts its members' mean):
@@ -38,14 +39,20 @@ def split_by_schedule(episodes: Sequence[Episode], holdout: float) -> tuple[list
     """(training, held-out) episodes: a share ``holdout`` of the distinct schedules held out (see the module docstring)."""
     if not 0.0 < holdout < 1.0:
         raise ValueError(f"holdout must be in (0, 1), got {holdout}")
-    schedules = list(dict.fromkeys(episode.schedule or episode.source for episode in episodes))
+    keys = [schedule_key(episode) for episode in episodes]
+    schedules = list(dict.fromkeys(keys))
     order = np.random.default_rng(SPLIT_SEED).permutation(len(schedules))
     held = {schedules[index] for index in order[: round(holdout * len(schedules))]}
-    training = [episode for episode in episodes if (episode.schedule or episode.source) not in held]
-    heldout = [episode for episode in episodes if (episode.schedule or episode.source) in held]
+    training = [episode for episode, key in zip(episodes, keys) if key not in held]
+    heldout = [episode for episode, key in zip(episodes, keys) if key in held]
     if not training or not heldout:
         raise ValueError(f"{len(schedules)} distinct schedules cannot be split with holdout {holdout}: log more schedules")
     return training, heldout
+
+
+def schedule_key(episode: Episode) -> bytes:
+    """What identifies an episode's schedule: its allocations [T, K] rounded to 4 decimals."""
+    return np.round(episode.allocations, 4).tobytes()
 
 
 def predict(world: FittedWorld, episodes: Sequence[Episode]) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -105,7 +112,7 @@ def validate(world: FittedWorld, heldout: Sequence[Episode]) -> dict[str, Any]:
     top3 = [bool(np.argmax(real[rows]) in np.argsort(-guess[rows], kind="stable")[:3]) for rows in ranked.values()]
     return {
         "heldout_episodes": len(heldout),
-        "heldout_schedules": len({episode.schedule for episode in heldout}),
+        "heldout_schedules": len({schedule_key(episode) for episode in heldout}),
         "rms_points": (100 * np.sqrt((errors**2).mean(axis=0))).tolist(),
         "rms_points_all": float(100 * np.sqrt((errors**2).mean())),
         "no_change_rms_points_all": float(100 * np.sqrt((unchanged**2).mean())),
