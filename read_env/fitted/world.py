@@ -62,7 +62,6 @@ class FittedWorld:
     """
 
     STATE_BLOCKS = 2
-    train_noise = 0.0
 
     def __init__(self, kind: str, capabilities: Sequence[str], student: Any, theta: Any, token_scale: float, hidden: int = 0, probe_noise: float = 0.0,
                  fit: Mapping[str, Any] | None = None) -> None:
