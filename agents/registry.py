@@ -14,6 +14,7 @@ from agents.policies.exp3 import Exp3Agent
 from agents.policies.grid import GridSearchAgent
 from agents.policies.linucb import LinUCBAgent
 from agents.policies.oracle import OracleAgent
+from agents.policies.schedules import ScheduleAgent
 from agents.policies.skill_it import SkillItAgent
 from agents.policies.tscl import TSCLAgent
 
@@ -47,6 +48,9 @@ AGENTS: dict[str, Callable[..., Agent]] = {
     "skill_it": _named(SkillItAgent, "skill_it"),
     "oracle": _named(OracleAgent, "oracle"),
     "best_fixed": _named(OracleAgent, "best_fixed", fixed=True),
+    "schedule_mixture": _named(ScheduleAgent, "schedule_mixture", family="mixture"),
+    "schedule_blocks": _named(ScheduleAgent, "schedule_blocks", family="blocks"),
+    "schedule_phases": _named(ScheduleAgent, "schedule_phases", family="phases"),
 }
 DEFAULT_AGENTS = ("uniform", "task_static", "single", "random", "greedy", "grid", "exp3", "aioli", "linucb", "ado", "tscl", "skill_it", "read_bandit", "oracle")
 

@@ -1,11 +1,13 @@
-"""Environment steps per second: the surrogates (v0, v1, v2) against CartPole-v1, and their native vector forms.
+"""Environment steps per second: the surrogates (v0, v1, v2) and ``ReAD-Fitted-v0`` against CartPole-v1, and their native vector forms.
 
 Both single environments go through ``gym.make`` with their default wrappers and take a fixed action, so
 the timing is the environment's. ``--num-threads 2`` also times v1's vector form with its rows split over
 two of numba's threads (any other work on the machine then slows every step down). ``--breakdown`` also
 times v1's and v2's parts: a single environment's step and reset, and per row of the vector form, its
 compiled step and its reset (the per-episode draws).
-Run: ``python benchmarks/env_speed.py [--seconds 3] [--num-envs 1024] [--num-threads 2] [--breakdown]``.
+``--fitted-world FILE`` times ``ReAD-Fitted-v0`` on that world (default: the shipped one), with 20 steps per
+episode as the surrogates (resets are part of the timing).
+Run: ``python benchmarks/env_speed.py [--seconds 3] [--num-envs 1024] [--num-threads 2] [--breakdown] [--fitted-world FILE]``.
 """
 
 from __future__ import annotations
@@ -82,13 +84,14 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, default=1024)
     parser.add_argument("--breakdown", action="store_true", help="also time the parts of a v1 and a v2 step and reset")
     parser.add_argument("--num-threads", type=int, default=1, help="also time v1's vector form with this many numba threads")
+    parser.add_argument("--fitted-world", default="default", help="the world of ReAD-Fitted-v0 (a fit-world --model file)")
     args = parser.parse_args()
     cartpole = single_steps_per_second("CartPole-v1", args.seconds)
     print(f"machine: {platform.processor() or platform.machine()}, numpy {np.__version__}, gymnasium {gym.__version__}")
     print(f"CartPole-v1 (gym.make)               {cartpole:12,.0f} steps/s")
-    for env_id in ("ReAD-Surrogate-v0", "ReAD-Surrogate-v1", "ReAD-Surrogate-v2"):
-        single = single_steps_per_second(env_id, args.seconds)
-        vector = vector_steps_per_second(env_id, args.num_envs, args.seconds)
+    for env_id, kwargs in (("ReAD-Surrogate-v0", {}), ("ReAD-Surrogate-v1", {}), ("ReAD-Surrogate-v2", {}), ("ReAD-Fitted-v0", {"world": args.fitted_world, "num_steps": 20})):
+        single = single_steps_per_second(env_id, args.seconds, **kwargs)
+        vector = vector_steps_per_second(env_id, args.num_envs, args.seconds, **kwargs)
         print(f"{env_id} (gym.make)         {single:12,.0f} steps/s   ratio to CartPole {single / cartpole:.2f}")
         print(f"{env_id} vector, {args.num_envs} envs {vector:12,.0f} env-steps/s   ratio to CartPole's single env {vector / cartpole:.1f}")
     for env_id in ("ReAD-Surrogate-v1", "ReAD-Surrogate-v2"):

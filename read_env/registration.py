@@ -16,6 +16,7 @@ not measure it; half is a modelling choice between v1's fresh noise (0) and a de
 whose whole error is the suite's (1)."""
 REAL_ID = "ReAD-v0"
 MINI_ID = "ReAD-Mini-v0"
+FITTED_ID = "ReAD-Fitted-v0"
 
 
 def register_envs() -> None:
@@ -43,3 +44,5 @@ def register_envs() -> None:
         gym.register(REAL_ID, entry_point="read_env.distill.env:DistillationEnv", nondeterministic=True)
     if MINI_ID not in gym.registry:
         gym.register(MINI_ID, entry_point="read_env.mini.env:MiniEnv")  # bit-exact under a seed on CPU (threads fixed)
+    if FITTED_ID not in gym.registry:
+        gym.register(FITTED_ID, entry_point="read_env.fitted.env:FittedEnv", vector_entry_point="read_env.fitted.env:FittedVectorEnv")

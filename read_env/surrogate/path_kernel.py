@@ -135,7 +135,7 @@ def profile(state, student, gap, cells, decay_rates):
 
 
 @numba.njit(cache=True)
-def _allocation_row(action, r, simplex, temperature, out) -> bool:
+def allocation_row(action, r, simplex, temperature, out) -> bool:
     """``out[r]``: the allocation of ``action[r]`` (:func:`read_env.contract.allocation_from_action`'s map);
     False, with ``out[r]`` unspecified, for an action that map rejects."""
     k = action.shape[1]
@@ -178,7 +178,7 @@ def _env_step_rows(
     new_state, numbers = out[:, 4 * k : 6 * k], out[:, 6 * k :]
     scratch, off = _scratch(k, decay_rates.shape[0]), np.empty(0)
     for r in range(first, last):
-        valid[r] = _allocation_row(action, r, simplex, temperature, allocation)
+        valid[r] = allocation_row(action, r, simplex, temperature, allocation)
         if not valid[r]:
             continue
         p = r if scalars.shape[0] > 1 else 0
@@ -186,20 +186,31 @@ def _env_step_rows(
         noisy = noise.shape[1] > 0
         train_noise = noise[r, t] if noisy else off  # row t: step t's training noise
         _advance_row(p, state[r], step_tokens[t], allocation[r], train_noise, student, gap, cells, decay_rates, prerequisites, scalars, new_state[r], true_profile[r], scratch)
-        gain, spill = 0.0, 0.0
-        for c in range(k):
-            score = true_profile[r, c]
-            if noisy:  # row num_steps + t + 1: the probe noise of reading t + 1
-                score = min(max(score + scalars[p, PROBE_NOISE] * noise[r, num_steps + t + 1, c], 0.0), 1.0)
-            profile[r, c] = score
-            delta[r, c] = score - previous[r, c]
-            gain += requirement[r, c] * delta[r, c]
-            spill += essential_weight[r, c] * max(0.0, -delta[r, c])
-        utility = utility_row(true_profile[r], utility_weights[r], utility_power[r], utility_teacher[r])
-        reading = utility if readings.shape[1] == 0 else min(max(utility + utility_noise * readings[r, t + 1], 0.0), 1.0)
-        numbers[r, 0], numbers[r, 1] = utility, reading
-        numbers[r, 2] = gain - beta * spill - cost_weight * (step_tokens[t] / budget_tokens)
-        numbers[r, 3], numbers[r, 4] = gain, spill
+        read_row(r, t, num_steps, scalars[p, PROBE_NOISE], noise, readings, utility_noise, previous, requirement, essential_weight, utility_weights, utility_power,
+                 utility_teacher, beta, cost_weight, step_tokens[t] / budget_tokens, true_profile, profile, delta, numbers)
+
+
+@numba.njit(cache=True, inline="always")
+def read_row(r, t, num_steps, probe_noise, noise, readings, utility_noise, previous, requirement, essential_weight, utility_weights, utility_power,
+             utility_teacher, beta, cost_weight, cost, true_profile, profile, delta, numbers) -> None:
+    """What row ``r`` reads after step ``t`` (of ``num_steps``) from its new ``true_profile[r]``: the probe reading
+    ``profile[r]`` (noise row ``num_steps + t + 1``; ``noise`` [N, 0, K]: off), its change ``delta[r]`` from ``previous[r]``, and ``numbers[r]``: the
+    true utility (``utility_teacher`` [N, 0]: the scores family; see :func:`read_env.utility.utility_row`), its reading, the reward (``cost``: the step's share of the budget), the gain and the spillover."""
+    k, noisy = true_profile.shape[1], noise.shape[1] > 0
+    gain, spill = 0.0, 0.0
+    for c in range(k):
+        score = true_profile[r, c]
+        if noisy:  # row num_steps + t + 1: the probe noise of reading t + 1
+            score = min(max(score + probe_noise * noise[r, num_steps + t + 1, c], 0.0), 1.0)
+        profile[r, c] = score
+        delta[r, c] = score - previous[r, c]
+        gain += requirement[r, c] * delta[r, c]
+        spill += essential_weight[r, c] * max(0.0, -delta[r, c])
+    utility = utility_row(true_profile[r], utility_weights[r], utility_power[r], utility_teacher[r])
+    reading = utility if readings.shape[1] == 0 else min(max(utility + utility_noise * readings[r, t + 1], 0.0), 1.0)
+    numbers[r, 0], numbers[r, 1] = utility, reading
+    numbers[r, 2] = gain - beta * spill - cost_weight * cost
+    numbers[r, 3], numbers[r, 4] = gain, spill
 
 
 @numba.njit(cache=True)
