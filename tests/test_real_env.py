@@ -6,13 +6,9 @@ import json
 import os
 import resource
 import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 import warnings
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -36,28 +32,6 @@ FAST = {
     "micro_batch": 4,
     "gen_batch_size": 8,
 }
-
-
-@pytest.fixture(scope="module")
-def teacher_server(tiny_models):
-    """A real OpenAI-compatible server (``transformers serve``) on 127.0.0.1 serving the tiny teacher."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [str(Path(sys.executable).parent / "transformers"), "serve", tiny_models["teacher"], "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
-    server = subprocess.Popen(command, env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url + "/models", timeout=2).read()
-            break
-        except OSError:
-            assert server.poll() is None and time.time() < deadline, "transformers serve did not start"
-            time.sleep(0.5)
-    yield url
-    server.terminate()
-    server.wait(timeout=30)
 
 
 def make(tiny_models, run_dir, **kwargs):

@@ -275,7 +275,7 @@ class Distiller:
         """Delete every checkpoint folder (and unfinished ``.tmp`` folder) but ``checkpoint-{keep}``."""
         for old in self.run_dir.glob("checkpoint-*"):
             if old.name != f"checkpoint-{keep}":
-                shutil.rmtree(old)
+                shutil.rmtree(old, ignore_errors=True)  # one left behind goes at the next prune
 
     def finish(self) -> None:
         """End of a completed episode: keep what ``config.keep_after_episode`` asks for (see DistillerConfig)."""

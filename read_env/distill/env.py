@@ -17,25 +17,29 @@ into the next step; after the last step it is the budget left unspent (answers c
 Runs survive: each episode writes ``run_dir/episode-NNNN/`` (created once its reset succeeded) with
 ``history.jsonl`` (one JSON object per completed step, step 0 = reset), the distiller's ``ledger.jsonl``
 and ``checkpoint-T`` for the last completed step ``T`` only (crash-safe writes; the previous checkpoint is
-deleted only after the next one and its history line are on disk). A finished episode keeps
+deleted only after the next one and its history line are on disk). History and ledger lines are written
+whole or not at all, even on a full disk (:mod:`read_env.distill.safe_files`). A finished episode keeps
 ``DistillerConfig.keep_after_episode`` (default: the student's weights in ``final/``). With ``resume=True``
-the first ``reset()`` of an environment continues the newest unfinished episode of ``run_dir`` (also one
-truncated by a failure) from its last completed step, with the ledger of that step, so no token is lost or
-counted twice (the seed passed to that reset is then unused).
+the first ``reset()`` of an environment continues the newest unfinished episode of ``run_dir`` (one killed
+with its process, or truncated by a failure) from its last completed step, with the ledger of that step, so
+no token is lost or counted twice (the seed passed to that reset is then unused); so does the ``reset()``
+that follows a truncated step on the same environment.
 
 ``step()`` does not raise on backend failures: out-of-memory halves the micro-batch and retries (inside the
-trainer); any other error (a full disk, an unreachable teacher server) ends the episode with
-``truncated=True`` and ``info["error"]``, the distiller rolled back to the last completed step; that step
-spends nothing and ``step()`` then raises until ``reset()``. Models are loaded once per environment and
-reused by its later episodes.
+trainer); any other error at any point of the step (a full disk while writing the ledger, the checkpoint or
+the history line, an unreachable teacher server) ends the episode with ``truncated=True`` and
+``info["error"]`` (the cause, naming the file or URL, and what the next ``reset()`` does), the distiller
+rolled back to the last completed step and the files left as they were after it; that step spends nothing
+and ``step()`` then raises until ``reset()``. Models are loaded once per environment and reused by its later
+episodes.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Mapping
 from dataclasses import replace
+from itertools import takewhile
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +47,7 @@ import numpy as np
 
 from read_env.allocation_env import AllocationEnv
 from read_env.distill.config import DistillerConfig
+from read_env.distill.safe_files import append_line, keep_lines, read_lines
 from read_env.records import to_jsonable
 
 HISTORY = "history.jsonl"
@@ -60,7 +65,8 @@ class DistillationEnv(AllocationEnv):
             raise at construction).
         device: ``"auto"`` (GPU when present), ``"cpu"``, ``"cuda"``, ...
         run_dir: folder of the episodes' histories, ledgers and checkpoints.
-        resume: let the first ``reset()`` continue an unfinished episode in ``run_dir``.
+        resume: let the first ``reset()`` continue an unfinished episode in ``run_dir``, and the ``reset()``
+            after a truncated step continue the truncated episode.
         utility_every: measure task utility every this many steps (0: only after reset and at the end).
         progress: show a progress bar during ``reset()`` (loading models, teacher references, measurements:
             minutes for the embedded models on a CPU the first time).
@@ -99,7 +105,8 @@ class DistillationEnv(AllocationEnv):
         self.run_dir = Path(run_dir)
         self.utility_every = utility_every
         self.progress = progress
-        self._may_resume = bool(resume)
+        self.resume = bool(resume)
+        self._may_resume = self.resume
         self._models = None
         self.distiller = None
         self.episode_dir: Path | None = None
@@ -122,7 +129,12 @@ class DistillationEnv(AllocationEnv):
         if unfinished is not None:
             return self._resume(*unfinished)
         observation, info = super().reset(seed=seed, options=options)
-        self._commit({"config": self.config, "seed": self._distiller_seed, "requirement": self.requirement.tolist(), **self._record(info)})
+        try:
+            self._commit({"config": self.config, "seed": self._distiller_seed, "requirement": self.requirement.tolist(), **self._record(info)})
+        except OSError:
+            shutil.rmtree(self.episode_dir, ignore_errors=True)  # a failed reset leaves no episode folder
+            self._truncated = True  # and no episode to step
+            raise
         return observation, info
 
     def _begin(self, prepared: dict[str, Any]) -> tuple[np.ndarray, float]:
@@ -162,12 +174,7 @@ class DistillationEnv(AllocationEnv):
         try:
             outcome = self.distiller.step(split, progress=self.tokens_used_total / self.budget_tokens, requirement=self.requirement if measure else None)
         except Exception as error:  # noqa: BLE001 - the contract: end the episode, never crash the caller
-            message = f"{type(error).__name__}: {error}"
-            try:
-                self.distiller.rollback(self._step)
-            except Exception as rollback_error:  # noqa: BLE001
-                message += f"; rollback to checkpoint-{self._step} failed too ({type(rollback_error).__name__}: {rollback_error})"
-            return self.profile, self.utility, {"truncated": True, "error": message, "tokens_allotted": split.tolist(), **self._ledger_info(self.distiller.totals())}
+            return self.profile, self.utility, self._abort(error, split.tolist())
         report, probe = outcome.report, outcome.probe
         return probe.profile, self.utility if outcome.utility is None else outcome.utility, {
             "tokens_allotted": split.tolist(),
@@ -182,13 +189,39 @@ class DistillationEnv(AllocationEnv):
             "seconds": {"generation": report.generation_seconds, "training": report.training_seconds, "distill": report.seconds, "probe": probe.seconds},
         }
 
+    def _abort(self, error: Exception, tokens_allotted: list[int]) -> dict[str, Any]:
+        """Roll the distiller back to the last committed step after ``error``: the truncated step's extra info."""
+        message = f"{type(error).__name__}: {error}"
+        try:
+            self.distiller.rollback(self._step)
+            self.distiller.prune_checkpoints(keep=self._step)
+        except Exception as rollback_error:  # noqa: BLE001
+            message += f"; rollback to checkpoint-{self._step} failed too ({type(rollback_error).__name__}: {rollback_error})"
+        if self.resume:
+            message += f"; reset() resumes this episode from step {self._step}"
+        else:
+            message += f"; reset() starts a new episode (resume=False), this one stays in {self.episode_dir}"
+        return {"truncated": True, "error": message, "tokens_allotted": tokens_allotted, **self._ledger_info(self.distiller.totals())}
+
     @staticmethod
     def _ledger_info(totals: dict[str, int]) -> dict[str, int]:
         return {"tokens_spent_total": totals["spent"], "tokens_carried": totals["carry"]}
 
     def step(self, action: np.ndarray):
+        self._check_running()
+        before = (self.profile, self.allocation, self.delta, self.utility, self._step, self.tokens_used_total)
         observation, reward, terminated, truncated, info = super().step(action)
-        self._commit({"reward": reward, "terminated": terminated, "truncated": truncated, **self._record(info)})
+        try:
+            self._commit({"reward": reward, "terminated": terminated, "truncated": truncated, **self._record(info)})
+        except OSError as error:  # the history line is the commit point: without it the step did not happen
+            if truncated:
+                info["error"] += f"; the truncated step's history line was not written either ({error})"
+            else:
+                self.profile, self.allocation, self.delta, self.utility, self._step, self.tokens_used_total = before
+                observation, reward, terminated, truncated, info = self._truncated_step(info["allocation"], self._abort(error, info["tokens_allotted"]))
+                self._write_truncated(reward, info)
+        if truncated:
+            self._may_resume = self.resume
         if terminated:
             try:
                 self.distiller.finish()
@@ -210,9 +243,15 @@ class DistillationEnv(AllocationEnv):
 
     def _commit(self, record: dict[str, Any]) -> None:
         """Append the step's history line (the commit point), then drop every checkpoint but this step's."""
-        with open(self.episode_dir / HISTORY, "a") as history:
-            history.write(json.dumps(record) + "\n")
+        append_line(self.episode_dir / HISTORY, record)
         self.distiller.prune_checkpoints(keep=record["step"])
+
+    def _write_truncated(self, reward: float, info: dict[str, Any]) -> None:
+        """Record a truncated step in the history when the disk allows (resume skips it either way)."""
+        try:
+            self._commit({"reward": reward, "terminated": False, "truncated": True, **self._record(info)})
+        except OSError as error:
+            info["error"] += f"; the truncated step's history line was not written either ({error})"
 
     def _episodes(self) -> list[Path]:
         """The episode folders of ``run_dir``, oldest first."""
@@ -222,7 +261,7 @@ class DistillationEnv(AllocationEnv):
         episodes = self._episodes()
         if not episodes:
             return None
-        records = [record for record in read_history(episodes[-1]) if not record.get("truncated")]
+        records = list(takewhile(lambda record: not record.get("truncated"), read_history(episodes[-1])))
         if not records or records[-1].get("terminated"):
             return None
         if records[0]["config"] != self.config:
@@ -233,7 +272,7 @@ class DistillationEnv(AllocationEnv):
         first, last = records[0], records[-1]
         self.distiller = self._make_distiller(episode_dir, first["seed"])
         self.distiller.rollback(last["step"])
-        (episode_dir / HISTORY).write_text("".join(json.dumps(record) + "\n" for record in records))  # drop a torn or failed line
+        keep_lines(episode_dir / HISTORY, len(records))  # drop a torn or truncated step's line (needs no free space)
         self.episode_dir, self._distiller_seed = episode_dir, first["seed"]
         self.distiller.prune_checkpoints(keep=last["step"])
         self._set_task(first["task"], np.array(first["requirement"]))
@@ -247,13 +286,5 @@ class DistillationEnv(AllocationEnv):
 
 
 def read_history(episode_dir: str | Path) -> list[dict[str, Any]]:
-    """The completed steps of an episode folder's ``history.jsonl`` (a torn last line is ignored)."""
-    path = Path(episode_dir) / HISTORY
-    records = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-    return records
+    """The recorded steps of an episode folder's ``history.jsonl`` (a torn last line is ignored)."""
+    return read_lines(Path(episode_dir) / HISTORY)

@@ -22,7 +22,8 @@ environment sets ``torch.set_num_threads(threads)`` process-wide at reset when `
 
 Run folders as ``ReAD-v0`` (:class:`read_env.distill.env.DistillationEnv`): ``run_dir/episode-NNNN/`` holds
 ``history.jsonl``, ``ledger.jsonl`` and the last step's checkpoint (kept when the episode ends);
-``resume=True`` lets the first reset continue an episode killed mid-way with no token lost or counted twice.
+``resume=True`` lets the first reset continue an episode killed mid-way, and the reset after a step truncated
+by a failure (a full disk) continue that episode, with no token lost or counted twice.
 The first record of a history holds the configuration, including the teacher's expected profile
 (``teacher_profile``) for ``read-env fit-world``.
 """
