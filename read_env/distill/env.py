@@ -12,7 +12,9 @@ A step (see :class:`read_env.distill.distiller.Distiller` for the details and th
 Token accounting: ``info["tokens_used_total"]`` is the budget handed to the backend so far (the contract's
 count, equal to the ledger's allotted total), ``info["tokens_spent_total"]`` what the teacher generated and
 the student trained on (the ledger's spent total, never more), ``info["tokens_carried"]`` the rest, carried
-into the next step; after the last step it is the budget left unspent (answers come in whole prompts).
+into the next step; the last step spends what its capabilities leave on more answers of the most-allotted
+ones, and what it still leaves (less than one more prompt and ``min_new_tokens`` answer tokens) is the budget
+left unspent.
 
 Runs survive: each episode writes ``run_dir/episode-NNNN/`` (created once its reset succeeded) with
 ``history.jsonl`` (one JSON object per completed step, step 0 = reset), the distiller's ``ledger.jsonl``
@@ -75,6 +77,7 @@ class DistillationEnv(AllocationEnv):
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
+    spends_remainder = True  # the last step spends what the capabilities' allotments left (Distiller.distill(final=True))
 
     def __init__(
         self,
@@ -172,7 +175,8 @@ class DistillationEnv(AllocationEnv):
         step = self._step + 1
         measure = step == self.num_steps or bool(self.utility_every and step % self.utility_every == 0)
         try:
-            outcome = self.distiller.step(split, progress=self.tokens_used_total / self.budget_tokens, requirement=self.requirement if measure else None)
+            outcome = self.distiller.step(split, progress=self.tokens_used_total / self.budget_tokens, requirement=self.requirement if measure else None,
+                                          final=self.spends_remainder and step == self.num_steps)
         except Exception as error:  # noqa: BLE001 - the contract: end the episode, never crash the caller
             return self.profile, self.utility, self._abort(error, split.tolist())
         report, probe = outcome.report, outcome.probe

@@ -66,6 +66,7 @@ class MiniEnv(DistillationEnv):
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    spends_remainder = False  # keeps ReAD-Mini-v0's published episodes as they were (its remainder: benchmarks/budget_remainder.py)
 
     def __init__(
         self,
