@@ -38,6 +38,7 @@ episodes.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import replace
@@ -65,13 +66,18 @@ class DistillationEnv(AllocationEnv):
             the same names, when given (they override ``distiller_config``).
         distiller_config: a :class:`~read_env.distill.config.DistillerConfig` or its JSON dict (unknown keys
             raise at construction).
-        device: ``"auto"`` (GPU when present), ``"cpu"``, ``"cuda"``, ...
+        device: ``"auto"`` (GPU when present), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ... (checked at construction).
         run_dir: folder of the episodes' histories, ledgers and checkpoints.
         resume: let the first ``reset()`` continue an unfinished episode in ``run_dir``, and the ``reset()``
             after a truncated step continue the truncated episode.
         utility_every: measure task utility every this many steps (0: only after reset and at the end).
         progress: show a progress bar during ``reset()`` (loading models, teacher references, measurements:
             minutes for the embedded models on a CPU the first time).
+        keep_episodes: when an episode finishes, delete the oldest finished episode folders of ``run_dir`` but
+            this many (``None``: keep all; unfinished episodes are always kept).
+
+    Every argument is checked here, naming it: an ``"openai"`` teacher server must answer within
+    :data:`~read_env.distill.engines.openai_server.REACH_TIMEOUT_S` seconds.
         **contract_args: the contract's arguments (:class:`~read_env.allocation_env.AllocationEnv`); here the
             defaults are ``budget_tokens=12_000`` and ``num_steps=6``.
     """
@@ -93,11 +99,25 @@ class DistillationEnv(AllocationEnv):
         resume: bool = True,
         utility_every: int = 0,
         progress: bool = True,
+        keep_episodes: int | None = None,
         **contract_args: Any,
     ) -> None:
         super().__init__(**{"budget_tokens": DEFAULT_BUDGET_TOKENS, "num_steps": DEFAULT_NUM_STEPS, **contract_args})
+        for name, value in (("resume", resume), ("progress", progress)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be True or False, got {value!r}")
         if isinstance(utility_every, bool) or not isinstance(utility_every, int) or utility_every < 0:
             raise ValueError(f"utility_every must be a non-negative integer, got {utility_every!r}")
+        if keep_episodes is not None and (isinstance(keep_episodes, bool) or not isinstance(keep_episodes, int) or keep_episodes < 1):
+            raise ValueError(f"keep_episodes must be a positive integer or None, got {keep_episodes!r}")
+        if not isinstance(run_dir, (str, os.PathLike)):
+            raise TypeError(f"run_dir must be a folder path (str or os.PathLike), got {type(run_dir).__name__} {run_dir!r}")
+        if Path(run_dir).exists() and not Path(run_dir).is_dir():
+            raise ValueError(f"run_dir {run_dir} exists and is not a folder")
+        if device != "auto" and device != "cpu":
+            from read_env.distill.models import torch_device
+
+            torch_device(device)  # raises naming the device
         base = distiller_config if isinstance(distiller_config, DistillerConfig) else DistillerConfig.from_dict(distiller_config or {})
         direct = {"teacher": teacher, "student": student, "objective": objective, "lora": lora, "teacher_engine": teacher_engine, "teacher_url": teacher_url}
         self.distiller_config = replace(base, **{key: value for key, value in direct.items() if value is not None})
@@ -108,7 +128,8 @@ class DistillationEnv(AllocationEnv):
         self.run_dir = Path(run_dir)
         self.utility_every = utility_every
         self.progress = progress
-        self.resume = bool(resume)
+        self.keep_episodes = keep_episodes
+        self.resume = resume
         self._may_resume = self.resume
         self._models = None
         self.distiller = None
@@ -120,6 +141,11 @@ class DistillationEnv(AllocationEnv):
 
         check_model_name(self.distiller_config.teacher, "teacher", self.distiller_config.cache)
         check_model_name(self.distiller_config.student, "student", self.distiller_config.cache)
+        if self.distiller_config.teacher_engine == "openai":
+            from read_env.distill.engines.openai_server import check_teacher_server
+
+            config = self.distiller_config
+            check_teacher_server(config.teacher_url, config.teacher_model or config.teacher)  # the embedded teacher's name: at reset
         if self.distiller_config.teacher_engine == "vllm":
             from read_env.distill.engines.vllm_engine import require_vllm
 
@@ -231,7 +257,15 @@ class DistillationEnv(AllocationEnv):
                 self.distiller.finish()
             except OSError as error:  # the episode is complete and its last checkpoint kept: report, do not raise
                 info["error"] = f"the finished episode's files were not written: {type(error).__name__}: {error}"
+            if self.keep_episodes is not None:
+                self._drop_old_episodes()
         return observation, reward, terminated, truncated, info
+
+    def _drop_old_episodes(self) -> None:
+        """Delete the finished episode folders of ``run_dir`` but the newest ``keep_episodes``."""
+        finished = [path for path in self._episodes() if (records := read_history(path)) and records[-1].get("terminated")]
+        for old in finished[: -self.keep_episodes]:
+            shutil.rmtree(old, ignore_errors=True)
 
     # ------------------------------------------------------------------------------- persistence
     def _record(self, info: dict[str, Any]) -> dict[str, Any]:
