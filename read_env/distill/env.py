@@ -75,11 +75,11 @@ class DistillationEnv(AllocationEnv):
             minutes for the embedded models on a CPU the first time).
         keep_episodes: when an episode finishes, delete the oldest finished episode folders of ``run_dir`` but
             this many (``None``: keep all; unfinished episodes are always kept).
-
-    Every argument is checked here, naming it: an ``"openai"`` teacher server must answer within
-    :data:`~read_env.distill.engines.openai_server.REACH_TIMEOUT_S` seconds.
         **contract_args: the contract's arguments (:class:`~read_env.allocation_env.AllocationEnv`); here the
             defaults are ``budget_tokens=12_000`` and ``num_steps=6``.
+
+    Every argument is checked here, and an error names it; an ``"openai"`` teacher server must answer within
+    :data:`~read_env.distill.engines.openai_server.REACH_TIMEOUT_S` seconds.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
