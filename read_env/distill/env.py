@@ -13,8 +13,8 @@ Token accounting: ``info["tokens_used_total"]`` is the budget handed to the back
 count, equal to the ledger's allotted total), ``info["tokens_spent_total"]`` what the teacher generated and
 the student trained on (the ledger's spent total, never more), ``info["tokens_carried"]`` the rest, carried
 into the next step; the last step spends what its capabilities leave on more answers of the most-allotted
-ones, and what it still leaves (less than one more prompt and ``min_new_tokens`` answer tokens) is the budget
-left unspent.
+ones (``DistillationEnv.spends_remainder``; ``ReAD-Mini-v0`` turns it off to keep its published episodes),
+and what it still leaves (less than the shortest next prompt plus two tokens) is the budget left unspent.
 
 Runs survive: each episode writes ``run_dir/episode-NNNN/`` (created once its reset succeeded) with
 ``history.jsonl`` (one JSON object per completed step, step 0 = reset), the distiller's ``ledger.jsonl``
