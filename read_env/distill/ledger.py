@@ -18,6 +18,8 @@ The budget rule (one place, enforced everywhere in the backend):
 * Unspent tokens ``T + carry_in - spent`` become ``carry_out``; the next step adds the carry to its
   allotment, split over capabilities in proportion to the new allotment (largest remainder). Over
   any prefix of steps: ``sum spent + carry_out == sum allotted`` (nothing lost or counted twice).
+* The episode's last step pools what its capabilities leave and spends it under the same rule on
+  more answers (:meth:`read_env.distill.distiller.Distiller.distill` with ``final=True``).
 
 :class:`TokenLedger` stores one JSON object per completed step in an append-only JSON-lines file
 (:mod:`read_env.distill.safe_files`: a line is written whole or not at all, even on a full disk);
