@@ -130,11 +130,18 @@ class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         allocation = contract.allocation_from_action(action, self.action_mode, self.logit_temperature, self._action_shape)
         tokens = int(self.step_tokens[self._step])
         profile, utility, extra = self._distill(allocation, tokens)
-        if extra.get("truncated", False):  # the backend failed and rolled back: nothing spent, nothing changed
-            tokens, profile, utility = 0, self.profile, self.utility
+        if extra.get("truncated", False):
+            return self._truncated_step(allocation, extra)
         delta = profile - self.profile
         feedback = contract.step_feedback(self.requirement, self._essential_weight, delta, tokens, self.budget_tokens, self.beta, self.cost_weight)
         return self._record_step(allocation, tokens, profile, delta, utility, feedback, extra)
+
+    def _truncated_step(self, allocation: np.ndarray, extra: dict[str, Any]) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
+        """``step()``'s result when the backend failed and rolled back (``extra["truncated"]``): nothing spent,
+        nothing changed, reward 0."""
+        delta = np.zeros(len(self.capabilities))
+        feedback = contract.step_feedback(self.requirement, self._essential_weight, delta, 0, self.budget_tokens, self.beta, self.cost_weight)
+        return self._record_step(allocation, 0, self.profile, delta, self.utility, feedback, extra)
 
     def _check_running(self) -> None:
         if self._step >= self.num_steps or self._truncated:

@@ -1,6 +1,10 @@
+import os
 import signal
+import socket
 import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import gymnasium as gym
@@ -22,6 +26,37 @@ def tiny_models(tmp_path_factory):
     student = build_tiny_llama(root / "student", num_layers=1, seed=1, tokenizer=teacher)
     other = build_tiny_llama(root / "other", num_layers=1, seed=2, vocab_size=320)
     return {"teacher": str(teacher), "student": str(student), "other": str(other)}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_teacher_server(model: str, port: int) -> tuple[subprocess.Popen, str]:
+    """A real OpenAI-compatible server (``transformers serve``) on 127.0.0.1:``port`` serving ``model``:
+    (its process, its URL) once it answers."""
+    command = [str(Path(sys.executable).parent / "transformers"), "serve", model, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
+    server = subprocess.Popen(command, env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.time() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url + "/models", timeout=2).read()
+            return server, url
+        except OSError:
+            assert server.poll() is None and time.time() < deadline, "transformers serve did not start"
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def teacher_server(tiny_models):
+    """The URL of a teacher server (:func:`start_teacher_server`) serving the tiny teacher, for the session."""
+    server, url = start_teacher_server(tiny_models["teacher"], free_port())
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
 
 
 @pytest.fixture
@@ -86,4 +121,4 @@ def kill_mid_episode(command: list[str], env: dict[str, str], episode_dir: Path,
     return committed
 
 
-__all__ = ["READ_ENV_IDS", "assert_same", "kill_mid_episode", "read_env", "rollout"]
+__all__ = ["READ_ENV_IDS", "assert_same", "free_port", "kill_mid_episode", "read_env", "rollout", "start_teacher_server"]

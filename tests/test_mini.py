@@ -200,7 +200,10 @@ def test_resume_after_kill_reproduces_the_uninterrupted_episode(cache, tmp_path)
         ({"teacher_error_rates": {"poetry": 0.1}}, ValueError, "poetry"),
         ({"teacher_error_rates": {"math": 1.5}}, ValueError, "math"),
         ({"probe_items": 0}, ValueError, "probe_items"),
-        ({"lr": float("nan")}, ValueError, "lr"),
+        ({"lr": float("nan")}, ValueError, "DistillerConfig.lr must be a finite number, got nan"),
+        ({"resume": "no"}, TypeError, "resume must be True or False, got 'no'"),
+        ({"run_dir": 123}, TypeError, "run_dir must be a folder path"),
+        ({"keep_episodes": 0}, ValueError, "keep_episodes must be a positive integer"),
         ({"threads": 0}, ValueError, "threads"),
         ({"budget_tokens": 10, "num_steps": 20}, ValueError, "budget_tokens"),
         ({"capabilities": ["math", "poetry"]}, ValueError, "poetry"),
@@ -208,7 +211,7 @@ def test_resume_after_kill_reproduces_the_uninterrupted_episode(cache, tmp_path)
 )
 def test_bad_configuration_is_named(tmp_path, kwargs, error, match):
     with pytest.raises(error, match=match):
-        gym.make("ReAD-Mini-v0", run_dir=str(tmp_path), **kwargs)
+        gym.make("ReAD-Mini-v0", **{"run_dir": str(tmp_path), **kwargs})
 
 
 def test_bad_items_are_named():

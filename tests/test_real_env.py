@@ -7,12 +7,9 @@ import os
 import resource
 import signal
 import socket
-import subprocess
 import sys
 import time
-import urllib.request
 import warnings
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -36,28 +33,6 @@ FAST = {
     "micro_batch": 4,
     "gen_batch_size": 8,
 }
-
-
-@pytest.fixture(scope="module")
-def teacher_server(tiny_models):
-    """A real OpenAI-compatible server (``transformers serve``) on 127.0.0.1 serving the tiny teacher."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [str(Path(sys.executable).parent / "transformers"), "serve", tiny_models["teacher"], "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
-    server = subprocess.Popen(command, env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url + "/models", timeout=2).read()
-            break
-        except OSError:
-            assert server.poll() is None and time.time() < deadline, "transformers serve did not start"
-            time.sleep(0.5)
-    yield url
-    server.terminate()
-    server.wait(timeout=30)
 
 
 def make(tiny_models, run_dir, **kwargs):
@@ -267,7 +242,17 @@ def test_resume_refuses_a_run_folder_of_another_configuration(tiny_models, tmp_p
         ({"budget_tokens": 0}, ValueError, "budget_tokens"),
         ({"distiller_config": {"max_new_tokenz": 8}}, ValueError, r"unknown DistillerConfig option\(s\) \['max_new_tokenz'\]"),
         ({"distiller_config": {"lr": "fast"}}, ValueError, "DistillerConfig.lr must be float"),
-        ({"distiller_config": {"lr": float("nan")}}, ValueError, "lr and teacher_timeout_s > 0"),
+        ({"distiller_config": {"lr": float("nan")}}, ValueError, "DistillerConfig.lr must be a finite number, got nan"),
+        ({"distiller_config": {"top_p": 0.0}}, ValueError, r"DistillerConfig.top_p must be in \(0, 1\], got 0.0"),
+        ({"distiller_config": "max_new_tokens=10"}, TypeError, r"distiller_config must be a DistillerConfig or a dict of its options \(e.g. \{'max_new_tokens': 10\}\), got str"),
+        ({"device": "tpu9"}, ValueError, "device='tpu9' is not a torch device"),
+        ({"device": "cuda:7"}, ValueError, r"device='cuda:7': torch sees \d+ CUDA GPU"),
+        ({"device": 0}, TypeError, "device must be a torch device name"),
+        ({"resume": "no"}, TypeError, "resume must be True or False, got 'no'"),
+        ({"progress": 1}, TypeError, "progress must be True or False, got 1"),
+        ({"run_dir": 123}, TypeError, "run_dir must be a folder path .str or os.PathLike., got int 123"),
+        ({"keep_episodes": 0}, ValueError, "keep_episodes must be a positive integer or None, got 0"),
+        ({"teacher_engine": "openai", "teacher_url": "http://127.0.0.1:9/v1"}, RuntimeError, "teacher_url=http://127.0.0.1:9/v1 did not answer GET /models within 5 s"),
         ({"teacher_engine": "tgi"}, ValueError, "unknown teacher_engine 'tgi'"),
         ({"teacher_engine": "openai", "teacher_url": "localhost:8000"}, ValueError, "teacher_url = http"),
         ({"teacher_engine": "openai", "teacher_url": "http://127.0.0.1:9/v1", "objective": "kd"}, ValueError, "logits"),
@@ -277,22 +262,38 @@ def test_resume_refuses_a_run_folder_of_another_configuration(tiny_models, tmp_p
 def test_bad_configuration_fails_at_make_without_a_hub(tmp_path, kwargs, error, match):
     started = time.perf_counter()
     with pytest.raises(error, match=match):
-        gym.make("ReAD-v0", run_dir=str(tmp_path / "runs"), **kwargs)
+        gym.make("ReAD-v0", **{"run_dir": str(tmp_path / "runs"), **kwargs})
     assert time.perf_counter() - started < 5 and not (tmp_path / "runs").exists()
 
 
-def test_unreachable_teacher_server_fails_at_reset_naming_the_url_and_writes_nothing(tiny_models, tmp_path):
-    env = make(tiny_models, tmp_path / "runs", teacher_engine="openai", teacher_url="http://127.0.0.1:9/v1", distiller_config={"teacher_retries": 0})
-    with pytest.raises(RuntimeError, match=r"teacher server at http://127.0.0.1:9/v1 did not answer"):
-        env.reset(seed=0)
-    assert not list((tmp_path / "runs").glob("episode-*"))
+def test_a_silent_teacher_server_fails_at_make_within_the_short_timeout(tmp_path):
+    """A server that accepts the connection and never answers: gym.make gives up after REACH_TIMEOUT_S."""
+    from read_env.distill.engines.openai_server import REACH_TIMEOUT_S
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
+        started = time.perf_counter()
+        with pytest.raises(RuntimeError, match=f"teacher_url={url} did not answer GET /models within 5 s"):
+            gym.make("ReAD-v0", teacher_engine="openai", teacher_url=url, run_dir=str(tmp_path / "runs"))
+    assert REACH_TIMEOUT_S <= time.perf_counter() - started < REACH_TIMEOUT_S + 3 and not (tmp_path / "runs").exists()
 
 
-def test_teacher_server_serving_another_model_fails_at_reset_naming_url_and_models(tiny_models, tmp_path, teacher_server):
-    env = make(tiny_models, tmp_path / "runs", teacher_engine="openai", teacher_url=teacher_server, distiller_config={"teacher_model": "org/other-model"})
-    with pytest.raises(RuntimeError, match=rf"teacher server at {teacher_server} serves \['{tiny_models['teacher']}'\], not teacher_model 'org/other-model'"):
-        env.reset(seed=0)
-    assert not list((tmp_path / "runs").glob("episode-*"))
+def test_teacher_server_serving_another_model_fails_at_make_naming_url_and_models(tiny_models, tmp_path, teacher_server):
+    with pytest.raises(RuntimeError, match=rf"teacher_url={teacher_server} serves \['{tiny_models['teacher']}'\], not teacher_model 'org/other-model'"):
+        make(tiny_models, tmp_path / "runs", teacher_engine="openai", teacher_url=teacher_server, distiller_config={"teacher_model": "org/other-model"})
+    assert not (tmp_path / "runs").exists()
+
+
+def test_keep_episodes_keeps_the_newest_finished_episodes_and_every_unfinished_one(tiny_models, tmp_path):
+    env = make(tiny_models, tmp_path / "runs", budget_tokens=200, num_steps=1, keep_episodes=2)
+    for seed in range(3):
+        run_episode(env, seed)
+    assert [path.name for path in sorted((tmp_path / "runs").glob("episode-*"))] == ["episode-0001", "episode-0002"]
+    env.reset(seed=3)  # left unfinished
+    run_episode(env, seed=4)
+    assert [path.name for path in sorted((tmp_path / "runs").glob("episode-*"))] == ["episode-0002", "episode-0003", "episode-0004"]
 
 
 def test_distiller_config_round_trips_through_json():

@@ -12,6 +12,8 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from .safe_files import free_bytes
+
 
 class CheckpointError(OSError):
     """A checkpoint could not be written completely (disk full, file too large, permissions, ...)."""
@@ -23,12 +25,6 @@ def _fsync(path: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
-
-
-def _free_bytes(path: Path) -> int:
-    while not path.exists():
-        path = path.parent
-    return shutil.disk_usage(path).free
 
 
 def write_folder(final: str | Path, write: Callable[[Path], None]) -> Path:
@@ -50,7 +46,7 @@ def write_folder(final: str | Path, write: Callable[[Path], None]) -> Path:
         _fsync(final.parent)
     except Exception as error:
         shutil.rmtree(tmp, ignore_errors=True)
-        free = _free_bytes(final.parent)
+        free = free_bytes(final.parent)
         full = isinstance(error, OSError) and error.errno == errno.ENOSPC or free < 64 * 2**20
         raise CheckpointError(f"{'disk full: ' if full else ''}could not write checkpoint {final} ({type(error).__name__}: {error}); "
                               f"{free / 2**20:,.0f} MiB free on that disk; earlier checkpoints are kept") from error

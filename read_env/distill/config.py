@@ -7,6 +7,7 @@ and the random seed are not part of the config (they belong to the machine and t
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 from urllib.parse import urlparse
@@ -80,6 +81,8 @@ class DistillerConfig:
                 continue
             if expected is None or isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
                 raise ValueError(f"DistillerConfig.{spec.name} must be {spec.type}, got {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"DistillerConfig.{spec.name} must be a finite number, got {value!r}")
         self._check_choice("teacher_engine", TEACHER_ENGINES)
         self._check_choice("objective", OBJECTIVES)
         self._check_choice("keep_after_episode", KEEP_AFTER_EPISODE)
@@ -90,8 +93,11 @@ class DistillerConfig:
         for name in ("generation_share", "bank_share", "kd_alpha"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"DistillerConfig.{name} must be in [0, 1], got {getattr(self, name)}")
-        if not (self.teacher_retries >= 0 and self.temperature >= 0 and self.lr > 0 and self.teacher_timeout_s > 0 and 0 < self.top_p <= 1):  # NaN fails
-            raise ValueError("DistillerConfig: teacher_retries and temperature must be >= 0, lr and teacher_timeout_s > 0, top_p in (0, 1]")
+        ranges = {"teacher_retries": (self.teacher_retries >= 0, ">= 0"), "temperature": (self.temperature >= 0, ">= 0"), "lr": (self.lr > 0, "> 0"),
+                  "teacher_timeout_s": (self.teacher_timeout_s > 0, "> 0"), "top_p": (0 < self.top_p <= 1, "in (0, 1]")}
+        for name, (within, rule) in ranges.items():
+            if not within:
+                raise ValueError(f"DistillerConfig.{name} must be {rule}, got {getattr(self, name)}")
         if self.teacher_engine == "openai":
             url = urlparse(self.teacher_url or "")
             if url.scheme not in ("http", "https") or not url.netloc:
@@ -116,6 +122,9 @@ class DistillerConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "DistillerConfig":
         """A config from a mapping; an unknown key raises ``ValueError`` naming it."""
+        if not isinstance(values, Mapping):
+            raise TypeError(f"distiller_config must be a DistillerConfig or a dict of its options (e.g. {{'max_new_tokens': 10}}), "
+                            f"got {type(values).__name__} {values!r}")
         known = [spec.name for spec in fields(cls)]
         unknown = sorted(set(values) - set(known))
         if unknown:

@@ -4,12 +4,12 @@ API (all token counts are integers; ``K = len(capabilities)``)::
 
     d = Distiller(capabilities, DistillerConfig(...), run_dir="runs/x/episode-0000", device="auto", seed=0)
     d.begin(requirement [K])       -> StepOutcome (profile and utility of the untrained student; checkpoint-0)
-    d.step(tokens [K], progress in [0,1], requirement [K] or None) -> StepOutcome (distill, probe, utility,
-                                      checkpoint-N; N = completed steps)
+    d.step(tokens [K], progress in [0,1], requirement [K] or None, final) -> StepOutcome (distill, probe,
+                                      utility, checkpoint-N; N = completed steps)
     d.rollback(N)                  # back to checkpoint-N: student, optimizer, random states, ledger
     d.totals()                     -> {"allotted", "generated", "trained", "spent", "carry"} (tokens)
     d.prune_checkpoints(N); d.finish()   # keep only checkpoint-N; end of episode (config.keep_after_episode)
-    d.probe() -> ProbeResult; d.distill(tokens, progress) -> StepReport; d.utility(requirement) -> float
+    d.probe() -> ProbeResult; d.distill(tokens, progress, final) -> StepReport; d.utility(requirement) -> float
 
 The models come from :func:`~read_env.distill.models.load_models` (pass ``models=`` to reuse those of an
 earlier episode); the teacher answers through its engine (:mod:`read_env.distill.engines`).
@@ -22,6 +22,12 @@ generation budget (:meth:`Distiller._answers`, what a backend with another teach
 over the step's examples of all capabilities (mixed, length-bucketed). The step is appended to
 ``run_dir/ledger.jsonl``. Spending never exceeds ``sum(tokens) + carry_in``, and the cumulative
 spend never exceeds the cumulative ``tokens`` given.
+
+What a capability's allotment cannot use (less than its next prompt plus ``min_new_tokens`` answer tokens,
+counted twice) is carried into the next step. The episode's last step (``final=True``) pools what its
+capabilities leave and spends it under the same rule on more answers of at least one token, most-allotted
+capability first, so an episode ends with less than the shortest next prompt plus two tokens unspent (rather
+than up to a prompt and ``2 * min_new_tokens`` per capability).
 
 Resuming: :meth:`save_checkpoint` (crash-safe, :mod:`read_env.distill.checkpoint`) stores the trainable weights (full model or LoRA adapter), the
 optimizer, torch / numpy / python random states, the prompt-sampler state and the ledger entries;
@@ -117,7 +123,7 @@ class Distiller:
         self.run_dir = Path(run_dir)
         self.models = models or load_models(config, device, seed)
         self.device = self.models.device
-        self.generation_share, self.min_new_tokens, self.lora = config.generation_share, config.min_new_tokens, config.lora
+        self.generation_share, self.lora = config.generation_share, config.lora
         self.seed = seed
         torch.manual_seed(seed)
         self.np_rng = np.random.default_rng(seed)
@@ -187,12 +193,13 @@ class Distiller:
             raise ValueError(f"requirement must have shape ({self.K},), got {r.shape}")
         return self.evaluate().utility(r)
 
-    def distill(self, tokens: Sequence[int] | np.ndarray, progress: float) -> StepReport:
+    def distill(self, tokens: Sequence[int] | np.ndarray, progress: float, final: bool = False) -> StepReport:
         """Spend at most ``sum(tokens)`` (+ carried remainder) tokens on one distillation step.
 
         Args:
             tokens: int array [K] >= 0, the step's allotment per capability (tokens).
             progress: fraction of the whole budget already spent, in [0, 1] (curriculum).
+            final: the episode's last step: spend the pooled remainder too (see the module docstring).
         """
         started = time.perf_counter()
         allotted = np.asarray(tokens)
@@ -207,10 +214,20 @@ class Distiller:
         generation_seconds = 0.0
         for k in range(self.K):
             generation_cap, _ = split_generation_training(int(available[k]), self.generation_share)
-            generated[k], candidates, seconds = self._answers(k, generation_cap, int(available[k]), progress)
+            generated[k], candidates, seconds = self._answers(k, generation_cap, int(available[k]), progress, self.config.min_new_tokens)
             generation_seconds += seconds
             kept, trained[k] = fit_budget(candidates, int(available[k] - generated[k]))
             examples += kept
+        left = int(available.sum() - generated.sum() - trained.sum())
+        for k in np.argsort(-available, kind="stable") if final else []:  # most-allotted capability first
+            generation_cap, _ = split_generation_training(left, self.generation_share)
+            more, candidates, seconds = self._answers(k, generation_cap, left, progress, 1)
+            kept, used = fit_budget(candidates, left - more)
+            generated[k] += more
+            trained[k] += used
+            examples += kept
+            left -= more + used
+            generation_seconds += seconds
         stats = self.trainer.train(examples, self.np_rng)
         if any(stats.tokens_per_capability.get(k, 0) != trained[k] for k in range(self.K)):
             raise LedgerError(f"trained tokens per capability {stats.tokens_per_capability} differ from the planned {trained.tolist()}")
@@ -227,14 +244,15 @@ class Distiller:
                           training_seconds=stats.seconds, micro_batch=stats.micro_batch,
                           oom_retries=stats.oom_retries)
 
-    def _answers(self, k: int, generation_cap: int, allowance: int, progress: float) -> tuple[int, list[TrainExample], float]:
+    def _answers(self, k: int, generation_cap: int, allowance: int, progress: float, min_new_tokens: int) -> tuple[int, list[TrainExample], float]:
         """The teacher's answers to prompts of capability ``k`` drawn at ``progress``, generating at most
-        ``generation_cap`` tokens with prompt + answer within ``allowance``: (tokens generated, examples, seconds)."""
+        ``generation_cap`` tokens with prompt + answer within ``allowance``, each answer allowed at least
+        ``min_new_tokens``: (tokens generated, examples, seconds)."""
         if generation_cap <= 0:
             return 0, [], 0.0
         generation = generate_budgeted(self.models.engine, lambda: self.sampler.sample_one(self.capabilities[k], progress),
                                        generation_cap, allowance, lambda prompt: len(self._student_prompt_ids(prompt)),
-                                       self.sampling, self.min_new_tokens)
+                                       self.sampling, min_new_tokens)
         candidates = [TrainExample(self._student_prompt_ids(c.prompt) + self._answer_ids(c.token_ids, c.text, c.finished),
                                    len(self._student_prompt_ids(c.prompt)), k) for c in generation.completions]
         return generation.generated, [example for example in candidates if len(example) > example.n_prompt], generation.seconds
@@ -251,13 +269,13 @@ class Distiller:
         return StepOutcome(None, probe, utility, self.totals())
 
     def step(self, tokens: Sequence[int] | np.ndarray, progress: float,
-             requirement: Sequence[float] | np.ndarray | None = None) -> StepOutcome:
+             requirement: Sequence[float] | np.ndarray | None = None, final: bool = False) -> StepOutcome:
         """One environment step: :meth:`distill`, probe, utility (when ``requirement`` is given), checkpoint.
 
         On any error the ledger may hold the failed step: call :meth:`rollback` with the last completed step.
         A failed checkpoint write raises :class:`~read_env.distill.checkpoint.CheckpointError`.
         """
-        report = self.distill(tokens, progress)
+        report = self.distill(tokens, progress, final)
         probe = self.probe()
         utility = None if requirement is None else self.utility(requirement)
         self.save_checkpoint(self.checkpoint_path(len(self.ledger)))
@@ -275,7 +293,7 @@ class Distiller:
         """Delete every checkpoint folder (and unfinished ``.tmp`` folder) but ``checkpoint-{keep}``."""
         for old in self.run_dir.glob("checkpoint-*"):
             if old.name != f"checkpoint-{keep}":
-                shutil.rmtree(old)
+                shutil.rmtree(old, ignore_errors=True)  # one left behind goes at the next prune
 
     def finish(self) -> None:
         """End of a completed episode: keep what ``config.keep_after_episode`` asks for (see DistillerConfig)."""

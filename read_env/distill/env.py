@@ -12,30 +12,37 @@ A step (see :class:`read_env.distill.distiller.Distiller` for the details and th
 Token accounting: ``info["tokens_used_total"]`` is the budget handed to the backend so far (the contract's
 count, equal to the ledger's allotted total), ``info["tokens_spent_total"]`` what the teacher generated and
 the student trained on (the ledger's spent total, never more), ``info["tokens_carried"]`` the rest, carried
-into the next step; after the last step it is the budget left unspent (answers come in whole prompts).
+into the next step; the last step spends what its capabilities leave on more answers of the most-allotted
+ones (``DistillationEnv.spends_remainder``; ``ReAD-Mini-v0`` turns it off to keep its published episodes),
+and what it still leaves (less than the shortest next prompt plus two tokens) is the budget left unspent.
 
 Runs survive: each episode writes ``run_dir/episode-NNNN/`` (created once its reset succeeded) with
 ``history.jsonl`` (one JSON object per completed step, step 0 = reset), the distiller's ``ledger.jsonl``
 and ``checkpoint-T`` for the last completed step ``T`` only (crash-safe writes; the previous checkpoint is
-deleted only after the next one and its history line are on disk). A finished episode keeps
+deleted only after the next one and its history line are on disk). History and ledger lines are written
+whole or not at all, even on a full disk (:mod:`read_env.distill.safe_files`). A finished episode keeps
 ``DistillerConfig.keep_after_episode`` (default: the student's weights in ``final/``). With ``resume=True``
-the first ``reset()`` of an environment continues the newest unfinished episode of ``run_dir`` (also one
-truncated by a failure) from its last completed step, with the ledger of that step, so no token is lost or
-counted twice (the seed passed to that reset is then unused).
+the first ``reset()`` of an environment continues the newest unfinished episode of ``run_dir`` (one killed
+with its process, or truncated by a failure) from its last completed step, with the ledger of that step, so
+no token is lost or counted twice (the seed passed to that reset is then unused); so does the ``reset()``
+that follows a truncated step on the same environment.
 
 ``step()`` does not raise on backend failures: out-of-memory halves the micro-batch and retries (inside the
-trainer); any other error (a full disk, an unreachable teacher server) ends the episode with
-``truncated=True`` and ``info["error"]``, the distiller rolled back to the last completed step; that step
-spends nothing and ``step()`` then raises until ``reset()``. Models are loaded once per environment and
-reused by its later episodes.
+trainer); any other error at any point of the step (a full disk while writing the ledger, the checkpoint or
+the history line, an unreachable teacher server) ends the episode with ``truncated=True`` and
+``info["error"]`` (the cause, naming the file or URL, and what the next ``reset()`` does), the distiller
+rolled back to the last completed step and the files left as they were after it; that step spends nothing
+and ``step()`` then raises until ``reset()``. Models are loaded once per environment and reused by its later
+episodes.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import replace
+from itertools import takewhile
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +50,7 @@ import numpy as np
 
 from read_env.allocation_env import AllocationEnv
 from read_env.distill.config import DistillerConfig
+from read_env.distill.safe_files import append_line, keep_lines, read_lines
 from read_env.records import to_jsonable
 
 HISTORY = "history.jsonl"
@@ -58,17 +66,24 @@ class DistillationEnv(AllocationEnv):
             the same names, when given (they override ``distiller_config``).
         distiller_config: a :class:`~read_env.distill.config.DistillerConfig` or its JSON dict (unknown keys
             raise at construction).
-        device: ``"auto"`` (GPU when present), ``"cpu"``, ``"cuda"``, ...
+        device: ``"auto"`` (GPU when present), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ... (checked at construction).
         run_dir: folder of the episodes' histories, ledgers and checkpoints.
-        resume: let the first ``reset()`` continue an unfinished episode in ``run_dir``.
+        resume: let the first ``reset()`` continue an unfinished episode in ``run_dir``, and the ``reset()``
+            after a truncated step continue the truncated episode.
         utility_every: measure task utility every this many steps (0: only after reset and at the end).
         progress: show a progress bar during ``reset()`` (loading models, teacher references, measurements:
             minutes for the embedded models on a CPU the first time).
+        keep_episodes: when an episode finishes, delete the oldest finished episode folders of ``run_dir`` but
+            this many (``None``: keep all; unfinished episodes are always kept).
         **contract_args: the contract's arguments (:class:`~read_env.allocation_env.AllocationEnv`); here the
             defaults are ``budget_tokens=12_000`` and ``num_steps=6``.
+
+    Every argument is checked here, and an error names it; an ``"openai"`` teacher server must answer within
+    :data:`~read_env.distill.engines.openai_server.REACH_TIMEOUT_S` seconds.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
+    spends_remainder = True  # the last step spends what the capabilities' allotments left (Distiller.distill(final=True))
 
     def __init__(
         self,
@@ -84,11 +99,25 @@ class DistillationEnv(AllocationEnv):
         resume: bool = True,
         utility_every: int = 0,
         progress: bool = True,
+        keep_episodes: int | None = None,
         **contract_args: Any,
     ) -> None:
         super().__init__(**{"budget_tokens": DEFAULT_BUDGET_TOKENS, "num_steps": DEFAULT_NUM_STEPS, **contract_args})
+        for name, value in (("resume", resume), ("progress", progress)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be True or False, got {value!r}")
         if isinstance(utility_every, bool) or not isinstance(utility_every, int) or utility_every < 0:
             raise ValueError(f"utility_every must be a non-negative integer, got {utility_every!r}")
+        if keep_episodes is not None and (isinstance(keep_episodes, bool) or not isinstance(keep_episodes, int) or keep_episodes < 1):
+            raise ValueError(f"keep_episodes must be a positive integer or None, got {keep_episodes!r}")
+        if not isinstance(run_dir, (str, os.PathLike)):
+            raise TypeError(f"run_dir must be a folder path (str or os.PathLike), got {type(run_dir).__name__} {run_dir!r}")
+        if Path(run_dir).exists() and not Path(run_dir).is_dir():
+            raise ValueError(f"run_dir {run_dir} exists and is not a folder")
+        if device != "auto" and device != "cpu":
+            from read_env.distill.models import torch_device
+
+            torch_device(device)  # raises naming the device
         base = distiller_config if isinstance(distiller_config, DistillerConfig) else DistillerConfig.from_dict(distiller_config or {})
         direct = {"teacher": teacher, "student": student, "objective": objective, "lora": lora, "teacher_engine": teacher_engine, "teacher_url": teacher_url}
         self.distiller_config = replace(base, **{key: value for key, value in direct.items() if value is not None})
@@ -99,7 +128,9 @@ class DistillationEnv(AllocationEnv):
         self.run_dir = Path(run_dir)
         self.utility_every = utility_every
         self.progress = progress
-        self._may_resume = bool(resume)
+        self.keep_episodes = keep_episodes
+        self.resume = resume
+        self._may_resume = self.resume
         self._models = None
         self.distiller = None
         self.episode_dir: Path | None = None
@@ -110,6 +141,11 @@ class DistillationEnv(AllocationEnv):
 
         check_model_name(self.distiller_config.teacher, "teacher", self.distiller_config.cache)
         check_model_name(self.distiller_config.student, "student", self.distiller_config.cache)
+        if self.distiller_config.teacher_engine == "openai":
+            from read_env.distill.engines.openai_server import check_teacher_server
+
+            config = self.distiller_config
+            check_teacher_server(config.teacher_url, config.teacher_model or config.teacher)  # the embedded teacher's name: at reset
         if self.distiller_config.teacher_engine == "vllm":
             from read_env.distill.engines.vllm_engine import require_vllm
 
@@ -122,7 +158,12 @@ class DistillationEnv(AllocationEnv):
         if unfinished is not None:
             return self._resume(*unfinished)
         observation, info = super().reset(seed=seed, options=options)
-        self._commit({"config": self.config, "seed": self._distiller_seed, "requirement": self.requirement.tolist(), **self._record(info)})
+        try:
+            self._commit({"config": self.config, "seed": self._distiller_seed, "requirement": self.requirement.tolist(), **self._record(info)})
+        except OSError:
+            shutil.rmtree(self.episode_dir, ignore_errors=True)  # a failed reset leaves no episode folder
+            self._truncated = True  # and no episode to step
+            raise
         return observation, info
 
     def _begin(self, prepared: dict[str, Any]) -> tuple[np.ndarray, float]:
@@ -160,14 +201,10 @@ class DistillationEnv(AllocationEnv):
         step = self._step + 1
         measure = step == self.num_steps or bool(self.utility_every and step % self.utility_every == 0)
         try:
-            outcome = self.distiller.step(split, progress=self.tokens_used_total / self.budget_tokens, requirement=self.requirement if measure else None)
+            outcome = self.distiller.step(split, progress=self.tokens_used_total / self.budget_tokens, requirement=self.requirement if measure else None,
+                                          final=self.spends_remainder and step == self.num_steps)
         except Exception as error:  # noqa: BLE001 - the contract: end the episode, never crash the caller
-            message = f"{type(error).__name__}: {error}"
-            try:
-                self.distiller.rollback(self._step)
-            except Exception as rollback_error:  # noqa: BLE001
-                message += f"; rollback to checkpoint-{self._step} failed too ({type(rollback_error).__name__}: {rollback_error})"
-            return self.profile, self.utility, {"truncated": True, "error": message, "tokens_allotted": split.tolist(), **self._ledger_info(self.distiller.totals())}
+            return self.profile, self.utility, self._abort(error, split.tolist())
         report, probe = outcome.report, outcome.probe
         return probe.profile, self.utility if outcome.utility is None else outcome.utility, {
             "tokens_allotted": split.tolist(),
@@ -182,19 +219,53 @@ class DistillationEnv(AllocationEnv):
             "seconds": {"generation": report.generation_seconds, "training": report.training_seconds, "distill": report.seconds, "probe": probe.seconds},
         }
 
+    def _abort(self, error: Exception, tokens_allotted: list[int]) -> dict[str, Any]:
+        """Roll the distiller back to the last committed step after ``error``: the truncated step's extra info."""
+        message = f"{type(error).__name__}: {error}"
+        try:
+            self.distiller.rollback(self._step)
+            self.distiller.prune_checkpoints(keep=self._step)
+        except Exception as rollback_error:  # noqa: BLE001
+            message += f"; rollback to checkpoint-{self._step} failed too ({type(rollback_error).__name__}: {rollback_error})"
+        if self.resume:
+            message += f"; reset() resumes this episode from step {self._step}"
+        else:
+            message += f"; reset() starts a new episode (resume=False), this one stays in {self.episode_dir}"
+        return {"truncated": True, "error": message, "tokens_allotted": tokens_allotted, **self._ledger_info(self.distiller.totals())}
+
     @staticmethod
     def _ledger_info(totals: dict[str, int]) -> dict[str, int]:
         return {"tokens_spent_total": totals["spent"], "tokens_carried": totals["carry"]}
 
     def step(self, action: np.ndarray):
+        self._check_running()
+        before = (self.profile, self.allocation, self.delta, self.utility, self._step, self.tokens_used_total)
         observation, reward, terminated, truncated, info = super().step(action)
-        self._commit({"reward": reward, "terminated": terminated, "truncated": truncated, **self._record(info)})
+        try:
+            self._commit({"reward": reward, "terminated": terminated, "truncated": truncated, **self._record(info)})
+        except OSError as error:  # the history line is the commit point: without it the step did not happen
+            if truncated:
+                info["error"] += f"; the truncated step's history line was not written either ({error})"
+            else:
+                self.profile, self.allocation, self.delta, self.utility, self._step, self.tokens_used_total = before
+                observation, reward, terminated, truncated, info = self._truncated_step(info["allocation"], self._abort(error, info["tokens_allotted"]))
+                self._write_truncated(reward, info)
+        if truncated:
+            self._may_resume = self.resume
         if terminated:
             try:
                 self.distiller.finish()
             except OSError as error:  # the episode is complete and its last checkpoint kept: report, do not raise
                 info["error"] = f"the finished episode's files were not written: {type(error).__name__}: {error}"
+            if self.keep_episodes is not None:
+                self._drop_old_episodes()
         return observation, reward, terminated, truncated, info
+
+    def _drop_old_episodes(self) -> None:
+        """Delete the finished episode folders of ``run_dir`` but the newest ``keep_episodes``."""
+        finished = [path for path in self._episodes() if (records := read_history(path)) and records[-1].get("terminated")]
+        for old in finished[: -self.keep_episodes]:
+            shutil.rmtree(old, ignore_errors=True)
 
     # ------------------------------------------------------------------------------- persistence
     def _record(self, info: dict[str, Any]) -> dict[str, Any]:
@@ -210,9 +281,15 @@ class DistillationEnv(AllocationEnv):
 
     def _commit(self, record: dict[str, Any]) -> None:
         """Append the step's history line (the commit point), then drop every checkpoint but this step's."""
-        with open(self.episode_dir / HISTORY, "a") as history:
-            history.write(json.dumps(record) + "\n")
+        append_line(self.episode_dir / HISTORY, record)
         self.distiller.prune_checkpoints(keep=record["step"])
+
+    def _write_truncated(self, reward: float, info: dict[str, Any]) -> None:
+        """Record a truncated step in the history when the disk allows (resume skips it either way)."""
+        try:
+            self._commit({"reward": reward, "terminated": False, "truncated": True, **self._record(info)})
+        except OSError as error:
+            info["error"] += f"; the truncated step's history line was not written either ({error})"
 
     def _episodes(self) -> list[Path]:
         """The episode folders of ``run_dir``, oldest first."""
@@ -222,7 +299,7 @@ class DistillationEnv(AllocationEnv):
         episodes = self._episodes()
         if not episodes:
             return None
-        records = [record for record in read_history(episodes[-1]) if not record.get("truncated")]
+        records = list(takewhile(lambda record: not record.get("truncated"), read_history(episodes[-1])))
         if not records or records[-1].get("terminated"):
             return None
         if records[0]["config"] != self.config:
@@ -233,7 +310,7 @@ class DistillationEnv(AllocationEnv):
         first, last = records[0], records[-1]
         self.distiller = self._make_distiller(episode_dir, first["seed"])
         self.distiller.rollback(last["step"])
-        (episode_dir / HISTORY).write_text("".join(json.dumps(record) + "\n" for record in records))  # drop a torn or failed line
+        keep_lines(episode_dir / HISTORY, len(records))  # drop a torn or truncated step's line (needs no free space)
         self.episode_dir, self._distiller_seed = episode_dir, first["seed"]
         self.distiller.prune_checkpoints(keep=last["step"])
         self._set_task(first["task"], np.array(first["requirement"]))
@@ -247,13 +324,5 @@ class DistillationEnv(AllocationEnv):
 
 
 def read_history(episode_dir: str | Path) -> list[dict[str, Any]]:
-    """The completed steps of an episode folder's ``history.jsonl`` (a torn last line is ignored)."""
-    path = Path(episode_dir) / HISTORY
-    records = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-    return records
+    """The recorded steps of an episode folder's ``history.jsonl`` (a torn last line is ignored)."""
+    return read_lines(Path(episode_dir) / HISTORY)

@@ -18,22 +18,27 @@ The budget rule (one place, enforced everywhere in the backend):
 * Unspent tokens ``T + carry_in - spent`` become ``carry_out``; the next step adds the carry to its
   allotment, split over capabilities in proportion to the new allotment (largest remainder). Over
   any prefix of steps: ``sum spent + carry_out == sum allotted`` (nothing lost or counted twice).
+* The episode's last step pools what its capabilities leave and spends it under the same rule on
+  more answers (:meth:`read_env.distill.distiller.Distiller.distill` with ``final=True``).
 
-:class:`TokenLedger` stores one JSON object per completed step in an append-only JSON-lines file;
-reloading it reproduces the totals exactly, and :meth:`TokenLedger.truncate` rolls back to the
-step count stored in a checkpoint so that a resumed run never counts a step twice. A broken
-invariant raises :class:`LedgerError` (never an ``assert``, which ``python -O`` removes).
+:class:`TokenLedger` stores one JSON object per completed step in an append-only JSON-lines file
+(:mod:`read_env.distill.safe_files`: a line is written whole or not at all, even on a full disk);
+reloading it reproduces the totals exactly, and :meth:`TokenLedger.replace` rolls back to the
+entries stored in a checkpoint (a truncation, which needs no free space) so that a resumed run never
+counts a step twice. A broken invariant raises :class:`LedgerError` (never an ``assert``, which
+``python -O`` removes).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from .safe_files import append_line, keep_lines, read_lines, replace_file
 
 
 def largest_remainder_split(total: int, weights: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -95,29 +100,23 @@ class LedgerEntry:
 class TokenLedger:
     """Append-only JSON-lines token ledger at ``path`` (created, or reloaded if it exists).
 
-    Totals are always recomputed from the entries, so a reloaded ledger equals the original.
-    A torn last line (a run killed mid-write) is discarded on load. The file's folder is created on the
-    first write.
+    Totals are always recomputed from the entries, so a reloaded ledger equals the original. The file always
+    holds exactly ``entries``: a torn last line (a run killed mid-write) is cut off on load, and a failed
+    append leaves the file as it was (:class:`~read_env.distill.safe_files.WriteError`). The file's folder is
+    created on the first write.
     """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.entries: list[LedgerEntry] = []
-        if self.path.exists():
-            lines = self.path.read_text().splitlines()
-            for line in lines:
-                try:
-                    self.entries.append(LedgerEntry(**json.loads(line)))
-                except (json.JSONDecodeError, TypeError):
-                    break
-            if len(self.entries) != len(lines):
-                self._rewrite()
-
-    def _rewrite(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        tmp.write_text("".join(json.dumps(asdict(e)) + "\n" for e in self.entries))
-        os.replace(tmp, self.path)
+        lines = read_lines(self.path)
+        for line in lines:
+            try:
+                self.entries.append(LedgerEntry(**line))
+            except TypeError:
+                break
+        if self.path.is_file():
+            keep_lines(self.path, len(self.entries))
 
     def append(self, entry: LedgerEntry) -> None:
         """Record a completed step (checks the conservation rule) and fsync it to disk."""
@@ -128,17 +127,19 @@ class TokenLedger:
         if sum(entry.allotted) + entry.carry_in != entry.spent + entry.carry_out or entry.carry_out < 0:
             raise LedgerError(f"step {entry.step} violates allotted + carry_in == spent + carry_out >= 0: "
                               f"{sum(entry.allotted)} + {entry.carry_in} vs {entry.spent} + {entry.carry_out}")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps(asdict(entry)) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        append_line(self.path, asdict(entry))
         self.entries.append(entry)
 
     def replace(self, entries: Sequence[LedgerEntry]) -> None:
-        """Make ``entries`` (a checkpoint's) the whole ledger, in memory and on disk."""
-        self.entries = list(entries)
-        self._rewrite()
+        """Make ``entries`` (a checkpoint's) the whole ledger, in memory and on disk: a truncation of the file
+        when they are its first entries (no free space needed), else an atomic rewrite."""
+        entries = list(entries)
+        if entries == self.entries[:len(entries)]:
+            if self.path.is_file():
+                keep_lines(self.path, len(entries))
+        else:
+            replace_file(self.path, "".join(json.dumps(asdict(e)) + "\n" for e in entries).encode())
+        self.entries = entries
 
     def __len__(self) -> int:
         return len(self.entries)

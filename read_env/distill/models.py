@@ -62,10 +62,21 @@ class LoadedModels:
 
 
 def torch_device(device: str) -> torch.device:
-    """``"auto"`` = CUDA when available, else CPU; any other torch device string as is."""
+    """``"auto"`` = CUDA when available, else CPU; any other torch device string as is (``ValueError`` naming
+    ``device`` when torch does not know it or this machine lacks it)."""
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a torch device name such as 'cpu' or 'cuda:0', got {device!r}")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        target = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device={device!r} is not a torch device ({error}); use 'auto', 'cpu', 'cuda' or 'cuda:N'") from error
+    if target.type == "cuda" and (target.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device={device!r}: torch sees {torch.cuda.device_count()} CUDA GPU(s) here; use 'auto' or 'cpu'")
+    if target.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r}: MPS is not available here; use 'auto' or 'cpu'")
+    return target
 
 
 def load_models(config: DistillerConfig, device: str = "auto", seed: int = 0) -> LoadedModels:

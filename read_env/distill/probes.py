@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from . import banks
 from .generation import SamplingConfig, chat_text, generate_batch
 from .prompts import CAPABILITIES, Prompt, template_items, text_hash
+from .safe_files import replace_file
 
 PROBE_SEED_BASE = 10_000
 
@@ -155,8 +156,7 @@ class ProbeSuite:
             for p, text, lp in zip(chunk, texts, lps):
                 self.references[text_hash(p.text)] = {"text": text, "teacher_logprob": float(lp.mean())}
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(self.references))
+            replace_file(path, json.dumps(self.references).encode())
 
     def _pairs(self, tokenizer) -> list[list[tuple[list[int], list[int], float | None]]]:
         """Per capability, per item: (prompt ids, continuation ids, teacher mean log-prob or None).

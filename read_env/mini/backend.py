@@ -126,10 +126,10 @@ class MiniDistiller(Distiller):
         scores, _ = accuracy(self.student, self.eval_set)
         return EvalResult(scores, np.array([len(group) for group in self.eval_set]), time.perf_counter() - start)
 
-    def _answers(self, k: int, generation_cap: int, allowance: int, progress: float) -> tuple[int, list[TrainExample], float]:
+    def _answers(self, k: int, generation_cap: int, allowance: int, progress: float, min_new_tokens: int) -> tuple[int, list[TrainExample], float]:
         """Teacher-answered items of capability ``k`` while answers fit ``generation_cap`` and prompt + answer
-        tokens fit ``allowance``: (tokens generated, examples, 0.0 seconds). The families have no curriculum:
-        ``progress`` is unused."""
+        tokens fit ``allowance``: (tokens generated, examples, 0.0 seconds). The families have no curriculum and
+        answers come whole: ``progress`` and ``min_new_tokens`` are unused."""
         generated, drawn_tokens, drawn = 0, 0, []
         while True:
             item = self.sampler.sample(k)

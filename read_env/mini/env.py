@@ -22,7 +22,8 @@ environment sets ``torch.set_num_threads(threads)`` process-wide at reset when `
 
 Run folders as ``ReAD-v0`` (:class:`read_env.distill.env.DistillationEnv`): ``run_dir/episode-NNNN/`` holds
 ``history.jsonl``, ``ledger.jsonl`` and the last step's checkpoint (kept when the episode ends);
-``resume=True`` lets the first reset continue an episode killed mid-way with no token lost or counted twice.
+``resume=True`` lets the first reset continue an episode killed mid-way, and the reset after a step truncated
+by a failure (a full disk) continue that episode, with no token lost or counted twice.
 The first record of a history holds the configuration, including the teacher's expected profile
 (``teacher_profile``) for ``read-env fit-world``.
 """
@@ -58,13 +59,15 @@ class MiniEnv(DistillationEnv):
         generation_share: share of each capability's tokens that caps teacher generation.
         cache_dir: where pre-trained students are cached (default ``$READ_ENV_MINI_CACHE`` or
             ``~/.cache/read_env/mini``).
-        run_dir, resume: run folders and resume after a kill, as ``ReAD-v0``.
+        run_dir, resume, keep_episodes: run folders, resume after a kill or a failure, and how many finished
+            episodes to keep, as ``ReAD-v0``.
         threads: torch threads set at reset (``None``: leave them).
         **contract_args: the contract's arguments (:class:`~read_env.allocation_env.AllocationEnv`); here the
             defaults are ``budget_tokens=1_000_000`` and ``num_steps=20``.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    spends_remainder = False  # keeps ReAD-Mini-v0's published episodes as they were (its remainder: benchmarks/budget_remainder.py)
 
     def __init__(
         self,
@@ -79,13 +82,15 @@ class MiniEnv(DistillationEnv):
         cache_dir: str | None = None,
         run_dir: str = "runs/ReAD-Mini-v0",
         resume: bool = True,
+        keep_episodes: int | None = None,
         threads: int | None = 1,
         **contract_args: Any,
     ) -> None:
         config = DistillerConfig(lr=lr, batch_size=batch_size, micro_batch=batch_size, probe_items=probe_items, eval_items=eval_items,
                                  generation_share=generation_share, keep_after_episode="checkpoint")
         contract_args = {"budget_tokens": DEFAULT_BUDGET_TOKENS, "num_steps": DEFAULT_NUM_STEPS, **contract_args}
-        super().__init__(distiller_config=config, device="cpu", run_dir=run_dir, resume=resume, utility_every=1, progress=False, **contract_args)
+        super().__init__(distiller_config=config, device="cpu", run_dir=run_dir, resume=resume, utility_every=1, progress=False,
+                         keep_episodes=keep_episodes, **contract_args)
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
         self.student_config = StudentConfig.from_options(dict(student or {}))

@@ -28,6 +28,20 @@ def test_distill_step_spends_exactly_within_allotment(make_distiller, lora, obje
     assert reloaded.totals() == d.ledger.totals()
 
 
+@pytest.mark.parametrize("tokens", [[40, 30, 31], [300, 200, 101], [3000, 10, 0]])
+def test_final_step_leaves_less_than_the_shortest_next_prompt(make_distiller, tmp_path, tokens):
+    """Alone, each capability leaves up to its next prompt and ``2 * min_new_tokens``; pooled, the final step
+    leaves less than the shortest of the prompts it drew last (which did not fit) plus two tokens."""
+    left = {}
+    for final in (False, True):
+        d = make_distiller(run_dir=tmp_path / str(final))
+        drawn, sample = {}, d.sampler.sample_one
+        d.sampler.sample_one = lambda capability, progress: drawn.setdefault(capability, []).append(sample(capability, progress)) or drawn[capability][-1]
+        left[final] = d.distill(np.array(tokens), 0.5, final=final).carry_out
+    assert left[True] < min(len(d._student_prompt_ids(prompts[-1])) for prompts in drawn.values()) + 2
+    assert left[True] <= left[False]
+
+
 def test_distill_rejects_bad_tokens(make_distiller):
     d = make_distiller()
     with pytest.raises(ValueError):
