@@ -12,13 +12,15 @@ gymnax = pytest.importorskip("gymnax", reason="read_env.jax needs gymnax: pip in
 
 import jax.numpy as jnp  # noqa: E402
 
+from read_env import contract  # noqa: E402
 from read_env import jax as rj  # noqa: E402
 from read_env.jax import utility as jax_utility  # noqa: E402
+from read_env.jax.env import essential_mask  # noqa: E402
 from read_env.jax.world import calibrate, draw_world, from_numpy, prior_from_numpy  # noqa: E402
 from read_env.surrogate.path_world import PathWorld  # noqa: E402
 from read_env.surrogate.world import World  # noqa: E402
 from read_env.tasks import TASKS  # noqa: E402
-from read_env.utility import power_mean, requirement_from_utility  # noqa: E402
+from read_env.utility import power_mean, project_to_simplex, requirement_from_utility  # noqa: E402
 
 TOLERANCE = 1e-5
 V0, V1 = "ReAD-Surrogate-v0", "ReAD-Surrogate-v1"
@@ -145,6 +147,17 @@ def test_utility_and_requirement_equal_numpy(power):
     as32 = partial(jnp.asarray, dtype=jnp.float32)
     np.testing.assert_allclose(jax.vmap(jax_utility.power_mean)(as32(profiles), as32(weights), powers), power_mean(profiles, weights, power), atol=TOLERANCE)
     np.testing.assert_allclose(jax.vmap(jax_utility.requirement_from_utility)(as32(profiles), as32(weights), powers), requirement_from_utility(profiles, weights, power), atol=TOLERANCE)
+
+
+def test_sort_free_orderings_equal_the_numpy_sorts():
+    """The top-k mask and the simplex projection, computed by pairwise comparisons, on vectors with ties."""
+    rng = np.random.default_rng(5)
+    vectors = np.round(rng.normal(0.1, 0.3, (200, 8)), 1)  # rounded: many ties
+    vectors[:3] = [np.full(8, 0.125), np.eye(8)[2], np.zeros(8)]
+    masks = jax.vmap(lambda row: essential_mask(row, 3))(jnp.asarray(vectors, jnp.float32))
+    np.testing.assert_array_equal(masks, contract.essential_mask(vectors, 3))
+    projected = jax.vmap(jax_utility.project_to_simplex)(jnp.asarray(vectors, jnp.float32))
+    np.testing.assert_allclose(projected, project_to_simplex(vectors), atol=TOLERANCE)
 
 
 @pytest.mark.parametrize("world_class", [World, PathWorld])

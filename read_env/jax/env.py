@@ -283,9 +283,9 @@ ENVIRONMENTS: dict[str, type[SurrogateEnv]] = {cls.env_id: cls for cls in (Surro
 
 
 def essential_mask(requirement: jax.Array, top_k: int) -> jax.Array:
-    """Boolean [K]: the ``top_k`` largest requirement weights, ties by lower index (``contract.essential_mask``)."""
-    order = jnp.argsort(-requirement, stable=True)
-    return jnp.argsort(order) < top_k
+    """Boolean [K]: the ``top_k`` largest requirement weights, ties by lower index (``contract.essential_mask``);
+    ranks by pairwise comparison, as :func:`read_env.jax.utility.project_to_simplex` orders."""
+    return utility.descending_order(requirement).sum(axis=-1) <= top_k
 
 
 def step_tokens(budget_tokens: jax.Array, num_steps: int, step: jax.Array) -> jax.Array:

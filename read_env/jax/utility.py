@@ -22,12 +22,26 @@ def power_mean(profile: jax.Array, weights: jax.Array, power: jax.Array) -> jax.
 
 
 def project_to_simplex(vector: jax.Array) -> jax.Array:
-    """Euclidean projection of ``vector`` [K] onto the probability simplex (Duchi et al., 2008)."""
-    ordered = jnp.sort(vector)[::-1]
-    cumulative = jnp.cumsum(ordered) - 1.0
-    count = (ordered - cumulative / jnp.arange(1, vector.shape[-1] + 1) > 0).sum()
-    threshold = cumulative[count - 1] / count
+    """Euclidean projection of ``vector`` [K] onto the probability simplex (Duchi et al., 2008).
+
+    Duchi's sort, done by pairwise comparisons (a sort of K = 8 entries costs XLA on the CPU ~100x more):
+    entry ``i``'s sorted position is ``c_i = #{j at or before i in descending order}`` and its prefix sum
+    ``S_i``; the support is the entries with ``v_i > (S_i - 1) / c_i``, the threshold that of the last one."""
+    before = descending_order(vector)  # [i, j]: j comes at or before i
+    count = before.sum(axis=-1)
+    prefix = (before * vector).sum(axis=-1) - 1.0
+    support = vector * count > prefix
+    last = count == jnp.max(jnp.where(support, count, 0))
+    threshold = (jnp.where(last, prefix, 0.0)).sum() / (jnp.where(last, count, 0)).sum()
     return jnp.maximum(vector - threshold, 0.0)
+
+
+def descending_order(vector: jax.Array) -> jax.Array:
+    """Boolean [K, K]: ``[i, j]`` when entry ``j`` comes at or before entry ``i`` in descending order, ties by
+    lower index (a stable sort of ``-vector``)."""
+    index = jnp.arange(vector.shape[-1])
+    other, this = vector[None, :], vector[:, None]
+    return (other > this) | ((other == this) & (index[None, :] <= index[:, None]))
 
 
 def requirement_from_utility(profile: jax.Array, weights: jax.Array, power: jax.Array) -> jax.Array:

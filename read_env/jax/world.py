@@ -163,7 +163,7 @@ def transition(world: World, state: jax.Array, tokens: jax.Array, allocation: ja
         effective = effective * jnp.maximum(0.0, 1.0 + world.train_noise * train_noise)
     exposure = exposure * jnp.exp((allocation - 1.0) * (tokens / world.forgetting_tokens)) + effective
     responses = 1.0 - jnp.exp(exposure[:, None] * world.decay_rates)  # [i, m]
-    effects = jnp.einsum("im,imj->ij", responses, world.cells)
+    effects = (responses[:, :, None] * world.cells).sum(axis=1)  # [i, j]; elementwise, XLA fuses it (a batched dot does not)
     latent = effects.sum(axis=0)
     harm = jnp.where(jnp.eye(k, dtype=bool), 0.0, jnp.minimum(effects, 0.0)).sum(axis=0)
     repaid = jnp.minimum(0.0, harm + repaid) * jnp.exp(-effective / world.repair_tokens) - harm
