@@ -6,7 +6,7 @@ Speed (always):
 * ``ReAD-Surrogate-v1`` in JAX at each ``--num-envs``: env-steps/s of ``jit(scan(vmap(env.step)))`` with
   gymnax's autoreset on the paper world (the default), and with a random world per episode reset once per
   episode (``reset_env`` then ``num_steps`` of ``step_env``, as ``ppo_jax`` runs; gymnax's autoreset would
-  draw a world at every step);
+  draw a world at every step: ``--random-autoreset`` times that too);
 * PPO training steps/s: ``ppo_jax`` (the compiled run; compile seconds apart) and SB3's PPO on
   ``ReAD-Surrogate-v1`` (``agents.policies.ppo.train``, 4 environments, random worlds), with their ratio.
 
@@ -15,7 +15,7 @@ Quality (``--quality OUT``): trains ``ppo_jax`` (``--ppo-timesteps``), then SB3'
 150M, ``--seeds`` seeds) with ``task_static``; prints the paired differences (per seed, averaged over tasks).
 
 Run: ``python benchmarks/jax_speed.py [--seconds 3] [--num-envs 1024,16384,65536] [--ppo-timesteps 2000000]
-[--sb3-timesteps 8192] [--quality runs/jax_quality --seeds 10]``.
+[--sb3-timesteps 8192] [--random-autoreset] [--quality runs/jax_quality --seeds 10]``.
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ def timed(function, *args) -> float:
     return time.perf_counter() - start
 
 
-def autoreset_steps_per_second(num_envs: int, seconds: float) -> float:
-    """gymnax's ``step`` (autoreset) of ``num_envs`` v1 environments on the paper world, a fixed action."""
-    env, params = read_jax.make(SURROGATE_V1_ID)
+def autoreset_steps_per_second(num_envs: int, seconds: float, **make_kwargs) -> float:
+    """gymnax's ``step`` (autoreset) of ``num_envs`` v1 environments (default: the paper world), a fixed action."""
+    env, params = read_jax.make(SURROGATE_V1_ID, **make_kwargs)
     _, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(0), num_envs), params)
 
     def run(state, params, action, key, steps):
@@ -147,6 +147,7 @@ def main() -> None:
     parser.add_argument("--sb3-timesteps", type=int, default=8192, help="SB3 PPO steps timed for its rate")
     parser.add_argument("--quality", type=Path, default=None, metavar="OUT", help="also train both PPOs for the same wall time and compare them")
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--random-autoreset", action="store_true", help="also time gymnax's autoreset with a random world and task per episode")
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()}, "
           f"jax {jax.__version__} on {jax.devices()[0].platform}, gymnasium {gym.__version__}")  # fmt: skip
@@ -157,6 +158,9 @@ def main() -> None:
         print(f"ReAD-Surrogate-v1 JAX, {num_envs:6d} envs, paper world, autoreset {autoreset:14,.0f} env-steps/s  {autoreset / cartpole:6.1f}x CartPole")
         episodes = episode_reset_steps_per_second(num_envs, args.seconds)
         print(f"ReAD-Surrogate-v1 JAX, {num_envs:6d} envs, random worlds, resets  {episodes:14,.0f} env-steps/s  {episodes / cartpole:6.1f}x CartPole")
+        if args.random_autoreset:
+            drawn = autoreset_steps_per_second(num_envs, args.seconds, world="random", task="random")
+            print(f"ReAD-Surrogate-v1 JAX, {num_envs:6d} envs, random worlds, autoreset {drawn:12,.0f} env-steps/s  {drawn / cartpole:6.1f}x CartPole")
     config = ppo_jax.PPOConfig(total_timesteps=args.ppo_timesteps)
     _, report = ppo_jax.train(config)
     print(f"ppo_jax training ({config.num_envs} envs, random v1 worlds)        {report['steps_per_second']:14,.0f} steps/s  "

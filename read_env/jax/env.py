@@ -79,7 +79,7 @@ class EnvParams:
 class EnvState(environment.EnvState):
     """An episode: ``time`` (steps taken), ``world`` (drawn for the episode, or ``None``: ``params.world``), the
     utility's ``weights`` [K] and ``power``, the observed ``requirement`` and its top-k part ``essential_weight``
-    [K], the dynamics' ``state`` [2K] (exposures, repaid harm), ``true_profile`` and measured ``profile`` [K],
+    [K], the ``dynamics`` state [2K] (exposures, repaid harm), ``true_profile`` and measured ``profile`` [K],
     the last ``allocation`` and ``delta`` [K], and ``tokens_used_total`` (int32)."""
 
     world: World | None
@@ -87,7 +87,7 @@ class EnvState(environment.EnvState):
     power: jax.Array
     requirement: jax.Array
     essential_weight: jax.Array
-    state: jax.Array
+    dynamics: jax.Array
     true_profile: jax.Array
     profile: jax.Array
     allocation: jax.Array
@@ -171,7 +171,7 @@ class SurrogateEnv(environment.Environment[EnvState, EnvParams]):
             power=power,
             requirement=requirement,
             essential_weight=requirement * essential_mask(requirement, self.top_k),
-            state=jnp.zeros(2 * k, jnp.float32),
+            dynamics=jnp.zeros(2 * k, jnp.float32),
             true_profile=world.student,  # the profile of no exposure: s0 + sigma(0)
             profile=self._measure(probe_key, world, world.student),
             allocation=zeros,
@@ -186,7 +186,7 @@ class SurrogateEnv(environment.Environment[EnvState, EnvParams]):
         allocation = self.allocation(action, params)
         tokens = step_tokens(params.budget_tokens, self.num_steps, state.time)
         train_noise = jax.random.normal(train_key, allocation.shape) if self.noise else None
-        dynamics, true_profile = transition(world, state.state, tokens.astype(jnp.float32), allocation, train_noise)
+        dynamics, true_profile = transition(world, state.dynamics, tokens.astype(jnp.float32), allocation, train_noise)
         profile = self._measure(probe_key, world, true_profile)
         delta = profile - state.profile
         gain = state.requirement @ delta
@@ -195,7 +195,7 @@ class SurrogateEnv(environment.Environment[EnvState, EnvParams]):
         reward = gain - params.beta * spill - params.cost_weight * cost
         utility_value = self.task_utility(true_profile, state.weights, state.power)
         state = state.replace(
-            time=state.time + 1, state=dynamics, true_profile=true_profile, profile=profile, allocation=allocation, delta=delta,
+            time=state.time + 1, dynamics=dynamics, true_profile=true_profile, profile=profile, allocation=allocation, delta=delta,
             tokens_used_total=state.tokens_used_total + tokens,
         )  # fmt: skip
         terminated = state.time >= self.num_steps
