@@ -112,6 +112,14 @@ def test_episodes_equal_the_numpy_environment(envs, world_file, env_id, action_m
     assert_same_episode(result, numpy_episode(env_id, actions, options, task=task if requirement is None else "math", **kwargs), env_id)
 
 
+def test_a_subset_of_capabilities_equals_the_numpy_environment():
+    kwargs = dict(world="random", world_seed=5, capabilities=["code", "math", "reasoning"], task="math_word_problems", noise=False, num_steps=6)
+    env, params = rj.make(V1, **kwargs)
+    assert env.observation_space(params).shape == (13,)
+    actions = random_actions("logits", 6, seed=3, k=3)
+    assert_same_episode(rollout(env, params, jnp.asarray(actions), jax.random.key(0)), numpy_episode(V1, actions, **kwargs), V1)
+
+
 @pytest.mark.parametrize("env_id", [V0, V1])
 def test_a_vmapped_batch_of_worlds_tasks_and_budgets_equals_single_numpy_episodes(envs, env_id):
     rows = [(seed, task, budget) for seed, task, budget in zip(range(4), ["math", "science_qa", "chat_assistant", "tool_use"], [20_000_000, 150_000_000] * 2)]
