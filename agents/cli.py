@@ -91,9 +91,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for name in args.agents.split(","):
         agents += list(DEFAULT_AGENTS) if name == "all" else [name] if name else []
     agents = list(dict.fromkeys(agents))
-    unknown = [a for a in agents if a not in AGENTS and not a.startswith(("ppo:", "sb3:"))]
+    unknown = [a for a in agents if a not in AGENTS and not a.startswith(("ppo:", "sb3:", "ppo_jax:"))]
     if unknown:
-        print(f"unknown agents {unknown}; known: {sorted(AGENTS)} or ppo:PATH", file=sys.stderr)
+        print(f"unknown agents {unknown}; known: {sorted(AGENTS)}, ppo:PATH or ppo_jax:PATH", file=sys.stderr)
         return 2
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
     overrides: dict[str, dict[str, Any]] = {}
@@ -109,6 +109,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.algo == "ppo_jax":
+        from agents.policies.ppo_jax import PPOConfig, train as train_jax
+
+        config = PPOConfig(env_id=args.env_id, world=args.world, budgets=tuple(args.budgets), total_timesteps=args.timesteps, seed=args.seed)
+        _, report = train_jax(config, args.out)
+        print(f"saved {args.out}/model.npz: {report['steps']:,} steps in {report['train_s']:.1f} s ({report['steps_per_second']:,.0f} steps/s) "
+              f"after {report['compile_s']:.1f} s compiling; mean return of the last update {report['episode_return'][-1]:.4f}")
+        return 0
     from agents.policies.ppo import train
 
     train(args.algo, args.timesteps, args.seed, args.out, not args.no_tensorboard, args.checkpoint_every, progress=not args.quiet, env_id=args.env_id,
@@ -128,7 +136,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_agents(args: argparse.Namespace) -> int:
     from agents.registry import AGENTS
 
-    print("\n".join(sorted(AGENTS)) + "\nppo:PATH (a saved SB3 PPO model), sb3:ALGO:PATH")
+    print("\n".join(sorted(AGENTS)) + "\nppo:PATH (a saved SB3 PPO model), sb3:ALGO:PATH, ppo_jax:PATH (a saved ppo_jax network)")
     return 0
 
 
@@ -216,8 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(cmp)
     cmp.set_defaults(func=cmd_compare)
 
-    tr = sub.add_parser("train", help="train PPO (or another SB3 algorithm) on the surrogate")
-    tr.add_argument("--algo", default="ppo")
+    tr = sub.add_parser("train", help="train PPO (or another SB3 algorithm, or ppo_jax: PPO compiled with JAX) on the surrogate")
+    tr.add_argument("--algo", default="ppo", help="an SB3 algorithm (ppo, sac, ...) or ppo_jax (agents.policies.ppo_jax; pip install 'read-env[jax]')")
     tr.add_argument("--env-id", default="ReAD-Surrogate-v0", help="the surrogate to train on: ReAD-Surrogate-v0 or -v1")
     tr.add_argument("--world", default="random", help="'random' (a new world every episode), 'paper', or a world .json (e.g. from fit-world)")
     tr.add_argument("--budgets", type=lambda s: [parse_budget(x) for x in s.split(",")], default=[20_000_000, 150_000_000],

@@ -56,11 +56,16 @@ DEFAULT_AGENTS = ("uniform", "task_static", "single", "random", "greedy", "grid"
 
 
 def make_agent(name: str, setting: Setting, seed: int | None = None, **overrides: Any) -> Agent:
-    """Build a registered agent, or load an SB3 model from ``"ppo:path/to/model.zip"``."""
+    """Build a registered agent, or load an SB3 model from ``"ppo:path/to/model.zip"`` or a JAX PPO network
+    from ``"ppo_jax:path/to/model.npz"`` (needs ``pip install 'read-env[jax]'``)."""
+    if name.startswith("ppo_jax:"):
+        from agents.policies.ppo_jax import load_agent
+
+        return load_agent(name.partition(":")[2], setting, seed)
     if name.startswith(("ppo:", "sb3:")):
         from agents.policies.ppo import load_sb3_agent
 
         return load_sb3_agent(name.partition(":")[2], setting, seed)
     if name not in AGENTS:
-        raise ValueError(f"unknown agent {name!r}; known: {sorted(AGENTS)} or 'ppo:PATH.zip'")
+        raise ValueError(f"unknown agent {name!r}; known: {sorted(AGENTS)}, 'ppo:PATH.zip' or 'ppo_jax:PATH.npz'")
     return AGENTS[name](setting, seed, **overrides)
