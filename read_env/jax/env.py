@@ -47,6 +47,8 @@ from read_env.surrogate.path_env import RANDOM_POWERS
 from read_env.surrogate.path_env import PathSurrogateEnv as NumpyPathSurrogateEnv
 from read_env.tasks import RANDOM_TASK, RANDOM_TASK_CONCENTRATION, resolve_requirement
 
+V1_RANDOM_POWERS = RANDOM_POWERS["scores"]  # v1 is the scores family (v2, the shortfall family, is not ported)
+
 OBSERVATION_KEYS = ("budget_left", "last_allocation", "last_gain", "profile", "requirement")
 """The observation's blocks, in the order of the flat vector (``gymnasium.spaces.flatten``'s: sorted keys)."""
 MAX_BUDGET_TOKENS = 2**31 - 1
@@ -264,7 +266,7 @@ class PathSurrogateEnv(SurrogateEnv):
         return utility.requirement_from_utility(start_profile, weights, power)
 
     def random_power(self, key: jax.Array) -> jax.Array:
-        return jnp.asarray(RANDOM_POWERS, jnp.float32)[jax.random.randint(key, (), 0, len(RANDOM_POWERS))]
+        return jnp.asarray(V1_RANDOM_POWERS, jnp.float32)[jax.random.randint(key, (), 0, len(V1_RANDOM_POWERS))]
 
     def read_utility(self, key: jax.Array, utility_value: jax.Array, params: EnvParams) -> jax.Array:
         """A dev-split reading ``clip(F + utility_noise * N(0, 1), 0, 1)`` (the true value with noise off)."""
