@@ -265,3 +265,12 @@ def test_profiling_budget_too_small_for_the_runs_is_an_error():
     bandit = ReadBandit(Setting(budget_tokens=100, num_steps=10), seed=0, profile_fraction=0.05)
     with pytest.raises(ValueError, match="5 profiling tokens, fewer than the"):
         bandit.reset(observation(8), {"task": "math", "utility": 0.1})
+
+
+def test_code_variant_keeps_its_numbers_from_before_issue_14():
+    """read_bandit_code is the public code's loop; issue 14's fixes of read_bandit must not move it (value at commit 1a730b7)."""
+    from agents.harness.runner import run_episode
+    from agents.registry import make_agent
+
+    episode, _ = run_episode(lambda s: make_agent("read_bandit_code", s, seed=3, refit_steps=5), "ReAD-Surrogate-v1", "coding_assistant", 20_000_000, 20, 3)
+    assert episode.final_utility == pytest.approx(0.4275476161159844, abs=1e-12)
