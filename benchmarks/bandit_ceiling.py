@@ -8,13 +8,14 @@ final utility (points) of perfect greedy, task-static and the given agents, with
 the agents' own seeds still differ) or on (``--noise``, mean over ``--seeds``).
 
     python benchmarks/bandit_ceiling.py --agents read_bandit,read_lookahead
-    python benchmarks/bandit_ceiling.py --agents read_bandit --noise --seeds 3
+    python benchmarks/bandit_ceiling.py --agents read_bandit --noise --seeds 3 [--option profile_fraction=0]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import time
 
 import numpy as np
@@ -49,16 +50,19 @@ def main() -> None:
     parser.add_argument("--noise", action="store_true")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="an option (JSON value) of every listed agent but task_static; repeatable")
     args = parser.parse_args()
+    options = {key: json.loads(value) for key, _, value in (item.partition("=") for item in args.option)}
     agents = ["task_static", *args.agents.split(",")]
     start = time.perf_counter()
-    print(f"noise {'on' if args.noise else 'off'}, {args.seeds} seed(s); points")
+    print(f"noise {'on' if args.noise else 'off'}, {args.seeds} seed(s), options {options}; points")
     print(f"{'cell':26s} {'perfect_greedy':>14s} " + " ".join(f"{name:>15s}" for name in agents))
     rows = []
     for task, budget in CELLS:
         values = [perfect_greedy(task, budget, args.steps)]
         for name in agents:
-            utilities = [run_episode(lambda setting, name=name, seed=seed: make_agent(name, setting, seed=seed), SURROGATE_V1_ID, task, budget, args.steps, seed, {"noise": args.noise})[0].final_utility
+            overrides = options if name != "task_static" else {}
+            utilities = [run_episode(lambda setting, name=name, seed=seed: make_agent(name, setting, seed=seed, **overrides), SURROGATE_V1_ID, task, budget, args.steps, seed, {"noise": args.noise})[0].final_utility
                          for seed in range(args.seeds)]
             values.append(100 * float(np.mean(utilities)))
         rows.append(values)
