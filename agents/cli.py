@@ -1,4 +1,4 @@
-"""The ``read-env`` command line: ``demo`` (the main job), ``run``, ``compare``, ``train``, ``agents``, ``fit-world``.
+"""The ``read-env`` command line: ``demo`` (the main job), ``run``, ``compare``, ``train``, ``agents``, ``log-episodes``, ``fit-world``.
 
 Examples::
 
@@ -8,6 +8,7 @@ Examples::
     read-env compare --env-id ReAD-v0 --backend ray --address auto --gpus-per-episode 1 ...   # episodes on a Ray cluster
     read-env train --algo ppo --timesteps 100000 --out runs/ppo
     read-env agents
+    read-env log-episodes --env-id ReAD-Mini-v0 --tasks math_word_problems --budgets 250k,1M --seeds 5 --out data/mini --workers 2
     read-env fit-world runs/ReAD-Mini-v0 -o world.json
 """
 
@@ -131,9 +132,33 @@ def cmd_agents(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_log_episodes(args: argparse.Namespace) -> int:
+    from agents.harness.episode_log import LogConfig, log_episodes
+
+    config = LogConfig(args.out, args.env_id, parse_env_kwargs(args.env_kwarg), args.tasks, args.budgets, list(range(args.seed_start, args.seed_start + args.seeds)),
+                       [name for name in args.schedules.split(",") if name], args.steps, args.workers, args.backend, args.address, args.name)
+    card = log_episodes(config, progress=not args.quiet)
+    print(f"{card['episodes']} episodes in {args.out}/episodes.jsonl (data set {card['name']!r}, version {card['version']}); card: {args.out}/CARD.md")
+    return 0
+
+
 def cmd_fit_world(args: argparse.Namespace) -> int:
     from read_env.surrogate.fit_world import fit_world, load_episodes, write_world
 
+    if args.model != "calibrated":
+        from read_env.fitted.fit import fit_and_validate
+
+        models = ["recency", "ensemble"] if args.model == "both" else [args.model]
+        world, results = fit_and_validate(load_episodes(args.histories), models, args.holdout, args.output, args.report, seed=args.seed,
+                                          data=" ".join(args.histories), refit_all=args.refit_all)
+        def number(value: float | None) -> str:
+            return "n/a" if value is None else f"{value:.2f}"
+
+        for name, result in results.items():
+            print(f"{name}: held-out profile RMS {result['rms_points_all']:.2f} points (no change {result['no_change_rms_points_all']:.2f}), "
+                  f"Spearman within groups {number(result['spearman'])}, pooled {number(result['spearman_pooled'])}, best in top 3 {number(result['best_in_top3'])}")
+        print(f"wrote {args.output} ({world.kind}): gym.make('ReAD-Fitted-v0', world='{args.output}'); report in {world.fit['report']}")
+        return 0
     world, report = fit_world(load_episodes(args.histories), args.holdout, args.path_terms)
     write_world(world, report, args.output)
     heldout = report["rmse_heldout_points"]
@@ -205,11 +230,33 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--quiet", action="store_true")
     tr.set_defaults(func=cmd_train)
 
+    log = sub.add_parser("log-episodes", help="log real episodes under broad schedules, as a data set to fit a world to (resumable)")
+    log.add_argument("--schedules", default="random,schedule_mixture,schedule_blocks,schedule_phases,uniform,task_static",
+                     help="comma list of schedule families and agent names (agents.harness.episode_log)")
+    log.add_argument("--tasks", type=parse_tasks, default=["math_word_problems"], help="comma list, or all/single/multi")
+    log.add_argument("--budgets", type=lambda s: [parse_budget(x) for x in s.split(",")], default=[250_000, 1_000_000])
+    log.add_argument("--seeds", type=int, default=5, help="number of seeds (schedules drawn per family)")
+    log.add_argument("--seed-start", type=int, default=0)
+    log.add_argument("--workers", type=int, default=1, help="local processes (backend local)")
+    log.add_argument("--backend", choices=["local", "ray"], default="local")
+    log.add_argument("--address", default=None, help="Ray cluster address (backend ray)")
+    log.add_argument("--name", default="", help="the data set's name on its card (default: the folder's name)")
+    log.add_argument("--out", required=True, help="the data set's folder (episodes.jsonl, card.json, CARD.md)")
+    log.add_argument("--quiet", action="store_true")
+    common(log)
+    log.set_defaults(func=cmd_log_episodes, env_id="ReAD-Mini-v0")
+
     fit = sub.add_parser("fit-world", help="fit the surrogate's world parameters to recorded histories or trajectories")
     fit.add_argument("histories", nargs="+", help="run folders, episode folders, history.jsonl or trajectory .json files")
     fit.add_argument("-o", "--output", default="world.json")
     fit.add_argument("--holdout", type=float, default=0.2, help="share of episodes held out to report the fit error (every 1/holdout-th)")
     fit.add_argument("--path-terms", action="store_true", help="also fit ReAD-Surrogate-v1's prerequisite scale and repair (a PathWorld)")
+    fit.add_argument("--model", choices=["calibrated", "recency", "ensemble", "both"], default="calibrated",
+                     help="calibrated: ReAD-Surrogate-v0/v1's world (default); recency, ensemble or both (the better on held-out schedules is written): "
+                          "a ReAD-Fitted-v0 world, validated on held-out schedules (needs torch)")
+    fit.add_argument("--report", default=None, help="folder of the validation report (default: next to the output, OUTPUT_report)")
+    fit.add_argument("--seed", type=int, default=0, help="seeds the fit of recency/ensemble models")
+    fit.add_argument("--refit-all", action="store_true", help="recency/ensemble: after validation, fit the chosen model on every episode and write that")
     fit.set_defaults(func=cmd_fit_world)
 
     ag = sub.add_parser("agents", help="list the agent names")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from agents.policies.ado import AdoAgent
 from agents.policies.aioli import AioliAgent
 from agents.policies.bandit import PUBLIC_CODE, ReadBandit
 from agents.base import Agent, Setting
@@ -14,6 +15,9 @@ from agents.policies.grid import GridSearchAgent
 from agents.policies.linucb import LinUCBAgent
 from agents.policies.lookahead import ReadLookahead
 from agents.policies.oracle import OracleAgent
+from agents.policies.schedules import ScheduleAgent
+from agents.policies.skill_it import SkillItAgent
+from agents.policies.tscl import TSCLAgent
 
 
 def _named(cls: type[Agent], name: str, **fixed: Any) -> Callable[..., Agent]:
@@ -40,10 +44,17 @@ AGENTS: dict[str, Callable[..., Agent]] = {
     "exp3": _named(Exp3Agent, "exp3"),
     "aioli": _named(AioliAgent, "aioli"),
     "linucb": _named(LinUCBAgent, "linucb"),
+    "ado": _named(AdoAgent, "ado"),
+    "tscl": _named(TSCLAgent, "tscl"),
+    "skill_it": _named(SkillItAgent, "skill_it"),
     "oracle": _named(OracleAgent, "oracle"),
     "best_fixed": _named(OracleAgent, "best_fixed", fixed=True),
+    "schedule_mixture": _named(ScheduleAgent, "schedule_mixture", family="mixture"),
+    "schedule_blocks": _named(ScheduleAgent, "schedule_blocks", family="blocks"),
+    "schedule_phases": _named(ScheduleAgent, "schedule_phases", family="phases"),
 }
-DEFAULT_AGENTS = ("uniform", "task_static", "single", "random", "greedy", "grid", "exp3", "aioli", "linucb", "read_bandit", "read_lookahead", "oracle")
+DEFAULT_AGENTS = ("uniform", "task_static", "single", "random", "greedy", "grid", "exp3", "aioli", "linucb", "ado", "tscl", "skill_it", "read_bandit",
+                  "read_lookahead", "oracle")
 
 
 def make_agent(name: str, setting: Setting, seed: int | None = None, **overrides: Any) -> Agent:

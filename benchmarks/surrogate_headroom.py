@@ -13,6 +13,7 @@ and prints the largest shortfall of the default search.
 
     python benchmarks/surrogate_headroom.py --version v1 --ablate --prerequisite-scales 2,5,10,20
     python benchmarks/surrogate_headroom.py --version v1 --per-task --fine-check
+    python benchmarks/surrogate_headroom.py --version v2 --per-task
 """
 
 from __future__ import annotations
@@ -28,31 +29,36 @@ from read_env.surrogate import path_world
 from read_env.surrogate.oracle import final_profiles, final_utilities, oracle_schedule
 from read_env.surrogate.path_world import PathWorld
 from read_env.surrogate.world import World
+from read_env.surrogate.path_env import named_task
 from read_env.tasks import TASKS
-from read_env.utility import power_mean, requirement_from_utility
 
+FAMILIES = {"v0": None, "v1": "scores", "v2": "shortfall"}
+"""The utility family of each version (v0: linear in the scores, v0's world)."""
 PAPER_RATIOS = {20_000_000: (1.22, 1.51), 150_000_000: (1.37, 1.77)}
 
 
 FINE_SEARCH = {"draws": 20_000, "starts": 32, "min_step": 1e-7}
 
 
-def task_rows(world: World, budget: int, num_steps: int, path: bool, fine_check: bool = False) -> list[tuple[str, np.ndarray]]:
-    """Per task: utilities (points) of uniform, task-static, grid, best fixed, oracle (and the finely solved best fixed)."""
+def task_rows(world: World, budget: int, num_steps: int, family: str | None, fine_check: bool = False) -> list[tuple[str, np.ndarray]]:
+    """Per task: utilities (points) of uniform, task-static, grid, best fixed, oracle (and the finely solved best fixed);
+    ``family`` None: v0's linear utility."""
     tokens = contract.step_tokens(budget, num_steps)
+    path = family is not None
     rows = []
     for name, card in TASKS.items():
-        weights = card.requirement(world.capabilities)
-        power = card.power if path else 1.0
-        requirement = requirement_from_utility(world.student, weights, power)
+        if path:
+            objective, requirement = named_task(world, name, family)
+        else:
+            requirement = card.requirement(world.capabilities)
 
-        def objective(profile: np.ndarray, weights: np.ndarray = weights, power: float = power) -> np.ndarray:
-            return power_mean(profile, weights, power)
+            def objective(profile: np.ndarray, weights: np.ndarray = requirement) -> np.ndarray:
+                return profile @ weights
 
         def fixed(allocations: np.ndarray) -> np.ndarray:
             return final_utilities(world, objective, np.repeat(allocations[:, None], num_steps, axis=1), tokens)
 
-        uniform, static = fixed(np.array([np.full(len(weights), 1 / len(weights)), requirement]))
+        uniform, static = fixed(np.array([np.full(len(requirement), 1 / len(requirement)), requirement]))
         grid = fixed(candidate_set(requirement, None, 3)).max()
         result = oracle_schedule(world, requirement, budget, num_steps, objective=objective, phase_starts=path)
         best_fixed = max(grid, result.best_fixed_utility)  # the continuous search starts from a superset of the grid
@@ -63,9 +69,9 @@ def task_rows(world: World, budget: int, num_steps: int, path: bool, fine_check:
     return rows
 
 
-def report(world: World, budgets: list[int], num_steps: int, path: bool, per_task: bool, fine_check: bool = False) -> None:
+def report(world: World, budgets: list[int], num_steps: int, family: str | None, per_task: bool, fine_check: bool = False) -> None:
     for budget in budgets:
-        rows = task_rows(world, budget, num_steps, path, fine_check)
+        rows = task_rows(world, budget, num_steps, family, fine_check)
         mean = np.mean([values for _, values in rows], axis=0)
         span = mean[1] - mean[0]
         grid_ratio, headroom = (mean[2] - mean[0]) / span, (mean[4] - mean[3]) / span
@@ -107,20 +113,21 @@ def order_effect(world: World, budget: int, num_steps: int, pairs: list[tuple[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--version", choices=("v0", "v1"), default="v1")
+    parser.add_argument("--version", choices=tuple(FAMILIES), default="v1")
     parser.add_argument("--budgets", default="20,150", help="budgets in millions of tokens")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--per-task", action="store_true")
-    parser.add_argument("--ablate", action="store_true", help="v1 only: also without prerequisites, without repair, without both")
+    parser.add_argument("--ablate", action="store_true", help="v1 and v2: also without prerequisites, without repair, without both")
     parser.add_argument("--fine-check", action="store_true", help="solve each best fixed allocation finely and print the default search's shortfall")
-    parser.add_argument("--prerequisite-scales", default="", help="v1 only: comma list of factors on the prerequisite gains")
+    parser.add_argument("--prerequisite-scales", default="", help="v1 and v2: comma list of factors on the prerequisite gains")
     args = parser.parse_args()
     budgets = [int(float(value) * 1e6) for value in args.budgets.split(",")]
     start = time.perf_counter()
-    path = args.version == "v1"
+    family = FAMILIES[args.version]
+    path = family is not None
     world = PathWorld.paper() if path else World.paper()
     calibration_error(world, args.steps)
-    report(world, budgets, args.steps, path, args.per_task, args.fine_check)
+    report(world, budgets, args.steps, family, args.per_task, args.fine_check)
     if path:
         print("order of two one-hot phases (half the budget each):")
         for budget in budgets:
@@ -130,12 +137,12 @@ def main() -> None:
         no_repair = 1e30  # repair never happens: harm is permanent, as in v0
         for label, change in (("no prerequisites", {"prerequisites": {}}), ("no repair", {"repair_tokens": no_repair}), ("neither", {"prerequisites": {}, "repair_tokens": no_repair})):
             print(f"ablation: {label}")
-            report(PathWorld.from_calibration({**data, **change}), budgets, args.steps, path, False)
+            report(PathWorld.from_calibration({**data, **change}), budgets, args.steps, family, False)
     if path and args.prerequisite_scales:
         path_world.MAX_PREREQUISITE_GAIN = np.inf  # outside the range the source supports: a diagnostic only
         for scale in (float(value) for value in args.prerequisite_scales.split(",")):
             print(f"prerequisite gains x{scale:g} (largest gain {scale * world.prerequisites.max():g})")
-            report(PathWorld.from_calibration({**world.to_calibration(), "prerequisites": scaled_prerequisites(world, scale)}), budgets, args.steps, path, False)
+            report(PathWorld.from_calibration({**world.to_calibration(), "prerequisites": scaled_prerequisites(world, scale)}), budgets, args.steps, family, False)
     print(f"seconds {time.perf_counter() - start:.1f}")
 
 

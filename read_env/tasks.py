@@ -23,6 +23,10 @@ MULTI_TASK_POWER = 0.0
 """Power of the multi-capability tasks' utility in ``ReAD-Surrogate-v1``: the weighted geometric mean, so each
 required capability is a complement (a modelling choice; the paper leaves ``F_tau`` unspecified)."""
 
+MULTI_TASK_SHORTFALL_POWER = 1.25
+"""Power ``q`` of the multi-capability tasks' shortfall utility in ``ReAD-Surrogate-v2``, ``F = a . t - M_q(t - s; a)``
+(calibrated in :mod:`read_env.utility` so that ``w = r`` beats uniform and ``r``'s top capability is the card's)."""
+
 RANDOM_TASK = "random"
 RANDOM_TASK_CONCENTRATION = 0.5
 

@@ -9,7 +9,7 @@ import pytest
 
 import read_env
 
-READ_ENV_IDS = [env_id for env_id in gym.registry if env_id.startswith("ReAD-") and gym.registry[env_id].entry_point.startswith("read_env.surrogate")]
+READ_ENV_IDS = [env_id for env_id in gym.registry if env_id.startswith("ReAD-") and gym.registry[env_id].entry_point.startswith(("read_env.surrogate", "read_env.fitted"))]
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-SURROGATES = ["ReAD-Surrogate-v0", "ReAD-Surrogate-v1"]  # v1 maps actions in its compiled step
+SURROGATES = ["ReAD-Surrogate-v0", "ReAD-Surrogate-v1", "ReAD-Surrogate-v2"]  # v1 and v2 map actions in their compiled step
 
 
 def started(env_id="ReAD-Surrogate-v0", **kwargs):

@@ -12,7 +12,7 @@ from read_env.surrogate import path_kernel
 from read_env.surrogate.oracle import allocation_library, final_profiles, final_utilities, greedy_schedule, oracle_schedule, phase_schedules
 from read_env.surrogate.path_world import PathWorld
 from read_env.tasks import TASKS
-from read_env.utility import power_mean, project_to_simplex, requirement_from_utility
+from read_env.utility import power_mean, project_to_simplex, requirement_from_utility, task_utility
 
 CAPABILITIES = list(PathWorld.paper().capabilities)
 
@@ -154,9 +154,10 @@ def test_bad_v1_arguments_raise_naming_the_problem(kwargs, message):
         gym.make("ReAD-Surrogate-v1", **kwargs)
 
 
+@pytest.mark.parametrize("family", ["scores", "shortfall"])
 @pytest.mark.parametrize("action_mode", ["logits", "simplex"])
-def test_compiled_step_computes_the_numpy_contract_dynamics_and_utility(action_mode):
-    """env_step (v1's compiled step) against contract.py, PathWorld.transition and power_mean."""
+def test_compiled_step_computes_the_numpy_contract_dynamics_and_utility(action_mode, family):
+    """env_step (the compiled step of v1 and v2) against contract.py, PathWorld.transition and task_utility."""
     rng = np.random.default_rng(3)
     worlds = [PathWorld.random(rng) for _ in range(5)]
     world = PathWorld.stack(worlds)
@@ -165,7 +166,8 @@ def test_compiled_step_computes_the_numpy_contract_dynamics_and_utility(action_m
     previous = rng.uniform(0.2, 0.8, (n, k))
     requirement = rng.dirichlet(np.ones(k), n)
     essential = requirement * contract.essential_mask(requirement, 3)
-    weights, power = rng.dirichlet(np.ones(k), n), np.array([1.0, 0.5, 0.0, -1.0, 0.0])
+    weights, power = rng.dirichlet(np.ones(k), n), np.array([1.0, 0.5, 0.0, -1.0, 0.0]) if family == "scores" else np.array([1.0, 1.25, 1.5, 2.0, 1.25])
+    teacher = np.stack([w.teacher for w in worlds]) if family == "shortfall" else np.empty((n, 0))
     action = rng.uniform(-1, 1, (n, k)).astype(np.float32) if action_mode == "logits" else rng.dirichlet(np.ones(k), n).astype(np.float32)
     steps, step_tokens = np.array([0, 3, 1, 4, 2]), np.array([1e6, 2e6, 3e6, 4e6, 5e6])
     noise, readings = rng.standard_normal((n, 2 * len(step_tokens) + 1, k)), rng.standard_normal((n, len(step_tokens) + 1))
@@ -173,7 +175,7 @@ def test_compiled_step_computes_the_numpy_contract_dynamics_and_utility(action_m
     tokens = step_tokens[steps]
     out = path_kernel.env_step(
         action, action_mode == "simplex", 0.25, state, steps, step_tokens, 20_000_000, noise, readings, 0.005,
-        previous, requirement, essential, weights, power, 0.5, 0.01, *world._kernel_parameters,
+        previous, requirement, essential, weights, power, teacher, 0.5, 0.01, *world._kernel_parameters,
     )  # fmt: skip
     allocation, profile, delta, true_profile, new_state, utility, read, reward, gain, spill = path_kernel.split_step(out)
     expected_allocation = contract.allocation_from_action(action, action_mode, 0.25, (n, k))
@@ -184,7 +186,7 @@ def test_compiled_step_computes_the_numpy_contract_dynamics_and_utility(action_m
     probes = np.stack([np.clip(expected_profile[i] + worlds[i].probe_noise * probe[i], 0, 1) for i in range(n)])
     np.testing.assert_allclose(profile, probes, rtol=1e-12)
     np.testing.assert_allclose(delta, probes - previous, rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(utility, power_mean(expected_profile, weights, power), rtol=1e-12)
+    np.testing.assert_allclose(utility, task_utility(expected_profile, weights, power, teacher if family == "shortfall" else None), rtol=1e-12)
     np.testing.assert_allclose(read, np.clip(utility + 0.005 * reading, 0, 1), rtol=1e-12)
     expected_reward, expected_gain, expected_spill, _ = contract.step_feedback(requirement, essential, probes - previous, tokens, 20_000_000, 0.5, 0.01)
     np.testing.assert_allclose(np.stack([reward, gain, spill]), np.stack([expected_reward, expected_gain, expected_spill]), rtol=1e-10, atol=1e-15)

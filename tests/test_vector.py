@@ -15,7 +15,7 @@ def make_vector(env_id="ReAD-Surrogate-v0", **kwargs):
     return gym.make_vec(env_id, num_envs=N, vectorization_mode="vector_entry_point", **kwargs)
 
 
-@pytest.mark.parametrize("env_id", ["ReAD-Surrogate-v0", "ReAD-Surrogate-v1"])
+@pytest.mark.parametrize("env_id", ["ReAD-Surrogate-v0", "ReAD-Surrogate-v1", "ReAD-Surrogate-v2"])
 @pytest.mark.parametrize(
     "kwargs",
     [{}, {"task": "random"}, {"world": "random"}, {"world": "random", "world_seed": 4, "task": "science_qa"}, {"noise": False, "budget_tokens": 150_000_000}],
@@ -43,11 +43,12 @@ def test_vector_equals_single_environments(env_id, kwargs):
                 assert_same(env.reset()[0], {k: v[index] for k, v in observations.items()})
 
 
+@pytest.mark.parametrize("env_id", ["ReAD-Surrogate-v1", "ReAD-Surrogate-v2"])
 @pytest.mark.parametrize("kwargs", [{}, {"world": "random", "task": "random"}, {"noise": False, "action_mode": "simplex"}])
-def test_v1_vector_on_two_threads_equals_one_thread(kwargs):
+def test_path_vector_on_two_threads_equals_one_thread(env_id, kwargs):
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("numba has one thread here")
-    one, two = make_vector("ReAD-Surrogate-v1", **kwargs), make_vector("ReAD-Surrogate-v1", num_threads=2, **kwargs)
+    one, two = make_vector(env_id, **kwargs), make_vector(env_id, num_threads=2, **kwargs)
     assert_same(one.reset(seed=3)[0], two.reset(seed=3)[0])
     rng = np.random.default_rng(2)
     for _ in range(45):
@@ -71,7 +72,7 @@ def test_vector_declares_same_step_autoreset_and_batched_spaces():
     assert vector.observation_space.contains(observations)
 
 
-@pytest.mark.parametrize("env_id", ["ReAD-Surrogate-v0", "ReAD-Surrogate-v1"])
+@pytest.mark.parametrize("env_id", ["ReAD-Surrogate-v0", "ReAD-Surrogate-v1", "ReAD-Surrogate-v2"])
 def test_vector_rejects_bad_actions_before_changing_state(env_id):
     vector = make_vector(env_id)
     vector.reset(seed=0)

@@ -22,8 +22,8 @@ Metrics (utility in points = 100 x utility units):
   off-target capabilities, points) and ``negative_transfer_rate`` (share of off-target capabilities that
   dropped); off-target = capabilities the task gives weight 0 (all outside the top-3 if none);
 * ``wasted_budget``: share of the budget allocated to off-target capabilities;
-* ``profiling_tokens``: extra tokens spent before the episode (:mod:`agents.policies.profiling`: grid, LinUCB, Aioli and
-  the ReAD bandit, the same count at the same ``profile_fraction``), as a share of the budget.
+* ``profiling_tokens``: extra tokens spent before the episode (:mod:`agents.policies.profiling`: grid, LinUCB, Aioli,
+  Skill-It and the ReAD bandit, the same count at the same ``profile_fraction``), as a share of the budget.
 """
 
 from __future__ import annotations
@@ -116,7 +116,8 @@ def _run_job(job: tuple[str, str, int, int, dict[str, Any]]) -> dict[str, Any]:
         run_dir = Path(env_kwargs.get("run_dir", Path(ctx["out_dir"]) / "env")) / folder
         shutil.rmtree(run_dir, ignore_errors=True)
         env_kwargs.update(run_dir=str(run_dir), resume=False)
-    episode, _ = run_episode(lambda setting: make_agent(agent_name, setting, seed=seed, **overrides), ctx["env_id"], task, budget, ctx["num_steps"], seed, env_kwargs)
+    episode, agent = run_episode(lambda setting: make_agent(agent_name, setting, seed=seed, **overrides), ctx["env_id"], task, budget, ctx["num_steps"], seed, env_kwargs)
+    stderrs = [step["probe_stderr"] for step in episode.steps if "probe_stderr" in step]
     return {
         "key": _job_key(agent_name, task, budget, seed, ctx["env_key"]),
         "agent": agent_name,
@@ -133,6 +134,8 @@ def _run_job(job: tuple[str, str, int, int, dict[str, Any]]) -> dict[str, Any]:
         "utilities": [round(step["utility"], 7) for step in episode.steps],
         "rewards": [step["reward"] for step in episode.steps],
         "tokens": [step["tokens_used"] for step in episode.steps],
+        "capabilities": list(agent.setting.capabilities),
+        **({"probe_stderrs": np.round(stderrs, 5).tolist()} if len(stderrs) == len(episode.steps) else {}),
         "extra": episode.extra,
         "wall_time_s": episode.wall_time_s,
     }

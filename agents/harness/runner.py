@@ -89,6 +89,8 @@ def run_episode(
             next_observation, reward, terminated, truncated, info = env.step(action.astype(np.float32) if mode == "logits" else action)
             agent.observe(observation, action, float(reward), next_observation, info)
             row = {**step_record(info), "reward": float(reward), "profile": next_observation["profile"].astype(float).tolist()}
+            if "probe_stderr" in info:  # real backends: the probe's binomial standard errors [K]
+                row["probe_stderr"] = np.asarray(info["probe_stderr"], dtype=float).tolist()
             episode.steps.append(row)
             if on_step is not None:
                 on_step(len(episode.steps), row)

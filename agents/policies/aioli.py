@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from agents.base import Agent, Setting
-from agents.policies.profiling import DEFAULT_PROFILE_FRACTION, check_profile_fraction, profile
+from agents.policies.profiling import DEFAULT_PROFILE_FRACTION, check_profile_fraction, fit_transfer, profile
 
 
 @dataclass
@@ -75,8 +75,7 @@ class AioliAgent(Agent):
     def fit_and_step(self, requirement: np.ndarray) -> None:
         """Ridge-fit the transfer matrix on every (allocation, change) so far, then one exponentiated-gradient step."""
         c, k = self.config, self.setting.num_capabilities
-        w, ds = np.array(self.played), np.array(self.changes)
-        self.transfer = np.linalg.solve(w.T @ w + c.ridge * np.eye(k), w.T @ ds)  # [K trained, K measured]
+        self.transfer = fit_transfer(np.array(self.played), np.array(self.changes), c.ridge)  # [K trained, K measured]
         gradient = self.transfer @ requirement
         scale = np.abs(gradient).max()
         if scale > 0:

@@ -3,8 +3,9 @@
 Needs the world the environment simulates, so it works on the surrogate ids with ``world="paper"`` (the
 default), calibration data, or ``world="random"`` with a ``world_seed``; otherwise ``ValueError``. The
 schedule comes from :func:`read_env.surrogate.oracle.oracle_schedule` (cached per task and budget). On
-``ReAD-Surrogate-v1`` it optimizes the task's true utility ``F_tau`` (a privileged signal: the oracle is the
-regret reference, not an agent to deploy) and searches two-phase and greedy schedules too.
+``ReAD-Surrogate-v1`` and ``-v2`` it optimizes the task's true utility ``F_tau`` in the environment's utility
+family (a privileged signal: the oracle is the regret reference, not an agent to deploy) and searches
+two-phase and greedy schedules too.
 """
 
 from __future__ import annotations
@@ -12,29 +13,33 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from agents.base import Agent, Setting
-from read_env.registration import SURROGATE_V1_ID
+from read_env.registration import PATH_SURROGATE_IDS
 from read_env.surrogate.oracle import OracleResult
 
 
 @lru_cache(maxsize=256)
-def _schedule(env_id: str, world_key: str, world_seed: int | None, capabilities: tuple[str, ...], task: str, requirement: tuple[float, ...], budget: int, steps: int) -> OracleResult:
+def _schedule(
+    env_id: str, world_key: str, world_seed: int | None, capabilities: tuple[str, ...], task: str, requirement: tuple[float, ...],
+    budget: int, steps: int, family: str,
+) -> OracleResult:  # fmt: skip
     from read_env.surrogate.oracle import oracle_schedule
+    from read_env.surrogate.path_env import named_task
     from read_env.surrogate.path_world import PathWorld
     from read_env.surrogate.world import World, resolve_world
     from read_env.tasks import TASKS
-    from read_env.utility import power_mean
 
-    path = env_id == SURROGATE_V1_ID
+    path = env_id in PATH_SURROGATE_IDS
     world = resolve_world(world_key, capabilities, world_seed, np.random.default_rng(0), PathWorld if path else World)
     if not path:
         return oracle_schedule(world, np.array(requirement), budget, steps)
     if task not in TASKS:
-        raise ValueError(f"the v1 oracle needs a named task (its true utility), got {task!r}")
-    weights, power = TASKS[task].requirement(capabilities), TASKS[task].power
-    return oracle_schedule(world, np.array(requirement), budget, steps, objective=lambda profile: power_mean(profile, weights, power), phase_starts=True)
+        raise ValueError(f"the {env_id} oracle needs a named task (its true utility), got {task!r}")
+    objective, _ = named_task(world, task, family)
+    return oracle_schedule(world, np.array(requirement), budget, steps, objective=objective, phase_starts=True)
 
 
 def oracle_available(setting: Setting) -> bool:
@@ -56,10 +61,11 @@ class OracleAgent(Agent):
 
     def begin(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> None:
         kwargs = self.setting.env_kwargs
+        family = {**gym.spec(self.setting.env_id).kwargs, **kwargs}.get("utility_family", "scores")
         requirement = tuple(float(x) for x in observation["requirement"] / observation["requirement"].sum())
         result = _schedule(
             self.setting.env_id, kwargs.get("world", "paper"), kwargs.get("world_seed"), self.setting.capabilities, str(info.get("task")), requirement,
-            self.setting.budget_tokens, self.setting.num_steps,
+            self.setting.budget_tokens, self.setting.num_steps, family,
         )  # fmt: skip
         if self.fixed:
             self.schedule, self.planned_utility = result.best_fixed_allocation[None], result.best_fixed_utility

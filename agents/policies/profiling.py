@@ -1,4 +1,4 @@
-"""Profiling runs before an episode, shared by every agent that profiles (grid, LinUCB, Aioli, the ReAD bandit).
+"""Profiling runs before an episode, shared by every agent that profiles (grid, LinUCB, Aioli, Skill-It, the ReAD bandit).
 
 The paper trains the bandit's reward model on a profiling split and grid-searches fixed allocations on it;
 both are spent outside the distillation budget. Here, before an episode of ``B`` tokens in ``T`` steps:
@@ -18,6 +18,9 @@ both are spent outside the distillation budget. Here, before an episode of ``B``
 
 With ``world="random"`` and no ``world_seed`` the profiling episodes draw their own worlds from the prior:
 the agent cannot see the episode's world through the Gymnasium API.
+
+:func:`fit_transfer` turns (allocation, change) pairs into the transfer matrix the mixers of Aioli and
+Skill-It read (how training on each capability changes every capability).
 """
 
 from __future__ import annotations
@@ -87,3 +90,12 @@ def profile(setting: Setting, requirement: np.ndarray, profile_fraction: float, 
         for env in envs.values():
             env.close()
     return runs
+
+
+def fit_transfer(allocations: np.ndarray, changes: np.ndarray, ridge: float) -> np.ndarray:
+    """Ridge fit of ``ds_t ~ A^T w_t``: the transfer matrix ``A`` [K trained, K measured].
+
+    ``allocations`` [N, K] and ``changes`` [N, K] (measured profile changes); ``A = (W^T W + ridge I)^-1 W^T dS``.
+    """
+    w, ds = np.asarray(allocations, dtype=np.float64), np.asarray(changes, dtype=np.float64)
+    return np.linalg.solve(w.T @ w + ridge * np.eye(w.shape[1]), w.T @ ds)

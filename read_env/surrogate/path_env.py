@@ -1,4 +1,4 @@
-"""``ReAD-Surrogate-v1``: the surrogate with path-dependent dynamics and nonlinear task utilities.
+"""``ReAD-Surrogate-v1`` and ``-v2``: the surrogate with path-dependent dynamics and nonlinear task utilities.
 
 Everything of ``ReAD-Surrogate-v0`` (:class:`~read_env.surrogate.env.SurrogateEnv`) holds, except:
 
@@ -6,23 +6,42 @@ Everything of ``ReAD-Surrogate-v0`` (:class:`~read_env.surrogate.env.SurrogateEn
   interference is a debt that later training of the harmed capability repairs, so the order of steps
   matters (equations in :mod:`read_env.surrogate.path_world`). One-hot runs still reproduce the paper's
   transfer matrices exactly.
-* **Utility**: each task's utility is the weighted power mean ``F_tau(s)`` of its card (``weights``,
-  ``power``; :mod:`read_env.utility`), and the observed requirement is the paper's local linearization at
-  the start profile, ``r = Proj_simplex([grad F_tau(s_0)]_+)``, computed once per episode. ``task="random"``
-  draws the weights from ``Dirichlet(0.5)`` and the power uniformly from ``RANDOM_POWERS``; a custom
-  ``requirement`` is a linear utility with those weights.
+* **Utility**: each task's utility ``F_tau(s)`` is of a family (``utility_family``, :mod:`read_env.utility`)
+  with the card's ``weights`` and a power, and the observed requirement is the paper's local linearization
+  at the start profile, ``r = Proj_simplex([grad F_tau(s_0)]_+)``, computed once per episode. ``"scores"``
+  (v1): the weighted power mean of the scores, the card's ``power``. ``"shortfall"`` (v2): ``a . t - M_q(t -
+  s; a)`` with ``t`` the episode world's teacher, ``q = MULTI_TASK_SHORTFALL_POWER`` for a multi-capability
+  task and 1 (linear) for a single-capability one. ``task="random"`` draws the weights from
+  ``Dirichlet(0.5)`` and the power uniformly from the family's ``RANDOM_POWERS``; a custom ``requirement`` is
+  a linear utility with those weights.
 * **No privileged signal**: ``info["utility"]`` is a noisy dev-split reading, ``F(s) + N(0,
   utility_noise^2)`` clipped to [0, 1] (noise off with ``noise=False``); the noise-free ``final_utility``
   and ``initial_utility`` appear only in the info of the last step, the final report.
+* **Probe noise** (``probe_bias``, v2: 0.5; v1: 0): a probe reading of capability ``c`` after step ``t`` is
+  ``clip(s_c + probe_noise * (sqrt(rho) * b_c + sqrt(1 - rho) * xi_tc), 0, 1)``: ``b`` [K] standard normal,
+  drawn once per episode, is the bias of the fixed probe suite (a fixed set of items scores a model above or
+  below the capability's population score, and keeps doing so while the model changes slowly); ``xi`` is
+  fresh every reading. The total variance is v1's (``probe_noise^2``) for any share ``rho``; a measured
+  change ``ds`` carries only the fresh part (``2 (1 - rho) probe_noise^2``), the level carries both.
+  The bias is drawn per episode, not per world: the paper's dev suite is fixed within a run, and each seed
+  of an experiment is then a replicate over suites as well as over training noise, so averages over seeds
+  do not hinge on one suite's luck, and an agent trained over episodes cannot learn one suite's bias as if it
+  were the world. (``ReAD-v0`` probes with one fixed suite; a fixed bias across episodes is the limit of
+  many episodes on one suite, not modelled here.)
 * ``world="random"`` (without ``world_seed``) draws a new world, prerequisites and repair included, every
   episode, so no static rule can be tuned to one world.
 
 Per-episode draws from the episode's generator, in order: the random task's weights (by the contract),
-the random task's power, the random world, the training and probe noise, the utility-reading noise.
+the random task's power, the random world, the training and probe noise, the utility-reading noise, the
+probe bias (only when ``probe_bias > 0``, so v1's draws are unchanged).
+
+``ReAD-Surrogate-v2`` is this class with ``utility_family="shortfall"`` and ``probe_bias=0.5`` (its
+registered options, :data:`read_env.registration.V2_OPTIONS`); ``ReAD-Surrogate-v1`` with ``"scores"`` and 0.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, SupportsFloat
 
 import numpy as np
@@ -31,19 +50,22 @@ from read_env import contract
 from read_env.surrogate import path_kernel
 from read_env.surrogate.env import SurrogateEnv
 from read_env.surrogate.path_world import PathWorld
-from read_env.tasks import RANDOM_TASK, TASKS
-from read_env.utility import power_mean, power_mean_row, requirement_from_utility
+from read_env.tasks import MULTI_CAPABILITY_TASKS, MULTI_TASK_SHORTFALL_POWER, RANDOM_TASK, TASKS
+from read_env.utility import check_family, task_requirement, task_utility, utility_row
 
 DEFAULT_UTILITY_NOISE = 0.005
 """Standard deviation of a dev-split utility reading (0.5 points, as a probe reading)."""
-RANDOM_POWERS = (1.0, 0.5, 0.0, -1.0)
+RANDOM_POWERS = {"scores": (1.0, 0.5, 0.0, -1.0), "shortfall": (1.0, 1.25, 1.5, 2.0)}
+"""Powers a random task draws from, per utility family: linear to strongly complementary."""
 
 
 class PathSurrogateEnv(SurrogateEnv):
-    """``ReAD-Surrogate-v1`` (see the module docstring).
+    """``ReAD-Surrogate-v1`` and ``-v2`` (see the module docstring).
 
     Args:
         utility_noise: standard deviation of ``info["utility"]`` readings, in utility units (>= 0).
+        utility_family: ``"scores"`` (v1) or ``"shortfall"`` (v2), see :mod:`read_env.utility`.
+        probe_bias: share of the probe noise variance that is a per-episode bias of each capability, in [0, 1].
         **kwargs: the arguments of :class:`~read_env.surrogate.env.SurrogateEnv` (``world``, ``world_seed``,
             ``noise``, ``capabilities``, ``task``, ``budget_tokens``, ``num_steps``, ``action_mode``, ...);
             calibration data for ``world`` may add ``prerequisites``, ``repair_tokens``, ``readiness_tokens``.
@@ -52,23 +74,47 @@ class PathSurrogateEnv(SurrogateEnv):
     world_class = PathWorld
     REPORTS_FINAL_UTILITY = True
 
-    def __init__(self, utility_noise: float = DEFAULT_UTILITY_NOISE, **kwargs: Any) -> None:
+    def __init__(
+        self, utility_noise: float = DEFAULT_UTILITY_NOISE, utility_family: str = "scores", probe_bias: float = 0.0, **kwargs: Any
+    ) -> None:
         if isinstance(utility_noise, bool) or not isinstance(utility_noise, (int, float)) or not (np.isfinite(utility_noise) and utility_noise >= 0):
             raise ValueError(f"utility_noise must be a finite number >= 0, got {utility_noise!r}")
+        if isinstance(probe_bias, bool) or not isinstance(probe_bias, (int, float)) or not 0 <= probe_bias <= 1:
+            raise ValueError(f"probe_bias must be a share in [0, 1], got {probe_bias!r}")
         self.utility_noise = float(utility_noise)
+        self.utility_family = check_family(utility_family)
+        self.probe_bias = float(probe_bias)
         super().__init__(**kwargs)
         self._kernel_tokens = self.step_tokens.astype(np.float64)
         self._step_index = np.arange(self.num_steps)[:, None]  # [num_steps, 1]: env_step's steps for one row
 
-    task_utility = staticmethod(power_mean)
-    observed_requirement = staticmethod(requirement_from_utility)
+    def task_utility(self, profile: np.ndarray, weights: np.ndarray, power: np.ndarray | float, teacher: np.ndarray) -> np.ndarray:
+        """``F(s)`` [...] of profiles [..., K] in this environment's family (``teacher`` [..., K]: the world's)."""
+        return task_utility(profile, weights, power, teacher if self.utility_family == "shortfall" else None)
+
+    def observed_requirement(self, start_profile: np.ndarray, weights: np.ndarray, power: np.ndarray | float, teacher: np.ndarray) -> np.ndarray:
+        """``r = Proj_simplex([grad F(s0)]_+)`` [..., K] in this environment's family."""
+        return task_requirement(start_profile, weights, power, teacher if self.utility_family == "shortfall" else None)
 
     def draw_power(self, rng: np.random.Generator | None, task_name: str) -> float:
-        """The card's power for a named task, 1 for a custom requirement (``rng`` unused, may be ``None``), a draw
-        from ``RANDOM_POWERS`` for a random task."""
+        """The utility's power: for a named task the card's (scores) or ``MULTI_TASK_SHORTFALL_POWER`` for a
+        multi-capability task (shortfall; 1 for a single-capability task), 1 for a custom requirement (``rng``
+        unused, may be ``None``), a draw from the family's ``RANDOM_POWERS`` for a random task."""
         if task_name == RANDOM_TASK:
-            return float(RANDOM_POWERS[int(rng.integers(len(RANDOM_POWERS)))])
-        return float(TASKS[task_name].power) if task_name in TASKS else 1.0
+            powers = RANDOM_POWERS[self.utility_family]
+            return float(powers[int(rng.integers(len(powers)))])
+        return card_power(task_name, self.utility_family)
+
+    def draw_probe_bias(self, rng: np.random.Generator) -> np.ndarray | None:
+        """The episode's probe-suite bias ``b`` [K], standard normal from ``rng`` (``None``, nothing drawn, with
+        noise off or ``probe_bias`` 0)."""
+        return rng.standard_normal(len(self.capabilities)) if self.noise and self.probe_bias > 0.0 else None
+
+    def mix_probe_bias(self, probe_noise: np.ndarray, bias: np.ndarray) -> None:
+        """Mix the bias [..., K] into probe noise rows [..., T + 1, K], in place: ``sqrt(1 - rho) * xi + sqrt(rho) * b``
+        (elementwise, so a vector of episodes computes each row as a single episode does)."""
+        probe_noise *= np.sqrt(1.0 - self.probe_bias)
+        probe_noise += np.sqrt(self.probe_bias) * bias[..., None, :]
 
     def draw_utility_readings(self, rng: np.random.Generator, out: np.ndarray | None = None) -> np.ndarray | None:
         """Standard normal noise [num_steps + 1] of the utility readings, into ``out`` when given (``None`` with noise off)."""
@@ -79,11 +125,16 @@ class PathSurrogateEnv(SurrogateEnv):
         self.utility_power = self.draw_power(self.np_random, self.task_name)
         self._start_episode(prepared)
         self._utility_readings = self.draw_utility_readings(self.np_random)
-        self._set_task(self.task_name, self.observed_requirement(self.world.student, self.utility_weights, self.utility_power))
+        bias = self.draw_probe_bias(self.np_random)
+        if bias is not None:
+            self.mix_probe_bias(self._noise[self.num_steps :], bias)
+        self._utility_teacher = np.ascontiguousarray(self.utility_teacher(self.world.teacher))
+        self._set_task(self.task_name, self.observed_requirement(self.world.student, self.utility_weights, self.utility_power, self.world.teacher))
         # the episode as env_step's rows [1, ...]: its draws (none: noise off) and its task
         noise, readings = self._noise, self._utility_readings
         self._draw_rows = (np.empty((1, 0, len(self.capabilities))) if noise is None else noise[None], np.empty((1, 0)) if readings is None else readings[None])
-        self._task_rows = (self.requirement[None], self._essential_weight[None], self.utility_weights[None], np.array([self.utility_power]))
+        task = (self.requirement, self._essential_weight, self.utility_weights, np.array(self.utility_power), self._utility_teacher)
+        self._task_rows = tuple(array[None] for array in task)
         return self._read_profile()
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
@@ -112,10 +163,30 @@ class PathSurrogateEnv(SurrogateEnv):
         raise ValueError(f"action {np.asarray(action).tolist()} is not a valid {self.action_mode} action")
 
     def _true_utility(self, profile: np.ndarray) -> float:
-        return power_mean_row(profile, self.utility_weights, self.utility_power)  # as env_step computes it
+        return utility_row(profile, self.utility_weights, self.utility_power, self._utility_teacher)  # as env_step computes it
 
     def _read_utility(self, reading: int) -> float:
         utility = self._true_utility(self.true_profile)
         if self._utility_readings is None:
             return utility
         return min(max(utility + self.utility_noise * float(self._utility_readings[reading]), 0.0), 1.0)  # as env_step reads it
+
+
+def card_power(task_name: str, family: str) -> float:
+    """The utility power of a named task in ``family``: the card's (scores), ``MULTI_TASK_SHORTFALL_POWER`` for a
+    multi-capability task and 1 for a single-capability one (shortfall); 1 (linear) for a custom requirement."""
+    if task_name not in TASKS:
+        return 1.0
+    if family == "shortfall":
+        return MULTI_TASK_SHORTFALL_POWER if task_name in MULTI_CAPABILITY_TASKS else 1.0
+    return float(TASKS[task_name].power)
+
+
+def named_task(world: PathWorld, task_name: str, family: str) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray]:
+    """A named task in ``world`` and ``family``: (its true utility, a function of profiles [..., K] -> [...]; the
+    requirement [K] the environment observes), as :class:`PathSurrogateEnv` computes them."""
+    if task_name not in TASKS:
+        raise ValueError(f"unknown task {task_name!r}; known: {list(TASKS)}")
+    weights, power = TASKS[task_name].requirement(world.capabilities), card_power(task_name, check_family(family))
+    teacher = world.teacher if family == "shortfall" else None
+    return lambda profile: task_utility(profile, weights, power, teacher), task_requirement(world.student, weights, power, teacher)

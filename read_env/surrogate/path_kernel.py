@@ -1,5 +1,5 @@
 """The compiled dynamics of :class:`~read_env.surrogate.path_world.PathWorld`, and the compiled step of
-``ReAD-Surrogate-v1``: rows of episodes, one loop each.
+``ReAD-Surrogate-v1`` and ``-v2``: rows of episodes, one loop each.
 
 The equations are in :mod:`read_env.surrogate.path_world` (dynamics), :mod:`read_env.contract` (allocation
 and reward) and :mod:`read_env.surrogate.path_env` (readings). These kernels compute them with numba, one row
@@ -24,7 +24,7 @@ import numpy as np
 
 from read_env.contract import LOGIT_SLACK
 from read_env.tasks import SIMPLEX_ATOL
-from read_env.utility import power_mean_row
+from read_env.utility import utility_row
 
 READINESS, REPAIR, FORGETTING, TRAIN_NOISE, PROBE_NOISE = range(5)
 SCALARS = ("readiness_tokens", "repair_tokens", "forgetting_tokens", "train_noise", "probe_noise")
@@ -135,7 +135,7 @@ def profile(state, student, gap, cells, decay_rates):
 
 
 @numba.njit(cache=True)
-def _allocation_row(action, r, simplex, temperature, out) -> bool:
+def allocation_row(action, r, simplex, temperature, out) -> bool:
     """``out[r]``: the allocation of ``action[r]`` (:func:`read_env.contract.allocation_from_action`'s map);
     False, with ``out[r]`` unspecified, for an action that map rejects."""
     k = action.shape[1]
@@ -168,7 +168,7 @@ def split_step(out: np.ndarray) -> tuple[Any, ...]:
 @numba.njit(cache=True, inline="always")
 def _env_step_rows(
     first, last, action, simplex, temperature, state, steps, step_tokens, budget_tokens, noise, readings, utility_noise,
-    previous, requirement, essential_weight, utility_weights, utility_power, beta, cost_weight,
+    previous, requirement, essential_weight, utility_weights, utility_power, utility_teacher, beta, cost_weight,
     student, gap, cells, decay_rates, prerequisites, scalars, out, valid,
 ):  # fmt: skip
     """Rows ``first`` to ``last - 1`` of :func:`env_step` into ``out``; ``valid[r]`` False where the action map
@@ -178,7 +178,7 @@ def _env_step_rows(
     new_state, numbers = out[:, 4 * k : 6 * k], out[:, 6 * k :]
     scratch, off = _scratch(k, decay_rates.shape[0]), np.empty(0)
     for r in range(first, last):
-        valid[r] = _allocation_row(action, r, simplex, temperature, allocation)
+        valid[r] = allocation_row(action, r, simplex, temperature, allocation)
         if not valid[r]:
             continue
         p = r if scalars.shape[0] > 1 else 0
@@ -186,36 +186,49 @@ def _env_step_rows(
         noisy = noise.shape[1] > 0
         train_noise = noise[r, t] if noisy else off  # row t: step t's training noise
         _advance_row(p, state[r], step_tokens[t], allocation[r], train_noise, student, gap, cells, decay_rates, prerequisites, scalars, new_state[r], true_profile[r], scratch)
-        gain, spill = 0.0, 0.0
-        for c in range(k):
-            score = true_profile[r, c]
-            if noisy:  # row num_steps + t + 1: the probe noise of reading t + 1
-                score = min(max(score + scalars[p, PROBE_NOISE] * noise[r, num_steps + t + 1, c], 0.0), 1.0)
-            profile[r, c] = score
-            delta[r, c] = score - previous[r, c]
-            gain += requirement[r, c] * delta[r, c]
-            spill += essential_weight[r, c] * max(0.0, -delta[r, c])
-        utility = power_mean_row(true_profile[r], utility_weights[r], utility_power[r])
-        reading = utility if readings.shape[1] == 0 else min(max(utility + utility_noise * readings[r, t + 1], 0.0), 1.0)
-        numbers[r, 0], numbers[r, 1] = utility, reading
-        numbers[r, 2] = gain - beta * spill - cost_weight * (step_tokens[t] / budget_tokens)
-        numbers[r, 3], numbers[r, 4] = gain, spill
+        read_row(r, t, num_steps, scalars[p, PROBE_NOISE], noise, readings, utility_noise, previous, requirement, essential_weight, utility_weights, utility_power,
+                 utility_teacher, beta, cost_weight, step_tokens[t] / budget_tokens, true_profile, profile, delta, numbers)
+
+
+@numba.njit(cache=True, inline="always")
+def read_row(r, t, num_steps, probe_noise, noise, readings, utility_noise, previous, requirement, essential_weight, utility_weights, utility_power,
+             utility_teacher, beta, cost_weight, cost, true_profile, profile, delta, numbers) -> None:
+    """What row ``r`` reads after step ``t`` (of ``num_steps``) from its new ``true_profile[r]``: the probe reading
+    ``profile[r]`` (noise row ``num_steps + t + 1``; ``noise`` [N, 0, K]: off), its change ``delta[r]`` from ``previous[r]``, and ``numbers[r]``: the
+    true utility (``utility_teacher`` [N, 0]: the scores family; see :func:`read_env.utility.utility_row`), its reading, the reward (``cost``: the step's share of the budget), the gain and the spillover."""
+    k, noisy = true_profile.shape[1], noise.shape[1] > 0
+    gain, spill = 0.0, 0.0
+    for c in range(k):
+        score = true_profile[r, c]
+        if noisy:  # row num_steps + t + 1: the probe noise of reading t + 1
+            score = min(max(score + probe_noise * noise[r, num_steps + t + 1, c], 0.0), 1.0)
+        profile[r, c] = score
+        delta[r, c] = score - previous[r, c]
+        gain += requirement[r, c] * delta[r, c]
+        spill += essential_weight[r, c] * max(0.0, -delta[r, c])
+    utility = utility_row(true_profile[r], utility_weights[r], utility_power[r], utility_teacher[r])
+    reading = utility if readings.shape[1] == 0 else min(max(utility + utility_noise * readings[r, t + 1], 0.0), 1.0)
+    numbers[r, 0], numbers[r, 1] = utility, reading
+    numbers[r, 2] = gain - beta * spill - cost_weight * cost
+    numbers[r, 3], numbers[r, 4] = gain, spill
 
 
 @numba.njit(cache=True)
 def env_step(
     action, simplex, temperature, state, steps, step_tokens, budget_tokens, noise, readings, utility_noise,
-    previous, requirement, essential_weight, utility_weights, utility_power, beta, cost_weight,
+    previous, requirement, essential_weight, utility_weights, utility_power, utility_teacher, beta, cost_weight,
     student, gap, cells, decay_rates, prerequisites, scalars,
 ):  # fmt: skip
-    """One ``ReAD-Surrogate-v1`` step of N episodes, everything [N, ...].
+    """One ``ReAD-Surrogate-v1`` or ``-v2`` step of N episodes, everything [N, ...].
 
     Inputs: ``action`` [N, K]; ``state`` [N, 2K]; each row's step index ``steps`` [N] into ``step_tokens``
     [T] (the contract's tokens per step; ``budget_tokens`` prices them); each episode's standard normal
-    draws ``noise`` [N, 2T + 1, K] (``draw_episode``'s layout; [N, 0, K]: noise off) and ``readings`` [N,
-    T + 1] (the utility readings'; [N, 0]: none); the previous measured profile ``previous`` [N, K]; the
-    observed requirement and its top-k part ``essential_weight`` [N, K]; the utility's weights [N, K] and
-    powers [N]; the world's parameters.
+    draws ``noise`` [N, 2T + 1, K] (``draw_episode``'s layout, v2's probe bias already mixed into the probe
+    rows; [N, 0, K]: noise off) and ``readings`` [N, T + 1] (the utility readings'; [N, 0]: none); the
+    previous measured profile ``previous`` [N, K]; the observed requirement and its top-k part
+    ``essential_weight`` [N, K]; the utility's weights [N, K], powers [N] and teacher profiles
+    ``utility_teacher`` [N, K] (the shortfall family; [N, 0]: the scores family, see
+    :func:`read_env.utility.utility_row`); the world's parameters.
 
     Returns one array [N, 6K + 5] (one array: numba boxes each returned array at a cost of microseconds),
     read with :func:`split_step`: the allocation, measured profile, its change, the true profile, the
@@ -226,7 +239,7 @@ def env_step(
     out, valid = np.empty((rows, 6 * k + 5)), np.empty(rows, dtype=np.bool_)
     _env_step_rows(
         0, rows, action, simplex, temperature, state, steps, step_tokens, budget_tokens, noise, readings, utility_noise,
-        previous, requirement, essential_weight, utility_weights, utility_power, beta, cost_weight,
+        previous, requirement, essential_weight, utility_weights, utility_power, utility_teacher, beta, cost_weight,
         student, gap, cells, decay_rates, prerequisites, scalars, out, valid,
     )  # fmt: skip
     return out if valid.all() else out[:0]
@@ -235,7 +248,7 @@ def env_step(
 @numba.njit(cache=True, parallel=True)
 def env_step_threads(
     threads, action, simplex, temperature, state, steps, step_tokens, budget_tokens, noise, readings, utility_noise,
-    previous, requirement, essential_weight, utility_weights, utility_power, beta, cost_weight,
+    previous, requirement, essential_weight, utility_weights, utility_power, utility_teacher, beta, cost_weight,
     student, gap, cells, decay_rates, prerequisites, scalars,
 ):  # fmt: skip
     """:func:`env_step` with the rows split into ``threads`` contiguous blocks computed on numba's thread pool;
@@ -246,7 +259,7 @@ def env_step_threads(
     for chunk in numba.prange(threads):
         _env_step_rows(
             chunk * block, min(rows, (chunk + 1) * block), action, simplex, temperature, state, steps, step_tokens, budget_tokens, noise,
-            readings, utility_noise, previous, requirement, essential_weight, utility_weights, utility_power, beta, cost_weight,
+            readings, utility_noise, previous, requirement, essential_weight, utility_weights, utility_power, utility_teacher, beta, cost_weight,
             student, gap, cells, decay_rates, prerequisites, scalars, out, valid,
         )  # fmt: skip
     return out if valid.all() else out[:0]

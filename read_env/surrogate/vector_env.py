@@ -60,6 +60,7 @@ class SurrogateVectorEnv(VectorEnv):
         self._utility_readings = np.zeros((self.num_envs, self.template.num_steps + 1))
         self.utility_weights = np.zeros((self.num_envs, k))
         self.utility_power = np.ones(self.num_envs)
+        self.utility_teacher = np.zeros((self.num_envs, k if self.template.utility_family == "shortfall" else 0))
         self.state = np.zeros((self.num_envs, self.template.world_class.STATE_BLOCKS * k))
         self.profile = np.zeros((self.num_envs, k))
         self.allocation = np.zeros((self.num_envs, k))
@@ -90,6 +91,7 @@ class SurrogateVectorEnv(VectorEnv):
         if shared:  # a named task or a custom requirement: the same weights and power for every row, nothing drawn
             self.task_names[rows], self.utility_weights[rows] = shared
             self.utility_power[rows] = template.draw_power(None, shared[0])
+        biased, biases = [], []  # rows with a probe-suite bias (v2), and their biases
         for row in rows:
             if seeds[row] is not None or self._rngs[row] is None:
                 self._rngs[row], _ = seeding.np_random(seeds[row])
@@ -99,12 +101,23 @@ class SurrogateVectorEnv(VectorEnv):
                 self.utility_power[row] = template.draw_power(rng, RANDOM_TASK)
             self._worlds[row], _ = draw_episode(rng, world, spec, world_seed, template.capabilities, template.noise, template.num_steps, template.world_class, self._noise[row])
             template.draw_utility_readings(rng, self._utility_readings[row])
+            bias = template.draw_probe_bias(rng)
+            if bias is not None:
+                biased.append(row)
+                biases.append(bias)
+        if biased:  # mixed for all rows at once (a copy, then written back: faster than indexing in place)
+            probe = self._noise[biased, template.num_steps :]
+            template.mix_probe_bias(probe, np.array(biases))
+            self._noise[biased, template.num_steps :] = probe
         self.world = template.world_class.stack(self._worlds)
+        teacher = np.broadcast_to(self.world.teacher, self.requirement.shape)
+        self.utility_teacher[rows] = template.utility_teacher(teacher[rows])
         if shared and world is not None:  # one task in one world: every row starts from the same requirement
-            self.requirement[rows] = template.observed_requirement(self.world.student, self.utility_weights[rows[0]], self.utility_power[rows[0]])
+            first = rows[0]
+            self.requirement[rows] = template.observed_requirement(self.world.student, self.utility_weights[first], self.utility_power[first], self.world.teacher)
         else:
             start_profile = np.broadcast_to(self.world.student, self.requirement.shape)[rows]
-            self.requirement[rows] = template.observed_requirement(start_profile, self.utility_weights[rows], self.utility_power[rows])
+            self.requirement[rows] = template.observed_requirement(start_profile, self.utility_weights[rows], self.utility_power[rows], teacher[rows])
         self._essential_weight[rows] = self.requirement[rows] * contract.essential_mask(self.requirement[rows], template.top_k)
         # Fresh arrays, not in-place writes: the last step's info still refers to the old ones.
         for name in ("state", "allocation", "delta", "_steps", "tokens_used_total"):
@@ -140,7 +153,7 @@ class SurrogateVectorEnv(VectorEnv):
             info["final_info"], info["_final_info"] = dict(info), terminated
             if self.template.REPORTS_FINAL_UTILITY:
                 info["final_info"]["final_utility"] = utility
-                info["final_info"]["initial_utility"] = template.task_utility(self.world.student, self.utility_weights, self.utility_power)
+                info["final_info"]["initial_utility"] = template.task_utility(self.world.student, self.utility_weights, self.utility_power, self.world.teacher)
             rows = np.flatnonzero(terminated)
             self._reset_rows(rows, [None] * self.num_envs, self._autoreset_options)
             observation = self._observation()
@@ -153,7 +166,7 @@ class SurrogateVectorEnv(VectorEnv):
         allocation = contract.allocation_from_action(actions, template.action_mode, template.logit_temperature, (self.num_envs, len(template.capabilities)))
         noise = self._noise[self._rows, self._steps] if template.noise else None
         self.state, self.true_profile = self.world.transition(self.state, tokens[:, None], allocation, noise)
-        utility = template.task_utility(self.true_profile, self.utility_weights, self.utility_power)
+        utility = template.task_utility(self.true_profile, self.utility_weights, self.utility_power, self.world.teacher)
         profile = self._measure(self.true_profile, self._steps + 1)
         delta = profile - self.profile
         feedback = contract.step_feedback(self.requirement, self._essential_weight, delta, tokens, template.budget_tokens, template.beta, template.cost_weight)
@@ -170,7 +183,7 @@ class SurrogateVectorEnv(VectorEnv):
 
 
 class PathSurrogateVectorEnv(SurrogateVectorEnv):
-    """The native vector form of ``ReAD-Surrogate-v1``: N :class:`PathSurrogateEnv` episodes in lockstep, each
+    """The native vector form of ``ReAD-Surrogate-v1`` and ``-v2``: N :class:`PathSurrogateEnv` episodes in lockstep, each
     step one call of :func:`~read_env.surrogate.path_kernel.env_step` (as the single environment's).
 
     Args:
@@ -189,7 +202,7 @@ class PathSurrogateVectorEnv(SurrogateVectorEnv):
         # env_step's rows: these arrays are only ever written in place, so the views stay current
         noise, readings = self._noise, self._utility_readings
         self._draw_rows = (noise, readings) if self.template.noise else (noise[:, :0], readings[:, :0])
-        self._task_rows = (self.requirement, self._essential_weight, self.utility_weights, self.utility_power)
+        self._task_rows = (self.requirement, self._essential_weight, self.utility_weights, self.utility_power, self.utility_teacher)
 
     def _advance(self, actions: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, ...]:
         template = self.template

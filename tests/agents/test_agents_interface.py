@@ -71,14 +71,14 @@ def test_agent_built_for_fewer_capabilities_rejects_full_observation():
         agent.reset(observation(8))
 
 
-@pytest.mark.parametrize("name", ["read_bandit", "random", "exp3", "aioli", "linucb", "grid", "read_bandit_thompson"])
+@pytest.mark.parametrize("name", ["read_bandit", "random", "exp3", "aioli", "linucb", "ado", "tscl", "skill_it", "grid", "read_bandit_thompson"])
 def test_seeded_runs_are_reproducible(name):
     runs = [run_episode(lambda s: make_agent(name, s, seed=7, **fast(name)), task="science_qa", seed=2)[0] for _ in range(2)]
     assert [s["allocation"] for s in runs[0].steps] == [s["allocation"] for s in runs[1].steps]
     assert runs[0].final_utility == runs[1].final_utility
 
 
-@pytest.mark.parametrize("name", ["read_bandit", "read_bandit_thompson", "random", "exp3", "aioli", "linucb", "grid", "oracle"])
+@pytest.mark.parametrize("name", ["read_bandit", "read_bandit_thompson", "random", "exp3", "aioli", "linucb", "ado", "tscl", "skill_it", "grid", "oracle"])
 def test_save_load_round_trip_gives_identical_actions(name, tmp_path):
     import gymnasium as gym
 
@@ -125,10 +125,11 @@ def test_custom_agent_subclass_plugs_into_runner():
 @pytest.mark.parametrize("env_id", ["ReAD-Surrogate-v0", "ReAD-Surrogate-v1"])
 def test_profiling_agents_spend_the_same_counted_tokens(env_id):
     counted = {}
-    for name in ("grid", "linucb", "aioli", "read_bandit", "greedy", "read_bandit_code"):
+    for name in ("grid", "linucb", "aioli", "skill_it", "read_bandit", "greedy", "read_bandit_code"):
         episode, _ = run_episode(lambda s: make_agent(name, s, seed=0, **fast(name)), env_id, task="math_word_problems", budget_tokens=20_000_000)
         counted[name] = episode.extra["profiling_tokens"]
-    assert counted == {"grid": 2_000_000, "linucb": 2_000_000, "aioli": 2_000_000, "read_bandit": 2_000_000, "greedy": 2_000_000, "read_bandit_code": 0}
+    assert counted == {"grid": 2_000_000, "linucb": 2_000_000, "aioli": 2_000_000, "skill_it": 2_000_000, "read_bandit": 2_000_000, "greedy": 2_000_000,
+                       "read_bandit_code": 0}
 
 
 def test_profiling_rewards_are_at_the_scale_of_one_episode_step():
@@ -147,10 +148,10 @@ def test_profiling_rewards_are_at_the_scale_of_one_episode_step():
         assert abs(run.reward - reward) < 1e-4
 
 
-@pytest.mark.parametrize("name", ["grid", "linucb", "aioli"])
+@pytest.mark.parametrize("name", ["grid", "linucb", "aioli", "skill_it"])
 def test_bad_profile_fraction_names_the_problem(name):
     with pytest.raises(ValueError, match="profile_fraction"):
         make_agent(name, Setting(), profile_fraction=2.0)
-    if name == "grid":
+    if name in ("grid", "skill_it"):
         with pytest.raises(ValueError, match=r"profile_fraction must be a number in \(0, 1\)"):
             make_agent(name, Setting(), profile_fraction=0.0)

@@ -1,0 +1,1 @@
+"""Worlds fitted to logged real episodes (``read-env fit-world --model``) and ``ReAD-Fitted-v0`` on them."""

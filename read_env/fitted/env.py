@@ -1,0 +1,165 @@
+"""``ReAD-Fitted-v0``: the allocation contract on a world fitted to logged real episodes (:mod:`read_env.fitted.world`).
+
+Everything of ``ReAD-Surrogate-v1`` (:class:`~read_env.surrogate.path_env.PathSurrogateEnv`) holds (noisy
+probe and dev-split utility readings, the noise-free ``final_utility`` in the last step's info, one compiled
+call per step), except:
+
+* **Dynamics**: the fitted world's (recency model or network ensemble), loaded from ``world``: a file written
+  by ``read-env fit-world --model ...``, its data, or ``"default"`` (the world shipped with the package,
+  fitted to ``ReAD-Mini-v0``). Probe noise is the world's ``probe_noise`` (the fitting data's mean binomial
+  standard error); there is no training noise (the ensemble's members carry the model's uncertainty).
+* **Ensemble**: each episode draws one member uniformly, after v1's draws, so a policy cannot exploit one
+  member's errors; with ``uncertainty=True`` each step's info holds ``uncertainty`` [K], the standard
+  deviation over all members of the next true profile from the episode's state (zeros for one member), and
+  ``uncertainty_penalty=lambda`` subtracts ``lambda`` times its mean over capabilities from every reward (MOPO's
+  penalty against exploiting the model; the info's ``gain`` and ``spillover`` are unchanged).
+* **Utility**: linear, ``r . s`` (the miniature's ``r . accuracy``), so the observed requirement is ``r``.
+* **Defaults**: ``budget_tokens`` is the world's token scale (the largest budget it was fitted on) and
+  ``num_steps`` the steps of its fitting episodes; other budgets extrapolate the fitted dynamics.
+
+``gym.make_vec("ReAD-Fitted-v0", num_envs=N, vectorization_mode="vector_entry_point")`` is the native vector
+form: row ``i`` seeded ``seed + i`` is bit-identical to a single environment reset with that seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any, SupportsFloat
+
+import numpy as np
+
+from read_env import contract
+from read_env.fitted import kernel
+from read_env.fitted.world import DEFAULT_WORLD, FittedWorld
+from read_env.surrogate import path_kernel
+from read_env.surrogate.path_env import PathSurrogateEnv
+from read_env.surrogate.vector_env import SurrogateVectorEnv
+
+
+def _world_spec(world: str | Mapping[str, Any]) -> str | Mapping[str, Any]:
+    """``world`` as the surrogate loader takes it: a ``.json`` path or data; ``"default"`` is the shipped file."""
+    if world == "default":
+        return str(resources.files("read_env.fitted").joinpath("data", DEFAULT_WORLD))
+    if isinstance(world, str) and not world.endswith(".json"):
+        raise ValueError(f"world must be 'default', a fitted world .json file or its data (read-env fit-world --model ...), got {world!r}")
+    return world
+
+
+class FittedEnv(PathSurrogateEnv):
+    """``ReAD-Fitted-v0`` (see the module docstring).
+
+    Args:
+        world: ``"default"``, the path of a fitted world ``.json`` file, or its data.
+        uncertainty: add ``info["uncertainty"]`` [K] (the members' spread) to every step.
+        uncertainty_penalty: ``lambda`` >= 0, the reward's penalty per unit of mean spread (0: none).
+        **kwargs: :class:`~read_env.surrogate.path_env.PathSurrogateEnv`'s (``noise``, ``utility_noise``,
+            ``task``, ``budget_tokens``, ``num_steps``, ``action_mode``, ...; no ``world_seed``).
+    """
+
+    world_class = FittedWorld
+
+    def __init__(self, world: str | Mapping[str, Any] = "default", uncertainty: bool = False, uncertainty_penalty: float = 0.0,
+                 **kwargs: Any) -> None:
+        penalty = uncertainty_penalty
+        if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not (np.isfinite(penalty) and penalty >= 0):
+            raise ValueError(f"uncertainty_penalty must be a finite number >= 0, got {uncertainty_penalty!r}")
+        if kwargs.get("world_seed") is not None:
+            raise ValueError("a fitted world is not drawn: world_seed is not supported")
+        spec = _world_spec(world)
+        loaded = FittedWorld.load(spec) if isinstance(spec, str) else FittedWorld.from_data(spec)
+        kwargs.setdefault("budget_tokens", int(loaded.token_scale))
+        kwargs.setdefault("num_steps", int(loaded.fit.get("num_steps", 20)))
+        self.uncertainty, self.uncertainty_penalty = bool(uncertainty), float(uncertainty_penalty)
+        super().__init__(world=spec, **kwargs)
+        spent = np.cumsum(self.step_tokens) - self.step_tokens
+        self._progress = spent / self.budget_tokens  # [T]: the share of the budget spent before each step
+        self.member = 0
+
+    def _reset_options(self) -> tuple[str, ...]:
+        return tuple(option for option in super()._reset_options() if option not in ("world", "world_seed"))
+
+    def draw_power(self, rng: np.random.Generator | None, task_name: str) -> float:
+        """1: the fitted environment's utility is linear (nothing drawn)."""
+        return 1.0
+
+    @staticmethod
+    def draw_member(rng: np.random.Generator, members: int) -> int:
+        """The episode's ensemble member, uniform over ``members``."""
+        return int(rng.integers(members))
+
+    def _begin(self, prepared: dict[str, Any]) -> tuple[np.ndarray, float]:
+        reading = super()._begin(prepared)
+        self.member = self.draw_member(self.np_random, self.world.members)
+        world = self.world
+        self._world_rows = (self._progress, world.token_scale, world.probe_noise, world.kind_index, world.hidden, world.theta, np.array([self.member]),
+                            self.uncertainty, self.uncertainty_penalty)
+        return reading
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
+        """The contract's step, computed by one call of :func:`read_env.fitted.kernel.env_step`."""
+        self._check_running()
+        t = self._step
+        k = len(self.capabilities)
+        action_rows = np.ascontiguousarray(contract.action_array(action, self._action_shape))[None]
+        out = kernel.env_step(
+            action_rows, self.action_mode == "simplex", self.logit_temperature, self.state[None], self._step_index[t], self._kernel_tokens,
+            self.budget_tokens, *self._draw_rows, self.utility_noise, self.profile[None], *self._task_rows, self.beta, self.cost_weight, *self._world_rows,
+        )  # fmt: skip
+        if not len(out):
+            self.reject_action(action)
+        allocation, profile, delta, self.true_profile, self.state, utility, reading, reward, gain, spill = path_kernel.split_step(out[0, : 6 * k + 5])
+        extra: dict[str, Any] = {"uncertainty": out[0, 6 * k + 5 :]} if self.uncertainty else {}
+        if t + 1 == self.num_steps:
+            extra.update(final_utility=float(utility), initial_utility=self._true_utility(self.world.student))
+        tokens = int(self.step_tokens[t])
+        return self._record_step(allocation, tokens, profile, delta, float(reading), (reward, gain, spill, tokens / self.budget_tokens), extra)
+
+
+class FittedVectorEnv(SurrogateVectorEnv):
+    """The native vector form of ``ReAD-Fitted-v0``: N :class:`FittedEnv` episodes in lockstep, one kernel call per step."""
+
+    env_class = FittedEnv
+
+    def __init__(self, num_envs: int = 1, **kwargs: Any) -> None:
+        super().__init__(num_envs, **kwargs)
+        noise, readings = self._noise, self._utility_readings
+        self._draw_rows = (noise, readings) if self.template.noise else (noise[:, :0], readings[:, :0])
+        self._task_rows = (self.requirement, self._essential_weight, self.utility_weights, self.utility_power, self.utility_teacher)
+        self.member = np.zeros(self.num_envs, dtype=np.int64)
+
+    def _reset_rows(self, rows: np.ndarray, seeds: list[int | None], prepared: dict[str, Any]) -> None:
+        super()._reset_rows(rows, seeds, prepared)  # draws as single environments do, then the member after them
+        for row in rows:
+            self.member[row] = self.template.draw_member(self._rngs[row], self.world.members)
+        state = self.state.copy()
+        state[rows] = self.world.initial_state()
+        self.state = state
+        self.true_profile = self.world.profile(self.state)
+        self.profile[rows] = self._measure(self.true_profile, self._steps)[rows]
+
+    def _advance(self, actions: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, ...]:
+        template, world = self.template, self.world
+        k = len(template.capabilities)
+        action_rows = np.ascontiguousarray(contract.action_array(actions, (self.num_envs, k)))
+        out = kernel.env_step(
+            action_rows, template.action_mode == "simplex", template.logit_temperature, self.state, self._steps, template._kernel_tokens,
+            template.budget_tokens, *self._draw_rows, template.utility_noise, self.profile, *self._task_rows, template.beta, template.cost_weight,
+            template._progress, world.token_scale, world.probe_noise, world.kind_index, world.hidden, world.theta, self.member, template.uncertainty,
+            template.uncertainty_penalty,
+        )  # fmt: skip
+        if not len(out):
+            template.reject_action(actions)
+        allocation, profile, delta, true_profile, state, utility, reading, reward, gain, spill = path_kernel.split_step(out[:, : 6 * k + 5])
+        self.state, self.true_profile = np.ascontiguousarray(state), np.ascontiguousarray(true_profile)
+        self._spread = out[:, 6 * k + 5 :] if template.uncertainty else None
+        return np.ascontiguousarray(allocation), np.ascontiguousarray(profile), delta, utility, reading, (reward, gain, spill, tokens / template.budget_tokens)
+
+    def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """:class:`SurrogateVectorEnv`'s step; with ``uncertainty``, ``info["uncertainty"]`` [N, K] (the rows' steps before any autoreset)."""
+        observation, reward, terminated, truncated, info = super().step(actions)
+        if self.template.uncertainty:
+            info["uncertainty"] = self._spread
+            if "final_info" in info:
+                info["final_info"]["uncertainty"] = self._spread
+        return observation, reward, terminated, truncated, info
