@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     cmp = sub.add_parser("compare", help="agents x tasks x budgets x seeds, with tables and plots (resumable)")
-    cmp.add_argument("--agents", default="all", help="comma list; 'all' is every default agent (combine: all,read_bandit_rwarm)")
+    cmp.add_argument("--agents", default="all", help="comma list; 'all' is every default agent (combine: all,read_bandit_code)")
     cmp.add_argument("--tasks", type=parse_tasks, default=parse_tasks("all"), help="comma list, or all/single/multi")
     cmp.add_argument("--budgets", type=lambda s: [parse_budget(x) for x in s.split(",")], default=[20_000_000, 150_000_000])
     cmp.add_argument("--seeds", type=int, default=10, help="number of seeds")

@@ -7,12 +7,13 @@ from typing import Any
 
 from agents.policies.ado import AdoAgent
 from agents.policies.aioli import AioliAgent
-from agents.policies.bandit import ReadBandit
+from agents.policies.bandit import PUBLIC_CODE, ReadBandit
 from agents.base import Agent, Setting
 from agents.policies.baselines import RandomAgent, SingleCapabilityAgent, TaskStaticAgent, UniformAgent
 from agents.policies.exp3 import Exp3Agent
 from agents.policies.grid import GridSearchAgent
 from agents.policies.linucb import LinUCBAgent
+from agents.policies.lookahead import ReadLookahead
 from agents.policies.oracle import OracleAgent
 from agents.policies.schedules import ScheduleAgent
 from agents.policies.skill_it import SkillItAgent
@@ -34,11 +35,11 @@ AGENTS: dict[str, Callable[..., Agent]] = {
     "single": _named(SingleCapabilityAgent, "single"),
     "random": _named(RandomAgent, "random"),
     "read_bandit": _named(ReadBandit, "read_bandit"),
-    "read_bandit_code": _named(ReadBandit, "read_bandit_code", profile_fraction=0.0),
+    "read_bandit_code": _named(ReadBandit, "read_bandit_code", **PUBLIC_CODE),
     "read_bandit_identifier": _named(ReadBandit, "read_bandit_identifier", requirement_source="identifier"),
     "greedy": _named(ReadBandit, "greedy", kappa0=0.0),
+    "read_lookahead": _named(ReadLookahead, "read_lookahead"),
     "read_bandit_thompson": _named(ReadBandit, "read_bandit_thompson", selection="thompson", prior_scale=1.0),
-    "read_bandit_rwarm": _named(ReadBandit, "read_bandit_rwarm", warmup="requirement"),
     "grid": _named(GridSearchAgent, "grid"),
     "exp3": _named(Exp3Agent, "exp3"),
     "aioli": _named(AioliAgent, "aioli"),
@@ -52,7 +53,8 @@ AGENTS: dict[str, Callable[..., Agent]] = {
     "schedule_blocks": _named(ScheduleAgent, "schedule_blocks", family="blocks"),
     "schedule_phases": _named(ScheduleAgent, "schedule_phases", family="phases"),
 }
-DEFAULT_AGENTS = ("uniform", "task_static", "single", "random", "greedy", "grid", "exp3", "aioli", "linucb", "ado", "tscl", "skill_it", "read_bandit", "oracle")
+DEFAULT_AGENTS = ("uniform", "task_static", "single", "random", "greedy", "grid", "exp3", "aioli", "linucb", "ado", "tscl", "skill_it", "read_bandit",
+                  "read_lookahead", "oracle")
 
 
 def make_agent(name: str, setting: Setting, seed: int | None = None, **overrides: Any) -> Agent:

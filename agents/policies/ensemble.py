@@ -94,17 +94,25 @@ class BatchedEnsemble:
             out = out + self.prior_scale * self._forward(self.prior, x[None])[0]
         return out.astype(np.float64)
 
-    def fit(self, x: np.ndarray, y: np.ndarray, steps: int, batch_size: int, rng: np.random.Generator) -> float:
+    def fit(self, x: np.ndarray, y: np.ndarray, steps: int, batch_size: int, rng: np.random.Generator, weights: np.ndarray | None = None) -> float:
         """``steps`` Adam steps of mean squared error; member j sees minibatches of its own bootstrap resample.
 
-        x [N, d], y [N]. Minibatches hold ``min(batch_size, N)`` rows (the paper's public code). Returns the last
-        step's mean loss over members.
+        x [N, d], y [N]. Minibatches hold ``min(batch_size, N)`` rows (the paper's public code). ``weights`` [N]
+        (>= 0, not all 0; ``None``: equal) make the bootstrap a weighted one: row i is drawn with probability
+        ``weights_i / sum(weights)``, so a row's expected share of the loss is its weight's share. Returns the
+        last step's mean loss over members.
         """
         x = np.asarray(x, dtype=np.float32)
         y = np.asarray(y, dtype=np.float32)
         n = x.shape[0]
         batch_size = min(batch_size, n)
-        boot = rng.integers(0, n, (self.size, n))  # member j's bootstrap resample of the buffer
+        if weights is None:
+            boot = rng.integers(0, n, (self.size, n))  # member j's bootstrap resample of the buffer
+        else:
+            weights = np.asarray(weights, dtype=np.float64)
+            if weights.shape != (n,) or not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
+                raise ValueError(f"weights must be {n} finite non-negative numbers, not all zero; got shape {weights.shape}")
+            boot = rng.choice(n, (self.size, n), p=weights / weights.sum())
         picks = rng.integers(0, n, (steps, self.size, batch_size))
         rows = np.take_along_axis(np.broadcast_to(boot, (steps, self.size, n)), picks, axis=2)  # [S, J, B]
         yb = y[rows]  # [S, J, B]; inputs are gathered step by step (x[rows[step]]: [J, B, d])

@@ -7,6 +7,7 @@ from agents.policies.bandit import BanditConfig, ReadBandit
 from agents.base import Setting
 from agents.policies.candidates import candidate_set
 from agents.policies.ensemble import BatchedEnsemble
+from read_env import contract
 from tests.agents.conftest import observation
 
 TWO = Setting(capabilities=("math", "code"))
@@ -102,7 +103,7 @@ def test_batched_gradient_matches_finite_differences():
 
 
 def test_kappa_decays_when_utility_stagnates_and_calibration_fits_slope():
-    bandit = ReadBandit(Setting(), seed=0)
+    bandit = ReadBandit(Setting(), seed=0, kappa0=1.0)
     bandit.reset(observation(), {"utility": 0.30})
     bandit.cumulative_reward = 0.01
     bandit._checkpoint(0.1, 0.31)  # rose by 0.01 > tol: no decay
@@ -154,7 +155,7 @@ def test_refit_minibatch_is_min_of_batch_size_and_buffer():
     assert not np.array_equal(fitted(2), fitted(3))
 
 
-def test_profiling_fills_the_buffer_at_step_scale_and_skips_the_warmup():
+def test_profiling_fills_the_buffer_at_step_scale_weighted_by_inverse_variance():
     from agents.harness.runner import run_episode
 
     setting = Setting(env_kwargs={"noise": False})
@@ -163,9 +164,59 @@ def test_profiling_fills_the_buffer_at_step_scale_and_skips_the_warmup():
     assert bandit.profiling_tokens == episode.extra["profiling_tokens"] == 2_000_000
     profiled = len(bandit.rewards) - 20
     assert profiled == len(candidate_set(bandit.requirement, None)) == 15
-    assert bandit.last_scores  # the first step already scored the candidates: no random warm-up
     logged = np.array(bandit.rewards[profiled:])
     assert 0.2 < np.abs(bandit.rewards[:profiled]).mean() / np.abs(logged).mean() < 5  # one scale for both
+    tokens = contract.step_tokens(2_000_000, 15)  # each run's share of the 10% split
+    np.testing.assert_allclose(bandit.weights[:profiled], (tokens / 1_000_000) ** 2)  # (tokens_run / step_tokens)^2
+    assert bandit.weights[profiled:] == [1.0] * 20
+    requirement = episode.requirement / np.sum(episode.requirement)
+    np.testing.assert_allclose(episode.steps[4]["allocation"], requirement, atol=1e-6)  # profiling weighs < 1 step: the warm-up still plays r
+
+
+def test_equal_profile_weights_skip_the_warmup():
+    from agents.harness.runner import run_episode
+
+    bandit = ReadBandit(Setting(env_kwargs={"noise": False}), seed=0, refit_steps=5, batch_size=8, profile_weighting="equal")
+    run_episode(bandit, task="math_word_problems", seed=0, env_kwargs={"noise": False})
+    assert bandit.weights == [1.0] * 35
+    assert bandit.last_scores  # 15 profiling transitions outweigh the warm-up of 5: the first step is scored
+
+
+def test_weighted_bootstrap_never_draws_a_row_of_weight_zero():
+    x = np.random.default_rng(0).normal(size=(4, 3))
+
+    def fitted(y):
+        ensemble = BatchedEnsemble(3, ensemble_size=2, hidden_size=4, rng=np.random.default_rng(1))
+        ensemble.fit(x, np.array(y), steps=5, batch_size=4, rng=np.random.default_rng(2), weights=np.array([1.0, 2.0, 1.0, 0.0]))
+        return ensemble.theta
+
+    np.testing.assert_array_equal(fitted([0.1, 0.2, 0.3, 0.4]), fitted([0.1, 0.2, 0.3, 99.0]))  # row 3 never enters the loss
+    assert not np.array_equal(fitted([0.1, 0.2, 0.3, 0.4]), fitted([0.1, 0.2, 9.0, 0.4]))
+    with pytest.raises(ValueError, match="weights"):
+        BatchedEnsemble(3, rng=np.random.default_rng(1)).fit(x, np.zeros(4), 1, 4, np.random.default_rng(2), weights=np.zeros(4))
+
+
+def test_weighted_target_standardization_uses_the_weights():
+    bandit = ReadBandit(TWO, seed=0, ensemble_size=2, hidden_size=2, refit_steps=1, profile_fraction=0.0)
+    bandit.reset(observation(2), {"utility": 0.1})
+    bandit.contexts = [bandit.context(observation(2))] * 3
+    bandit.allocations = [np.array([1.0, 0.0])] * 3
+    bandit.rewards, bandit.weights = [0.0, 1.0, 10.0], [1.0, 1.0, 0.0]
+    bandit.refit()
+    assert bandit.target_mean == pytest.approx(0.5)  # the row of weight 0 does not move the mean
+    assert bandit.target_std == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("scope", ["buffer", "future"])
+def test_calibration_scale_spans_the_buffer_or_only_later_rewards(scope):
+    bandit = ReadBandit(TWO, seed=0, ensemble_size=2, hidden_size=2, refit_steps=1, profile_fraction=0.0, calibration_scope=scope)
+    obs = observation(2)
+    bandit.reset(obs, {"utility": 0.1})
+    bandit.update(obs, np.array([1.0, 0.0]), 0.01, observation(2, 0.9), {"utility": 0.11})
+    bandit.slope = 3.0  # as a checkpoint's fit would set it
+    bandit.update(obs, np.array([0.0, 1.0]), 0.02, observation(2, 0.8), {"utility": 0.12})
+    expected = [0.03, 0.06] if scope == "buffer" else [0.01, 0.06]  # buffer: one scale on every reward; future: mixed
+    np.testing.assert_allclose(bandit.targets(), expected)
 
 
 def test_code_variant_is_manual_r_and_logged_transitions_only():
@@ -214,3 +265,12 @@ def test_profiling_budget_too_small_for_the_runs_is_an_error():
     bandit = ReadBandit(Setting(budget_tokens=100, num_steps=10), seed=0, profile_fraction=0.05)
     with pytest.raises(ValueError, match="5 profiling tokens, fewer than the"):
         bandit.reset(observation(8), {"task": "math", "utility": 0.1})
+
+
+def test_code_variant_keeps_its_numbers_from_before_issue_14():
+    """read_bandit_code is the public code's loop; issue 14's fixes of read_bandit must not move it (value at commit 1a730b7)."""
+    from agents.harness.runner import run_episode
+    from agents.registry import make_agent
+
+    episode, _ = run_episode(lambda s: make_agent("read_bandit_code", s, seed=3, refit_steps=5), "ReAD-Surrogate-v1", "coding_assistant", 20_000_000, 20, 3)
+    assert episode.final_utility == pytest.approx(0.4275476161159844, abs=1e-12)
