@@ -214,3 +214,10 @@ def test_profiling_budget_too_small_for_the_runs_is_an_error():
     bandit = ReadBandit(Setting(budget_tokens=100, num_steps=10), seed=0, profile_fraction=0.05)
     with pytest.raises(ValueError, match="5 profiling tokens, fewer than the"):
         bandit.reset(observation(8), {"task": "math", "utility": 0.1})
+
+
+def test_profiling_runs_use_the_environment_classes_profiling_arguments():
+    from agents.policies.profiling import profiling_kwargs
+
+    assert profiling_kwargs("ReAD-Surrogate-v0") == {} and profiling_kwargs("ReAD-Surrogate-v1") == {}
+    assert profiling_kwargs("ReAD-v0") == {"scratch": True, "progress": False}
