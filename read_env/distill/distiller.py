@@ -275,7 +275,7 @@ class Distiller:
         """
         report = self.distill(tokens, progress)
         unchanged = report.examples == 0 and self._last_probe is not None  # nothing trained: the probes would repeat
-        probe = replace(self._last_probe, seconds=0.0) if unchanged else self.probe()
+        probe = copy.deepcopy(replace(self._last_probe, seconds=0.0)) if unchanged else self.probe()  # info never shares arrays
         self._last_probe = probe
         utility = None if requirement is None else self.utility(requirement)
         if checkpoint:
