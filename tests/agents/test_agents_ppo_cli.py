@@ -49,6 +49,13 @@ def test_cli_defaults_to_the_recommended_surrogate_without_a_warning(tmp_path):
         assert main(["run", "--agent", "uniform", "--task", "math", "--budget", "2M", "--out", str(tmp_path), "--no-tensorboard"]) == 0
 
 
+def test_v0_still_tells_its_users_it_is_out_of_date():
+    import gymnasium as gym
+
+    with pytest.warns(DeprecationWarning, match="ReAD-Surrogate-v0 is out of date"):
+        gym.make("ReAD-Surrogate-v0")
+
+
 def test_cli_help_shows_every_option_with_a_description_and_its_default():
     from agents.cli import build_parser
 
