@@ -57,3 +57,12 @@ def test_ctrl_c_ends_train_saving_the_policy_trained_so_far(tmp_path):
     from stable_baselines3 import PPO
 
     assert PPO.load(tmp_path / "model.zip", device="cpu").num_timesteps > 0
+
+
+def test_ctrl_c_ends_compare_keeping_the_finished_episodes(tmp_path):
+    episodes = tmp_path / "episodes.jsonl"
+    status, stderr = interrupt(["compare", "--agents", "uniform,task_static", "--tasks", "all", "--budgets", "2M", "--seeds", "1000", "--steps", "4",
+                                "--out", str(tmp_path), "--quiet"], lambda: len(lines(episodes)) >= 3)
+    assert status == 130 and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == f"interrupted: kept the finished episodes in {tmp_path}/episodes.jsonl (rerun the same command to continue)"
+    assert all(json.loads(line)["key"] for line in lines(episodes)[:-1])  # whole records (the last may be cut: compare reruns it)
