@@ -87,7 +87,7 @@ def profile(setting: Setting, requirement: np.ndarray, profile_fraction: float, 
     envs = {}
     runs = []
     try:
-        # the bar shows only when profiling takes more than a few seconds (real distillation, not the surrogates)
+        # the bar shows only when profiling takes more than a few seconds (real distillation, a first compile)
         pairs = tqdm(list(zip(allocations, contract.step_tokens(total, len(allocations)).tolist())), desc="profiling runs", unit="run", delay=3, leave=False)
         for allocation, tokens in pairs:
             if tokens not in envs:
