@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def interrupt(args, ready, timeout=120):
     """Start ``read-env ARGS``, send SIGINT once ``ready()`` holds, return (exit status, stderr)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "agents.cli", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # SIGINT handled as a terminal's Ctrl-C would be, even if this test process ignores it (Ray, pools)
+    process = subprocess.Popen([sys.executable, "-m", "agents.cli", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + timeout
     while not ready():
         assert process.poll() is None, process.stderr.read()
