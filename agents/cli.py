@@ -1,6 +1,6 @@
 """The ``read-env`` command line: ``demo`` (the main job), ``run``, ``compare``, ``train``, ``agents``, ``log-episodes``, ``fit-world``.
 
-Examples::
+Examples (the surrogate commands default to ``ReAD-Surrogate-v1``, the recommended surrogate)::
 
     read-env demo                       # the ReAD bandit and uniform on real distillation (ReAD-v0)
     read-env run --agent read_bandit --task math_word_problems --budget 20M --seed 0 --out runs/run
@@ -10,6 +10,10 @@ Examples::
     read-env agents
     read-env log-episodes --env-id ReAD-Mini-v0 --tasks math_word_problems --budgets 250k,1M --seeds 5 --out data/mini --workers 2
     read-env fit-world runs/ReAD-Mini-v0 -o world.json
+
+Utility is printed in points (100 x utility, 0-100). Ctrl-C ends a command with one line saying what was kept
+(exit status 130): ``run`` and ``demo`` keep their run folder's finished steps, ``compare`` its finished
+episodes (rerun the command to continue), ``train`` saves the policy trained so far.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from read_env.registration import SURROGATE_ID, SURROGATE_V1_ID
+from read_env.registration import RECOMMENDED_SURROGATE_ID, SURROGATE_ID, SURROGATE_V1_ID
 from read_env.tasks import MULTI_CAPABILITY_TASKS, SINGLE_CAPABILITY_TASKS, TASKS
+
+
+BUDGET_FORMAT = "tokens: an integer, or a number with k (thousand), M (million) or B (billion), e.g. 500k, 20M, 150M, 1.5B"
 
 
 def parse_budget(text: str) -> int:
@@ -61,10 +68,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from agents.registry import make_agent
     from agents.harness.runner import run_episode
-    from agents.harness.step_log import StepLog
+    from agents.harness.step_log import StepLog, fresh_run_dir
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = fresh_run_dir(Path(args.out))
+    args.kept = f"{out} (history.jsonl of the finished steps)"
     env_kwargs = parse_env_kwargs(args.env_kwarg)
     with StepLog(out / "history.jsonl", None if args.no_tensorboard else out / "tb", args.steps, f"{args.agent} on {args.task}") as log:
 
@@ -76,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.save_agent:
         agent.save(out / "agent.pkl")
     summary = {"agent": agent.name, "task": episode.task, "budget_tokens": episode.budget_tokens, "seed": episode.seed,
-               "initial_utility": episode.initial_utility, "final_utility": episode.final_utility,
+               "initial_utility_points": round(100 * episode.initial_utility, 4), "final_utility_points": round(100 * episode.final_utility, 4),
                "final_allocation": np.round(episode.steps[-1]["allocation"], 3).tolist(), **episode.extra}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
@@ -102,7 +109,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         overrides.setdefault(name, {}).update(parse_env_kwargs([rest]))
     config = CompareConfig(agents, args.tasks, args.budgets, seeds, args.env_id, parse_env_kwargs(args.env_kwarg), args.steps, args.out, args.workers, overrides,
                            args.backend, args.address, args.gpus_per_episode)
+    args.kept = f"the finished episodes in {args.out}/episodes.jsonl (rerun the same command to continue)"
     tables = run_compare(config, progress=not args.quiet)
+    print("utility, utility_sd, diff_vs_uniform, ci95, regret, offtarget_change: points (100 x utility)")
     print(format_summary(tables))
     print(f"\nwrote {args.out}/summary.csv, per_task.csv, results.md, utility.png, allocation.png, profile.png")
     return 0
@@ -119,6 +128,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     from agents.policies.ppo import train
 
+    args.kept = f"{args.out}/model.zip (the policy trained until the interruption)"
     train(args.algo, args.timesteps, args.seed, args.out, not args.no_tensorboard, args.checkpoint_every, progress=not args.quiet, env_id=args.env_id,
           world=args.world, budgets=args.budgets)
     print(f"saved {args.out}/model.zip (TensorBoard logs in {args.out}/tb)")
@@ -128,8 +138,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from agents.demo import DemoConfig, run_demo
 
-    defaults = DemoConfig()
-    run_demo(DemoConfig(args.task, args.budget or defaults.budget_tokens, args.steps or defaults.num_steps, args.seed, tuple(args.agents.split(",")), device=args.device, out=args.out))
+    args.kept = f"the newest run-NNN folder of {args.out} (histories of the finished steps)"
+    run_demo(DemoConfig(args.task, args.budget, args.steps, args.seed, tuple(args.agents.split(",")), device=args.device, out=args.out))
     return 0
 
 
@@ -178,85 +188,95 @@ def cmd_fit_world(args: argparse.Namespace) -> int:
     return 0
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every option's default after its help; descriptions keep their line breaks."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="read-env", description="Agents for budgeted capability distillation (ReAD).")
-    sub = parser.add_subparsers(dest="command", required=True)
+    from agents.demo import DemoConfig
+
+    parser = argparse.ArgumentParser(prog="read-env", description=__doc__, formatter_class=HelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text, formatter_class=HelpFormatter)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--env-id", default="ReAD-Surrogate-v0")
+        p.add_argument("--env-id", default=RECOMMENDED_SURROGATE_ID, help="environment id: ReAD-Surrogate-v2 (recommended), -v1 or -v0, ReAD-Fitted-v0, ReAD-Mini-v0 or -v1, or ReAD-v0")
         p.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE", help="extra environment argument (JSON value), repeatable")
         p.add_argument("--steps", type=int, default=20, help="decision steps per episode")
 
-    demo = sub.add_parser("demo", help="the main job: the ReAD bandit and uniform on real distillation (ReAD-v0)")
-    demo.add_argument("--task", default="math_word_problems")
-    demo.add_argument("--budget", type=parse_budget, default=None, help="token budget (default: agents.demo.DemoConfig)")
-    demo.add_argument("--steps", type=int, default=None)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--agents", default="read_bandit,uniform")
-    demo.add_argument("--device", default="auto")
-    demo.add_argument("--out", default="runs/demo")
+    defaults = DemoConfig()
+    demo = command("demo", "the main job: the ReAD bandit and uniform on real distillation (ReAD-v0); about 15 minutes on 2 CPU cores")
+    demo.add_argument("--task", default=defaults.task, help="task whose utility is measured (see read_env/tasks.py)")
+    demo.add_argument("--budget", type=parse_budget, default=defaults.budget_tokens, help=f"episode budget in {BUDGET_FORMAT}")
+    demo.add_argument("--steps", type=int, default=defaults.num_steps, help="decision steps per episode")
+    demo.add_argument("--seed", type=int, default=defaults.seed, help="seed of every agent's episode")
+    demo.add_argument("--agents", default=",".join(defaults.agents), help="comma list of agent names (read-env agents)")
+    demo.add_argument("--device", default=defaults.device, help="torch device: auto (GPU when present), cpu, cuda, ...")
+    demo.add_argument("--out", default=defaults.out, help="parent folder; each run writes a fresh OUT/run-NNN")
     demo.set_defaults(func=cmd_demo)
 
-    run = sub.add_parser("run", help="one agent on one environment and task")
-    run.add_argument("--agent", default="read_bandit")
-    run.add_argument("--task", default="math_word_problems")
-    run.add_argument("--budget", type=parse_budget, default=20_000_000)
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--out", default="runs/run")
-    run.add_argument("--no-tensorboard", action="store_true")
-    run.add_argument("--save-agent", action="store_true")
+    run = command("run", "one agent on one environment and task: JSON-lines history, TensorBoard logs, summary.json")
+    run.add_argument("--agent", default="read_bandit", help="agent name (read-env agents), ppo:PATH or sb3:ALGO:PATH")
+    run.add_argument("--task", default="math_word_problems", help="task name (see read_env/tasks.py) or random")
+    run.add_argument("--budget", type=parse_budget, default=20_000_000, help=f"episode budget in {BUDGET_FORMAT}")
+    run.add_argument("--seed", type=int, default=0, help="seed of the episode and the agent")
+    run.add_argument("--out", default="runs/run", help="parent folder; each run writes a fresh OUT/run-NNN")
+    run.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard logs")
+    run.add_argument("--save-agent", action="store_true", help="also save the agent after the episode (agent.pkl)")
     common(run)
     run.set_defaults(func=cmd_run)
 
-    cmp = sub.add_parser("compare", help="agents x tasks x budgets x seeds, with tables and plots (resumable)")
+    cmp = command("compare", "agents x tasks x budgets x seeds, with tables and plots (resumable: rerun to continue)")
     cmp.add_argument("--agents", default="all", help="comma list; 'all' is every default agent (combine: all,read_bandit_code)")
-    cmp.add_argument("--tasks", type=parse_tasks, default=parse_tasks("all"), help="comma list, or all/single/multi")
-    cmp.add_argument("--budgets", type=lambda s: [parse_budget(x) for x in s.split(",")], default=[20_000_000, 150_000_000])
+    cmp.add_argument("--tasks", type=parse_tasks, default="all", help="comma list of task names, or all/single/multi")
+    cmp.add_argument("--budgets", type=lambda s: [parse_budget(x) for x in s.split(",")], default="20M,150M", help=f"comma list of episode budgets in {BUDGET_FORMAT}")
     cmp.add_argument("--seeds", type=int, default=10, help="number of seeds")
-    cmp.add_argument("--seed-start", type=int, default=0)
+    cmp.add_argument("--seed-start", type=int, default=0, help="first seed")
     cmp.add_argument("--workers", type=int, default=1, help="local processes (backend local)")
     cmp.add_argument("--backend", choices=["local", "ray"], default="local", help="ray: each episode a Ray task (pip install 'read-env[ray]')")
-    cmp.add_argument("--address", default=None, help="Ray cluster address, e.g. auto or ray://HOST:10001 (default: a local Ray)")
+    cmp.add_argument("--address", default=None, help="Ray cluster address, e.g. auto or ray://HOST:10001; None starts a local Ray")
     cmp.add_argument("--gpus-per-episode", type=float, default=0.0, help="GPUs each Ray task reserves (ReAD-v0 on GPUs: 1)")
-    cmp.add_argument("--out", default="runs/compare")
+    cmp.add_argument("--out", default="runs/compare", help="output folder (episodes.jsonl, tables, plots); rerunning continues it")
     cmp.add_argument("--agent-option", action="append", default=[], metavar="AGENT.KEY=VALUE", help="agent hyperparameter (JSON value), e.g. read_bandit.warmup_steps=2; repeatable")
-    cmp.add_argument("--quiet", action="store_true")
+    cmp.add_argument("--quiet", action="store_true", help="no progress bar")
     common(cmp)
     cmp.set_defaults(func=cmd_compare)
 
-    tr = sub.add_parser("train", help="train PPO (or another SB3 algorithm, or ppo_jax: PPO compiled with JAX) on the surrogate")
-    tr.add_argument("--algo", default="ppo", help="an SB3 algorithm (ppo, sac, ...) or ppo_jax (agents.policies.ppo_jax; pip install 'read-env[jax]')")
-    tr.add_argument("--env-id", default="ReAD-Surrogate-v0", help="the surrogate to train on: ReAD-Surrogate-v0 or -v1")
+    tr = command("train", "train PPO (or another SB3 algorithm, or ppo_jax: PPO compiled with JAX) on the surrogate")
+    tr.add_argument("--algo", default="ppo", help="a Stable-Baselines3 algorithm name (ppo, sac, a2c, ...) or ppo_jax (agents.policies.ppo_jax; pip install 'read-env[jax]')")
+    tr.add_argument("--env-id", default=RECOMMENDED_SURROGATE_ID, help="the surrogate to train on: ReAD-Surrogate-v2, -v1 or -v0 (ppo_jax: v1 or v0)")
     tr.add_argument("--world", default="random", help="'random' (a new world every episode), 'paper', or a world .json (e.g. from fit-world)")
-    tr.add_argument("--budgets", type=lambda s: [parse_budget(x) for x in s.split(",")], default=[20_000_000, 150_000_000],
-                    help="episode budgets, spread over the parallel environments")
-    tr.add_argument("--timesteps", type=int, default=100_000)
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--out", default="runs/ppo")
-    tr.add_argument("--checkpoint-every", type=int, default=20_000)
-    tr.add_argument("--no-tensorboard", action="store_true")
-    tr.add_argument("--quiet", action="store_true")
+    tr.add_argument("--budgets", type=lambda s: [parse_budget(x) for x in s.split(",")], default="20M,150M",
+                    help=f"comma list of episode budgets, spread over the parallel environments, in {BUDGET_FORMAT}")
+    tr.add_argument("--timesteps", type=int, default=100_000, help="environment steps to train for")
+    tr.add_argument("--seed", type=int, default=0, help="seed of the algorithm and the environments")
+    tr.add_argument("--out", default="runs/ppo", help="output folder (model.zip, checkpoints/, tb/)")
+    tr.add_argument("--checkpoint-every", type=int, default=20_000, help="save a checkpoint every this many steps (0: none)")
+    tr.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard logs")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(func=cmd_train)
 
-    log = sub.add_parser("log-episodes", help="log real episodes under broad schedules, as a data set to fit a world to (resumable)")
+    log = command("log-episodes", "log real episodes under broad schedules, as a data set to fit a world to (resumable)")
     log.add_argument("--schedules", default="random,schedule_mixture,schedule_blocks,schedule_phases,uniform,task_static",
                      help="comma list of schedule families and agent names (agents.harness.episode_log)")
-    log.add_argument("--tasks", type=parse_tasks, default=["math_word_problems"], help="comma list, or all/single/multi")
-    log.add_argument("--budgets", type=lambda s: [parse_budget(x) for x in s.split(",")], default=[250_000, 1_000_000])
+    log.add_argument("--tasks", type=parse_tasks, default="math_word_problems", help="comma list of task names, or all/single/multi")
+    log.add_argument("--budgets", type=lambda s: [parse_budget(x) for x in s.split(",")], default="250k,1M", help=f"comma list of episode budgets in {BUDGET_FORMAT}")
     log.add_argument("--seeds", type=int, default=5, help="number of seeds (schedules drawn per family)")
-    log.add_argument("--seed-start", type=int, default=0)
+    log.add_argument("--seed-start", type=int, default=0, help="first seed")
     log.add_argument("--workers", type=int, default=1, help="local processes (backend local)")
-    log.add_argument("--backend", choices=["local", "ray"], default="local")
+    log.add_argument("--backend", choices=["local", "ray"], default="local", help="ray: each episode a Ray task")
     log.add_argument("--address", default=None, help="Ray cluster address (backend ray)")
     log.add_argument("--name", default="", help="the data set's name on its card (default: the folder's name)")
     log.add_argument("--out", required=True, help="the data set's folder (episodes.jsonl, card.json, CARD.md)")
-    log.add_argument("--quiet", action="store_true")
+    log.add_argument("--quiet", action="store_true", help="no progress bar")
     common(log)
     log.set_defaults(func=cmd_log_episodes, env_id="ReAD-Mini-v0")
 
-    fit = sub.add_parser("fit-world", help="fit the surrogate's world parameters to recorded histories or trajectories")
+    fit = command("fit-world", "fit the surrogate's world parameters to recorded histories or trajectories")
     fit.add_argument("histories", nargs="+", help="run folders, episode folders, history.jsonl or trajectory .json files")
-    fit.add_argument("-o", "--output", default="world.json")
+    fit.add_argument("-o", "--output", default="world.json", help="the fitted world's JSON file")
     fit.add_argument("--holdout", type=float, default=0.2, help="share of episodes held out to report the fit error (every 1/holdout-th)")
     fit.add_argument("--path-terms", action="store_true", help="also fit ReAD-Surrogate-v1's prerequisite scale and repair (a PathWorld)")
     fit.add_argument("--model", choices=["calibrated", "recency", "ensemble", "both"], default="calibrated",
@@ -267,14 +287,20 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--refit-all", action="store_true", help="recency/ensemble: after validation, fit the chosen model on every episode and write that")
     fit.set_defaults(func=cmd_fit_world)
 
-    ag = sub.add_parser("agents", help="list the agent names")
+    ag = command("agents", "list the agent names")
     ag.set_defaults(func=cmd_agents)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; Ctrl-C ends it with one line naming what was kept (exit status 130)."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    args.kept = "nothing written yet"
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: kept {args.kept}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -3,9 +3,14 @@
 Each agent plays one episode of ``ReAD-v0`` with the embedded teacher (SmolLM2-135M-Instruct) and student
 (its 6-layer cut) at a small budget, from the same seed. The job prints the capability profiles before and
 after and the task utility of both, and writes ``demo.png``, TensorBoard logs (``tb/<agent>``), each step's
-history (``<agent>/history.jsonl`` from the runner, plus the environment's own run folder with the trained
-student's weights) and ``summary.json`` into a fresh run folder ``--out/run-NNN`` (a rerun never mixes
-with an earlier run).
+history (``<agent>/history.jsonl`` from the runner) and ``summary.json`` into a fresh run folder
+``--out/run-NNN`` (a rerun never mixes with an earlier run). The environments share ``env/``: the teacher's
+probe references (built once), one ``episode-NNNN`` per agent in the order played (its history, ledger and
+the trained student's weights) and, while the ReAD bandit profiles, its scratch episodes.
+
+Set-up is done once: the first reset loads the models, builds the probe references and measures the
+untrained student; the bandit's profiling runs and the next agent's episode reuse all three
+(:func:`read_env.distill.models.shared_models`).
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     """Play every agent of ``config`` for one episode; return and write the summary."""
     from agents.registry import make_agent
     from agents.harness.runner import run_episode
-    from agents.harness.step_log import StepLog
+    from agents.harness.step_log import StepLog, fresh_run_dir
 
     out = fresh_run_dir(Path(config.out))
     episodes = {}
@@ -52,11 +57,12 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
                 overrides = {"warmup_steps": config.bandit_warmup_steps} if "bandit" in name else {}
                 return make_agent(name, setting, seed=config.seed, **overrides)
 
-            env_kwargs = {"run_dir": str(out / name / "env"), "resume": False, "device": config.device, "distiller_config": config.distiller_config}
+            env_kwargs = {"run_dir": str(out / "env"), "resume": False, "device": config.device, "distiller_config": config.distiller_config}
             episodes[name], _ = run_episode(factory, REAL_ID, config.task, config.budget_tokens, config.num_steps, config.seed, env_kwargs, on_step=log)
 
     summary = {
         "config": asdict(config),
+        "units": "profiles and utilities as the environment reports them, in [0, 1] (the printed table: points, 100 x)",
         "run_dir": str(out),
         "capabilities": capabilities,
         "agents": {
@@ -78,26 +84,17 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     return summary
 
 
-def fresh_run_dir(out: Path) -> Path:
-    """Create and return ``out/run-NNN`` with the next unused number."""
-    out.mkdir(parents=True, exist_ok=True)
-    numbers = [int(path.name[4:]) for path in out.glob("run-*") if path.name[4:].isdigit()]
-    run_dir = out / f"run-{max(numbers, default=-1) + 1:03d}"
-    run_dir.mkdir()
-    return run_dir
-
-
 def format_table(summary: dict[str, Any]) -> str:
-    """Profiles before and after each agent's episode, and the task utilities, as a text table."""
+    """Profiles before and after each agent's episode, and the task utilities, in points (100 x score), as a text table."""
     names = list(summary["agents"])
     first = summary["agents"][names[0]]
-    header = f"{'capability':18s} {'start':>7s} " + " ".join(f"{name:>12s}" for name in names)
+    header = f"{'points':18s} {'start':>7s} " + " ".join(f"{name:>12s}" for name in names)
     lines = [header]
     for index, capability in enumerate(summary["capabilities"]):
-        after = " ".join(f"{summary['agents'][name]['final_profile'][index]:12.4f}" for name in names)
-        lines.append(f"{capability:18s} {first['initial_profile'][index]:7.4f} {after}")
-    utilities = " ".join(f"{summary['agents'][name]['final_utility']:12.4f}" for name in names)
-    lines.append(f"{'task utility':18s} {first['initial_utility']:7.4f} {utilities}")
+        after = " ".join(f"{100 * summary['agents'][name]['final_profile'][index]:12.2f}" for name in names)
+        lines.append(f"{capability:18s} {100 * first['initial_profile'][index]:7.2f} {after}")
+    utilities = " ".join(f"{100 * summary['agents'][name]['final_utility']:12.2f}" for name in names)
+    lines.append(f"{'task utility':18s} {100 * first['initial_utility']:7.2f} {utilities}")
     minutes = " ".join(f"{summary['agents'][name]['wall_time_s'] / 60:12.1f}" for name in names)
     lines.append(f"{'minutes':18s} {'':7s} {minutes}")
     return "\n".join(lines)
@@ -118,9 +115,9 @@ def plot_demo(summary: dict[str, Any], path: Path) -> Path:
     axes[0].bar(x, summary["agents"][names[0]]["initial_profile"], width, label="start", color="lightgray")
     for offset, name in enumerate(names, start=1):
         record = summary["agents"][name]
-        axes[0].bar(x + offset * width, record["final_profile"], width, label=f"{name} (utility {record['final_utility']:.3f})")
+        axes[0].bar(x + offset * width, record["final_profile"], width, label=f"{name} (utility {100 * record['final_utility']:.2f} points)")
     axes[0].set_xticks(x + width * len(names) / 2, capabilities, rotation=45, ha="right")
-    axes[0].set_ylabel("probe score")
+    axes[0].set_ylabel("probe score (0-1)")
     axes[0].set_title(f"{summary['config']['task']}, {summary['config']['budget_tokens']:,} tokens")
     axes[0].legend(fontsize=8)
     for ax, name in zip(axes[1:], names):

@@ -9,7 +9,7 @@ import gymnasium as gym
 import read_env  # noqa: F401
 from read_env.trajectory import RecordTrajectory, replay
 
-env = RecordTrajectory(gym.make("ReAD-Surrogate-v0", task="random", world="random"), seed=0)
+env = RecordTrajectory(gym.make("ReAD-Surrogate-v2", task="random", world="random"), seed=0)
 env.reset()
 terminated = False
 while not terminated:

@@ -1,5 +1,9 @@
 """One surrogate episode per allocation rule, side by side: uniform, the task's requirement, and a rule
-that reacts to the measured profile. Run: ``python examples/surrogate_episode.py``."""
+that reacts to the measured profile. Run: ``python examples/surrogate_episode.py``.
+
+``ReAD-Surrogate-v2`` (the recommended surrogate) reads utility with noise during an episode and reports the
+noise-free start and final utility in the last step's info; utility is printed in points (100 x utility).
+"""
 
 import gymnasium as gym
 import numpy as np
@@ -8,13 +12,13 @@ import read_env  # noqa: F401  (registers the environments)
 
 
 def play(policy, seed=0, **kwargs):
-    env = gym.make("ReAD-Surrogate-v0", action_mode="simplex", render_mode="ansi", **kwargs)
+    env = gym.make("ReAD-Surrogate-v2", action_mode="simplex", render_mode="ansi", **kwargs)
     observation, info = env.reset(seed=seed)
-    start, total, terminated = info["utility"], 0.0, False
+    total, terminated = 0.0, False
     while not terminated:
         observation, reward, terminated, _, info = env.step(policy(observation).astype(np.float32))
         total += reward
-    return start, info["utility"], total, env.render()
+    return info["initial_utility"], info["final_utility"], total, env.render()
 
 
 def uniform(observation):
@@ -35,6 +39,6 @@ def lagging_first(observation):
 if __name__ == "__main__":
     for name, policy in (("uniform", uniform), ("w = r_tau", requirement), ("lagging-first", lagging_first)):
         start, end, total, table = play(policy, task="math_word_problems", budget_tokens=150_000_000)
-        print(f"{name:14s} utility {start:.4f} -> {end:.4f}   return {total:+.4f}")
+        print(f"{name:14s} utility {100 * start:.2f} -> {100 * end:.2f} points   return {total:+.4f}")
     print()
     print(table)

@@ -14,6 +14,9 @@ V2_OPTIONS = {"utility_family": "shortfall", "probe_bias": 0.5}
 ``probe_bias`` 0.5: the share of the probe noise variance that is the probe suite's persistent bias. The paper does
 not measure it; half is a modelling choice between v1's fresh noise (0) and a deterministic probe of a fixed suite,
 whose whole error is the suite's (1)."""
+RECOMMENDED_SURROGATE_ID = SURROGATE_V2_ID
+"""The surrogate a newcomer should start from: the command line's, the runner's and the examples' default (the newest
+version, so Gymnasium's out-of-date warning never prints on a default path)."""
 REAL_ID = "ReAD-v0"
 MINI_ID = "ReAD-Mini-v0"
 FITTED_ID = "ReAD-Fitted-v0"

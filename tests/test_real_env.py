@@ -306,3 +306,63 @@ def test_distiller_config_round_trips_through_json():
 def test_reset_shows_progress(tiny_models, tmp_path, capsys):
     make(tiny_models, tmp_path / "runs", progress=True).reset(seed=0)
     assert "ReAD-v0 reset" in capsys.readouterr().err
+
+
+def count_measurements(monkeypatch):
+    """Count the student's probe and evaluation passes: {"probe": n, "evaluate": n}."""
+    from read_env.distill.distiller import Distiller
+
+    calls = {"probe": 0, "evaluate": 0}
+    for name in calls:
+        original = getattr(Distiller, name)
+
+        def counted(self, original=original, name=name):
+            calls[name] += 1
+            return original(self)
+
+        monkeypatch.setattr(Distiller, name, counted)
+    return calls
+
+
+def test_environments_of_one_process_share_models_and_the_measured_untrained_student(tiny_models, tmp_path, monkeypatch):
+    first = make(tiny_models, tmp_path / "a")
+    observation, info = first.reset(seed=0)
+    calls = count_measurements(monkeypatch)
+    second = make(tiny_models, tmp_path / "b", budget_tokens=400, num_steps=1, task="science_qa")
+    second_observation, second_info = second.reset(seed=5)
+    assert calls == {"probe": 0, "evaluate": 0}  # nothing re-measured
+    assert second.unwrapped._models is first.unwrapped._models
+    np.testing.assert_array_equal(second_observation["profile"], observation["profile"])
+    fresh = second.unwrapped.distiller  # the reused measurement is the one a fresh pass gives
+    np.testing.assert_array_equal(fresh.probe().profile.astype(np.float32), observation["profile"])
+    assert fresh.utility(second.unwrapped.requirement) == second_info["utility"]
+
+
+def test_a_scratch_episode_matches_a_normal_one_and_keeps_nothing_on_disk(tiny_models, tmp_path, monkeypatch):
+    normal = make(tiny_models, tmp_path / "runs", budget_tokens=800, num_steps=2, resume=False)
+    scratch = make(tiny_models, tmp_path / "runs", budget_tokens=800, num_steps=2, scratch=True)
+    normal_infos = run_episode(normal, seed=3)
+    _, start_info = scratch.reset(seed=3)
+    scratch_dir = scratch.unwrapped.episode_dir
+    assert scratch_dir.parent == tmp_path / "runs" and scratch_dir.name.startswith("scratch-")
+    calls = count_measurements(monkeypatch)
+    scratch_infos = []
+    for _ in range(2):
+        *_, info = scratch.step(np.linspace(-1, 1, 8, dtype=np.float32))
+        scratch_infos.append(info)
+    assert calls["evaluate"] == 0  # no task utility measured after reset
+    for a, b in zip(normal_infos, scratch_infos):
+        np.testing.assert_array_equal(a["delta_profile"], b["delta_profile"])
+        assert (a["gain"], a["spillover"], a["tokens_spent"]) == (b["gain"], b["spillover"], b["tokens_spent"])
+    assert scratch_infos[-1]["utility"] == start_info["utility"]
+    assert not scratch_dir.exists()
+    assert sorted(path.name for path in (tmp_path / "runs").iterdir() if not path.name.startswith("probe_references")) == ["episode-0000"]
+
+
+def test_a_step_that_trains_nothing_repeats_the_last_probe(tiny_models, tmp_path, monkeypatch):
+    env = make(tiny_models, tmp_path / "runs", budget_tokens=16, num_steps=1)  # 2 tokens a capability: no answer fits
+    observation, _ = env.reset(seed=0)
+    calls = count_measurements(monkeypatch)
+    next_observation, _, terminated, _, info = env.step(np.zeros(8, dtype=np.float32))
+    assert terminated and info["tokens_trained"] == 0 and calls["probe"] == 0
+    np.testing.assert_array_equal(next_observation["profile"], observation["profile"])

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -145,6 +146,8 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 
 
 def _init_worker() -> None:
+    """One torch thread; Ctrl-C is left to the main process (which ends the pool and keeps finished episodes)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         import torch
 

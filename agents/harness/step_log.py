@@ -1,7 +1,9 @@
 """Per-step logging of one episode: a JSON-lines history, a progress bar and TensorBoard scalars.
 
 ``StepLog`` is the runner's ``on_step`` callback: ``run_episode(..., on_step=log)``. Set ``log.capabilities``
-(e.g. from the agent factory's ``Setting``) to name the allocation and profile scalars.
+(e.g. from the agent factory's ``Setting``) to name the allocation and profile scalars. The bar shows utility
+in points (100 x utility); the history and TensorBoard keep the environment's units. ``fresh_run_dir`` gives
+each run of a command its own folder.
 """
 
 from __future__ import annotations
@@ -11,6 +13,19 @@ from pathlib import Path
 from typing import Any
 
 REWARD_TERMS = ("reward", "gain", "spillover", "cost", "utility")
+
+
+def fresh_run_dir(out: Path) -> Path:
+    """Create and return ``out/run-NNN`` with the next unused number (a rerun never overwrites or mixes)."""
+    out.mkdir(parents=True, exist_ok=True)
+    while True:
+        numbers = [int(path.name[4:]) for path in out.glob("run-*") if path.name[4:].isdigit()]
+        run_dir = out / f"run-{max(numbers, default=-1) + 1:03d}"
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:  # another run took this number meanwhile
+            continue
 
 
 class StepLog:
@@ -33,7 +48,7 @@ class StepLog:
         self.history.write(json.dumps(row) + "\n")
         self.history.flush()
         self.bar.update()
-        self.bar.set_postfix(utility=f"{100 * row['utility']:.2f}", reward=f"{row['reward']:+.4f}")
+        self.bar.set_postfix_str(f"utility {100 * row['utility']:.2f} points, reward {row['reward']:+.4f}")
         if self.writer is None:
             return
         for key in REWARD_TERMS:

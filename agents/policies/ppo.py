@@ -85,9 +85,13 @@ def make_train_env(
 
 def train(algo: str = "ppo", total_timesteps: int = 100_000, seed: int = 0, out_dir: str | Path = "runs/ppo", tensorboard: bool = True,
           checkpoint_every: int = 0, hyperparams: dict[str, Any] | None = None, n_envs: int = N_ENVS, progress: bool = False, **env_options: Any):
-    """Train an SB3 algorithm on the surrogate; saves ``OUT/model.zip`` (and checkpoints); returns the model."""
+    """Train an SB3 algorithm on the surrogate; saves ``OUT/model.zip`` (and checkpoints); returns the model.
+
+    On ``KeyboardInterrupt`` (Ctrl-C) the policy trained so far is saved to ``OUT/model.zip``, the progress bar
+    and logs are closed, and the interrupt is raised again.
+    """
     import stable_baselines3 as sb3
-    from stable_baselines3.common.callbacks import CheckpointCallback
+    from stable_baselines3.common.callbacks import CheckpointCallback, ProgressBarCallback
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -98,9 +102,18 @@ def train(algo: str = "ppo", total_timesteps: int = 100_000, seed: int = 0, out_
     venv = make_train_env(n_envs, seed, **env_options)
     model = cls(policy, venv, seed=seed, verbose=0, tensorboard_log=str(out / "tb") if tensorboard else None, device="cpu", **params)
     callbacks = [CheckpointCallback(max(1, checkpoint_every // n_envs), str(out / "checkpoints"), name_prefix=algo.lower())] if checkpoint_every else []
-    model.learn(total_timesteps=total_timesteps, callback=callbacks or None, progress_bar=progress)
-    model.save(out / "model.zip")
-    venv.close()
+    bar = ProgressBarCallback() if progress else None
+    try:
+        model.learn(total_timesteps=total_timesteps, callback=callbacks + [bar] if bar else callbacks or None)
+    except KeyboardInterrupt:
+        if bar is not None and getattr(bar, "pbar", None) is not None:
+            bar.pbar.close()
+        raise
+    finally:
+        model.save(out / "model.zip")
+        if getattr(model, "_logger", None) is not None:  # set once learn() has started
+            model.logger.close()
+        venv.close()
     return model
 
 

@@ -11,6 +11,9 @@ both are spent outside the distillation budget. Here, before an episode of ``B``
    ``profile_fraction`` spends exactly ``P`` tokens whatever M is;
 3. each allocation is run for one step in its own fresh episode of the same environment id and arguments,
    with the episode's requirement (a reset option), so its proxy reward is the episode's reward formula;
+   the environment class may add arguments for such throwaway episodes (``PROFILING_KWARGS``: ``ReAD-v0``
+   runs them as scratch episodes that keep nothing on disk and reuse the episode's loaded models and start
+   measurement);
 4. the measured change and the reward are brought to the scale of one episode step (``B / T`` tokens) to
    first order: ``ds_step = ratio * ds`` and ``R_step = ratio * (gain - beta * spill) - cost_weight / T`` with
    ``ratio = (B / T) / tokens_run`` (gains and spillover are linear in tokens for small steps; the
@@ -26,8 +29,12 @@ Skill-It read (how training on each capability changes every capability).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import gymnasium as gym
 import numpy as np
+from gymnasium.envs.registration import load_env_creator
+from tqdm import tqdm
 
 from agents.base import Setting, make_env
 from agents.policies.candidates import candidate_set
@@ -57,6 +64,13 @@ def check_profile_fraction(value: float, allow_zero: bool = True) -> float:
     return float(value)
 
 
+def profiling_kwargs(env_id: str) -> dict[str, Any]:
+    """The extra keyword arguments ``env_id``'s class asks profiling runs to be made with (``PROFILING_KWARGS``)."""
+    entry_point = gym.spec(env_id).entry_point
+    creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+    return dict(getattr(creator, "PROFILING_KWARGS", {}))
+
+
 def profile(setting: Setting, requirement: np.ndarray, profile_fraction: float, rng: np.random.Generator, top_k: int = 3,
             max_candidates: int = 50, agent_requirement: np.ndarray | None = None) -> list[ProfilingRun]:
     """Profile the static candidates of ``agent_requirement`` (default ``requirement``) [K]; see the module docstring.
@@ -71,11 +85,14 @@ def profile(setting: Setting, requirement: np.ndarray, profile_fraction: float, 
     if total < len(allocations):
         raise ValueError(f"profile_fraction={profile_fraction} gives {total} profiling tokens, fewer than the {len(allocations)} profiling runs")
     step_tokens = setting.budget_tokens / setting.num_steps
-    kwargs = {**{key: value for key, value in setting.env_kwargs.items() if key != "task"}, "capabilities": list(setting.capabilities)}
+    kwargs = {**{key: value for key, value in setting.env_kwargs.items() if key != "task"}, "capabilities": list(setting.capabilities),
+              **profiling_kwargs(setting.env_id)}
     envs = {}
     runs = []
     try:
-        for allocation, tokens in zip(allocations, contract.step_tokens(total, len(allocations)).tolist()):
+        # the bar shows only when profiling takes more than a few seconds (real distillation, a first compile)
+        pairs = tqdm(list(zip(allocations, contract.step_tokens(total, len(allocations)).tolist())), desc="profiling runs", unit="run", delay=3, leave=False)
+        for allocation, tokens in pairs:
             if tokens not in envs:
                 envs[tokens] = make_env(setting.env_id, "simplex", None, tokens, 1, kwargs)
             env = envs[tokens]

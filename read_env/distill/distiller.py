@@ -12,7 +12,8 @@ API (all token counts are integers; ``K = len(capabilities)``)::
     d.probe() -> ProbeResult; d.distill(tokens, progress, final) -> StepReport; d.utility(requirement) -> float
 
 The models come from :func:`~read_env.distill.models.load_models` (pass ``models=`` to reuse those of an
-earlier episode); the teacher answers through its engine (:mod:`read_env.distill.engines`).
+earlier episode, and with them the untrained student's measurement); the teacher answers through its engine
+(:mod:`read_env.distill.engines`).
 
 A step (:meth:`Distiller.distill`) follows the budget rule of :mod:`read_env.distill.ledger`:
 the carried remainder is added to ``tokens`` in proportion to ``tokens``; each capability's
@@ -43,7 +44,7 @@ import json
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -112,6 +113,8 @@ class Distiller:
         models: models loaded by :func:`~read_env.distill.models.load_models` for an earlier episode
             (reused; the student is copied); ``None`` loads them.
     """
+
+    _last_probe: ProbeResult | None = None  # the student's latest probe result; None after a rollback
 
     def __init__(self, capabilities: Sequence[str] = CAPABILITIES, config: DistillerConfig = DistillerConfig(),
                  run_dir: str | Path = "read_env_run", *, device: str = "auto", seed: int = 0,
@@ -262,23 +265,40 @@ class Distiller:
         return self.run_dir / f"checkpoint-{step}"
 
     def begin(self, requirement: Sequence[float] | np.ndarray) -> StepOutcome:
-        """Measure the untrained student (profile and utility) and write ``checkpoint-0``."""
-        probe = self.probe()
-        utility = self.utility(requirement)
+        """The untrained student's profile and utility (:meth:`start_measurement`); write ``checkpoint-0``."""
+        r = np.asarray(requirement, dtype=float)
+        if r.shape != (self.K,):
+            raise ValueError(f"requirement must have shape ({self.K},), got {r.shape}")
+        probe, evaluation = self.start_measurement()
+        self._last_probe = probe
         self.save_checkpoint(self.checkpoint_path(0))
-        return StepOutcome(None, probe, utility, self.totals())
+        return StepOutcome(None, probe, evaluation.utility(r), self.totals())
+
+    def start_measurement(self) -> tuple[ProbeResult, EvalResult]:
+        """Probe and evaluation results of the untrained student, measured once per loaded models and settings
+        (``models.start``: every episode starts from the same pristine student, and both are deterministic)."""
+        key = json.dumps([self.capabilities, self.config.run_identity()], sort_keys=True)
+        if key not in self.models.start:
+            self.models.start[key] = (self.probe(), self.evaluate())
+        return self.models.start[key]
 
     def step(self, tokens: Sequence[int] | np.ndarray, progress: float,
-             requirement: Sequence[float] | np.ndarray | None = None, final: bool = False) -> StepOutcome:
-        """One environment step: :meth:`distill`, probe, utility (when ``requirement`` is given), checkpoint.
+             requirement: Sequence[float] | np.ndarray | None = None, final: bool = False, checkpoint: bool = True) -> StepOutcome:
+        """One environment step: :meth:`distill` (``final``: the episode's last, which spends the pooled remainder),
+        probe, utility (when ``requirement`` is given), checkpoint (unless ``checkpoint`` is False: then only an
+        earlier checkpoint can be rolled back to). A step that trained nothing (an allotment too small for one
+        answer) repeats the last probe result.
 
         On any error the ledger may hold the failed step: call :meth:`rollback` with the last completed step.
         A failed checkpoint write raises :class:`~read_env.distill.checkpoint.CheckpointError`.
         """
         report = self.distill(tokens, progress, final)
-        probe = self.probe()
+        unchanged = report.examples == 0 and self._last_probe is not None  # nothing trained: the probes would repeat
+        probe = copy.deepcopy(replace(self._last_probe, seconds=0.0)) if unchanged else self.probe()  # info never shares arrays
+        self._last_probe = probe
         utility = None if requirement is None else self.utility(requirement)
-        self.save_checkpoint(self.checkpoint_path(len(self.ledger)))
+        if checkpoint:
+            self.save_checkpoint(self.checkpoint_path(len(self.ledger)))
         return StepOutcome(report, probe, utility, self.totals())
 
     def rollback(self, step: int) -> None:
@@ -336,6 +356,7 @@ class Distiller:
         from safetensors.torch import load_file
 
         path = Path(path)
+        self._last_probe = None
         state = json.loads((path / "state.json").read_text())
         if state["capabilities"] != self.capabilities or state["lora"] != self.lora:
             raise ValueError("checkpoint was written by a Distiller with other capabilities or LoRA setting")

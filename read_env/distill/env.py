@@ -33,13 +33,20 @@ the history line, an unreachable teacher server) ends the episode with ``truncat
 ``info["error"]`` (the cause, naming the file or URL, and what the next ``reset()`` does), the distiller
 rolled back to the last completed step and the files left as they were after it; that step spends nothing
 and ``step()`` then raises until ``reset()``. Models are loaded once per environment and reused by its later
-episodes.
+episodes and by later environments of the process with the same model settings
+(:func:`~read_env.distill.models.shared_models`), which also reuse the untrained student's measurement.
+
+Scratch episodes (``scratch=True``, what profiling runs use: ``PROFILING_KWARGS``) run in a temporary
+``run_dir/scratch-*/`` folder that is deleted when the episode ends, write no checkpoint after
+``checkpoint-0``, measure no task utility after reset (``info["utility"]`` repeats the start reading) and
+never resume; profiles, rewards and token counts are those of a normal episode.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
 from itertools import takewhile
@@ -75,6 +82,7 @@ class DistillationEnv(AllocationEnv):
             minutes for the embedded models on a CPU the first time).
         keep_episodes: when an episode finishes, delete the oldest finished episode folders of ``run_dir`` but
             this many (``None``: keep all; unfinished episodes are always kept).
+        scratch: throwaway episodes that keep nothing on disk (see the module docstring).
         **contract_args: the contract's arguments (:class:`~read_env.allocation_env.AllocationEnv`); here the
             defaults are ``budget_tokens=12_000`` and ``num_steps=6``.
 
@@ -84,6 +92,9 @@ class DistillationEnv(AllocationEnv):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
     spends_remainder = True  # the last step spends what the capabilities' allotments left (Distiller.distill(final=True))
+    PROFILING_KWARGS = {"scratch": True, "progress": False}
+    """Keyword arguments of the environments an agent's profiling runs are made with (read by
+    :mod:`agents.policies.profiling`)."""
 
     def __init__(
         self,
@@ -100,10 +111,11 @@ class DistillationEnv(AllocationEnv):
         utility_every: int = 0,
         progress: bool = True,
         keep_episodes: int | None = None,
+        scratch: bool = False,
         **contract_args: Any,
     ) -> None:
         super().__init__(**{"budget_tokens": DEFAULT_BUDGET_TOKENS, "num_steps": DEFAULT_NUM_STEPS, **contract_args})
-        for name, value in (("resume", resume), ("progress", progress)):
+        for name, value in (("resume", resume), ("progress", progress), ("scratch", scratch)):
             if not isinstance(value, bool):
                 raise TypeError(f"{name} must be True or False, got {value!r}")
         if isinstance(utility_every, bool) or not isinstance(utility_every, int) or utility_every < 0:
@@ -129,7 +141,8 @@ class DistillationEnv(AllocationEnv):
         self.utility_every = utility_every
         self.progress = progress
         self.keep_episodes = keep_episodes
-        self.resume = resume
+        self.scratch = scratch
+        self.resume = resume and not scratch
         self._may_resume = self.resume
         self._models = None
         self.distiller = None
@@ -169,8 +182,13 @@ class DistillationEnv(AllocationEnv):
     def _begin(self, prepared: dict[str, Any]) -> tuple[np.ndarray, float]:
         from tqdm import tqdm
 
-        numbers = [int(path.name[8:]) for path in self._episodes()]
-        episode_dir = self.run_dir / f"episode-{max(numbers, default=-1) + 1:04d}"
+        if self.scratch:
+            self._remove_scratch()
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            episode_dir = Path(tempfile.mkdtemp(prefix="scratch-", dir=self.run_dir))
+        else:
+            numbers = [int(path.name[8:]) for path in self._episodes()]
+            episode_dir = self.run_dir / f"episode-{max(numbers, default=-1) + 1:04d}"
         self._distiller_seed = int(self.np_random.integers(2**31))
         with tqdm(total=2, desc="ReAD-v0 reset", unit="stage", disable=not self.progress, leave=False) as bar:
             bar.set_postfix_str("loading models and teacher references")
@@ -188,10 +206,10 @@ class DistillationEnv(AllocationEnv):
 
     def _make_distiller(self, episode_dir: Path, seed: int):
         from read_env.distill.distiller import Distiller  # torch and transformers only when used
-        from read_env.distill.models import load_models
+        from read_env.distill.models import shared_models
 
         if self._models is None:
-            self._models = load_models(self.distiller_config, self.device, seed)
+            self._models = shared_models(self.distiller_config, self.device, seed)
         return Distiller(self.config["capabilities"], self.distiller_config, episode_dir, seed=seed, reference_dir=self.run_dir, models=self._models)
 
     def _distill(self, allocation: np.ndarray, tokens: int) -> tuple[np.ndarray, float, dict[str, Any]]:
@@ -199,10 +217,10 @@ class DistillationEnv(AllocationEnv):
 
         split = largest_remainder_split(tokens, allocation)
         step = self._step + 1
-        measure = step == self.num_steps or bool(self.utility_every and step % self.utility_every == 0)
+        measure = not self.scratch and (step == self.num_steps or bool(self.utility_every and step % self.utility_every == 0))
         try:
             outcome = self.distiller.step(split, progress=self.tokens_used_total / self.budget_tokens, requirement=self.requirement if measure else None,
-                                          final=self.spends_remainder and step == self.num_steps)
+                                          final=self.spends_remainder and step == self.num_steps, checkpoint=not self.scratch)
         except Exception as error:  # noqa: BLE001 - the contract: end the episode, never crash the caller
             return self.profile, self.utility, self._abort(error, split.tolist())
         report, probe = outcome.report, outcome.probe
@@ -252,7 +270,9 @@ class DistillationEnv(AllocationEnv):
                 self._write_truncated(reward, info)
         if truncated:
             self._may_resume = self.resume
-        if terminated:
+        if self.scratch and (terminated or truncated):
+            self._remove_scratch()
+        elif terminated:
             try:
                 self.distiller.finish()
             except OSError as error:  # the episode is complete and its last checkpoint kept: report, do not raise
@@ -267,6 +287,16 @@ class DistillationEnv(AllocationEnv):
         for old in finished[: -self.keep_episodes]:
             shutil.rmtree(old, ignore_errors=True)
 
+    def close(self) -> None:
+        self._remove_scratch()
+        super().close()
+
+    def _remove_scratch(self) -> None:
+        """Delete the folder of the current scratch episode, if any."""
+        if self.scratch and self.episode_dir is not None:
+            shutil.rmtree(self.episode_dir, ignore_errors=True)
+            self.episode_dir = None
+
     # ------------------------------------------------------------------------------- persistence
     def _record(self, info: dict[str, Any]) -> dict[str, Any]:
         """The history line of the step just taken: info, state, and the random state to resume from."""
@@ -280,9 +310,10 @@ class DistillationEnv(AllocationEnv):
         return {**{key: to_jsonable(value) for key, value in info.items()}, **state}
 
     def _commit(self, record: dict[str, Any]) -> None:
-        """Append the step's history line (the commit point), then drop every checkpoint but this step's."""
+        """Append the step's history line (the commit point), then drop every checkpoint but this step's
+        (a scratch episode keeps its only one, ``checkpoint-0``)."""
         append_line(self.episode_dir / HISTORY, record)
-        self.distiller.prune_checkpoints(keep=record["step"])
+        self.distiller.prune_checkpoints(keep=0 if self.scratch else record["step"])
 
     def _write_truncated(self, reward: float, info: dict[str, Any]) -> None:
         """Record a truncated step in the history when the disk allows (resume skips it either way)."""

@@ -27,6 +27,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from . import banks
 from .generation import SamplingConfig, chat_text, generate_batch
@@ -139,7 +140,7 @@ class Evaluator:
         model.eval()
         enc = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]
         scores, counts = [], []
-        for c in self.capabilities:
+        for c in tqdm(self.capabilities, desc="evaluating held-out items", unit="capability", delay=5, leave=False):
             items = self.items[c]
             ok: list[bool] = []
             mc = [p for p in items if p.check == "mc"]

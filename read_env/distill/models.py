@@ -3,11 +3,15 @@
 :func:`check_model_name` runs at ``gym.make``: a model is a local folder or a Hugging Face id already in the
 local cache (no hub is ever contacted). :func:`load_models` loads the student (kept pristine on the CPU;
 each episode trains a copy), the teacher engine and, only when needed, the in-process teacher (for the
-``"hf"`` engine, logit KD, and the one-time probe references).
+``"hf"`` engine, logit KD, and the one-time probe references). :func:`shared_models` keeps the last loaded
+set in the process, so environments made one after another with the same model settings (an episode and its
+bandit's profiling runs, the agents of a comparison) load the models and measure the untrained student once
+(``LoadedModels.start``, filled by :meth:`~read_env.distill.distiller.Distiller.start_measurement`).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +51,7 @@ class LoadedModels:
     engine: Any  # a read_env.distill.engines.TeacherEngine
     teacher_tokenizer: Any | None  # None when the engine is a remote server
     _teacher: torch.nn.Module | None = field(default=None, repr=False)
+    start: dict[str, Any] = field(default_factory=dict, repr=False)  # the untrained student's measurements, by settings
 
     def teacher(self) -> torch.nn.Module:
         """The in-process teacher (eval mode, frozen), loaded on first use."""
@@ -102,3 +107,21 @@ def load_models(config: DistillerConfig, device: str = "auto", seed: int = 0) ->
 
         models.engine = HFEngine(*models.teacher_with_tokenizer())
     return models
+
+
+MODEL_FIELDS = ("teacher", "student", "cache", "teacher_engine", "teacher_url", "teacher_model", "teacher_concurrency",
+                "teacher_retries", "teacher_timeout_s")
+"""The :class:`DistillerConfig` fields :func:`load_models` reads: equal values give equal models."""
+_last: tuple[str, LoadedModels] | None = None
+
+
+def shared_models(config: DistillerConfig, device: str = "auto", seed: int = 0) -> LoadedModels:
+    """:func:`load_models`, reusing the set loaded last in this process when its model settings, device (and
+    for ``"vllm"`` seed) are equal; the process keeps one set (the student is never trained: episodes copy it)."""
+    global _last
+    key = json.dumps({**{name: getattr(config, name) for name in MODEL_FIELDS}, "device": device,
+                      "seed": seed if config.teacher_engine == "vllm" else None}, sort_keys=True)
+    if _last is None or _last[0] != key:
+        _last = None  # free the previous set before loading the next
+        _last = (key, load_models(config, device, seed))
+    return _last[1]

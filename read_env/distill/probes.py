@@ -34,6 +34,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from . import banks
 from .generation import SamplingConfig, chat_text, generate_batch
@@ -74,7 +75,7 @@ def continuation_logprobs(model, pairs: Sequence[tuple[list[int], list[int]]], p
     device = next(model.parameters()).device
     out: list[np.ndarray | None] = [None] * len(pairs)
     order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
-    for k in range(0, len(order), batch_size):
+    for k in tqdm(range(0, len(order), batch_size), desc="scoring answers", unit="batch", delay=5, leave=False):
         idx = order[k:k + batch_size]
         seqs = [pairs[i][0] + pairs[i][1] for i in idx]
         L = max(map(len, seqs))
@@ -101,7 +102,7 @@ def option_probabilities(model, items: Sequence[tuple[list[int], list[int]]], pa
     normalized over the options (one forward pass per item, batched, right-padded)."""
     device = next(model.parameters()).device
     out: list[np.ndarray] = []
-    for k in range(0, len(items), batch_size):
+    for k in tqdm(range(0, len(items), batch_size), desc="scoring options", unit="batch", delay=5, leave=False):
         chunk = items[k:k + batch_size]
         L = max(len(p) for p, _ in chunk)
         ids = torch.full((len(chunk), L), pad_id, dtype=torch.long)
@@ -109,9 +110,10 @@ def option_probabilities(model, items: Sequence[tuple[list[int], list[int]]], pa
         for r, (p, _) in enumerate(chunk):
             ids[r, :len(p)] = torch.tensor(p)
             mask[r, :len(p)] = 1
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+        last = sorted({len(p) - 1 for p, _ in chunk})  # the vocabulary projection only where a row's prompt ends
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=torch.tensor(last, device=device)).logits
         for r, (p, options) in enumerate(chunk):
-            logp = F.log_softmax(logits[r, len(p) - 1].float(), dim=-1)[torch.tensor(options, device=device)]
+            logp = F.log_softmax(logits[r, last.index(len(p) - 1)].float(), dim=-1)[torch.tensor(options, device=device)]
             prob = torch.softmax(logp, dim=-1)
             out.append(prob.double().cpu().numpy())
     return out
@@ -145,7 +147,7 @@ class ProbeSuite:
         teacher, teacher_tok = load_teacher()
         cfg = SamplingConfig(max_new_tokens=max_new_tokens, temperature=0.0, batch_size=batch_size)
         enc = lambda text: teacher_tok(text, add_special_tokens=False)["input_ids"]
-        for k in range(0, len(todo), batch_size):
+        for k in tqdm(range(0, len(todo), batch_size), desc="teacher probe references", unit="batch", delay=5, leave=False):
             chunk = todo[k:k + batch_size]
             rows = generate_batch(teacher, teacher_tok, [chat_text(teacher_tok, p.text) for p in chunk],
                                   [max_new_tokens] * len(chunk), cfg)

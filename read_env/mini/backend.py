@@ -114,6 +114,10 @@ class MiniDistiller(Distiller):
         self.eval_set = held_out(self.capabilities, "eval", config.eval_items, difficulty)
         self.ledger = TokenLedger(self.run_dir / "ledger.jsonl")
 
+    def start_measurement(self) -> tuple[ProbeResult, EvalResult]:
+        """The untrained student's probe and evaluation results (measured every episode: it takes milliseconds)."""
+        return self.probe(), self.evaluate()
+
     def probe(self) -> ProbeResult:
         """The student's profile [K]: exact-match accuracy on the held-out probe items, with standard errors."""
         start = time.perf_counter()

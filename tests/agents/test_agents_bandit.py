@@ -274,3 +274,10 @@ def test_code_variant_keeps_its_numbers_from_before_issue_14():
 
     episode, _ = run_episode(lambda s: make_agent("read_bandit_code", s, seed=3, refit_steps=5), "ReAD-Surrogate-v1", "coding_assistant", 20_000_000, 20, 3)
     assert episode.final_utility == pytest.approx(0.4275476161159844, abs=1e-12)
+
+
+def test_profiling_runs_use_the_environment_classes_profiling_arguments():
+    from agents.policies.profiling import profiling_kwargs
+
+    assert profiling_kwargs("ReAD-Surrogate-v0") == {} and profiling_kwargs("ReAD-Surrogate-v1") == {}
+    assert profiling_kwargs("ReAD-v0") == {"scratch": True, "progress": False}

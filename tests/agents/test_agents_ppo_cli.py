@@ -24,12 +24,51 @@ def test_short_ppo_learn_save_load_and_evaluate(tmp_path):
     assert np.isfinite(held_out.final_utility)
 
 
-def test_cli_run_writes_history_and_tensorboard(tmp_path):
-    assert main(["run", "--agent", "exp3", "--task", "math", "--budget", "2M", "--out", str(tmp_path)]) == 0
-    rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
-    assert len(rows) == 20 and {"reward", "utility", "allocation", "profile"} <= set(rows[0])
-    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
-    assert json.loads((tmp_path / "summary.json").read_text())["agent"] == "exp3"
+def test_cli_run_writes_history_and_tensorboard_into_a_fresh_folder_per_run(tmp_path, capsys):
+    for _ in range(2):
+        assert main(["run", "--agent", "exp3", "--task", "math", "--budget", "2M", "--out", str(tmp_path)]) == 0
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run-000", "run-001"]
+    for run in tmp_path.iterdir():
+        rows = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+        assert len(rows) == 20 and {"reward", "utility", "allocation", "profile"} <= set(rows[0])
+        assert len(list((run / "tb").glob("events.out.tfevents.*"))) == 1  # one run's TensorBoard file, not two
+    summary = json.loads((tmp_path / "run-001" / "summary.json").read_text())
+    assert summary["agent"] == "exp3"
+    assert summary["final_utility_points"] == pytest.approx(100 * rows[-1]["final_utility"], abs=1e-3)  # points, as the bar shows
+
+
+def test_cli_defaults_to_the_recommended_surrogate_without_a_warning(tmp_path):
+    import warnings
+
+    from agents.cli import build_parser
+
+    for command in (["run"], ["compare"], ["train"]):
+        assert build_parser().parse_args(command).env_id == "ReAD-Surrogate-v1"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["run", "--agent", "uniform", "--task", "math", "--budget", "2M", "--out", str(tmp_path), "--no-tensorboard"]) == 0
+
+
+def test_v0_still_tells_its_users_it_is_out_of_date():
+    import gymnasium as gym
+
+    with pytest.warns(DeprecationWarning, match="ReAD-Surrogate-v0 is out of date"):
+        gym.make("ReAD-Surrogate-v0")
+
+
+def test_cli_help_shows_every_option_with_a_description_and_its_default():
+    from agents.cli import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    for name, sub in commands.items():
+        for action in sub._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"{name} {action.option_strings} has no description"
+        text = sub.format_help()
+        if name in ("demo", "run", "compare", "train"):
+            assert "(default:" in text
+    assert "150M" in commands["run"].format_help() and "(default: 6000)" in commands["demo"].format_help()
 
 
 def test_cli_compare_tiny(tmp_path, capsys):

@@ -35,7 +35,9 @@ def test_demo_writes_summary_plot_histories_and_tensorboard(tmp_path, monkeypatc
     assert (out / "demo.png").stat().st_size > 0
     assert json.loads((out / "summary.json").read_text())["capabilities"] == summary["capabilities"]
     assert "task utility" in capsys.readouterr().out
-    episode = out / "uniform" / "env" / "episode-0000"
-    assert sorted(path.name for path in episode.iterdir()) == ["final", "history.jsonl", "ledger.jsonl"]  # no optimizer state left
+    env_dir = out / "env"  # both agents' episodes, in order; the bandit's profiling left no scratch episode
+    assert sorted(path.name for path in env_dir.iterdir() if not path.name.startswith("probe_references")) == ["episode-0000", "episode-0001"]
+    for episode in env_dir.glob("episode-*"):
+        assert sorted(path.name for path in episode.iterdir()) == ["final", "history.jsonl", "ledger.jsonl"]  # no optimizer state left
     run_demo(DemoConfig(budget_tokens=600, num_steps=3, out=str(tmp_path / "demo"), device="cpu", agents=("uniform",)))
     assert sorted(path.name for path in (tmp_path / "demo").iterdir()) == ["run-000", "run-001"]  # a rerun gets a fresh run
