@@ -15,8 +15,9 @@ V2_OPTIONS = {"utility_family": "shortfall", "probe_bias": 0.5}
 not measure it; half is a modelling choice between v1's fresh noise (0) and a deterministic probe of a fixed suite,
 whose whole error is the suite's (1)."""
 RECOMMENDED_SURROGATE_ID = SURROGATE_V2_ID
-"""The surrogate a newcomer should start from: the command line's, the runner's and the examples' default (the newest
-version, so Gymnasium's out-of-date warning never prints on a default path)."""
+"""The surrogate a newcomer should start from: the default of the command line and the examples (the newest version,
+so Gymnasium's out-of-date warning never prints on a default path). The library's functions (``run_episode``,
+``Setting``, ``CompareConfig``) keep ``ReAD-Surrogate-v0`` as their default, which published numbers rely on."""
 REAL_ID = "ReAD-v0"
 MINI_ID = "ReAD-Mini-v0"
 FITTED_ID = "ReAD-Fitted-v0"

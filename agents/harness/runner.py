@@ -19,7 +19,7 @@ import numpy as np
 import read_env  # noqa: F401  (registers the environment ids)
 from agents.base import Agent, Setting, as_agent, is_sb3_model, make_env, sb3_action_mode
 from read_env.records import step_record
-from read_env.registration import RECOMMENDED_SURROGATE_ID
+from read_env.registration import SURROGATE_ID
 
 AgentLike = Agent | Callable[[Setting], Agent] | Any
 
@@ -52,7 +52,7 @@ class Episode:
 
 def run_episode(
     agent: AgentLike,
-    env_id: str = RECOMMENDED_SURROGATE_ID,
+    env_id: str = SURROGATE_ID,
     task: str | None = "math_word_problems",
     budget_tokens: int = 20_000_000,
     num_steps: int = 20,

@@ -2,6 +2,7 @@
 
 import json
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -42,8 +43,12 @@ def test_cli_defaults_to_the_recommended_surrogate_without_a_warning(tmp_path):
 
     from agents.cli import build_parser
 
+    from read_env.registration import RECOMMENDED_SURROGATE_ID
+
+    newest = max(spec.id for spec in gym.registry.values() if spec.id.startswith("ReAD-Surrogate-"))
+    assert RECOMMENDED_SURROGATE_ID == newest == "ReAD-Surrogate-v2"
     for command in (["run"], ["compare"], ["train"]):
-        assert build_parser().parse_args(command).env_id == "ReAD-Surrogate-v1"
+        assert build_parser().parse_args(command).env_id == RECOMMENDED_SURROGATE_ID
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert main(["run", "--agent", "uniform", "--task", "math", "--budget", "2M", "--out", str(tmp_path), "--no-tensorboard"]) == 0
