@@ -8,6 +8,7 @@ SURROGATE_ID = "ReAD-Surrogate-v0"
 SURROGATE_V1_ID = "ReAD-Surrogate-v1"
 REAL_ID = "ReAD-v0"
 MINI_ID = "ReAD-Mini-v0"
+MINI_V1_ID = "ReAD-Mini-v1"
 
 
 def register_envs() -> None:
@@ -28,3 +29,5 @@ def register_envs() -> None:
         gym.register(REAL_ID, entry_point="read_env.distill.env:DistillationEnv", nondeterministic=True)
     if MINI_ID not in gym.registry:
         gym.register(MINI_ID, entry_point="read_env.mini.env:MiniEnv")  # bit-exact under a seed on CPU (threads fixed)
+    if MINI_V1_ID not in gym.registry:
+        gym.register(MINI_V1_ID, entry_point="read_env.mini.env:make_v1")  # MiniEnv with V1_DEFAULTS under the caller's options
