@@ -22,13 +22,14 @@ The two ids differ by options (``gym.make`` arguments override either's defaults
 option              ``ReAD-Mini-v0``                                      ``ReAD-Mini-v1`` (:data:`V1_DEFAULTS`)
 ==================  ====================================================  ===================================================
 ``skills``          ``"v0"``: :mod:`read_env.mini.families`, 3 levels     ``"v1"``: :mod:`read_env.mini.skills`, composed, 5 levels
-student             2M tokens of the eight families, constant lr          6M tokens, 90% background text, warm-up + cosine lr
+student             2M tokens of the eight families, constant lr          3M tokens, 90% background text, warm-up + cosine lr
 ``difficulty``      1                                                     ``None``: every level, uniform
 ``metric``          ``"exact"`` match                                     ``"token"``: partial credit per answer position
 ``lr_schedule``     ``"constant"`` 5e-4                                   ``"warmup_cosine"`` over the budget, peak ``lr``
 ``replay_share``    0                                                     0.25 of trained tokens replay pre-training data
 ``lora``            off                                                   off (an option, rank ``lora_r``)
-budget, steps       1M tokens, 20 steps                                   150k tokens (2.5% of pre-training), 10 steps
+budget, steps       1M tokens, 20 steps                                   80k tokens (2.7% of pre-training), 8 steps
+held-out items      64 per capability                                     60 per capability (12 per level)
 ==================  ====================================================  ===================================================
 
 Nothing about transfer between capabilities is written in: it comes from the student's shared weights and the
@@ -71,10 +72,10 @@ V1_DEFAULTS: dict[str, Any] = {
     "lr": 3e-4,
     "lr_schedule": "warmup_cosine",
     "replay_share": 0.25,
-    "probe_items": 80,
-    "eval_items": 80,
-    "budget_tokens": 150_000,
-    "num_steps": 10,
+    "probe_items": 60,
+    "eval_items": 60,
+    "budget_tokens": 80_000,
+    "num_steps": 8,
     "run_dir": "runs/ReAD-Mini-v1",
 }
 """The options ``ReAD-Mini-v1`` is registered with."""

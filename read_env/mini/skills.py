@@ -15,7 +15,7 @@ capability         prompt -> answer (level L = 1..5)                    shares  
 =================  ==================================================  =====================================  ================
 general_knowledge  values of L entities of the fact base                facts (background), lookups            ``fact:qe,ub?`` -> ``37,80``
 reasoning          a chain of L bindings ``b=a+3`` among 2 distractors  bindings, arithmetic (word problem)    ``var:b=a-4;a=25;c=7;?b`` -> ``21``
-math               add or subtract two L-digit numbers                  arithmetic                             ``calc:37+45=`` -> ``82``
+math               an (L + 1)-digit number plus or minus an L-digit one  arithmetic                             ``calc:374-45=`` -> ``329``
 code               run L statements over x and y, values mod 100         syntax, bindings, arithmetic           ``run:x=13;y=21;y=x+4;x=y-2;?x`` -> ``15``
 tool_use           a call of a tool with L arguments given as bindings  syntax (statements, calls), format     ``call:mv;to=qx1;fr=ab7`` -> ``mv(ab7,qx1)``
 long_context       retrieve one of 3 L ``key=value`` pairs               bindings, lookups                      ``find:ab=37,cd=72,...?cd`` -> ``72``
@@ -119,7 +119,7 @@ def _solve_var(prompt: str) -> str:
 
 
 def _calc(rng: np.random.Generator, level: int) -> str:
-    left, right = sorted((_number(rng, level), _number(rng, level)), reverse=True)
+    left, right = _number(rng, level + 1), _number(rng, level)
     return f"calc:{left}{rng.choice(['+', '-'])}{right}="
 
 

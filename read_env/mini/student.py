@@ -50,7 +50,7 @@ SKILL_SETS: dict[str, tuple[dict[str, Family], tuple[int, ...]]] = {"v0": (FAMIL
 PRETRAIN_SCHEDULES = ("constant", "warmup_cosine")
 STUDENT_PRESETS: dict[str, dict[str, Any]] = {
     "v0": {},
-    "v1": {"skills": "v1", "background_share": 0.9, "pretrain_tokens": 6_000_000, "pretrain_schedule": "warmup_cosine"},
+    "v1": {"skills": "v1", "background_share": 0.9, "pretrain_tokens": 3_000_000, "pretrain_schedule": "warmup_cosine"},
 }
 """Each skill set's student defaults (``StudentConfig`` fields), under the options an environment is given."""
 METRICS = ("exact", "token")
