@@ -131,7 +131,7 @@ def test_v1_defaults_and_recorded_configuration(cache, tmp_path):
     env.reset(seed=0)
     config = read_history(env.unwrapped.episode_dir)[0]["config"]
     assert config["skills"] == "v1" and config["difficulty"] is None and config["metric"] == "token"
-    assert config["lr_schedule"] == "warmup_cosine" and config["replay_share"] == 0.25
+    assert config["lr_schedule"] == "warmup_cosine" and config["replay_share"] == 0.5
     assert config["student"]["background_share"] == 0.9 and config["student"]["hidden_size"] == TINY_STUDENT["hidden_size"]
     default = gym.make("ReAD-Mini-v1").unwrapped
     assert default.budget_tokens == 80_000 and default.student_config.pretrain_tokens == 3_000_000

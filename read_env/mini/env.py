@@ -25,8 +25,8 @@ option              ``ReAD-Mini-v0``                                      ``ReAD
 student             2M tokens of the eight families, constant lr          3M tokens, 90% background text, warm-up + cosine lr
 ``difficulty``      1                                                     ``None``: every level, uniform
 ``metric``          ``"exact"`` match                                     ``"token"``: partial credit per answer position
-``lr_schedule``     ``"constant"`` 5e-4                                   ``"warmup_cosine"`` over the budget, peak ``lr``
-``replay_share``    0                                                     0.25 of trained tokens replay pre-training data
+``lr_schedule``     ``"constant"`` 5e-4, 32 sequences a batch             ``"warmup_cosine"`` over the budget, peak 3e-4, 8 a batch
+``replay_share``    0                                                     0.5 of trained tokens replay pre-training data
 ``lora``            off                                                   off (an option, rank ``lora_r``)
 budget, steps       1M tokens, 20 steps                                   80k tokens (2.7% of pre-training), 8 steps
 held-out items      64 per capability                                     60 per capability (12 per level)
@@ -70,8 +70,9 @@ V1_DEFAULTS: dict[str, Any] = {
     "difficulty": None,
     "metric": "token",
     "lr": 3e-4,
+    "batch_size": 8,
     "lr_schedule": "warmup_cosine",
-    "replay_share": 0.25,
+    "replay_share": 0.5,
     "probe_items": 60,
     "eval_items": 60,
     "budget_tokens": 80_000,
