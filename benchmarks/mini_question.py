@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/mini_question.py run --tasks math,math_word_problems,coding_assistant \
         --seeds 0,1,2,3,4 --episodes 40 --out runs/mini-v1-question
+    # or in parallel processes: one per search (--stage search --kinds fixed, ...), then --stage evaluate
     python benchmarks/mini_question.py report --out runs/mini-v1-question --docs docs/results/mini_v1
 
 For each task: a derivative-free search (Nelder-Mead, scipy, started at the task-static allocation; allocations
@@ -143,30 +144,34 @@ def search(ledger: Ledger, out: Path, task: str, kind: str, episodes: int, budge
 
 
 def run(args: argparse.Namespace) -> None:
+    """``--stage search``: the searches of ``--kinds``, each writing ``found-<task>-<kind>.json``;
+    ``evaluate``: every method on every seed (needs the three found schedules); ``all``: both."""
     out = Path(args.out)
     ledger = Ledger(out)
     seeds = [int(seed) for seed in args.seeds.split(",")]
-    found = {}
     for task in args.tasks.split(","):
-        for kind in PHASES:
-            best, utility = search(ledger, out, task, kind, args.episodes, args.budget, args.steps)
-            found[task, kind] = {"logits": best.tolist(), "search_utility": utility, "allocations": [a.tolist() for a in schedule(best, args.steps)[:: max(1, args.steps // PHASES[kind])]]}
-            print(f"{task} best {kind}: search utility {utility:.4f}", flush=True)
-        (out / "found.json").write_text(json.dumps({f"{t}|{k}": v for (t, k), v in found.items()}, indent=1))
-        for seed in seeds:
-            play_schedule(ledger, out, task, "uniform", [np.full(K, 1 / K, dtype=np.float32)] * args.steps, seed, args.budget)
-            play_schedule(ledger, out, task, "task_static", [(requirement(task) / requirement(task).sum()).astype(np.float32)] * args.steps, seed, args.budget)
-            for kind in PHASES:
-                play_schedule(ledger, out, task, f"best_{kind}", schedule(np.array(found[task, kind]["logits"]), args.steps), seed, args.budget)
-            for agent in args.agents.split(","):
-                play_agent(ledger, out, task, agent, seed, args.budget, args.steps)
+        if args.stage in ("search", "all"):
+            for kind in args.kinds.split(","):
+                best, utility = search(ledger, out, task, kind, args.episodes, args.budget, args.steps)
+                (out / f"found-{task}-{kind}.json").write_text(json.dumps({"logits": best.tolist(), "search_utility": utility, "episodes": args.episodes,
+                                                                           "phase_allocations": [softmax(z).round(4).tolist() for z in best.reshape(-1, K)]}, indent=1))
+                print(f"{task} best {kind}: search utility {utility:.4f}", flush=True)
+        if args.stage in ("evaluate", "all"):
+            found = {kind: np.array(json.loads((out / f"found-{task}-{kind}.json").read_text())["logits"]) for kind in PHASES}
+            for seed in seeds:
+                play_schedule(ledger, out, task, "uniform", [np.full(K, 1 / K, dtype=np.float32)] * args.steps, seed, args.budget)
+                play_schedule(ledger, out, task, "task_static", [(requirement(task) / requirement(task).sum()).astype(np.float32)] * args.steps, seed, args.budget)
+                for kind in PHASES:
+                    play_schedule(ledger, out, task, f"best_{kind}", schedule(found[kind], args.steps), seed, args.budget)
+                for agent in args.agents.split(","):
+                    play_agent(ledger, out, task, agent, seed, args.budget, args.steps)
 
 
 def report(out: Path, docs: Path) -> None:
     from agents.harness.stats import mean_ci
 
     records = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines() if line.strip()]
-    found = json.loads((out / "found.json").read_text()) if (out / "found.json").is_file() else {}
+    found = {f"{path.stem.split('-')[1]}|{path.stem.split('-')[2]}": json.loads(path.read_text()) for path in out.glob("found-*-*.json")}
     rows = ["task,method,seeds,mean,ci95,values"]
     lines = []
     for task in dict.fromkeys(record["task"] for record in records):
@@ -196,6 +201,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("kind", choices=("run", "report"))
     parser.add_argument("--tasks", default="math,math_word_problems,coding_assistant")
+    parser.add_argument("--stage", choices=("search", "evaluate", "all"), default="all")
+    parser.add_argument("--kinds", default=",".join(PHASES), help="searches to run (fixed, two_phase, three_phase)")
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--episodes", type=int, default=40, help="episodes of each search")
     parser.add_argument("--agents", default="read_bandit,aioli")
