@@ -30,4 +30,4 @@ def register_envs() -> None:
     if MINI_ID not in gym.registry:
         gym.register(MINI_ID, entry_point="read_env.mini.env:MiniEnv")  # bit-exact under a seed on CPU (threads fixed)
     if MINI_V1_ID not in gym.registry:
-        gym.register(MINI_V1_ID, entry_point="read_env.mini.env:make_v1")  # MiniEnv with V1_DEFAULTS under the caller's options
+        gym.register(MINI_V1_ID, entry_point="read_env.mini.env:MiniV1Env")  # MiniEnv with V1_DEFAULTS under the caller's options

@@ -166,5 +166,11 @@ def test_bad_v1_configuration_is_named(tmp_path, kwargs, match):
         gym.make("ReAD-Mini-v1", run_dir=str(tmp_path), **kwargs)
 
 
+def test_compare_gives_v1_episodes_their_own_run_folders():
+    from agents.harness.compare import _keeps_run_folders
+
+    assert _keeps_run_folders("ReAD-Mini-v1")
+
+
 def test_capabilities_keep_the_paper_order():
     assert tuple(SKILLS) == PAPER_CAPABILITIES

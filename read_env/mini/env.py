@@ -186,9 +186,11 @@ class MiniEnv(DistillationEnv):
                              difficulty=self.config["difficulty"], budget_tokens=self.budget_tokens, cache_dir=self.cache_dir, **training)
 
 
-def make_v1(**options: Any) -> MiniEnv:
-    """``ReAD-Mini-v1``: a :class:`MiniEnv` with :data:`V1_DEFAULTS` under ``options``."""
-    return MiniEnv(**{**V1_DEFAULTS, **options})
+class MiniV1Env(MiniEnv):
+    """``ReAD-Mini-v1``: a :class:`MiniEnv` with :data:`V1_DEFAULTS` under the caller's options."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**{**V1_DEFAULTS, **options})
 
 
 def check_training(options: Mapping[str, Any]) -> None:
