@@ -62,6 +62,12 @@ def schedules(kind: str, steps: int = 10) -> dict[str, list[np.ndarray]]:
     return out
 
 
+def env_name(folder: Path) -> str:
+    """``ReAD-Mini-v0`` or ``-v1``: the skills recorded in the first history under ``folder``."""
+    history = next(folder.glob("*-seed*/episode-0000"))
+    return f"ReAD-Mini-{read_history(history)[0]['config'].get('skills', 'v0')}"
+
+
 def final_profiles(folder: Path) -> dict[tuple[str, int], np.ndarray]:
     """(schedule name, seed) -> [start profile, final profile] [2, K] of each finished episode under ``folder``."""
     out = {}
@@ -105,7 +111,8 @@ def report(out: Path, docs: Path) -> None:
                            "final_score_range": [float(finals.min()), float(finals.max())]}
         limit = 100 if np.abs(mean).max() > 50 else max(5.0, float(np.ceil(np.abs(mean).max())))
         image = axis.imshow(mean, cmap="RdBu", vmin=-limit, vmax=limit)
-        axis.set_title(f"ReAD-Mini, {budget / 1e6:g}M tokens ({len(cells)} seeds)")
+        size = f"{budget / 1e6:g}M" if budget >= 1e6 else f"{budget / 1e3:.3g}k"
+        axis.set_title(f"{env_name(out / f'transfer-{budget}')}, {size} tokens ({len(cells)} seeds)")
         for i in range(len(names)):
             for j in range(len(names)):
                 axis.text(j, i, f"{mean[i, j]:.0f}\n±{stderr[i, j]:.0f}", ha="center", va="center", fontsize=6)
