@@ -15,7 +15,7 @@ from read_env.distill.training import TrainExample, warmup_cosine
 from read_env.mini.families import CIPHER, encode
 from read_env.mini.skills import FACTS_V1, LEVELS, SKILLS, background_document
 from read_env.mini.student import StudentConfig, answer_scores, corpus_example, exact_match, load_student
-from tests.test_mini import TINY, TINY_STUDENT, make, play
+from tests.test_mini import TINY_STUDENT, make, play
 
 
 @pytest.fixture(scope="module")

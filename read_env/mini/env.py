@@ -47,7 +47,6 @@ The first record of a history holds the configuration, including the teacher's e
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 

@@ -249,8 +249,3 @@ def check_difficulty(difficulty: object, levels: Sequence[int] = DIFFICULTIES) -
     if isinstance(difficulty, bool) or not isinstance(difficulty, (int, np.integer)) or difficulty not in levels:
         raise ValueError(f"difficulty must be one of {list(levels)}, got {difficulty!r}")
     return int(difficulty)
-
-
-def families(capabilities: Sequence[str]) -> list[Family]:
-    """The families of ``capabilities``, in that order."""
-    return [FAMILIES[name] for name in capabilities]
