@@ -19,9 +19,10 @@ difference ``best schedule - best fixed`` (the better of the two- and three-phas
 utility, so the evaluation seeds do not choose it) with its 95% t interval.
 
 Resumable: every episode's final utility is appended to ``OUT/episodes.jsonl`` under a key naming its task,
-schedule (rounded logits) or agent, and seed; a rerun reads it back instead of replaying (the search is
-deterministic, so it proposes the same points again), and an episode killed mid-way resumes from its run
-folder (``resume=True``).
+method, schedule (digest of its allocations) or agent, and seed; a rerun reads it back instead of replaying
+(the search is deterministic, so it proposes the same points again), a schedule already played on that seed
+under another method's name is not played again, and an episode killed mid-way resumes from its run folder
+(``resume=True``).
 """
 
 from __future__ import annotations
@@ -62,22 +63,32 @@ def schedule(z: np.ndarray, steps: int) -> list[np.ndarray]:
 
 
 class Ledger:
-    """``OUT/episodes.jsonl``: key -> final utility of every finished episode."""
+    """``OUT/episodes.jsonl``: key (``task|method|schedule digest|seed``) -> record of every finished episode;
+    ``utility_of(task, digest, seed)`` finds the same schedule played under another method's name."""
 
     def __init__(self, out: Path) -> None:
         self.path = out / "episodes.jsonl"
         out.mkdir(parents=True, exist_ok=True)
-        self.done = {}
+        self.done: dict[str, dict] = {}
         if self.path.is_file():
             for line in self.path.read_text().splitlines():
                 try:
-                    record = json.loads(line)
+                    self._index(json.loads(line))
                 except json.JSONDecodeError:
                     continue  # a torn last line
-                self.done[record["key"]] = record
+
+    def _index(self, record: dict) -> None:
+        self.done[record["key"]] = record
+
+    def utility_of(self, task: str, digest: str, seed: int) -> float | None:
+        for key, record in self.done.items():
+            parts = key.split("|")
+            if parts[0] == task and parts[2] == digest and parts[3] == str(seed):
+                return record["utility"]
+        return None
 
     def add(self, record: dict) -> None:
-        self.done[record["key"]] = record
+        self._index(record)
         with open(self.path, "a") as file:
             file.write(json.dumps(record) + "\n")
 
@@ -91,6 +102,10 @@ def play_schedule(ledger: Ledger, out: Path, task: str, label: str, allocations:
     key = f"{task}|{label}|{digest}|{seed}"
     if key in ledger.done:
         return ledger.done[key]["utility"]
+    utility = ledger.utility_of(task, digest, seed)
+    if utility is not None:  # the same schedule and seed under another name (e.g. every search starts at task-static)
+        ledger.add({"key": key, "task": task, "method": label, "seed": seed, "utility": utility, "allocations": np.array(allocations).tolist()})
+        return utility
     run_dir = out / task / f"{label}-{digest}-seed{seed}"
     env = gym.make(ENV_ID, task=task, budget_tokens=budget, num_steps=len(allocations), run_dir=str(run_dir), action_mode="simplex", **ENV_KWARGS)
     _, info = env.reset(seed=seed)  # continues a killed episode from its last completed step
