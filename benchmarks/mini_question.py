@@ -160,7 +160,8 @@ def search(ledger: Ledger, out: Path, task: str, kind: str, episodes: int, budge
 
 def run(args: argparse.Namespace) -> None:
     """``--stage search``: the searches of ``--kinds``, each writing ``found-<task>-<kind>.json``;
-    ``evaluate``: every method on every seed (needs the three found schedules); ``all``: both."""
+    ``evaluate``: every method on every seed (the found schedules whose search has finished; a rerun adds the
+    others); ``all``: both."""
     out = Path(args.out)
     ledger = Ledger(out)
     seeds = [int(seed) for seed in args.seeds.split(",")]
@@ -172,12 +173,15 @@ def run(args: argparse.Namespace) -> None:
                                                                            "phase_allocations": [softmax(z).round(4).tolist() for z in best.reshape(-1, K)]}, indent=1))
                 print(f"{task} best {kind}: search utility {utility:.4f}", flush=True)
         if args.stage in ("evaluate", "all"):
-            found = {kind: np.array(json.loads((out / f"found-{task}-{kind}.json").read_text())["logits"]) for kind in PHASES}
+            files = {kind: out / f"found-{task}-{kind}.json" for kind in PHASES}
+            found = {kind: np.array(json.loads(path.read_text())["logits"]) for kind, path in files.items() if path.is_file()}
+            if len(found) < len(PHASES):
+                print(f"{task}: no search result yet for {sorted(set(PHASES) - set(found))}: those schedules are left for a rerun", flush=True)
             for seed in seeds:
                 play_schedule(ledger, out, task, "uniform", [np.full(K, 1 / K, dtype=np.float32)] * args.steps, seed, args.budget)
                 play_schedule(ledger, out, task, "task_static", [(requirement(task) / requirement(task).sum()).astype(np.float32)] * args.steps, seed, args.budget)
-                for kind in PHASES:
-                    play_schedule(ledger, out, task, f"best_{kind}", schedule(found[kind], args.steps), seed, args.budget)
+                for kind, logits in found.items():
+                    play_schedule(ledger, out, task, f"best_{kind}", schedule(logits, args.steps), seed, args.budget)
                 for agent in args.agents.split(","):
                     play_agent(ledger, out, task, agent, seed, args.budget, args.steps)
 
