@@ -1,4 +1,4 @@
-"""ReAD-Mini-v0 on a tiny student: generators, splits, teacher, exact match, budget, determinism, resume, errors."""
+"""ReAD-Mini-v0 and -v1 on a tiny student: generators, splits, teacher, exact match, budget, determinism, resume, errors."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from tests.conftest import assert_same, kill_mid_episode
 REPO = Path(__file__).resolve().parents[1]
 TINY_STUDENT = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64, "pretrain_tokens": 20_000}
 TINY = {"student": TINY_STUDENT, "probe_items": 12, "eval_items": 12, "budget_tokens": 12_000, "num_steps": 4}
+MINI_IDS = ["ReAD-Mini-v0", "ReAD-Mini-v1"]
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +33,8 @@ def cache(tmp_path_factory):
     return str(tmp_path_factory.mktemp("mini-cache"))
 
 
-def make(cache, run_dir, **kwargs):
-    return gym.make("ReAD-Mini-v0", cache_dir=cache, run_dir=str(run_dir), **{**TINY, **kwargs})
+def make(cache, run_dir, env_id="ReAD-Mini-v0", **kwargs):
+    return gym.make(env_id, cache_dir=cache, run_dir=str(run_dir), **{**TINY, **kwargs})
 
 
 def play(env, seed=0, action=None):
@@ -122,25 +123,28 @@ def test_teacher_forced_exact_match_equals_greedy_decoding(cache):
     assert item.input_ids[item.n_prompt - 1] == SEP and item.input_ids[-1] == EOS and item.labels()[: item.n_prompt] == [-100] * item.n_prompt
 
 
-def test_registered_deterministic_and_check_env_clean(cache, tmp_path):
-    assert not gym.spec("ReAD-Mini-v0").nondeterministic
-    env = make(cache, tmp_path / "runs", num_steps=2, budget_tokens=4000)
+@pytest.mark.parametrize("env_id", MINI_IDS)
+def test_registered_deterministic_and_check_env_clean(cache, tmp_path, env_id):
+    assert not gym.spec(env_id).nondeterministic
+    env = make(cache, tmp_path / "runs", env_id, num_steps=2, budget_tokens=4000)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         check_env(env.unwrapped)
     assert [str(w.message) for w in caught] == []
 
 
-def test_same_seed_same_episode_with_timings_only_in_the_history(cache, tmp_path):
-    left = play(make(cache, tmp_path / "a"), seed=5)
-    right = play(make(cache, tmp_path / "b"), seed=5)
+@pytest.mark.parametrize("env_id", MINI_IDS)
+def test_same_seed_same_episode_with_timings_only_in_the_history(cache, tmp_path, env_id):
+    left = play(make(cache, tmp_path / "a", env_id), seed=5)
+    right = play(make(cache, tmp_path / "b", env_id), seed=5)
     assert_same(left, right)
     records = read_history(tmp_path / "a" / "episode-0000")
     assert records[0]["seconds"] == {} and all(set(record["seconds"]) >= {"training", "probe"} for record in records[1:])
 
 
-def test_episode_spends_exactly_the_budget(cache, tmp_path):
-    env = make(cache, tmp_path / "runs", budget_tokens=12_003, action_mode="simplex")
+@pytest.mark.parametrize("env_id", MINI_IDS)
+def test_episode_spends_exactly_the_budget(cache, tmp_path, env_id):
+    env = make(cache, tmp_path / "runs", env_id, budget_tokens=12_003, action_mode="simplex")
     allocation = np.array([0.5, 0.2, 0.1, 0.1, 0.05, 0.05, 0, 0], dtype=np.float32)
     infos = [record[-1] for record in play(env, action=allocation)[1:]]
     assert [info["tokens_used"] for info in infos] == [3001, 3001, 3001, 3000]
@@ -159,8 +163,8 @@ def test_episode_spends_exactly_the_budget(cache, tmp_path):
 
 CHILD = """
 import sys, json, numpy as np, gymnasium as gym, read_env
-cache, run_dir, kwargs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-env = gym.make("ReAD-Mini-v0", cache_dir=cache, run_dir=run_dir, **kwargs)
+cache, run_dir, kwargs, env_id = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+env = gym.make(env_id, cache_dir=cache, run_dir=run_dir, **kwargs)
 env.reset(seed=0)
 for _ in range(kwargs["num_steps"]):
     env.step(np.linspace(-1, 1, 8, dtype=np.float32))
@@ -168,15 +172,16 @@ for _ in range(kwargs["num_steps"]):
 """
 
 
-def test_resume_after_kill_reproduces_the_uninterrupted_episode(cache, tmp_path):
-    kwargs = {**TINY, "num_steps": 6, "budget_tokens": 12_000}
-    reference = make(cache, tmp_path / "reference", **kwargs)
+@pytest.mark.parametrize("env_id,options", [("ReAD-Mini-v0", {}), ("ReAD-Mini-v1", {}), ("ReAD-Mini-v1", {"lora": True, "lr": 1e-2})])
+def test_resume_after_kill_reproduces_the_uninterrupted_episode(cache, tmp_path, env_id, options):
+    kwargs = {**TINY, "num_steps": 6, "budget_tokens": 12_000, **options}
+    reference = make(cache, tmp_path / "reference", env_id, **kwargs)
     expected = play(reference)
     run_dir = tmp_path / "killed"
-    command = [sys.executable, "-c", CHILD, cache, str(run_dir), json.dumps(kwargs)]
+    command = [sys.executable, "-c", CHILD, cache, str(run_dir), json.dumps(kwargs), env_id]
     committed = kill_mid_episode(command, {**os.environ, "PYTHONPATH": str(REPO)}, run_dir / "episode-0000", 6)
 
-    env = make(cache, run_dir, **kwargs)
+    env = make(cache, run_dir, env_id, **kwargs)
     observation, info = env.reset(seed=123)
     assert info["resumed"] and info["step"] == committed and info["tokens_used_total"] == committed * 2000
     resumed = [env.step(np.linspace(-1, 1, 8, dtype=np.float32))]

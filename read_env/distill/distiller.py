@@ -231,7 +231,7 @@ class Distiller:
             examples += kept
             left -= more + used
             generation_seconds += seconds
-        stats = self.trainer.train(examples, self.np_rng)
+        stats = self.trainer.train(examples + self._replay(examples), self.np_rng, self._lr_at(progress, int(allotted.sum())))
         if any(stats.tokens_per_capability.get(k, 0) != trained[k] for k in range(self.K)):
             raise LedgerError(f"trained tokens per capability {stats.tokens_per_capability} differ from the planned {trained.tolist()}")
         spent = int(generated.sum() + trained.sum())
@@ -246,6 +246,15 @@ class Distiller:
                           seconds=time.perf_counter() - started, generation_seconds=generation_seconds,
                           training_seconds=stats.seconds, micro_batch=stats.micro_batch,
                           oom_retries=stats.oom_retries)
+
+    def _replay(self, examples: list[TrainExample]) -> list[TrainExample]:
+        """Examples trained beside the teacher's (outside the budget: capability index -1); none here."""
+        return []
+
+    def _lr_at(self, progress: float, tokens: int) -> Callable[[float], float] | None:
+        """The learning rate over a step of ``tokens`` at ``progress`` (see :meth:`Trainer.train`); ``None``:
+        the configured constant ``lr``."""
+        return None
 
     def _answers(self, k: int, generation_cap: int, allowance: int, progress: float, min_new_tokens: int) -> tuple[int, list[TrainExample], float]:
         """The teacher's answers to prompts of capability ``k`` drawn at ``progress``, generating at most

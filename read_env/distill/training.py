@@ -19,10 +19,13 @@
   tokens are counted once, when the batch completes.
 * Full fine-tuning or LoRA (:func:`apply_lora`, peft), AdamW, gradient clipping 1.0, bf16
   autocast on CUDA.
+* **Learning rate**: constant, or set before each optimizer step by ``lr_at(share of the call's tokens
+  done)`` (:meth:`Trainer.train`); :func:`warmup_cosine` is the schedule of distillation runs.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -87,6 +90,15 @@ def apply_lora(model, r: int = 8, alpha: int = 16, dropout: float = 0.0,
     cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, bias="none", task_type="CAUSAL_LM",
                      target_modules=[t for t in target_modules if t in present])
     return get_peft_model(model, cfg)
+
+
+def warmup_cosine(progress: float, warmup: float = 0.1, floor: float = 0.1) -> float:
+    """Learning-rate multiplier in [floor, 1] at ``progress`` in [0, 1] of a run: linear warm-up from 0 over the
+    first ``warmup`` share, then cosine decay from 1 to ``floor`` at the end."""
+    progress = min(max(progress, 0.0), 1.0)
+    if progress < warmup:
+        return progress / warmup
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * (progress - warmup) / (1.0 - warmup)))
 
 
 def fit_budget(examples: Sequence[TrainExample], budget: int) -> tuple[list[TrainExample], int]:
@@ -205,13 +217,21 @@ class Trainer:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
 
-    def train(self, examples: Sequence[TrainExample], rng: np.random.Generator) -> TrainStats:
-        """One pass over ``examples`` (each token trained once). Returns :class:`TrainStats`."""
+    def train(self, examples: Sequence[TrainExample], rng: np.random.Generator,
+              lr_at: Callable[[float], float] | None = None) -> TrainStats:
+        """One pass over ``examples`` (each token trained once). Returns :class:`TrainStats`.
+
+        ``lr_at``: when given, the learning rate of each optimizer step is ``lr_at(share of the call's tokens
+        trained before it, in [0, 1))``; otherwise the optimizer's learning rate is left as it is."""
         stats = TrainStats()
         t0 = time.perf_counter()
         self.model.train()
         weighted = 0.0
+        total = sum(len(e) for e in examples)
         for batch in length_batches(examples, self.batch_size, rng):
+            if lr_at is not None:
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr_at(stats.tokens / total)
             mean = self._run_batch(batch, stats)
             if self.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)

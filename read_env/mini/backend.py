@@ -11,13 +11,23 @@ drawn at the environment's difficulty and answered by the teacher while their an
 and their prompt + answer tokens fit the capability's allotment; an answer costs its characters plus EOS as
 generated tokens, and the student trains on prompt + separator + answer + EOS tokens (prompt and separator
 masked, never padding). The Distiller truncates the last example so that training uses exactly what is left
-(unless less than its prompt plus one answer token is left, which is carried).
+(unless less than its prompt plus one answer token is left, which is carried). Items are drawn at the
+environment's difficulty, or at a uniform level of the skill set when it names none (``ReAD-Mini-v1``).
+
+Training like distillation (options, all off in ``ReAD-Mini-v0``): ``lr_schedule="warmup_cosine"`` sets the
+learning rate of each optimizer step from the share of the episode's budget spent before it
+(:func:`~read_env.distill.training.warmup_cosine`: warm-up over the first ``warmup_share``, cosine decay to
+10% of ``lr``); ``lora`` trains LoRA adapters (peft) of rank ``lora_r`` instead of all weights; a
+``replay_share`` of the tokens the student trains on in a step are pre-training examples
+(:func:`~read_env.mini.student.corpus_example`) added beside the teacher's answers: ``replay_share /
+(1 - replay_share)`` times the step's trained tokens, outside the budget (they cost no teacher tokens and
+are not in the ledger).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,43 +39,63 @@ from read_env.distill.distiller import Distiller
 from read_env.distill.evaluation import EvalResult
 from read_env.distill.ledger import TokenLedger
 from read_env.distill.probes import ProbeResult
-from read_env.distill.training import TrainExample, Trainer
-from read_env.mini.families import check_difficulty, families
-from read_env.mini.student import PAD, StudentConfig, example, exact_match, load_student
+from read_env.distill.training import TrainExample, Trainer, apply_lora, warmup_cosine
+from read_env.mini.families import Family, check_difficulty
+from read_env.mini.student import PAD, SKILL_SETS, StudentConfig, answer_scores, corpus_example, example, load_student
 from read_env.mini.teacher import Teacher
 
 
 class ItemSampler:
-    """Draws training items of family ``index`` and the teacher's answers from one seeded generator."""
+    """Draws training items of family ``index`` (at a uniform one of ``levels``) and the teacher's answers,
+    and replay examples of the student's pre-training corpus, from seeded generators."""
 
-    def __init__(self, teacher: Teacher, difficulty: int, seed: int) -> None:
-        self.teacher, self.difficulty = teacher, difficulty
+    def __init__(self, teacher: Teacher, levels: Sequence[int], seed: int, student: StudentConfig) -> None:
+        self.teacher, self.levels, self.student = teacher, tuple(levels), student
         self.rng = np.random.default_rng([seed, 1])
+        self.replay_rng = np.random.default_rng([seed, 2])
 
     def sample(self, index: int) -> TrainExample:
-        prompt, _ = self.teacher.families[index].training_item(self.rng, self.difficulty)
+        level = self.levels[0] if len(self.levels) == 1 else int(self.rng.choice(self.levels))
+        prompt, _ = self.teacher.families[index].training_item(self.rng, level)
         return example(prompt, self.teacher.answer(index, prompt, self.rng), index)
 
+    def replay(self, tokens: int) -> list[TrainExample]:
+        """Pre-training examples of at least ``tokens`` tokens in all (none when ``tokens`` <= 0), capability -1."""
+        drawn, size = [], 0
+        while size < tokens:
+            item = corpus_example(self.replay_rng, self.student)
+            drawn.append(TrainExample(item.input_ids, item.n_prompt, -1))
+            size += len(item)
+        return drawn
+
     def state_dict(self) -> dict[str, Any]:
-        return {"rng": self.rng.bit_generator.state}
+        return {"rng": self.rng.bit_generator.state, "replay_rng": self.replay_rng.bit_generator.state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]
+        self.replay_rng.bit_generator.state = state["replay_rng"]
 
 
-def held_out(capabilities: Sequence[str], split: str, count: int, difficulty: int) -> list[list[TrainExample]]:
-    """Per capability, ``count`` fixed held-out examples (exact answers) of ``split`` at ``difficulty``."""
-    return [[example(prompt, answer, index) for prompt, answer in family.heldout_items(split, count, difficulty)] for index, family in enumerate(families(capabilities))]
+def held_out(family_list: Sequence[Family], split: str, count: int, levels: Sequence[int]) -> list[list[TrainExample]]:
+    """Per family, ``count`` fixed held-out examples (exact answers) of ``split``, as equal shares of ``levels``
+    as ``count`` allows (the first levels take the remainder)."""
+    shares = [count // len(levels) + (i < count % len(levels)) for i in range(len(levels))]
+    return [[example(prompt, answer, index) for level, share in zip(levels, shares) if share for prompt, answer in family.heldout_items(split, share, level)]
+            for index, family in enumerate(family_list)]
 
 
-def accuracy(model: torch.nn.Module, items: list[list[TrainExample]]) -> tuple[np.ndarray, np.ndarray]:
-    """Exact-match accuracy [K] in [0, 1] per capability and its binomial standard error [K]."""
+def accuracy(model: torch.nn.Module, items: list[list[TrainExample]], metric: str = "exact") -> tuple[np.ndarray, np.ndarray]:
+    """Mean score [K] in [0, 1] per capability under ``metric`` and its standard error [K] (binomial for
+    ``"exact"``, the items' sample standard deviation / sqrt(count) for ``"token"``)."""
     flat = [item for group in items for item in group]
-    correct = exact_match(model, flat)
+    scores = answer_scores(model, flat, metric)
     bounds = np.cumsum([0] + [len(group) for group in items])
-    scores = np.array([correct[start:end].mean() for start, end in zip(bounds[:-1], bounds[1:])])
+    groups = [scores[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
+    means = np.array([group.mean() for group in groups])
     counts = np.diff(bounds)
-    return scores, np.sqrt(scores * (1.0 - scores) / counts)
+    if metric == "exact":
+        return means, np.sqrt(means * (1.0 - means) / counts)
+    return means, np.array([group.std(ddof=1) if len(group) > 1 else 0.0 for group in groups]) / np.sqrt(counts)
 
 
 class MiniDistiller(Distiller):
@@ -81,7 +111,13 @@ class MiniDistiller(Distiller):
         seed: seeds item sampling and batch order.
         student: a :class:`~read_env.mini.student.StudentConfig`; ``cache_dir`` where its checkpoint is cached.
         error_rates: the teacher's error rate per capability [K].
-        difficulty: 1-3, of training and held-out items.
+        difficulty: a level of the skill set (``student.skills``: 1-3 for v0, 1-5 for v1) of training and
+            held-out items, or ``None`` for all its levels (uniform).
+        metric: ``"exact"`` or ``"token"`` (:func:`~read_env.mini.student.answer_scores`).
+        budget_tokens: the episode's budget (the learning-rate schedule runs over it).
+        lr_schedule: ``"constant"`` or ``"warmup_cosine"`` over the budget, warm-up ``warmup_share``.
+        replay_share: share in [0, 1) of trained tokens that are replayed pre-training examples.
+        (LoRA: ``config.lora`` and ``config.lora_r``.)
     """
 
     def __init__(
@@ -93,7 +129,12 @@ class MiniDistiller(Distiller):
         seed: int = 0,
         student: StudentConfig,
         error_rates: np.ndarray,
-        difficulty: int = 1,
+        difficulty: int | None = 1,
+        metric: str = "exact",
+        budget_tokens: int = 1,
+        lr_schedule: str = "constant",
+        warmup_share: float = 0.1,
+        replay_share: float = 0.0,
         cache_dir: str | Path | None = None,
     ) -> None:
         if config.keep_after_episode == "weights":
@@ -102,16 +143,22 @@ class MiniDistiller(Distiller):
         self.capabilities = list(capabilities)
         self.K = len(self.capabilities)
         self.config, self.run_dir, self.seed = config, Path(run_dir), seed
-        self.generation_share, self.lora = config.generation_share, False
-        difficulty = check_difficulty(difficulty)
+        self.generation_share, self.lora = config.generation_share, config.lora
+        skill_set, all_levels = SKILL_SETS[student.skills]
+        levels = all_levels if difficulty is None else (check_difficulty(difficulty, all_levels),)
+        self.metric, self.budget_tokens = metric, budget_tokens
+        self.lr_schedule, self.warmup_share, self.replay_share = lr_schedule, warmup_share, replay_share
         torch.manual_seed(seed)
         self.np_rng = np.random.default_rng(seed)
-        self.teacher = Teacher(families(self.capabilities), error_rates)
+        family_list = [skill_set[name] for name in self.capabilities]
+        self.teacher = Teacher(family_list, error_rates)
         self.student = load_student(student, cache_dir)
+        if config.lora:
+            self.student = apply_lora(self.student, r=config.lora_r, alpha=2 * config.lora_r).eval()
         self.trainer = Trainer(self.student, pad_id=PAD, lr=config.lr, batch_size=config.batch_size, micro_batch=config.micro_batch)
-        self.sampler = ItemSampler(self.teacher, difficulty, seed)
-        self.probe_set = held_out(self.capabilities, "probe", config.probe_items, difficulty)
-        self.eval_set = held_out(self.capabilities, "eval", config.eval_items, difficulty)
+        self.sampler = ItemSampler(self.teacher, levels, seed, student)
+        self.probe_set = held_out(family_list, "probe", config.probe_items, levels)
+        self.eval_set = held_out(family_list, "eval", config.eval_items, levels)
         self.ledger = TokenLedger(self.run_dir / "ledger.jsonl")
 
     def start_measurement(self) -> tuple[ProbeResult, EvalResult]:
@@ -119,15 +166,15 @@ class MiniDistiller(Distiller):
         return self.probe(), self.evaluate()
 
     def probe(self) -> ProbeResult:
-        """The student's profile [K]: exact-match accuracy on the held-out probe items, with standard errors."""
+        """The student's profile [K]: mean score on the held-out probe items, with standard errors."""
         start = time.perf_counter()
-        scores, stderr = accuracy(self.student, self.probe_set)
+        scores, stderr = accuracy(self.student, self.probe_set, self.metric)
         return ProbeResult(scores, stderr, time.perf_counter() - start)
 
     def evaluate(self) -> EvalResult:
-        """Exact-match accuracy [K] on the held-out evaluation items (disjoint from the probe items)."""
+        """Mean score [K] on the held-out evaluation items (disjoint from the probe items)."""
         start = time.perf_counter()
-        scores, _ = accuracy(self.student, self.eval_set)
+        scores, _ = accuracy(self.student, self.eval_set, self.metric)
         return EvalResult(scores, np.array([len(group) for group in self.eval_set]), time.perf_counter() - start)
 
     def _answers(self, k: int, generation_cap: int, allowance: int, progress: float, min_new_tokens: int) -> tuple[int, list[TrainExample], float]:
@@ -143,3 +190,15 @@ class MiniDistiller(Distiller):
             generated += answer
             drawn.append(item)
             drawn_tokens += len(item)
+
+    def _replay(self, examples: list[TrainExample]) -> list[TrainExample]:
+        """Pre-training examples of ``replay_share / (1 - replay_share)`` times the step's trained tokens."""
+        tokens = sum(len(item) for item in examples)
+        return self.sampler.replay(round(tokens * self.replay_share / (1.0 - self.replay_share)))
+
+    def _lr_at(self, progress: float, tokens: int) -> Callable[[float], float] | None:
+        """``lr * warmup_cosine`` at the budget share spent before each optimizer step (``None`` if constant)."""
+        if self.lr_schedule == "constant":
+            return None
+        lr, span, warmup = self.config.lr, tokens / self.budget_tokens, self.warmup_share
+        return lambda share: lr * warmup_cosine(progress + share * span, warmup)

@@ -193,9 +193,11 @@ class Family:
     capability: str
     generate: Callable[[np.random.Generator, int], str]
     solve: Callable[[str], str]
+    levels: tuple[int, ...] = DIFFICULTIES
+    """The difficulties ``generate`` accepts."""
 
     def item(self, rng: np.random.Generator, difficulty: int) -> tuple[str, str]:
-        prompt = self.generate(rng, check_difficulty(difficulty))
+        prompt = self.generate(rng, check_difficulty(difficulty, self.levels))
         return prompt, self.solve(prompt)
 
     def split(self, prompt: str) -> str:
@@ -242,13 +244,8 @@ FAMILIES: dict[str, Family] = {
     )
 }
 
-def check_difficulty(difficulty: object) -> int:
-    """The difficulty as an int in :data:`DIFFICULTIES`; raises ``ValueError`` otherwise."""
-    if isinstance(difficulty, bool) or not isinstance(difficulty, (int, np.integer)) or difficulty not in DIFFICULTIES:
-        raise ValueError(f"difficulty must be one of {list(DIFFICULTIES)}, got {difficulty!r}")
+def check_difficulty(difficulty: object, levels: Sequence[int] = DIFFICULTIES) -> int:
+    """The difficulty as an int in ``levels``; raises ``ValueError`` otherwise."""
+    if isinstance(difficulty, bool) or not isinstance(difficulty, (int, np.integer)) or difficulty not in levels:
+        raise ValueError(f"difficulty must be one of {list(levels)}, got {difficulty!r}")
     return int(difficulty)
-
-
-def families(capabilities: Sequence[str]) -> list[Family]:
-    """The families of ``capabilities``, in that order."""
-    return [FAMILIES[name] for name in capabilities]
