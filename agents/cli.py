@@ -201,6 +201,16 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, description=help_text, formatter_class=HelpFormatter)
 
+    def sweep(p: argparse.ArgumentParser, tasks: str, budgets: str, seeds: int, seeds_help: str) -> None:
+        """The options of a sweep of episodes (tasks x budgets x seeds) on local processes or Ray."""
+        p.add_argument("--tasks", type=parse_tasks, default=tasks, help="comma list of task names, or all/single/multi")
+        p.add_argument("--budgets", type=lambda s: [parse_budget(x) for x in s.split(",")], default=budgets, help=f"comma list of episode budgets in {BUDGET_FORMAT}")
+        p.add_argument("--seeds", type=int, default=seeds, help=seeds_help)
+        p.add_argument("--seed-start", type=int, default=0, help="first seed")
+        p.add_argument("--workers", type=int, default=1, help="local processes (backend local)")
+        p.add_argument("--backend", choices=["local", "ray"], default="local", help="ray: each episode a Ray task (pip install 'read-env[ray]')")
+        p.add_argument("--address", default=None, help="Ray cluster address, e.g. auto or ray://HOST:10001; None starts a local Ray")
+
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--env-id", default=RECOMMENDED_SURROGATE_ID, help="environment id: ReAD-Surrogate-v2 (recommended), -v1 or -v0, ReAD-Fitted-v0, ReAD-Mini-v0 or -v1, or ReAD-v0")
         p.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE", help="extra environment argument (JSON value), repeatable")
@@ -230,13 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cmp = command("compare", "agents x tasks x budgets x seeds, with tables and plots (resumable: rerun to continue)")
     cmp.add_argument("--agents", default="all", help="comma list; 'all' is every default agent (combine: all,read_bandit_code)")
-    cmp.add_argument("--tasks", type=parse_tasks, default="all", help="comma list of task names, or all/single/multi")
-    cmp.add_argument("--budgets", type=lambda s: [parse_budget(x) for x in s.split(",")], default="20M,150M", help=f"comma list of episode budgets in {BUDGET_FORMAT}")
-    cmp.add_argument("--seeds", type=int, default=10, help="number of seeds")
-    cmp.add_argument("--seed-start", type=int, default=0, help="first seed")
-    cmp.add_argument("--workers", type=int, default=1, help="local processes (backend local)")
-    cmp.add_argument("--backend", choices=["local", "ray"], default="local", help="ray: each episode a Ray task (pip install 'read-env[ray]')")
-    cmp.add_argument("--address", default=None, help="Ray cluster address, e.g. auto or ray://HOST:10001; None starts a local Ray")
+    sweep(cmp, tasks="all", budgets="20M,150M", seeds=10, seeds_help="number of seeds")
     cmp.add_argument("--gpus-per-episode", type=float, default=0.0, help="GPUs each Ray task reserves (ReAD-v0 on GPUs: 1)")
     cmp.add_argument("--out", default="runs/compare", help="output folder (episodes.jsonl, tables, plots); rerunning continues it")
     cmp.add_argument("--agent-option", action="append", default=[], metavar="AGENT.KEY=VALUE", help="agent hyperparameter (JSON value), e.g. read_bandit.warmup_steps=2; repeatable")
@@ -261,13 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     log = command("log-episodes", "log real episodes under broad schedules, as a data set to fit a world to (resumable)")
     log.add_argument("--schedules", default="random,schedule_mixture,schedule_blocks,schedule_phases,uniform,task_static",
                      help="comma list of schedule families and agent names (agents.harness.episode_log)")
-    log.add_argument("--tasks", type=parse_tasks, default="math_word_problems", help="comma list of task names, or all/single/multi")
-    log.add_argument("--budgets", type=lambda s: [parse_budget(x) for x in s.split(",")], default="250k,1M", help=f"comma list of episode budgets in {BUDGET_FORMAT}")
-    log.add_argument("--seeds", type=int, default=5, help="number of seeds (schedules drawn per family)")
-    log.add_argument("--seed-start", type=int, default=0, help="first seed")
-    log.add_argument("--workers", type=int, default=1, help="local processes (backend local)")
-    log.add_argument("--backend", choices=["local", "ray"], default="local", help="ray: each episode a Ray task")
-    log.add_argument("--address", default=None, help="Ray cluster address (backend ray)")
+    sweep(log, tasks="math_word_problems", budgets="250k,1M", seeds=5, seeds_help="number of seeds (schedules drawn per family)")
     log.add_argument("--name", default="", help="the data set's name on its card (default: the folder's name)")
     log.add_argument("--out", required=True, help="the data set's folder (episodes.jsonl, card.json, CARD.md)")
     log.add_argument("--quiet", action="store_true", help="no progress bar")
