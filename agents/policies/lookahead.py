@@ -33,7 +33,6 @@ import numpy as np
 
 from agents.base import Setting
 from agents.policies.bandit import BanditConfig, ReadBandit
-from agents.policies.candidates import candidate_set
 
 REWARD_SOURCES = ("proxy", "utility")
 DEFAULT_LOOKAHEAD_STEPS = 4

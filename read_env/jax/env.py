@@ -38,7 +38,6 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
-from read_env import contract
 from read_env.jax import utility
 from read_env.jax.world import World, WorldPrior, draw_world, from_numpy, prior_from_numpy, transition
 from read_env.registration import SURROGATE_ID, SURROGATE_V1_ID
