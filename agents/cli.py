@@ -92,13 +92,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from agents.harness.compare import CompareConfig, format_summary, run_compare
-    from agents.registry import AGENTS, DEFAULT_AGENTS
+    from agents.registry import AGENTS, DEFAULT_AGENTS, is_known_agent
 
     agents: list[str] = []
     for name in args.agents.split(","):
         agents += list(DEFAULT_AGENTS) if name == "all" else [name] if name else []
     agents = list(dict.fromkeys(agents))
-    unknown = [a for a in agents if a not in AGENTS and not a.startswith(("ppo:", "sb3:", "ppo_jax:"))]
+    unknown = [a for a in agents if not is_known_agent(a)]
     if unknown:
         print(f"unknown agents {unknown}; known: {sorted(AGENTS)}, ppo:PATH or ppo_jax:PATH", file=sys.stderr)
         return 2

@@ -57,6 +57,15 @@ DEFAULT_AGENTS = ("uniform", "task_static", "single", "random", "greedy", "grid"
                   "read_lookahead", "oracle")
 
 
+MODEL_PREFIXES = ("ppo:", "sb3:", "ppo_jax:")
+"""Agent names that load a saved policy: ``ppo:PATH`` and ``sb3:ALGO:PATH`` (Stable-Baselines3), ``ppo_jax:PATH``."""
+
+
+def is_known_agent(name: str) -> bool:
+    """Whether :func:`make_agent` knows ``name``: a registered agent or a saved policy (:data:`MODEL_PREFIXES`)."""
+    return name in AGENTS or name.startswith(MODEL_PREFIXES)
+
+
 def make_agent(name: str, setting: Setting, seed: int | None = None, **overrides: Any) -> Agent:
     """Build a registered agent, or load an SB3 model from ``"ppo:path/to/model.zip"`` or a JAX PPO network
     from ``"ppo_jax:path/to/model.npz"`` (needs ``pip install 'read-env[jax]'``)."""

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-import read_env  # noqa: F401  (registers the environment ids)
 from agents.base import Agent, Setting, as_agent, is_sb3_model, make_env, sb3_action_mode
 from read_env.records import step_record
 from read_env.registration import SURROGATE_ID

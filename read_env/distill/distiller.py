@@ -191,10 +191,14 @@ class Distiller:
 
     def utility(self, requirement: Sequence[float] | np.ndarray) -> float:
         """Task utility in [0,1]: requirement-weighted mean of held-out capability scores."""
+        return self.evaluate().utility(self._requirement(requirement))
+
+    def _requirement(self, requirement: Sequence[float] | np.ndarray) -> np.ndarray:
+        """``requirement`` as float [K], or a ValueError naming its shape."""
         r = np.asarray(requirement, dtype=float)
         if r.shape != (self.K,):
             raise ValueError(f"requirement must have shape ({self.K},), got {r.shape}")
-        return self.evaluate().utility(r)
+        return r
 
     def distill(self, tokens: Sequence[int] | np.ndarray, progress: float, final: bool = False) -> StepReport:
         """Spend at most ``sum(tokens)`` (+ carried remainder) tokens on one distillation step.
@@ -275,9 +279,7 @@ class Distiller:
 
     def begin(self, requirement: Sequence[float] | np.ndarray) -> StepOutcome:
         """The untrained student's profile and utility (:meth:`start_measurement`); write ``checkpoint-0``."""
-        r = np.asarray(requirement, dtype=float)
-        if r.shape != (self.K,):
-            raise ValueError(f"requirement must have shape ({self.K},), got {r.shape}")
+        r = self._requirement(requirement)
         probe, evaluation = self.start_measurement()
         self._last_probe = probe
         self.save_checkpoint(self.checkpoint_path(0))

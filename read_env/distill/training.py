@@ -92,6 +92,10 @@ def apply_lora(model, r: int = 8, alpha: int = 16, dropout: float = 0.0,
     return get_peft_model(model, cfg)
 
 
+LR_SCHEDULES = ("constant", "warmup_cosine")
+"""Learning-rate schedules by name: a constant rate, or :func:`warmup_cosine` over a run."""
+
+
 def warmup_cosine(progress: float, warmup: float = 0.1, floor: float = 0.1) -> float:
     """Learning-rate multiplier in [floor, 1] at ``progress`` in [0, 1] of a run: linear warm-up from 0 over the
     first ``warmup`` share, then cosine decay from 1 to ``floor`` at the end."""

@@ -55,13 +55,13 @@ import numpy as np
 
 from read_env.distill.config import DistillerConfig
 from read_env.distill.env import DistillationEnv
+from read_env.distill.training import LR_SCHEDULES
 from read_env.mini.families import check_difficulty
 from read_env.mini.student import METRICS, SKILL_SETS, STUDENT_PRESETS, StudentConfig
 from read_env.mini.teacher import check_error_rates
 
 DEFAULT_BUDGET_TOKENS = 1_000_000
 DEFAULT_NUM_STEPS = 20
-LR_SCHEDULES = ("constant", "warmup_cosine")
 _V0_TRAINING = {"metric": "exact", "lr_schedule": "constant", "warmup_share": 0.1, "replay_share": 0.0, "lora": False, "lora_r": 8}
 """Options added after ReAD-Mini-v0, with v0's values: the recorded configuration holds them only where they
 differ, so v0's histories keep their configuration (and resume)."""

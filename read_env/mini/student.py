@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from read_env.distill.training import TrainExample, Trainer, warmup_cosine
+from read_env.distill.training import LR_SCHEDULES, TrainExample, Trainer, warmup_cosine
 from read_env.mini.families import DIFFICULTIES, EOS, FAMILIES, FAMILIES_VERSION, PAD, SEP, VOCAB_SIZE, Family, encode
 from read_env.mini.skills import LEVELS, SKILLS, SKILLS_VERSION, background_document
 
@@ -47,7 +47,6 @@ CACHE_ENV = "READ_ENV_MINI_CACHE"
 PRETRAIN_CHUNK_TOKENS = 100_000
 SKILL_SETS: dict[str, tuple[dict[str, Family], tuple[int, ...]]] = {"v0": (FAMILIES, DIFFICULTIES), "v1": (SKILLS, LEVELS)}
 """Skill set name -> (families by capability, their difficulty levels)."""
-PRETRAIN_SCHEDULES = ("constant", "warmup_cosine")
 STUDENT_PRESETS: dict[str, dict[str, Any]] = {
     "v0": {},
     "v1": {"skills": "v1", "background_share": 0.9, "pretrain_tokens": 3_000_000, "pretrain_schedule": "warmup_cosine"},
@@ -91,8 +90,8 @@ class StudentConfig:
             raise ValueError(f"hidden_size {config.hidden_size} must split into num_heads {config.num_heads} heads of even size")
         if not (isinstance(config.pretrain_tokens, int) and config.pretrain_tokens >= 0 and config.pretrain_lr > 0):
             raise ValueError(f"pretrain_tokens must be a non-negative integer and pretrain_lr positive, got {config.pretrain_tokens!r}, {config.pretrain_lr!r}")
-        if config.skills not in SKILL_SETS or config.pretrain_schedule not in PRETRAIN_SCHEDULES:
-            raise ValueError(f"skills must be one of {list(SKILL_SETS)} and pretrain_schedule one of {list(PRETRAIN_SCHEDULES)}, got {config.skills!r}, {config.pretrain_schedule!r}")
+        if config.skills not in SKILL_SETS or config.pretrain_schedule not in LR_SCHEDULES:
+            raise ValueError(f"skills must be one of {list(SKILL_SETS)} and pretrain_schedule one of {list(LR_SCHEDULES)}, got {config.skills!r}, {config.pretrain_schedule!r}")
         if not 0.0 <= config.background_share < 1.0 or (config.background_share and config.skills == "v0"):
             raise ValueError(f"background_share must be in [0, 1), and 0 with skills 'v0' (no background text), got {config.background_share!r}")
         return config
