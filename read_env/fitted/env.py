@@ -132,11 +132,6 @@ class FittedVectorEnv(SurrogateVectorEnv):
         super()._reset_rows(rows, seeds, prepared)  # draws as single environments do, then the member after them
         for row in rows:
             self.member[row] = self.template.draw_member(self._rngs[row], self.world.members)
-        state = self.state.copy()
-        state[rows] = self.world.initial_state()
-        self.state = state
-        self.true_profile = self.world.profile(self.state)
-        self.profile[rows] = self._measure(self.true_profile, self._steps)[rows]
 
     def _advance(self, actions: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, ...]:
         template, world = self.template, self.world

@@ -122,7 +122,7 @@ class SurrogateVectorEnv(VectorEnv):
         # Fresh arrays, not in-place writes: the last step's info still refers to the old ones.
         for name in ("state", "allocation", "delta", "_steps", "tokens_used_total"):
             values = getattr(self, name).copy()
-            values[rows] = 0
+            values[rows] = self.world.initial_state() if name == "state" else 0
             setattr(self, name, values)
         self.true_profile = self.world.profile(self.state)
         self.profile = self.profile.copy()
