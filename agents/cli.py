@@ -139,7 +139,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from agents.demo import DemoConfig, run_demo
 
     args.kept = f"the newest run-NNN folder of {args.out} (histories of the finished steps)"
-    run_demo(DemoConfig(args.task, args.budget, args.steps, args.seed, tuple(args.agents.split(",")), device=args.device, out=args.out))
+    run_demo(DemoConfig(args.task, args.budget, args.steps, args.seed, tuple(args.agents.split(",")), device=args.device, out=args.out,
+                     lora=not args.full_finetune, lr=args.lr))
     return 0
 
 
@@ -225,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--agents", default=",".join(defaults.agents), help="comma list of agent names (read-env agents)")
     demo.add_argument("--device", default=defaults.device, help="torch device: auto (GPU when present), cpu, cuda, ...")
     demo.add_argument("--out", default=defaults.out, help="parent folder; each run writes a fresh OUT/run-NNN")
+    demo.add_argument("--full-finetune", action="store_true", help="train all weights instead of LoRA adapters (checkpoints of ~600 MB instead of a few MB)")
+    demo.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-3 with LoRA, 2e-5 with --full-finetune)")
     demo.set_defaults(func=cmd_demo)
 
     run = command("run", "one agent on one environment and task: JSON-lines history, TensorBoard logs, summary.json")

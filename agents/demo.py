@@ -11,6 +11,11 @@ the trained student's weights) and, while the ReAD bandit profiles, its scratch 
 Set-up is done once: the first reset loads the models, builds the probe references and measures the
 untrained student; the bandit's profiling runs and the next agent's episode reuse all three
 (:func:`read_env.distill.models.shared_models`).
+
+The student trains LoRA adapters (rank 8, peft) at a learning rate of 1e-3, so a checkpoint (adapter and
+its AdamW state) is a few MB and the run folder stays well under 500 MB; ``lora=False`` fine-tunes all
+weights as the demo did before (each checkpoint then holds about 600 MB, two at once while one is written)
+at DistillerConfig's learning rate of 2e-5 unless ``lr`` says otherwise.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from typing import Any
 import numpy as np
 
 from read_env.registration import REAL_ID
+
+LORA_LR = 1e-3
+"""The demo's learning rate for LoRA adapters (peft's examples use 1e-3 for small models; adapters start at 0)."""
 
 
 @dataclass
@@ -37,6 +45,8 @@ class DemoConfig:
     bandit_warmup_steps: int = 2  # the paper's 5 random warm-up steps would be the whole of a 5-step episode
     device: str = "auto"
     out: str = "runs/demo"
+    lora: bool = True
+    lr: float | None = None  # None: LORA_LR with LoRA, DistillerConfig's default (2e-5) for full fine-tuning
     distiller_config: dict[str, Any] = field(default_factory=lambda: {"probe_items": 8, "eval_items": 4, "max_new_tokens": 48})
 
 
@@ -47,6 +57,8 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     from agents.harness.step_log import StepLog, fresh_run_dir
 
     out = fresh_run_dir(Path(config.out))
+    lr = config.lr if config.lr is not None else (LORA_LR if config.lora else None)
+    distiller_config = {**config.distiller_config, "lora": config.lora, **({"lr": lr} if lr is not None else {})}
     episodes = {}
     capabilities: list[str] = []
     for name in config.agents:
@@ -57,7 +69,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
                 overrides = {"warmup_steps": config.bandit_warmup_steps} if "bandit" in name else {}
                 return make_agent(name, setting, seed=config.seed, **overrides)
 
-            env_kwargs = {"run_dir": str(out / "env"), "resume": False, "device": config.device, "distiller_config": config.distiller_config}
+            env_kwargs = {"run_dir": str(out / "env"), "resume": False, "device": config.device, "distiller_config": distiller_config}
             episodes[name], _ = run_episode(factory, REAL_ID, config.task, config.budget_tokens, config.num_steps, config.seed, env_kwargs, on_step=log)
 
     summary = {

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -89,7 +90,9 @@ def apply_lora(model, r: int = 8, alpha: int = 16, dropout: float = 0.0,
     present = {n.split(".")[-1] for n, _ in model.named_modules()}
     cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, bias="none", task_type="CAUSAL_LM",
                      target_modules=[t for t in target_modules if t in present])
-    return get_peft_model(model, cfg)
+    with warnings.catch_warnings():  # peft reads transformers' deprecated alias is_gradient_checkpointing (a FutureWarning per call)
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        return get_peft_model(model, cfg)
 
 
 LR_SCHEDULES = ("constant", "warmup_cosine")

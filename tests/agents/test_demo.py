@@ -20,7 +20,7 @@ def test_demo_writes_summary_plot_histories_and_tensorboard(tmp_path, monkeypatc
 
     def with_tiny_models(factory, env_id, task, budget, steps, seed, env_kwargs, **kwargs):
         options = {"use_banks": False, "probe_items": 2, "eval_items": 1, "max_new_tokens": 8, "eval_max_new_tokens": 8, "probe_max_new_tokens": 6}
-        env_kwargs = {**env_kwargs, "teacher": str(teacher), "student": str(student), "distiller_config": options}
+        env_kwargs = {**env_kwargs, "teacher": str(teacher), "student": str(student), "distiller_config": {**env_kwargs["distiller_config"], **options}}
         return original(factory, env_id, task, budget, steps, seed, env_kwargs, **kwargs)
 
     monkeypatch.setattr(runner, "run_episode", with_tiny_models)
@@ -39,5 +39,7 @@ def test_demo_writes_summary_plot_histories_and_tensorboard(tmp_path, monkeypatc
     assert sorted(path.name for path in env_dir.iterdir() if not path.name.startswith("probe_references")) == ["episode-0000", "episode-0001"]
     for episode in env_dir.glob("episode-*"):
         assert sorted(path.name for path in episode.iterdir()) == ["final", "history.jsonl", "ledger.jsonl"]  # no optimizer state left
+        assert (episode / "final" / "adapter_config.json").is_file()  # the demo trains LoRA adapters: the student's weights are not copied
+        assert not list((episode / "final").glob("model*.safetensors"))
     run_demo(DemoConfig(budget_tokens=600, num_steps=3, out=str(tmp_path / "demo"), device="cpu", agents=("uniform",)))
     assert sorted(path.name for path in (tmp_path / "demo").iterdir()) == ["run-000", "run-001"]  # a rerun gets a fresh run
