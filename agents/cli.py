@@ -121,6 +121,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.algo == "ppo_jax":
         from agents.policies.ppo_jax import PPOConfig, train as train_jax
 
+        if args.env_kwarg or args.steps != 20:
+            raise SystemExit("train --algo ppo_jax takes no --env-kwarg or --steps (its environments are read_env.jax's, 20 steps)")
+
         config = PPOConfig(env_id=args.env_id, world=args.world, budgets=tuple(args.budgets), total_timesteps=args.timesteps, seed=args.seed)
         _, report = train_jax(config, args.out)
         print(f"saved {args.out}/model.npz: {report['steps']:,} steps in {report['train_s']:.1f} s ({report['steps_per_second']:,.0f} steps/s) "
@@ -130,7 +133,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     args.kept = f"{args.out}/model.zip (the policy trained until the interruption)"
     train(args.algo, args.timesteps, args.seed, args.out, not args.no_tensorboard, args.checkpoint_every, progress=not args.quiet, env_id=args.env_id,
-          world=args.world, budgets=args.budgets)
+          world=args.world, budgets=args.budgets, num_steps=args.steps, env_kwargs=parse_env_kwargs(args.env_kwarg))
     print(f"saved {args.out}/model.zip (TensorBoard logs in {args.out}/tb)")
     return 0
 
@@ -263,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--checkpoint-every", type=int, default=20_000, help="save a checkpoint every this many steps (0: none)")
     tr.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard logs")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.add_argument("--steps", type=int, default=20, help="decision steps per episode (SB3 algorithms)")
+    tr.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra environment argument (JSON value), repeatable; SB3 algorithms (e.g. uncertainty_penalty=1 on ReAD-Fitted-v0)")
     tr.set_defaults(func=cmd_train)
 
     log = command("log-episodes", "log real episodes under broad schedules, as a data set to fit a world to (resumable)")

@@ -67,13 +67,16 @@ def make_train_env(
     world: str = "random",
     num_steps: int = 20,
     env_id: str = "ReAD-Surrogate-v0",
+    env_kwargs: dict[str, Any] | None = None,
 ):
+    """``n_envs`` training environments (SB3 ``DummyVecEnv``): ``env_kwargs`` go to every ``gym.make`` (e.g. a
+    fitted world's ``uncertainty_penalty``)."""
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     def factory(index: int):
         def build() -> gym.Env:
-            env = gym.make(env_id, world=world, budget_tokens=int(budgets[index % len(budgets)]), num_steps=num_steps)
+            env = gym.make(env_id, world=world, budget_tokens=int(budgets[index % len(budgets)]), num_steps=num_steps, **(env_kwargs or {}))
             return Monitor(TaskSampler(env, tasks))
 
         return build

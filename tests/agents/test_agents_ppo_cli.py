@@ -102,6 +102,20 @@ def test_cli_train_on_a_fitted_world_file_at_its_budget(tmp_path):
     assert all(e.unwrapped.budget_tokens == 1_000_000 and e.unwrapped.world_spec == str(world) for e in venv.envs)
 
 
+def test_cli_train_passes_steps_and_env_kwargs_to_every_training_env(tmp_path, monkeypatch):
+    import agents.policies.ppo as ppo
+
+    built = []
+    original = ppo.make_train_env
+    monkeypatch.setattr(ppo, "make_train_env", lambda *a, **k: built.append(original(*a, **k)) or built[-1])
+    out = tmp_path / "ppo"
+    assert main(["train", "--env-id", "ReAD-Surrogate-v1", "--budgets", "1M", "--timesteps", "64", "--steps", "8", "--env-kwarg", "noise=false",
+                 "--out", str(out), "--no-tensorboard", "--checkpoint-every", "0", "--quiet"]) == 0
+    assert all(e.unwrapped.num_steps == 8 and e.unwrapped.noise is False for e in built[0].envs)
+    with pytest.raises(SystemExit, match="ppo_jax takes no --env-kwarg"):
+        main(["train", "--algo", "ppo_jax", "--env-kwarg", "noise=false", "--out", str(out)])
+
+
 def test_cli_parsers():
     assert parse_budget("20M") == 20_000_000 and parse_budget("1.5B") == 1_500_000_000 and parse_budget("500k") == 500_000
     assert len(parse_tasks("all")) == 15 and parse_tasks("single,chat_assistant")[-1] == "chat_assistant"
