@@ -127,7 +127,8 @@ def play_agent(ledger: Ledger, out: Path, task: str, agent: str, seed: int, budg
     key = f"{task}|{agent}|agent|{seed}"
     if key in ledger.done:
         return ledger.done[key]["utility"]
-    env_kwargs = {**ENV_KWARGS, "run_dir": str(out / task / f"{agent}-seed{seed}"), "resume": False}
+    folder = "".join(c if c.isalnum() or c in "_-." else "_" for c in agent)  # ppo:runs/x/model.zip -> ppo_runs_x_model.zip
+    env_kwargs = {**ENV_KWARGS, "run_dir": str(out / task / f"{folder}-seed{seed}"), "resume": False}
     episode, _ = run_episode(lambda setting: make_agent(agent, setting, seed=seed), ENV_ID, task, budget, steps, seed, env_kwargs)
     if "truncated" in episode.extra:
         raise RuntimeError(f"{agent} on {task}: {episode.extra['truncated']}")

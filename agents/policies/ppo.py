@@ -69,14 +69,20 @@ def make_train_env(
     env_id: str = "ReAD-Surrogate-v0",
     env_kwargs: dict[str, Any] | None = None,
 ):
-    """``n_envs`` training environments (SB3 ``DummyVecEnv``): ``env_kwargs`` go to every ``gym.make`` (e.g. a
-    fitted world's ``uncertainty_penalty``)."""
+    """``n_envs`` training environments (SB3 ``DummyVecEnv``): ``world`` is one world spec or a comma list of
+    them (e.g. worlds fitted to several students), spread over the environments as ``budgets`` are (``n_envs``
+    must then be a multiple of their number); ``env_kwargs`` go to every ``gym.make`` (e.g. a fitted world's
+    ``uncertainty_penalty``)."""
+    worlds = world.split(",")
+    if n_envs % len(worlds):
+        raise ValueError(f"{len(worlds)} worlds need a number of environments that is a multiple of {len(worlds)}, got {n_envs}")
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     def factory(index: int):
         def build() -> gym.Env:
-            env = gym.make(env_id, world=world, budget_tokens=int(budgets[index % len(budgets)]), num_steps=num_steps, **(env_kwargs or {}))
+            env = gym.make(env_id, world=worlds[index % len(worlds)], budget_tokens=int(budgets[index % len(budgets)]), num_steps=num_steps,
+                           **(env_kwargs or {}))
             return Monitor(TaskSampler(env, tasks))
 
         return build
@@ -89,6 +95,8 @@ def make_train_env(
 def train(algo: str = "ppo", total_timesteps: int = 100_000, seed: int = 0, out_dir: str | Path = "runs/ppo", tensorboard: bool = True,
           checkpoint_every: int = 0, hyperparams: dict[str, Any] | None = None, n_envs: int = N_ENVS, progress: bool = False, **env_options: Any):
     """Train an SB3 algorithm on the surrogate; saves ``OUT/model.zip`` (and checkpoints); returns the model.
+    ``env_options`` go to :func:`make_train_env`; with a comma list of worlds, ``n_envs`` rounds up to a multiple of
+    their number.
 
     On ``KeyboardInterrupt`` (Ctrl-C) the policy trained so far is saved to ``OUT/model.zip``, the progress bar
     and logs are closed, and the interrupt is raised again.
@@ -102,6 +110,8 @@ def train(algo: str = "ppo", total_timesteps: int = 100_000, seed: int = 0, out_
     params = dict(PPO_HYPERPARAMS) if algo.lower() == "ppo" else {"policy": "MultiInputPolicy"}
     params.update(hyperparams or {})
     policy = params.pop("policy")
+    worlds = len(str(env_options.get("world", "")).split(","))
+    n_envs = worlds * -(-n_envs // worlds)  # every world the same number of environments
     venv = make_train_env(n_envs, seed, **env_options)
     model = cls(policy, venv, seed=seed, verbose=0, tensorboard_log=str(out / "tb") if tensorboard else None, device="cpu", **params)
     callbacks = [CheckpointCallback(max(1, checkpoint_every // n_envs), str(out / "checkpoints"), name_prefix=algo.lower())] if checkpoint_every else []

@@ -100,6 +100,12 @@ def test_cli_train_on_a_fitted_world_file_at_its_budget(tmp_path):
 
     venv = make_train_env(2, 0, world=str(world), budgets=[1_000_000], env_id="ReAD-Surrogate-v1")
     assert all(e.unwrapped.budget_tokens == 1_000_000 and e.unwrapped.world_spec == str(world) for e in venv.envs)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(PathWorld.random(np.random.default_rng(4)).to_calibration()))
+    venv = make_train_env(4, 0, world=f"{world},{other}", budgets=[1_000_000], env_id="ReAD-Surrogate-v1")
+    assert [e.unwrapped.world_spec for e in venv.envs] == [str(world), str(other)] * 2  # a list of worlds spread evenly
+    with pytest.raises(ValueError, match="multiple of 2"):
+        make_train_env(3, 0, world=f"{world},{other}", budgets=[1_000_000], env_id="ReAD-Surrogate-v1")
 
 
 def test_cli_train_passes_steps_and_env_kwargs_to_every_training_env(tmp_path, monkeypatch):
