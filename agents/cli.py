@@ -179,7 +179,7 @@ def cmd_fit_world(args: argparse.Namespace) -> int:
         for name, result in results.items():
             print(f"{name}: held-out profile RMS {result['rms_points_all']:.2f} points (no change {result['no_change_rms_points_all']:.2f}), "
                   f"Spearman within groups {number(result['spearman'])}, pooled {number(result['spearman_pooled'])}, best in top 3 {number(result['best_in_top3'])}")
-        print(f"wrote {args.output} ({world.kind}): gym.make('ReAD-Fitted-v0', world='{args.output}'); report in {world.fit['report']}")
+        print(f"wrote {args.output} ({world.kind}): gym.make('ReAD-Fitted-v1', world='{args.output}'); report in {world.fit['report']}")
         return 0
     world, report = fit_world(load_episodes(args.histories), args.holdout, args.path_terms)
     write_world(world, report, args.output)
@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--address", default=None, help="Ray cluster address, e.g. auto or ray://HOST:10001; None starts a local Ray")
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--env-id", default=RECOMMENDED_SURROGATE_ID, help="environment id: ReAD-Surrogate-v2 (recommended), -v1 or -v0, ReAD-Fitted-v0, ReAD-Mini-v0 or -v1, or ReAD-v0")
+        p.add_argument("--env-id", default=RECOMMENDED_SURROGATE_ID, help="environment id: ReAD-Surrogate-v2 (recommended), -v1 or -v0, ReAD-Fitted-v1 or -v0, ReAD-Mini-v0 or -v1, or ReAD-v0")
         p.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE", help="extra environment argument (JSON value), repeatable")
         p.add_argument("--steps", type=int, default=20, help="decision steps per episode")
 
@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.add_argument("--steps", type=int, default=20, help="decision steps per episode (SB3 algorithms)")
     tr.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE",
-                    help="extra environment argument (JSON value), repeatable; SB3 algorithms (e.g. uncertainty_penalty=1 on ReAD-Fitted-v0)")
+                    help="extra environment argument (JSON value), repeatable; SB3 algorithms (e.g. uncertainty_penalty=1 on ReAD-Fitted-v1)")
     tr.set_defaults(func=cmd_train)
 
     log = command("log-episodes", "log real episodes under broad schedules, as a data set to fit a world to (resumable)")
@@ -289,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--path-terms", action="store_true", help="also fit ReAD-Surrogate-v1's prerequisite scale and repair (a PathWorld)")
     fit.add_argument("--model", choices=["calibrated", "recency", "ensemble", "both"], default="calibrated",
                      help="calibrated: ReAD-Surrogate-v0/v1's world (default); recency, ensemble or both (the better on held-out schedules is written): "
-                          "a ReAD-Fitted-v0 world, validated on held-out schedules (needs torch)")
+                          "a ReAD-Fitted world, validated on held-out schedules (needs torch)")
     fit.add_argument("--report", default=None, help="folder of the validation report (default: next to the output, OUTPUT_report)")
     fit.add_argument("--seed", type=int, default=0, help="seeds the fit of recency/ensemble models")
     fit.add_argument("--refit-all", action="store_true", help="recency/ensemble: after validation, fit the chosen model on every episode and write that")

@@ -21,6 +21,7 @@ so Gymnasium's out-of-date warning never prints on a default path). The library'
 REAL_ID = "ReAD-v0"
 MINI_ID = "ReAD-Mini-v0"
 FITTED_ID = "ReAD-Fitted-v0"
+FITTED_V1_ID = "ReAD-Fitted-v1"
 MINI_V1_ID = "ReAD-Mini-v1"
 
 
@@ -51,5 +52,8 @@ def register_envs() -> None:
         gym.register(MINI_ID, entry_point="read_env.mini.env:MiniEnv")  # bit-exact under a seed on CPU (threads fixed)
     if FITTED_ID not in gym.registry:
         gym.register(FITTED_ID, entry_point="read_env.fitted.env:FittedEnv", vector_entry_point="read_env.fitted.env:FittedVectorEnv")
+    if FITTED_V1_ID not in gym.registry:  # v0's code with the world fitted to ReAD-Mini-v1 as its default
+        gym.register(FITTED_V1_ID, entry_point="read_env.fitted.env:FittedEnv", vector_entry_point="read_env.fitted.env:FittedVectorEnv",
+                     kwargs={"world": "mini_v1"})
     if MINI_V1_ID not in gym.registry:
         gym.register(MINI_V1_ID, entry_point="read_env.mini.env:MiniV1Env")  # MiniEnv with V1_DEFAULTS under the caller's options

@@ -132,6 +132,18 @@ def test_split_holds_out_whole_schedules_and_validation_ranks():
         split_by_schedule(episodes[:2], 0.25)
 
 
+def test_validation_ranks_schedules_by_their_mean_over_seeds():
+    world = recency_world()
+    schedules = [episode for episode in episodes_of(world, 8) if episode.budget_tokens == BUDGET]  # 4 schedules of one group
+    gap = min(abs(a.final_utility - b.final_utility) for a in schedules for b in schedules if a is not b)
+    seeds = [replace(episode, source=f"{episode.source}/seed{seed}", final_utility=episode.final_utility + (seed - 1) * gap / 2)
+             for episode in schedules for seed in range(3)]  # each schedule on 3 seeds, measured with noise up to half a gap
+    result = validate(world, seeds)
+    assert result["heldout_schedules"] == 4 and result["heldout_episodes"] == 12
+    assert result["spearman"] == pytest.approx(1.0) and result["spearman_pooled"] == pytest.approx(1.0)  # per episode it would be below 1
+    assert spearman(result["utility_predicted"], result["utility_measured"]) < 1.0
+
+
 def test_world_file_round_trip_and_bad_files(tmp_path):
     world = ensemble_world()
     path = world.save(tmp_path / "world.json")
@@ -206,7 +218,7 @@ def test_fitted_env_defaults_and_bad_input(tmp_path):
     path = str(world.save(tmp_path / "world.json"))
     env = gym.make("ReAD-Fitted-v0", world=path).unwrapped
     assert (env.budget_tokens, env.num_steps) == (BUDGET, 7)
-    with pytest.raises(ValueError, match="world must be 'default'"):
+    with pytest.raises(ValueError, match="world must be a shipped world"):
         gym.make("ReAD-Fitted-v0", world="paper")
     with pytest.raises(ValueError, match="does not exist"):
         gym.make("ReAD-Fitted-v0", world=str(tmp_path / "missing.json"))
@@ -220,13 +232,20 @@ def test_fitted_env_defaults_and_bad_input(tmp_path):
         gym.make("ReAD-Fitted-v0", world=str(calibrated))
 
 
-def test_default_world_loads_and_runs():
-    env = gym.make("ReAD-Fitted-v0")
+@pytest.mark.parametrize("env_id, world", [("ReAD-Fitted-v0", "default"), ("ReAD-Fitted-v1", "mini_v1")])
+def test_shipped_worlds_load_and_run(env_id, world):
+    env = gym.make(env_id)
     env.reset(seed=0)
+    assert env.unwrapped.world.to_data() == FittedWorld.shipped(world).to_data()
     for _ in range(env.unwrapped.num_steps):
         observation, _, terminated, _, info = env.step(np.zeros(K, dtype=np.float32))
     assert terminated and 0.0 <= info["final_utility"] <= 1.0
     assert env.unwrapped.world.fit["data"]  # the shipped world says what it was fitted on
+    vector = gym.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point")
+    vector.reset(seed=0)
+    assert vector.world.to_data() == env.unwrapped.world.to_data()  # the registered default reaches the native vector form
+    with pytest.raises(ValueError, match="no shipped world 'nope'"):
+        FittedWorld.shipped("nope")
 
 
 def test_fit_and_validate_writes_the_better_world_and_a_report(tmp_path):

@@ -1,12 +1,15 @@
-"""``ReAD-Fitted-v0``: the allocation contract on a world fitted to logged real episodes (:mod:`read_env.fitted.world`).
+"""``ReAD-Fitted-v0`` and ``-v1``: the allocation contract on a world fitted to logged real episodes (:mod:`read_env.fitted.world`).
+
+The two ids differ only by their default ``world``: v0's is ``"default"`` (fitted to a small ReAD-Mini-v0 data
+set), v1's ``"mini_v1"`` (fitted to ReAD-Mini-v1's broad data set, at 8 steps of up to 80k tokens).
 
 Everything of ``ReAD-Surrogate-v1`` (:class:`~read_env.surrogate.path_env.PathSurrogateEnv`) holds (noisy
 probe and dev-split utility readings, the noise-free ``final_utility`` in the last step's info, one compiled
 call per step), except:
 
 * **Dynamics**: the fitted world's (recency model or network ensemble), loaded from ``world``: a file written
-  by ``read-env fit-world --model ...``, its data, or ``"default"`` (the world shipped with the package,
-  fitted to ``ReAD-Mini-v0``). Probe noise is the world's ``probe_noise`` (the fitting data's mean binomial
+  by ``read-env fit-world --model ...``, its data, or the name of a world shipped with the package
+  (:data:`~read_env.fitted.world.SHIPPED_WORLDS`). Probe noise is the world's ``probe_noise`` (the fitting data's mean binomial
   standard error); there is no training noise (the ensemble's members carry the model's uncertainty).
 * **Ensemble**: each episode draws one member uniformly, after v1's draws, so a policy cannot exploit one
   member's errors; with ``uncertainty=True`` each step's info holds ``uncertainty`` [K], the standard
@@ -17,40 +20,40 @@ call per step), except:
 * **Defaults**: ``budget_tokens`` is the world's token scale (the largest budget it was fitted on) and
   ``num_steps`` the steps of its fitting episodes; other budgets extrapolate the fitted dynamics.
 
-``gym.make_vec("ReAD-Fitted-v0", num_envs=N, vectorization_mode="vector_entry_point")`` is the native vector
+``gym.make_vec("ReAD-Fitted-v1", num_envs=N, vectorization_mode="vector_entry_point")`` is the native vector
 form: row ``i`` seeded ``seed + i`` is bit-identical to a single environment reset with that seed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from importlib import resources
 from typing import Any, SupportsFloat
 
 import numpy as np
 
 from read_env import contract
 from read_env.fitted import kernel
-from read_env.fitted.world import DEFAULT_WORLD, FittedWorld
+from read_env.fitted.world import SHIPPED_WORLDS, FittedWorld, shipped_path
 from read_env.surrogate import path_kernel
 from read_env.surrogate.path_env import PathSurrogateEnv
 from read_env.surrogate.vector_env import SurrogateVectorEnv
 
 
 def _world_spec(world: str | Mapping[str, Any]) -> str | Mapping[str, Any]:
-    """``world`` as the surrogate loader takes it: a ``.json`` path or data; ``"default"`` is the shipped file."""
-    if world == "default":
-        return str(resources.files("read_env.fitted").joinpath("data", DEFAULT_WORLD))
+    """``world`` as the surrogate loader takes it: a ``.json`` path or data; a name of :data:`SHIPPED_WORLDS` is its file."""
+    if isinstance(world, str) and world in SHIPPED_WORLDS:
+        return shipped_path(world)
     if isinstance(world, str) and not world.endswith(".json"):
-        raise ValueError(f"world must be 'default', a fitted world .json file or its data (read-env fit-world --model ...), got {world!r}")
+        raise ValueError(f"world must be a shipped world {sorted(SHIPPED_WORLDS)}, a fitted world .json file or its data "
+                         f"(read-env fit-world --model ...), got {world!r}")
     return world
 
 
 class FittedEnv(PathSurrogateEnv):
-    """``ReAD-Fitted-v0`` (see the module docstring).
+    """``ReAD-Fitted-v0`` and ``-v1`` (see the module docstring).
 
     Args:
-        world: ``"default"``, the path of a fitted world ``.json`` file, or its data.
+        world: a shipped world's name (``"default"``, ``"mini_v1"``), the path of a fitted world ``.json`` file, or its data.
         uncertainty: add ``info["uncertainty"]`` [K] (the members' spread) to every step.
         uncertainty_penalty: ``lambda`` >= 0, the reward's penalty per unit of mean spread (0: none).
         **kwargs: :class:`~read_env.surrogate.path_env.PathSurrogateEnv`'s (``noise``, ``utility_noise``,
@@ -117,7 +120,7 @@ class FittedEnv(PathSurrogateEnv):
 
 
 class FittedVectorEnv(SurrogateVectorEnv):
-    """The native vector form of ``ReAD-Fitted-v0``: N :class:`FittedEnv` episodes in lockstep, one kernel call per step."""
+    """The native vector form of ``ReAD-Fitted-v0``/``-v1``: N :class:`FittedEnv` episodes in lockstep, one kernel call per step."""
 
     env_class = FittedEnv
 

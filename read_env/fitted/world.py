@@ -44,7 +44,10 @@ from read_env.fitted import kernel
 
 FORMAT = "read-env-fitted-world/1"
 DEFAULT_WORLD = "mini_v0_check.json"
-"""The world shipped with the package (``world="default"``): fitted to ReAD-Mini-v0 (see its ``fit`` record)."""
+"""``ReAD-Fitted-v0``'s world (``world="default"``): fitted to a small ReAD-Mini-v0 data set (see its ``fit`` record)."""
+SHIPPED_WORLDS = {"default": DEFAULT_WORLD, "mini_v1": "mini_v1.json"}
+"""Worlds shipped with the package, by the name ``world=`` takes: ``"mini_v1"`` (``ReAD-Fitted-v1``'s default) is
+fitted to ReAD-Mini-v1's broad data set (``docs/results/fitted/mini-v1-broad``)."""
 
 
 class FittedWorld:
@@ -175,9 +178,9 @@ class FittedWorld:
         return cls.from_data(json.loads(path.read_text()))
 
     @classmethod
-    def default(cls) -> FittedWorld:
-        """The world shipped with the package (:data:`DEFAULT_WORLD`)."""
-        return cls.from_data(json.loads(resources.files("read_env.fitted").joinpath("data", DEFAULT_WORLD).read_text()))
+    def shipped(cls, name: str = "default") -> FittedWorld:
+        """A world shipped with the package, by its name in :data:`SHIPPED_WORLDS`."""
+        return cls.load(shipped_path(name))
 
     def subset(self, capabilities: Sequence[str]) -> FittedWorld:
         """This world when ``capabilities`` are its own, in order (a fitted world predicts its capabilities together)."""
@@ -191,3 +194,10 @@ class FittedWorld:
         if any(world is not worlds[0] for world in worlds):
             raise ValueError("a fitted environment's rows share one world")
         return worlds[0]
+
+
+def shipped_path(name: str) -> str:
+    """The file of the shipped world ``name`` (a key of :data:`SHIPPED_WORLDS`)."""
+    if name not in SHIPPED_WORLDS:
+        raise ValueError(f"no shipped world {name!r}; shipped: {sorted(SHIPPED_WORLDS)}")
+    return str(resources.files("read_env.fitted").joinpath("data", SHIPPED_WORLDS[name]))
