@@ -57,14 +57,13 @@ CODE_LIMITS = {"cpu_s": 5, "memory_bytes": 1 << 30, "file_bytes": 1 << 20, "open
 """Limits of a generated program's process (:func:`run_python_tests`): CPU seconds, address space, size of any file
 it writes, open file descriptors."""
 
-
-def _limit_resources() -> None:  # runs in the child between fork and exec
-    import resource
-
-    for limit, value in ((resource.RLIMIT_CPU, CODE_LIMITS["cpu_s"]), (resource.RLIMIT_AS, CODE_LIMITS["memory_bytes"]),
-                         (resource.RLIMIT_FSIZE, CODE_LIMITS["file_bytes"]), (resource.RLIMIT_NOFILE, CODE_LIMITS["open_files"]),
-                         (resource.RLIMIT_CORE, 0)):
-        resource.setrlimit(limit, (value, value))
+_LIMITED_RUN = """import resource, runpy, sys
+for name, value in (("RLIMIT_CPU", {cpu_s}), ("RLIMIT_AS", {memory_bytes}), ("RLIMIT_FSIZE", {file_bytes}), ("RLIMIT_NOFILE", {open_files}), ("RLIMIT_CORE", 0)):
+    resource.setrlimit(getattr(resource, name), (value, value))
+runpy.run_path(sys.argv[1], run_name="__main__")
+"""
+"""The child's first lines: set the limits (soft and hard), then run the program as ``__main__``. Set in the child
+itself, not by ``preexec_fn``, which would fork this multithreaded process."""
 
 
 def run_python_tests(code: str, tests: str, timeout: float = 5.0) -> bool:
@@ -75,9 +74,9 @@ def run_python_tests(code: str, tests: str, timeout: float = 5.0) -> bool:
         path = os.path.join(d, "prog.py")
         with open(path, "w") as fh:
             fh.write(code + "\n\n" + tests + "\n")
+        command = [sys.executable, "-I", "-c", _LIMITED_RUN.format(**CODE_LIMITS), path] if os.name == "posix" else [sys.executable, "-I", path]
         try:
-            r = subprocess.run([sys.executable, "-I", path], cwd=d, capture_output=True, timeout=timeout, env={"PATH": os.environ.get("PATH", "")},
-                               stdin=subprocess.DEVNULL, preexec_fn=_limit_resources if os.name == "posix" else None)
+            r = subprocess.run(command, cwd=d, capture_output=True, timeout=timeout, env={"PATH": os.environ.get("PATH", "")}, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             return False
     return r.returncode == 0
