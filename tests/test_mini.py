@@ -327,3 +327,15 @@ def test_compare_gives_every_mini_episode_its_own_run_folder(cache, tmp_path):
     run_compare(config, progress=False)
     assert len(load_records(tmp_path / "out")) == 2  # uniform and task_static, played in parallel
     assert sorted(path.name for path in (tmp_path / "env").iterdir()) == ["task_static-math-4000-0", "uniform-math-4000-0"]
+
+
+@pytest.mark.parametrize("env_id", MINI_IDS)
+def test_the_read_bandit_profiles_and_plays_an_episode(cache, tmp_path, env_id):
+    from agents.harness.runner import run_episode
+    from agents.registry import make_agent
+
+    options = {key: value for key, value in TINY.items() if key not in ("budget_tokens", "num_steps")}
+    episode, _ = run_episode(lambda setting: make_agent("read_bandit", setting, seed=0), env_id, "math_word_problems", TINY["budget_tokens"],
+                             TINY["num_steps"], 0, {**options, "cache_dir": cache, "run_dir": str(tmp_path / "runs")})
+    assert len(episode.steps) == TINY["num_steps"] and "truncated" not in episode.extra
+    assert [path.name for path in (tmp_path / "runs").iterdir()] == ["episode-0000"]  # the profiling runs' scratch episodes left nothing

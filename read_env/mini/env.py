@@ -109,6 +109,7 @@ class MiniEnv(DistillationEnv):
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    PROFILING_KWARGS = {"scratch": True}  # progress bars are always off here
     spends_remainder = False  # keeps ReAD-Mini-v0's published episodes as they were (its remainder: benchmarks/budget_remainder.py)
 
     def __init__(
