@@ -14,8 +14,8 @@ schedules, and the agents of ``--agents`` (default the ReAD bandit and AIOLI). `
 options to ``gym.make`` (e.g. a tiny student to try the script in seconds). The final task utility is the
 last step's ``info["utility"]`` (held-out evaluation items).
 
-``report`` prints and writes ``question.csv`` (method, mean, 95% t interval over seeds) and the paired
-difference ``best schedule - best fixed`` (the better of the two- and three-phase schedules by its search
+``report`` prints and writes ``question.csv`` (method, mean, 95% t interval over seeds), every method's paired
+difference to task-static, and the paired difference ``best schedule - best fixed`` (the better of the two- and three-phase schedules by its search
 utility, so the evaluation seeds do not choose it) with its 95% t interval.
 
 Resumable: every episode's final utility is appended to ``OUT/episodes.jsonl`` under a key naming its task,
@@ -202,6 +202,12 @@ def report(out: Path, docs: Path) -> None:
         for method, values in by_method.items():
             mean, half, _ = mean_ci(np.array(list(values.values())))
             rows.append(f"{task},{method},{len(values)},{mean:.2f},{half:.2f},{' '.join(f'{v:.1f}' for v in values.values())}")
+        if "task_static" in by_method:  # every method against task-static, paired by seed
+            for method, values in by_method.items():
+                seeds = sorted(set(values) & set(by_method["task_static"]))
+                if method != "task_static" and len(seeds) > 1:
+                    mean, half, _ = mean_ci(np.array([values[s] - by_method["task_static"][s] for s in seeds]))
+                    lines.append(f"{task}: {method} - task_static = {mean:+.2f} points, 95% CI [{mean - half:+.2f}, {mean + half:+.2f}] over {len(seeds)} paired seeds")
         searches = {kind: sum(record["method"] == f"search-{kind}" for record in records if record["task"] == task) for kind in PHASES}
         lines.append(f"{task}: search episodes {searches}")
         phased = [kind for kind in ("two_phase", "three_phase") if f"{task}|{kind}" in found]

@@ -4,7 +4,7 @@
         --docs docs/results/fitted/mini_v1_sim_to_real
 
 Reads the real evaluation of ``benchmarks/mini_question.py`` (``REAL/episodes.jsonl``; search episodes are left
-out) and plays every (task, method, seed) found there again on ``ReAD-Fitted-v0`` with ``--world`` (same task,
+out) and plays every (task, method, seed) found there again on ``ReAD-Fitted-v1`` with ``--world`` (same task,
 ``--budget``, steps and seed): a schedule (uniform, task-static, the searched ones) replays its recorded
 allocations, an agent (``read_bandit``, ``ppo:PATH``, ...) plays itself. Predicted utility is the fitted
 world's noise-free ``final_utility`` (an ensemble draws its member from the seed); measured is the real
@@ -35,12 +35,12 @@ def predicted_utility(record: dict, world: str, budget: int) -> float:
     """The fitted world's noise-free final utility for one real episode's method, task and seed."""
     steps = len(record["allocations"])
     if record["method"] in SCHEDULES:
-        env = gym.make("ReAD-Fitted-v0", world=world, task=record["task"], budget_tokens=budget, num_steps=steps, action_mode="simplex")
+        env = gym.make("ReAD-Fitted-v1", world=world, task=record["task"], budget_tokens=budget, num_steps=steps, action_mode="simplex")
         env.reset(seed=record["seed"])
         for allocation in record["allocations"]:
             _, _, _, _, info = env.step(np.asarray(allocation, dtype=np.float32))
         return float(info["final_utility"])
-    episode, _ = run_episode(lambda setting: make_agent(record["method"], setting, seed=record["seed"]), "ReAD-Fitted-v0", record["task"], budget,
+    episode, _ = run_episode(lambda setting: make_agent(record["method"], setting, seed=record["seed"]), "ReAD-Fitted-v1", record["task"], budget,
                              steps, record["seed"], {"world": world})
     return float(episode.final_utility)
 
