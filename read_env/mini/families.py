@@ -163,7 +163,8 @@ def _find(rng: np.random.Generator, d: int) -> str:
     return f"find:{pairs}?{keys[rng.integers(len(keys))]}"
 
 
-def _solve_find(prompt: str) -> str:
+def solve_find(prompt: str) -> str:
+    """The value of the queried key in ``find:k=v,...?key`` (v0's and v1's long-context items)."""
     body, key = prompt[5:].split("?")
     return dict(pair.split("=") for pair in body.split(","))[key]
 
@@ -238,7 +239,7 @@ FAMILIES: dict[str, Family] = {
         Family("math", _add, _solve_add),
         Family("code", _run, _solve_run),
         Family("tool_use", _call, _solve_call),
-        Family("long_context", _find, _solve_find),
+        Family("long_context", _find, solve_find),
         Family("steerability", _fmt, _solve_fmt),
         Family("multilingual", _tr, _solve_tr),
     )

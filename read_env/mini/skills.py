@@ -39,7 +39,7 @@ import string
 
 import numpy as np
 
-from read_env.mini.families import CIPHER, FORMAT_RULES, Family
+from read_env.mini.families import CIPHER, FORMAT_RULES, Family, solve_find
 
 LEVELS = (1, 2, 3, 4, 5)
 SKILLS_VERSION = 1
@@ -167,11 +167,6 @@ def _find(rng: np.random.Generator, level: int) -> str:
     return f"find:{pairs}?{keys[rng.integers(len(keys))]}"
 
 
-def _solve_find(prompt: str) -> str:
-    body, key = prompt[5:].split("?")
-    return dict(pair.split("=") for pair in body.split(","))[key]
-
-
 def _fmt(rng: np.random.Generator, level: int) -> str:
     count, width = (1, level + 2) if level <= 3 else (2, level)
     rules = ",".join(rng.choice(list(RULES_V1), count, replace=False))
@@ -202,7 +197,7 @@ SKILLS: dict[str, Family] = {
         Family("math", _calc, _solve_calc, LEVELS),
         Family("code", _run, _solve_run, LEVELS),
         Family("tool_use", _call, _solve_call, LEVELS),
-        Family("long_context", _find, _solve_find, LEVELS),
+        Family("long_context", _find, solve_find, LEVELS),
         Family("steerability", _fmt, _solve_fmt, LEVELS),
         Family("multilingual", _tr, _solve_tr, LEVELS),
     )
