@@ -35,6 +35,11 @@ def ensemble_world(members: int = 3, hidden: int = 4, seed: int = 0) -> FittedWo
     return FittedWorld("ensemble", PAPER_CAPABILITIES, rng.uniform(0.1, 0.5, K), theta, BUDGET, hidden, 0.02)
 
 
+def prior_world() -> FittedWorld:
+    """A prior over two ensemble worlds that start from different profiles."""
+    return FittedWorld.combine([ensemble_world(seed=0), ensemble_world(seed=1)])
+
+
 def episodes_of(world: FittedWorld, count: int, steps: int = 6, seed: int = 0) -> list[Episode]:
     """Noise-free episodes of ``world`` under Dirichlet schedules held for 1-3 phases, two budgets, one schedule per episode."""
     rng = np.random.default_rng(seed)
@@ -171,7 +176,7 @@ def _episode_rows(env, actions):
     return np.array(rows), info
 
 
-@pytest.mark.parametrize("make", [recency_world, ensemble_world])
+@pytest.mark.parametrize("make", [recency_world, ensemble_world, prior_world])
 def test_single_and_vector_are_bit_identical(make, tmp_path):
     path = str(make().save(tmp_path / "world.json"))
     rng = np.random.default_rng(0)
@@ -281,3 +286,46 @@ def test_uncertainty_penalty_lowers_the_reward_by_the_mean_spread(tmp_path):
         assert penalized_reward == pytest.approx(reward - 2.0 * info["uncertainty"].mean(), abs=1e-12)
     with pytest.raises(ValueError, match="uncertainty_penalty"):
         gym.make("ReAD-Fitted-v0", world=path, uncertainty_penalty=-1.0)
+
+
+def test_a_prior_pools_members_each_starting_from_its_students_profile(tmp_path):
+    worlds = [ensemble_world(seed=0), ensemble_world(seed=1), ensemble_world(seed=2)]
+    prior = FittedWorld.combine(worlds)
+    assert prior.members == 9 and np.array_equal(prior.theta[3:6], worlds[1].theta)
+    assert np.array_equal(prior.starts, np.repeat([world.student for world in worlds], 3, axis=0))
+    assert prior.probe_noise == pytest.approx(0.02) and len(prior.fit["worlds"]) == 3
+    loaded = FittedWorld.load(prior.save(tmp_path / "prior.json"))
+    assert np.array_equal(loaded.starts, prior.starts) and np.array_equal(loaded.theta, prior.theta)
+    tokens, allocation = np.full((1, 4), BUDGET / 4), np.full((1, 4, K), 1 / K)
+    for member in (0, 4, 8):  # a member's rollout is its own world's, from its own start
+        expected = worlds[member // 3].rollout(tokens, allocation, np.array([BUDGET]), member=member % 3)
+        assert np.array_equal(prior.rollout(tokens, allocation, np.array([BUDGET]), member=member), expected)
+    paths = [str(world.save(tmp_path / f"w{index}.json")) for index, world in enumerate(worlds)]
+    env = gym.make("ReAD-Fitted-v0", world=paths, noise=False, num_steps=2)
+    members = set()
+    for seed in range(30):
+        observation, _ = env.reset(seed=seed)
+        member = env.unwrapped.member
+        members.add(member)
+        assert np.array_equal(observation["profile"], prior.starts[member].astype(np.float32))  # noise off: the reading is the start
+        for _ in range(2):
+            _, _, _, _, info = env.step(np.zeros(K, dtype=np.float32))
+        assert info["initial_utility"] == pytest.approx(float(env.unwrapped.utility_weights @ prior.starts[member]))
+    assert {member // 3 for member in members} == {0, 1, 2}  # every student's world is drawn
+    with pytest.raises(ValueError, match="must share kind"):
+        FittedWorld.combine([ensemble_world(), recency_world()])
+    with pytest.raises(ValueError, match="must share kind"):
+        FittedWorld.combine([ensemble_world(members=3), ensemble_world(members=2)])
+    with pytest.raises(ValueError, match="non-empty list"):
+        gym.make("ReAD-Fitted-v0", world=[])
+    with pytest.raises(ValueError, match="one row of them per member"):
+        FittedWorld("ensemble", PAPER_CAPABILITIES, np.full((2, K), 0.3), prior.theta, BUDGET, 4)
+
+
+def test_the_shipped_student_prior_covers_three_students():
+    prior, first = FittedWorld.shipped("mini_v1_students"), FittedWorld.shipped("mini_v1")
+    assert prior.members == 3 * first.members and np.array_equal(prior.theta[: first.members], first.theta)
+    assert np.array_equal(prior.starts[0], first.student) and len({tuple(row) for row in prior.starts}) == 3
+    env = gym.make("ReAD-Fitted-v1", world="mini_v1_students")
+    env.reset(seed=0)
+    assert env.unwrapped.world.members == prior.members and env.unwrapped.num_steps == 8

@@ -8,11 +8,15 @@ probe and dev-split utility readings, the noise-free ``final_utility`` in the la
 call per step), except:
 
 * **Dynamics**: the fitted world's (recency model or network ensemble), loaded from ``world``: a file written
-  by ``read-env fit-world --model ...``, its data, or the name of a world shipped with the package
-  (:data:`~read_env.fitted.world.SHIPPED_WORLDS`). Probe noise is the world's ``probe_noise`` (the fitting data's mean binomial
-  standard error); there is no training noise (the ensemble's members carry the model's uncertainty).
+  by ``read-env fit-world --model ...``, its data, the name of a world shipped with the package
+  (:data:`~read_env.fitted.world.SHIPPED_WORLDS`), or a list of those: a prior over worlds fitted to several
+  students (:meth:`~read_env.fitted.world.FittedWorld.combine`; shipped: ``"mini_v1_students"``). Probe noise
+  is the world's ``probe_noise`` (the fitting data's mean binomial standard error); there is no training noise
+  (the ensemble's members carry the model's uncertainty).
 * **Ensemble**: each episode draws one member uniformly, after v1's draws, so a policy cannot exploit one
-  member's errors; with ``uncertainty=True`` each step's info holds ``uncertainty`` [K], the standard
+  member's errors, and starts from that member's start profile (the same for all members of one fitted world;
+  a prior's members start from their own students'; the start reading uses the episode's drawn probe noise,
+  so it comes after the draw without changing any); with ``uncertainty=True`` each step's info holds ``uncertainty`` [K], the standard
   deviation over all members of the next true profile from the episode's state (zeros for one member), and
   ``uncertainty_penalty=lambda`` subtracts ``lambda`` times its mean over capabilities from every reward (MOPO's
   penalty against exploiting the model; the info's ``gain`` and ``spillover`` are unchanged).
@@ -26,34 +30,25 @@ form: row ``i`` seeded ``seed + i`` is bit-identical to a single environment res
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, SupportsFloat
 
 import numpy as np
 
 from read_env import contract
 from read_env.fitted import kernel
-from read_env.fitted.world import SHIPPED_WORLDS, FittedWorld, shipped_path
+from read_env.fitted.world import FittedWorld
 from read_env.surrogate import path_kernel
 from read_env.surrogate.path_env import PathSurrogateEnv
 from read_env.surrogate.vector_env import SurrogateVectorEnv
-
-
-def _world_spec(world: str | Mapping[str, Any]) -> str | Mapping[str, Any]:
-    """``world`` as the surrogate loader takes it: a ``.json`` path or data; a name of :data:`SHIPPED_WORLDS` is its file."""
-    if isinstance(world, str) and world in SHIPPED_WORLDS:
-        return shipped_path(world)
-    if isinstance(world, str) and not world.endswith(".json"):
-        raise ValueError(f"world must be a shipped world {sorted(SHIPPED_WORLDS)}, a fitted world .json file or its data "
-                         f"(read-env fit-world --model ...), got {world!r}")
-    return world
 
 
 class FittedEnv(PathSurrogateEnv):
     """``ReAD-Fitted-v0`` and ``-v1`` (see the module docstring).
 
     Args:
-        world: a shipped world's name (``"default"``, ``"mini_v1"``), the path of a fitted world ``.json`` file, or its data.
+        world: a shipped world's name (``"default"``, ``"mini_v1"``, ``"mini_v1_students"``), the path of a fitted
+            world ``.json`` file, its data, or a list of those (a prior over worlds).
         uncertainty: add ``info["uncertainty"]`` [K] (the members' spread) to every step.
         uncertainty_penalty: ``lambda`` >= 0, the reward's penalty per unit of mean spread (0: none).
         **kwargs: :class:`~read_env.surrogate.path_env.PathSurrogateEnv`'s (``noise``, ``utility_noise``,
@@ -62,19 +57,18 @@ class FittedEnv(PathSurrogateEnv):
 
     world_class = FittedWorld
 
-    def __init__(self, world: str | Mapping[str, Any] = "default", uncertainty: bool = False, uncertainty_penalty: float = 0.0,
+    def __init__(self, world: str | Mapping[str, Any] | Sequence[str | Mapping[str, Any]] = "default", uncertainty: bool = False, uncertainty_penalty: float = 0.0,
                  **kwargs: Any) -> None:
         penalty = uncertainty_penalty
         if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not (np.isfinite(penalty) and penalty >= 0):
             raise ValueError(f"uncertainty_penalty must be a finite number >= 0, got {uncertainty_penalty!r}")
         if kwargs.get("world_seed") is not None:
             raise ValueError("a fitted world is not drawn: world_seed is not supported")
-        spec = _world_spec(world)
-        loaded = FittedWorld.load(spec) if isinstance(spec, str) else FittedWorld.from_data(spec)
+        loaded = FittedWorld.resolve(world)
         kwargs.setdefault("budget_tokens", int(loaded.token_scale))
         kwargs.setdefault("num_steps", int(loaded.fit.get("num_steps", 20)))
         self.uncertainty, self.uncertainty_penalty = bool(uncertainty), float(uncertainty_penalty)
-        super().__init__(world=spec, **kwargs)
+        super().__init__(world=loaded.to_data(), **kwargs)
         spent = np.cumsum(self.step_tokens) - self.step_tokens
         self._progress = spent / self.budget_tokens  # [T]: the share of the budget spent before each step
         self.member = 0
@@ -92,12 +86,14 @@ class FittedEnv(PathSurrogateEnv):
         return int(rng.integers(members))
 
     def _begin(self, prepared: dict[str, Any]) -> tuple[np.ndarray, float]:
-        reading = super()._begin(prepared)
+        super()._begin(prepared)
         self.member = self.draw_member(self.np_random, self.world.members)
         world = self.world
+        self.state = world.initial_state(member=self.member)
+        self.true_profile = world.profile(self.state)
         self._world_rows = (self._progress, world.token_scale, world.probe_noise, world.kind_index, world.hidden, world.theta, np.array([self.member]),
                             self.uncertainty, self.uncertainty_penalty)
-        return reading
+        return self._read_profile()
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
         """The contract's step, computed by one call of :func:`read_env.fitted.kernel.env_step`."""
@@ -114,7 +110,7 @@ class FittedEnv(PathSurrogateEnv):
         allocation, profile, delta, self.true_profile, self.state, utility, reading, reward, gain, spill = path_kernel.split_step(out[0, : 6 * k + 5])
         extra: dict[str, Any] = {"uncertainty": out[0, 6 * k + 5 :]} if self.uncertainty else {}
         if t + 1 == self.num_steps:
-            extra.update(final_utility=float(utility), initial_utility=self._true_utility(self.world.student))
+            extra.update(final_utility=float(utility), initial_utility=self._true_utility(self.world.starts[self.member]))
         tokens = int(self.step_tokens[t])
         return self._record_step(allocation, tokens, profile, delta, float(reading), (reward, gain, spill, tokens / self.budget_tokens), extra)
 
@@ -135,6 +131,13 @@ class FittedVectorEnv(SurrogateVectorEnv):
         super()._reset_rows(rows, seeds, prepared)  # draws as single environments do, then the member after them
         for row in rows:
             self.member[row] = self.template.draw_member(self._rngs[row], self.world.members)
+        self.state[rows] = self.world.initial_state((len(rows),), self.member[rows])
+        self.true_profile = self.world.profile(self.state)
+        self.profile[rows] = self._measure(self.true_profile, self._steps)[rows]
+
+    def _start_utility(self) -> np.ndarray:
+        """True utility [N] of each row's start profile (its member's)."""
+        return self.template.task_utility(self.world.starts[self.member], self.utility_weights, self.utility_power, self.world.teacher)
 
     def _advance(self, actions: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, ...]:
         template, world = self.template, self.world

@@ -153,11 +153,15 @@ class SurrogateVectorEnv(VectorEnv):
             info["final_info"], info["_final_info"] = dict(info), terminated
             if self.template.REPORTS_FINAL_UTILITY:
                 info["final_info"]["final_utility"] = utility
-                info["final_info"]["initial_utility"] = template.task_utility(self.world.student, self.utility_weights, self.utility_power, self.world.teacher)
+                info["final_info"]["initial_utility"] = self._start_utility()
             rows = np.flatnonzero(terminated)
             self._reset_rows(rows, [None] * self.num_envs, self._autoreset_options)
             observation = self._observation()
         return observation, reward, terminated, np.zeros(self.num_envs, dtype=bool), info
+
+    def _start_utility(self) -> np.ndarray:
+        """True utility [N] of each row's start profile."""
+        return self.template.task_utility(self.world.student, self.utility_weights, self.utility_power, self.world.teacher)
 
     def _advance(self, actions: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, ...]:
         """Spend ``tokens`` [N] with ``actions`` [N, K] (state and true profile updated): ``(allocation,
