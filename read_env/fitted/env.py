@@ -14,9 +14,8 @@ call per step), except:
   is the world's ``probe_noise`` (the fitting data's mean binomial standard error); there is no training noise
   (the ensemble's members carry the model's uncertainty).
 * **Ensemble**: each episode draws one member uniformly, after v1's draws, so a policy cannot exploit one
-  member's errors, and starts from that member's start profile (the same for all members of one fitted world;
-  a prior's members start from their own students'; the start reading uses the episode's drawn probe noise,
-  so it comes after the draw without changing any); with ``uncertainty=True`` each step's info holds ``uncertainty`` [K], the standard
+  member's errors, and starts from that member's start profile (one fitted world's members share theirs; a
+  prior's start from their own students'). With ``uncertainty=True`` each step's info holds ``uncertainty`` [K], the standard
   deviation over all members of the next true profile from the episode's state (zeros for one member), and
   ``uncertainty_penalty=lambda`` subtracts ``lambda`` times its mean over capabilities from every reward (MOPO's
   penalty against exploiting the model; the info's ``gain`` and ``spillover`` are unchanged).
