@@ -134,7 +134,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     args.kept = f"{args.out}/model.zip (the policy trained until the interruption)"
     train(args.algo, args.timesteps, args.seed, args.out, not args.no_tensorboard, args.checkpoint_every, progress=not args.quiet, env_id=args.env_id,
           world=args.world, budgets=args.budgets, num_steps=args.steps, env_kwargs=parse_env_kwargs(args.env_kwarg))
-    print(f"saved {args.out}/model.zip (TensorBoard logs in {args.out}/tb)")
+    print(f"saved {args.out}/model.zip" + ("" if args.no_tensorboard else f" (TensorBoard logs in {args.out}/tb)"))
     return 0
 
 

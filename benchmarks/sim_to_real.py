@@ -47,7 +47,7 @@ def predicted_utility(record: dict, world: str, budget: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--world", required=True, help="a fitted world .json (read-env fit-world --model ...)")
+    parser.add_argument("--world", required=True, help="a fitted world .json (read-env fit-world --model ...) or a shipped world's name (mini_v1_students: the prior)")
     parser.add_argument("--real", required=True, help="mini_question.py's output folder")
     parser.add_argument("--budget", type=int, default=80_000)
     parser.add_argument("--docs", default=None, help="folder for sim_to_real.csv")
