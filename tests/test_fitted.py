@@ -229,6 +229,8 @@ def test_fitted_env_defaults_and_bad_input(tmp_path):
         gym.make("ReAD-Fitted-v0", world=str(tmp_path / "missing.json"))
     with pytest.raises(ValueError, match="world_seed"):
         gym.make("ReAD-Fitted-v0", world=path, world_seed=1)
+    with pytest.raises(ValueError, match="num_threads must be 1"):
+        gym.make_vec("ReAD-Fitted-v0", num_envs=2, vectorization_mode="vector_entry_point", world=path, num_threads=2)
     with pytest.raises(ValueError, match="exactly its capabilities"):
         gym.make("ReAD-Fitted-v0", world=path, capabilities=["math", "code"])
     calibrated = tmp_path / "calibrated.json"

@@ -30,16 +30,14 @@ form: row ``i`` seeded ``seed + i`` is bit-identical to a single environment res
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, SupportsFloat
+from typing import Any
 
 import numpy as np
 
-from read_env import contract
 from read_env.fitted import kernel
 from read_env.fitted.world import FittedWorld
-from read_env.surrogate import path_kernel
 from read_env.surrogate.path_env import PathSurrogateEnv
-from read_env.surrogate.vector_env import SurrogateVectorEnv
+from read_env.surrogate.vector_env import PathSurrogateVectorEnv
 
 
 class FittedEnv(PathSurrogateEnv):
@@ -94,36 +92,29 @@ class FittedEnv(PathSurrogateEnv):
                             self.uncertainty, self.uncertainty_penalty)
         return self._read_profile()
 
-    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
-        """The contract's step, computed by one call of :func:`read_env.fitted.kernel.env_step`."""
-        self._check_running()
-        t = self._step
-        k = len(self.capabilities)
-        action_rows = np.ascontiguousarray(contract.action_array(action, self._action_shape))[None]
-        out = kernel.env_step(
-            action_rows, self.action_mode == "simplex", self.logit_temperature, self.state[None], self._step_index[t], self._kernel_tokens,
-            self.budget_tokens, *self._draw_rows, self.utility_noise, self.profile[None], *self._task_rows, self.beta, self.cost_weight, *self._world_rows,
-        )  # fmt: skip
-        if not len(out):
-            self.reject_action(action)
-        allocation, profile, delta, self.true_profile, self.state, utility, reading, reward, gain, spill = path_kernel.split_step(out[0, : 6 * k + 5])
-        extra: dict[str, Any] = {"uncertainty": out[0, 6 * k + 5 :]} if self.uncertainty else {}
-        if t + 1 == self.num_steps:
-            extra.update(final_utility=float(utility), initial_utility=self._true_utility(self.world.starts[self.member]))
-        tokens = int(self.step_tokens[t])
-        return self._record_step(allocation, tokens, profile, delta, float(reading), (reward, gain, spill, tokens / self.budget_tokens), extra)
+    compiled_step = staticmethod(kernel.env_step)
+
+    def _dynamics_rows(self) -> tuple[Any, ...]:
+        return self._world_rows
+
+    def extra_info(self, columns: np.ndarray) -> dict[str, Any]:
+        """``uncertainty`` [..., K] (the members' spread of the step) with ``uncertainty=True``."""
+        return {"uncertainty": columns} if self.uncertainty else {}
+
+    def _start_profile(self) -> np.ndarray:
+        return self.world.starts[self.member]
 
 
-class FittedVectorEnv(SurrogateVectorEnv):
-    """The native vector form of ``ReAD-Fitted-v0``/``-v1``: N :class:`FittedEnv` episodes in lockstep, one kernel call per step."""
+class FittedVectorEnv(PathSurrogateVectorEnv):
+    """The native vector form of ``ReAD-Fitted-v0``/``-v1``: N :class:`FittedEnv` episodes in lockstep, one kernel call
+    per step in the calling thread; ``info["uncertainty"]`` [N, K] with ``uncertainty``."""
 
     env_class = FittedEnv
 
-    def __init__(self, num_envs: int = 1, **kwargs: Any) -> None:
+    def __init__(self, num_envs: int = 1, num_threads: int = 1, **kwargs: Any) -> None:
+        if num_threads != 1:
+            raise ValueError(f"the fitted environment's vector form steps in the calling thread: num_threads must be 1, got {num_threads!r}")
         super().__init__(num_envs, **kwargs)
-        noise, readings = self._noise, self._utility_readings
-        self._draw_rows = (noise, readings) if self.template.noise else (noise[:, :0], readings[:, :0])
-        self._task_rows = (self.requirement, self._essential_weight, self.utility_weights, self.utility_power, self.utility_teacher)
         self.member = np.zeros(self.num_envs, dtype=np.int64)
 
     def _reset_rows(self, rows: np.ndarray, seeds: list[int | None], prepared: dict[str, Any]) -> None:
@@ -138,28 +129,7 @@ class FittedVectorEnv(SurrogateVectorEnv):
         """True utility [N] of each row's start profile (its member's)."""
         return self.template.task_utility(self.world.starts[self.member], self.utility_weights, self.utility_power, self.world.teacher)
 
-    def _advance(self, actions: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _dynamics_rows(self) -> tuple[Any, ...]:
         template, world = self.template, self.world
-        k = len(template.capabilities)
-        action_rows = np.ascontiguousarray(contract.action_array(actions, (self.num_envs, k)))
-        out = kernel.env_step(
-            action_rows, template.action_mode == "simplex", template.logit_temperature, self.state, self._steps, template._kernel_tokens,
-            template.budget_tokens, *self._draw_rows, template.utility_noise, self.profile, *self._task_rows, template.beta, template.cost_weight,
-            template._progress, world.token_scale, world.probe_noise, world.kind_index, world.hidden, world.theta, self.member, template.uncertainty,
-            template.uncertainty_penalty,
-        )  # fmt: skip
-        if not len(out):
-            template.reject_action(actions)
-        allocation, profile, delta, true_profile, state, utility, reading, reward, gain, spill = path_kernel.split_step(out[:, : 6 * k + 5])
-        self.state, self.true_profile = np.ascontiguousarray(state), np.ascontiguousarray(true_profile)
-        self._spread = out[:, 6 * k + 5 :] if template.uncertainty else None
-        return np.ascontiguousarray(allocation), np.ascontiguousarray(profile), delta, utility, reading, (reward, gain, spill, tokens / template.budget_tokens)
-
-    def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """:class:`SurrogateVectorEnv`'s step; with ``uncertainty``, ``info["uncertainty"]`` [N, K] (the rows' steps before any autoreset)."""
-        observation, reward, terminated, truncated, info = super().step(actions)
-        if self.template.uncertainty:
-            info["uncertainty"] = self._spread
-            if "final_info" in info:
-                info["final_info"]["uncertainty"] = self._spread
-        return observation, reward, terminated, truncated, info
+        return (template._progress, world.token_scale, world.probe_noise, world.kind_index, world.hidden, world.theta, self.member, template.uncertainty,
+                template.uncertainty_penalty)

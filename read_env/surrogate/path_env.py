@@ -139,23 +139,40 @@ class PathSurrogateEnv(SurrogateEnv):
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
         """The contract's step (:class:`~read_env.allocation_env.AllocationEnv`), computed by one call of
-        :func:`~read_env.surrogate.path_kernel.env_step`."""
+        :meth:`compiled_step`."""
         self._check_running()
         t = self._step
+        k = len(self.capabilities)
         tokens = int(self.step_tokens[t])
         action_rows = np.ascontiguousarray(contract.action_array(action, self._action_shape))[None]
-        out = path_kernel.env_step(
+        out = self.compiled_step(
             action_rows, self.action_mode == "simplex", self.logit_temperature, self.state[None], self._step_index[t], self._kernel_tokens,
             self.budget_tokens, *self._draw_rows, self.utility_noise, self.profile[None], *self._task_rows, self.beta, self.cost_weight,
-            *self.world._kernel_parameters,
+            *self._dynamics_rows(),
         )  # fmt: skip
         if not len(out):
             self.reject_action(action)
-        allocation, profile, delta, self.true_profile, self.state, utility, reading, reward, gain, spill = path_kernel.split_step(out[0])
-        extra = {}
+        step_columns = path_kernel.split_step(out[0, : 6 * k + 5])
+        allocation, profile, delta, self.true_profile, self.state, utility, reading, reward, gain, spill = step_columns
+        extra = self.extra_info(out[0, 6 * k + 5 :])
         if t + 1 == self.num_steps:
-            extra = {"final_utility": float(utility), "initial_utility": self._true_utility(self.world.student)}
+            extra.update(final_utility=float(utility), initial_utility=self._true_utility(self._start_profile()))
         return self._record_step(allocation, tokens, profile, delta, float(reading), (reward, gain, spill, tokens / self.budget_tokens), extra)
+
+    compiled_step = staticmethod(path_kernel.env_step)
+    """The compiled step of rows (:func:`~read_env.surrogate.path_kernel.env_step`'s arguments and output layout)."""
+
+    def _dynamics_rows(self) -> tuple[Any, ...]:
+        """The world's arguments of :attr:`compiled_step` for this episode."""
+        return self.world._kernel_parameters
+
+    def extra_info(self, columns: np.ndarray) -> dict[str, Any]:
+        """Info entries from the columns [..., C] that :attr:`compiled_step` adds after the 6K + 5 of ``split_step`` (none here)."""
+        return {}
+
+    def _start_profile(self) -> np.ndarray:
+        """The true profile [K] the episode started from."""
+        return self.world.student
 
     def reject_action(self, action: np.ndarray) -> None:
         """Raise the contract's error for ``action`` [..., K], one that :func:`path_kernel.env_step` rejected."""

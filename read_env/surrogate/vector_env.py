@@ -215,11 +215,26 @@ class PathSurrogateVectorEnv(SurrogateVectorEnv):
         arguments = (
             action_rows, template.action_mode == "simplex", template.logit_temperature, self.state, self._steps, template._kernel_tokens,
             template.budget_tokens, *self._draw_rows, template.utility_noise, self.profile, *self._task_rows,
-            template.beta, template.cost_weight, *self.world._kernel_parameters,
+            template.beta, template.cost_weight, *self._dynamics_rows(),
         )  # fmt: skip
-        out = path_kernel.env_step(*arguments) if self.num_threads == 1 else path_kernel.env_step_threads(self.num_threads, *arguments)
+        out = template.compiled_step(*arguments) if self.num_threads == 1 else path_kernel.env_step_threads(self.num_threads, *arguments)
         if not len(out):
             template.reject_action(actions)
-        allocation, profile, delta, true_profile, state, utility, reading, reward, gain, spill = path_kernel.split_step(out)
+        allocation, profile, delta, true_profile, state, utility, reading, reward, gain, spill = path_kernel.split_step(out[:, : 6 * k + 5])
         self.state, self.true_profile = np.ascontiguousarray(state), np.ascontiguousarray(true_profile)
+        self._extra_columns = out[:, 6 * k + 5 :]  # what the template's compiled step adds (read by its extra_info)
         return np.ascontiguousarray(allocation), np.ascontiguousarray(profile), delta, utility, reading, (reward, gain, spill, tokens / template.budget_tokens)
+
+    def _dynamics_rows(self) -> tuple[Any, ...]:
+        """The rows' world arguments of the template's compiled step."""
+        return self.world._kernel_parameters
+
+    def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """:class:`SurrogateVectorEnv`'s step, plus the template's ``extra_info`` of the rows' steps (before any
+        autoreset; in ``final_info`` too)."""
+        observation, reward, terminated, truncated, info = super().step(actions)
+        extra = self.template.extra_info(self._extra_columns)
+        info.update(extra)
+        if "final_info" in info:
+            info["final_info"].update(extra)
+        return observation, reward, terminated, truncated, info
