@@ -1,36 +1,39 @@
-"""``ReAD-Surrogate-v0`` and ``-v1`` as gymnax environments: pure ``reset(key, params)`` and ``step(key, state,
+"""``ReAD-Surrogate-v0``, ``-v1`` and ``-v2`` as gymnax environments: pure ``reset(key, params)`` and ``step(key, state,
 action, params)``, ``jit``- and ``vmap``-able, the world and the task in ``params`` so a batch may mix them.
 
 Everything is the numpy environments' (:class:`~read_env.surrogate.env.SurrogateEnv`,
-:class:`~read_env.surrogate.path_env.PathSurrogateEnv`): the dynamics (:mod:`read_env.jax.world`), the
-contract's action map, budget, reward (:mod:`read_env.contract`) and observation, the utility and requirement
-(:mod:`read_env.jax.utility`). What differs, because a compiled program cannot raise or hold strings:
+:class:`~read_env.surrogate.path_env.PathSurrogateEnv`, v2 with its ``V2_OPTIONS``): the dynamics
+(:mod:`read_env.jax.world`), the contract's action map, budget, reward (:mod:`read_env.contract`) and
+observation, the utility and requirement of each family (:mod:`read_env.jax.utility`; v2's shortfalls from the
+episode world's teacher), v2's per-episode probe bias. What differs, because a compiled program cannot raise
+or hold strings:
 
 * **Observation**: one float32 vector [4K + 1], the contract's ``Dict`` flattened as
   ``gymnasium.spaces.flatten`` does (keys in sorted order): ``budget_left`` [1], ``last_allocation`` [K],
   ``last_gain`` [K], ``profile`` [K], ``requirement`` [K]. :func:`observation_dict` splits it again.
 * **Actions** outside the space are clipped (logits to [-1, 1]; simplex entries to >= 0, then renormalized,
   uniform if all are 0) instead of raising.
-* **Noise** (training, probe and utility-reading noise, with ``noise=True``) is drawn from the step's key: the
-  same distributions as the numpy environments', not the same numbers. With ``noise=False`` the two agree.
+* **Noise** (training, probe and utility-reading noise, with ``noise=True``) is drawn from the step's key, v2's
+  probe bias from the reset's key: the same distributions as the numpy environments', not the same numbers.
+  With ``noise=False`` the two agree.
 * **Random worlds and tasks** are drawn from the reset's key with the numpy priors (``World.random``,
-  ``PathWorld.random``, ``Dirichlet(0.5)`` and v1's ``RANDOM_POWERS``).
+  ``PathWorld.random``, ``Dirichlet(0.5)`` and the family's ``RANDOM_POWERS``).
 * **Info** holds the contract's numbers (``allocation``, ``delta_profile``, ``gain``, ``spillover``, ``cost``,
-  ``utility``, ``tokens_used``, ``tokens_used_total``, ``step``) but not the task's name; v1's
+  ``utility``, ``tokens_used``, ``tokens_used_total``, ``step``) but not the task's name; v1's and v2's
   ``final_utility`` and ``initial_utility`` are NaN until the last step.
 * **Autoreset**: gymnax's (``Environment.step`` resets a finished episode in the same call; the last
   observation is ``info["final_observation"]``). Episodes terminate after ``num_steps`` steps, never truncate.
 
-Static (the environment object): capabilities, ``num_steps``, action mode, ``top_k``, noise on or off, and
-whether each episode draws its own world. Parameters (:class:`EnvParams`, arrays): the world (or the prior
-it is drawn from), the task mixture, the budget, ``logit_temperature``, ``beta``, ``cost_weight`` and v1's
-``utility_noise``. Budgets are int32 token counts (below 2^31).
+Static (the environment object): capabilities, ``num_steps``, action mode, ``top_k``, noise on or off,
+whether each episode draws its own world, and ``probe_bias`` (v2: 0.5). Parameters (:class:`EnvParams`,
+arrays): the world (or the prior it is drawn from), the task mixture, the budget, ``logit_temperature``,
+``beta``, ``cost_weight`` and v1's and v2's ``utility_noise``. Budgets are int32 token counts (below 2^31).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -40,13 +43,11 @@ from gymnax.environments import environment, spaces
 
 from read_env.jax import utility
 from read_env.jax.world import World, WorldPrior, draw_world, from_numpy, prior_from_numpy, transition
-from read_env.registration import SURROGATE_ID, SURROGATE_V1_ID
+from read_env.registration import SURROGATE_ID, SURROGATE_V1_ID, SURROGATE_V2_ID, V2_OPTIONS
 from read_env.surrogate.env import SurrogateEnv as NumpySurrogateEnv
 from read_env.surrogate.path_env import RANDOM_POWERS
 from read_env.surrogate.path_env import PathSurrogateEnv as NumpyPathSurrogateEnv
 from read_env.tasks import RANDOM_TASK, RANDOM_TASK_CONCENTRATION, resolve_requirement
-
-V1_RANDOM_POWERS = RANDOM_POWERS["scores"]  # v1 is the scores family (v2, the shortfall family, is not ported)
 
 OBSERVATION_KEYS = ("budget_left", "last_allocation", "last_gain", "profile", "requirement")
 """The observation's blocks, in the order of the flat vector (``gymnasium.spaces.flatten``'s: sorted keys)."""
@@ -62,7 +63,7 @@ class EnvParams:
     (the calibration drawn worlds are perturbed from), the task mixture (``task_weights`` [T, K] and
     ``task_powers`` [T], one row drawn uniformly per episode, or with probability ``random_task_share`` a random
     task instead), ``budget_tokens`` (int32), and the contract's ``logit_temperature``, ``beta``,
-    ``cost_weight``, with v1's ``utility_noise``."""
+    ``cost_weight``, with v1's and v2's ``utility_noise``."""
 
     world: World
     prior: WorldPrior
@@ -81,7 +82,8 @@ class EnvState(environment.EnvState):
     """An episode: ``time`` (steps taken), ``world`` (drawn for the episode, or ``None``: ``params.world``), the
     utility's ``weights`` [K] and ``power``, the observed ``requirement`` and its top-k part ``essential_weight``
     [K], the ``dynamics`` state [2K] (exposures, repaid harm), ``true_profile`` and measured ``profile`` [K],
-    the last ``allocation`` and ``delta`` [K], and ``tokens_used_total`` (int32)."""
+    the last ``allocation`` and ``delta`` [K], ``tokens_used_total`` (int32), and ``probe_bias`` [K] (the
+    episode's probe-suite bias ``b``, standard normal; ``None`` without one: noise off or ``probe_bias`` 0)."""
 
     world: World | None
     weights: jax.Array
@@ -94,21 +96,29 @@ class EnvState(environment.EnvState):
     allocation: jax.Array
     delta: jax.Array
     tokens_used_total: jax.Array
+    probe_bias: jax.Array | None
 
 
 class SurrogateEnv(environment.Environment[EnvState, EnvParams]):
     """``ReAD-Surrogate-v0`` in JAX (see the module docstring); build it with :func:`read_env.jax.make`.
 
-    A later version subclasses this one and overrides the class attributes and the three utility hooks, as
-    :class:`PathSurrogateEnv` does for v1.
+    A later version subclasses this one and overrides the class attributes and the utility hooks, as
+    :class:`PathSurrogateEnv` does for v1 and :class:`ShortfallSurrogateEnv` for v2.
     """
 
     env_id = SURROGATE_ID
     numpy_class: type[NumpySurrogateEnv] = NumpySurrogateEnv
+    numpy_options: ClassVar[dict[str, Any]] = {}
+    """The numpy id's registered options (``gym.make``'s kwargs before the caller's)."""
+    utility_family = "scores"
+    """The utility family of :mod:`read_env.utility` (v0's linear utility is both families' power 1)."""
     path_terms = False
     """Whether the dynamics have v1's prerequisites and repair (a drawn world then draws them too)."""
 
-    def __init__(self, capabilities: Sequence[str], num_steps: int, action_mode: str, top_k: int, noise: bool, draws_world: bool, params: EnvParams) -> None:
+    def __init__(
+        self, capabilities: Sequence[str], num_steps: int, action_mode: str, top_k: int, noise: bool, draws_world: bool, params: EnvParams,
+        probe_bias: float = 0.0,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.capabilities = tuple(capabilities)
         self.num_steps = int(num_steps)
@@ -116,14 +126,15 @@ class SurrogateEnv(environment.Environment[EnvState, EnvParams]):
         self.top_k = int(top_k)
         self.noise = bool(noise)
         self.draws_world = bool(draws_world)
+        self.probe_bias = float(probe_bias)
         self._default_params = params
 
     # ------------------------------------------------------------------------------ version hooks (v0)
-    def task_utility(self, true_profile: jax.Array, weights: jax.Array, power: jax.Array) -> jax.Array:
-        """The task utility of a true profile [K]: linear, ``weights . s``, in v0."""
+    def task_utility(self, true_profile: jax.Array, weights: jax.Array, power: jax.Array, teacher: jax.Array) -> jax.Array:
+        """The task utility of a true profile [K] (``teacher`` [K]: the world's): linear, ``weights . s``, in v0."""
         return weights @ true_profile
 
-    def observed_requirement(self, start_profile: jax.Array, weights: jax.Array, power: jax.Array) -> jax.Array:
+    def observed_requirement(self, start_profile: jax.Array, weights: jax.Array, power: jax.Array, teacher: jax.Array) -> jax.Array:
         """The requirement [K] the observation shows: the utility weights in v0."""
         return weights
 
@@ -162,7 +173,8 @@ class SurrogateEnv(environment.Environment[EnvState, EnvParams]):
         task_key, world_key, probe_key = jax.random.split(key, 3)
         weights, power = self._draw_task(task_key, params)
         world = draw_world(world_key, params.prior, self.path_terms) if self.draws_world else params.world
-        requirement = self.observed_requirement(world.student, weights, power)
+        requirement = self.observed_requirement(world.student, weights, power, world.teacher)
+        bias, probe_key = self._draw_probe_bias(probe_key)
         k = len(self.capabilities)
         zeros = jnp.zeros(k, jnp.float32)
         state = EnvState(
@@ -174,10 +186,11 @@ class SurrogateEnv(environment.Environment[EnvState, EnvParams]):
             essential_weight=requirement * essential_mask(requirement, self.top_k),
             dynamics=jnp.zeros(2 * k, jnp.float32),
             true_profile=world.student,  # the profile of no exposure: s0 + sigma(0)
-            profile=self._measure(probe_key, world, world.student),
+            profile=self._measure(probe_key, world, world.student, bias),
             allocation=zeros,
             delta=zeros,
             tokens_used_total=jnp.int32(0),
+            probe_bias=bias,
         )
         return self.observation(state, params), state
 
@@ -188,13 +201,13 @@ class SurrogateEnv(environment.Environment[EnvState, EnvParams]):
         tokens = step_tokens(params.budget_tokens, self.num_steps, state.time)
         train_noise = jax.random.normal(train_key, allocation.shape) if self.noise else None
         dynamics, true_profile = transition(world, state.dynamics, tokens.astype(jnp.float32), allocation, train_noise)
-        profile = self._measure(probe_key, world, true_profile)
+        profile = self._measure(probe_key, world, true_profile, state.probe_bias)
         delta = profile - state.profile
         gain = state.requirement @ delta
         spill = state.essential_weight @ jnp.maximum(0.0, -delta)
         cost = tokens / params.budget_tokens
         reward = gain - params.beta * spill - params.cost_weight * cost
-        utility_value = self.task_utility(true_profile, state.weights, state.power)
+        utility_value = self.task_utility(true_profile, state.weights, state.power, world.teacher)
         state = state.replace(
             time=state.time + 1, dynamics=dynamics, true_profile=true_profile, profile=profile, allocation=allocation, delta=delta,
             tokens_used_total=state.tokens_used_total + tokens,
@@ -229,11 +242,24 @@ class SurrogateEnv(environment.Environment[EnvState, EnvParams]):
         blocks = (budget_left[None], state.allocation, state.delta, state.profile, state.requirement)
         return jnp.concatenate([jnp.asarray(block, jnp.float32) for block in blocks])
 
-    def _measure(self, key: jax.Array, world: World, true_profile: jax.Array) -> jax.Array:
-        """A probe reading of ``true_profile`` [K]: ``clip(s + probe_noise * N(0, 1), 0, 1)`` (the true one with noise off)."""
+    def _measure(self, key: jax.Array, world: World, true_profile: jax.Array, bias: jax.Array | None) -> jax.Array:
+        """A probe reading of ``true_profile`` [K]: ``clip(s + probe_noise * xi, 0, 1)``, ``xi ~ N(0, 1)`` [K] with
+        the episode's ``bias`` [K] mixed in, ``sqrt(1 - rho) * xi + sqrt(rho) * bias`` (``rho = probe_bias``;
+        ``None``: no bias); the true profile with noise off."""
         if not self.noise:
             return true_profile
-        return jnp.clip(true_profile + world.probe_noise * jax.random.normal(key, true_profile.shape), 0.0, 1.0)
+        noise = jax.random.normal(key, true_profile.shape)
+        if bias is not None:
+            noise = np.sqrt(1.0 - self.probe_bias) * noise + np.sqrt(self.probe_bias) * bias
+        return jnp.clip(true_profile + world.probe_noise * noise, 0.0, 1.0)
+
+    def _draw_probe_bias(self, key: jax.Array) -> tuple[jax.Array | None, jax.Array]:
+        """(The episode's probe-suite bias ``b`` [K], standard normal, the key left for the first reading) from
+        ``key``; ``(None, key)``, nothing drawn, with noise off or ``probe_bias`` 0 (so v0's and v1's draws are unchanged)."""
+        if not (self.noise and self.probe_bias > 0.0):
+            return None, key
+        bias_key, key = jax.random.split(key)
+        return jax.random.normal(bias_key, (len(self.capabilities),)), key
 
     def _draw_task(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, jax.Array]:
         """The episode's utility (weights [K], power): a uniform row of the task table, or a random task."""
@@ -258,14 +284,16 @@ class PathSurrogateEnv(SurrogateEnv):
     numpy_class = NumpyPathSurrogateEnv
     path_terms = True
 
-    def task_utility(self, true_profile: jax.Array, weights: jax.Array, power: jax.Array) -> jax.Array:
+    def task_utility(self, true_profile: jax.Array, weights: jax.Array, power: jax.Array, teacher: jax.Array) -> jax.Array:
         return utility.power_mean(true_profile, weights, power)
 
-    def observed_requirement(self, start_profile: jax.Array, weights: jax.Array, power: jax.Array) -> jax.Array:
+    def observed_requirement(self, start_profile: jax.Array, weights: jax.Array, power: jax.Array, teacher: jax.Array) -> jax.Array:
         return utility.requirement_from_utility(start_profile, weights, power)
 
     def random_power(self, key: jax.Array) -> jax.Array:
-        return jnp.asarray(V1_RANDOM_POWERS, jnp.float32)[jax.random.randint(key, (), 0, len(V1_RANDOM_POWERS))]
+        """One of the family's ``RANDOM_POWERS``, uniformly."""
+        powers = RANDOM_POWERS[self.utility_family]
+        return jnp.asarray(powers, jnp.float32)[jax.random.randint(key, (), 0, len(powers))]
 
     def read_utility(self, key: jax.Array, utility_value: jax.Array, params: EnvParams) -> jax.Array:
         """A dev-split reading ``clip(F + utility_noise * N(0, 1), 0, 1)`` (the true value with noise off)."""
@@ -275,11 +303,27 @@ class PathSurrogateEnv(SurrogateEnv):
 
     def _final_report(self, terminated: jax.Array, utility_value: jax.Array, world: World, state: EnvState) -> dict[str, jax.Array]:
         """The noise-free ``final_utility`` and ``initial_utility`` on the last step, NaN before."""
-        initial = self.task_utility(world.student, state.weights, state.power)
+        initial = self.task_utility(world.student, state.weights, state.power, world.teacher)
         return {"final_utility": jnp.where(terminated, utility_value, jnp.nan), "initial_utility": jnp.where(terminated, initial, jnp.nan)}
 
 
-ENVIRONMENTS: dict[str, type[SurrogateEnv]] = {cls.env_id: cls for cls in (SurrogateEnv, PathSurrogateEnv)}
+class ShortfallSurrogateEnv(PathSurrogateEnv):
+    """``ReAD-Surrogate-v2`` in JAX: v1's environment with the shortfall utility ``a . t - M_q(t - s; a)`` (``t``
+    the episode world's teacher), its requirement, and, with noise on, the per-episode probe bias (``probe_bias``
+    0.5 unless the caller sets it; see :mod:`read_env.surrogate.path_env`)."""
+
+    env_id = SURROGATE_V2_ID
+    numpy_options = V2_OPTIONS
+    utility_family = "shortfall"
+
+    def task_utility(self, true_profile: jax.Array, weights: jax.Array, power: jax.Array, teacher: jax.Array) -> jax.Array:
+        return utility.shortfall_utility(true_profile, weights, power, teacher)
+
+    def observed_requirement(self, start_profile: jax.Array, weights: jax.Array, power: jax.Array, teacher: jax.Array) -> jax.Array:
+        return utility.shortfall_requirement(start_profile, weights, power, teacher)
+
+
+ENVIRONMENTS: dict[str, type[SurrogateEnv]] = {cls.env_id: cls for cls in (SurrogateEnv, PathSurrogateEnv, ShortfallSurrogateEnv)}
 """The JAX environments by id; a later version adds its class here."""
 
 
@@ -307,12 +351,13 @@ def make(env_id: str, *, task: str | Sequence[str] = "math_word_problems", requi
     """The JAX form of ``gym.make(env_id, **kwargs)``: ``(env, params)``, as ``gymnax.make`` returns.
 
     Args:
-        env_id: ``"ReAD-Surrogate-v0"`` or ``"ReAD-Surrogate-v1"`` (``ENVIRONMENTS``).
+        env_id: ``"ReAD-Surrogate-v0"``, ``"-v1"`` or ``"-v2"`` (``ENVIRONMENTS``).
         task: a task name, ``"random"``, or a sequence of them (each episode draws one uniformly).
         requirement: a custom requirement (vector [K] or ``{capability: weight}``): a linear task; wins over ``task``.
         **kwargs: the numpy environment's arguments (``world``, ``world_seed``, ``noise``, ``capabilities``,
             ``budget_tokens``, ``num_steps``, ``action_mode``, ``logit_temperature``, ``beta``, ``top_k``,
-            ``cost_weight``, v1's ``utility_noise``), checked by it: the same errors for the same bad input.
+            ``cost_weight``, v1's and v2's ``utility_noise`` and ``probe_bias``), checked by it: the same errors
+            for the same bad input. ``utility_family`` is the id's: another family is refused.
     """
     if env_id not in ENVIRONMENTS:
         raise ValueError(f"unknown JAX environment {env_id!r}; known: {sorted(ENVIRONMENTS)}")
@@ -320,7 +365,10 @@ def make(env_id: str, *, task: str | Sequence[str] = "math_word_problems", requi
     tasks = [task] if isinstance(task, str) else list(task)
     if not tasks:
         raise ValueError("task must name at least one task")
-    reference = cls.numpy_class(task=tasks[0], **kwargs)  # checks every argument, resolves the world
+    reference = cls.numpy_class(task=tasks[0], **{**cls.numpy_options, **kwargs})  # checks every argument, resolves the world
+    if reference.utility_family != cls.utility_family:
+        others = [other for other, other_cls in ENVIRONMENTS.items() if other_cls.utility_family == reference.utility_family]
+        raise ValueError(f"{env_id} in JAX has the {cls.utility_family!r} utility family, not utility_family={reference.utility_family!r} (use {' or '.join(others)})")
     if reference.budget_tokens > MAX_BUDGET_TOKENS:
         raise ValueError(f"budget_tokens={reference.budget_tokens} exceeds the JAX form's int32 budget ({MAX_BUDGET_TOKENS})")
     capabilities = reference.capabilities
@@ -344,7 +392,8 @@ def make(env_id: str, *, task: str | Sequence[str] = "math_word_problems", requi
         cost_weight=jnp.float32(reference.cost_weight),
         utility_noise=jnp.float32(getattr(reference, "utility_noise", 0.0)),
     )
-    env = cls(capabilities, reference.num_steps, reference.action_mode, reference.top_k, reference.noise, world is None, params)
+    probe_bias = getattr(reference, "probe_bias", 0.0)
+    env = cls(capabilities, reference.num_steps, reference.action_mode, reference.top_k, reference.noise, world is None, params, probe_bias)
     return env, params
 
 

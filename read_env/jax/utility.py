@@ -1,8 +1,10 @@
 """The task utility and its requirement in JAX: :mod:`read_env.utility`'s formulas for one episode (vmap adds rows).
 
-``F(s) = (sum_c a_c s_c^p)^(1/p)`` (``p = 0``: ``prod_c s_c^(a_c)``; ``p = 1``: ``a . s``), scores floored at
-``MIN_SCORE`` before powers and logarithms; the requirement ``r = Proj_simplex([grad F(s)]_+)`` with
-``dF/ds_c = a_c (s_c / F)^(p - 1)``. The power ``p`` is an array, so a batch may mix powers.
+The ``"scores"`` family (v1): ``F(s) = M_p(s; a) = (sum_c a_c s_c^p)^(1/p)`` (``p = 0``: ``prod_c s_c^(a_c)``;
+``p = 1``: ``a . s``), scores floored at ``MIN_SCORE`` before powers and logarithms; the requirement
+``r = Proj_simplex([grad F(s)]_+)`` with ``dF/ds_c = a_c (s_c / F)^(p - 1)``. The ``"shortfall"`` family (v2):
+``F(s) = a . t - M_q(t - s; a)`` with the teacher's profile ``t``, whose gradient is ``grad M_q`` at ``t - s``.
+The power is an array, so a batch may mix powers.
 """
 
 from __future__ import annotations
@@ -50,3 +52,13 @@ def requirement_from_utility(profile: jax.Array, weights: jax.Array, power: jax.
     utility = jnp.maximum(power_mean(scores, weights, power), MIN_SCORE)
     gradient = weights * jnp.exp((power - 1.0) * jnp.log(scores / utility))
     return project_to_simplex(jnp.maximum(gradient, 0.0))
+
+
+def shortfall_utility(profile: jax.Array, weights: jax.Array, power: jax.Array, teacher: jax.Array) -> jax.Array:
+    """``F(s) = a . t - M_q(t - s; a)`` (a scalar) of a profile [K] below the teacher's profile ``teacher`` [K]."""
+    return weights @ teacher - power_mean(teacher - profile, weights, power)
+
+
+def shortfall_requirement(start_profile: jax.Array, weights: jax.Array, power: jax.Array, teacher: jax.Array) -> jax.Array:
+    """``r = Proj_simplex([grad F(s0)]_+)`` [K] of :func:`shortfall_utility`: ``grad M_q`` at the shortfalls ``t - s0``."""
+    return requirement_from_utility(teacher - start_profile, weights, power)

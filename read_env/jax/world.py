@@ -53,6 +53,11 @@ class World:
     train_noise: jax.Array
     probe_noise: jax.Array
 
+    @property
+    def teacher(self) -> jax.Array:
+        """The teacher's profile [K], ``student + gap``: where profiles saturate (v2's utility measures shortfalls from it)."""
+        return self.student + self.gap
+
 
 @struct.dataclass
 class WorldPrior:
