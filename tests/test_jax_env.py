@@ -17,13 +17,14 @@ from read_env import jax as rj  # noqa: E402
 from read_env.jax import utility as jax_utility  # noqa: E402
 from read_env.jax.env import essential_mask  # noqa: E402
 from read_env.jax.world import calibrate, draw_world, from_numpy, prior_from_numpy  # noqa: E402
+from read_env.surrogate.path_env import RANDOM_POWERS  # noqa: E402
 from read_env.surrogate.path_world import PathWorld  # noqa: E402
 from read_env.surrogate.world import World  # noqa: E402
 from read_env.tasks import TASKS  # noqa: E402
-from read_env.utility import power_mean, project_to_simplex, requirement_from_utility  # noqa: E402
+from read_env.utility import power_mean, project_to_simplex, requirement_from_utility, task_requirement, task_utility  # noqa: E402
 
 TOLERANCE = 1e-5
-V0, V1 = "ReAD-Surrogate-v0", "ReAD-Surrogate-v1"
+V0, V1, V2 = "ReAD-Surrogate-v0", "ReAD-Surrogate-v1", "ReAD-Surrogate-v2"
 CAPABILITIES = World.paper().capabilities
 
 
@@ -77,7 +78,7 @@ def assert_same_episode(jax_result, numpy_result, env_id):
     assert not truncated.any() and terminated[-1] and not terminated[:-1].any()
     for key in ("allocation", "delta_profile", "gain", "spillover", "cost", "utility", "tokens_used", "tokens_used_total", "step"):
         np.testing.assert_allclose(infos[key], np.array([info[key] for info in np_infos], dtype=np.float64), atol=TOLERANCE, err_msg=key)
-    if env_id == V1:
+    if env_id != V0:
         for key in ("final_utility", "initial_utility"):
             assert np.isnan(infos[key][:-1]).all()
             np.testing.assert_allclose(infos[key][-1], np_infos[-1][key], atol=TOLERANCE)
@@ -93,10 +94,10 @@ def world_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def envs():
     """One compiled environment per (id, action mode): ``make``'s params for any world or task run on it."""
-    return {(env_id, mode): rj.make(env_id, noise=False, action_mode=mode)[0] for env_id in (V0, V1) for mode in ("logits", "simplex")}
+    return {(env_id, mode): rj.make(env_id, noise=False, action_mode=mode)[0] for env_id in (V0, V1, V2) for mode in ("logits", "simplex")}
 
 
-@pytest.mark.parametrize("env_id", [V0, V1])
+@pytest.mark.parametrize("env_id", [V0, V1, V2])
 @pytest.mark.parametrize("action_mode", ["logits", "simplex"])
 @pytest.mark.parametrize("world", ["paper", "seeded", "file"])
 @pytest.mark.parametrize("task", ["math_word_problems", "code", "custom"])
@@ -120,7 +121,7 @@ def test_a_subset_of_capabilities_equals_the_numpy_environment():
     assert_same_episode(rollout(env, params, jnp.asarray(actions), jax.random.key(0)), numpy_episode(V1, actions, **kwargs), V1)
 
 
-@pytest.mark.parametrize("env_id", [V0, V1])
+@pytest.mark.parametrize("env_id", [V0, V1, V2])
 def test_a_vmapped_batch_of_worlds_tasks_and_budgets_equals_single_numpy_episodes(envs, env_id):
     rows = [(seed, task, budget) for seed, task, budget in zip(range(4), ["math", "science_qa", "chat_assistant", "tool_use"], [20_000_000, 150_000_000] * 2)]
     params = rj.stack_params([rj.make(env_id, world="random", world_seed=seed, task=task, budget_tokens=budget, noise=False)[1] for seed, task, budget in rows])
@@ -157,6 +158,19 @@ def test_utility_and_requirement_equal_numpy(power):
     np.testing.assert_allclose(jax.vmap(jax_utility.requirement_from_utility)(as32(profiles), as32(weights), powers), requirement_from_utility(profiles, weights, power), atol=TOLERANCE)
 
 
+@pytest.mark.parametrize("power", RANDOM_POWERS["shortfall"])
+def test_shortfall_utility_and_requirement_equal_numpy(power):
+    rng = np.random.default_rng(int(4 * power))
+    teachers = rng.uniform(0.3, 1, (50, 8))
+    profiles, weights = teachers * rng.uniform(0, 1, (50, 8)), rng.dirichlet(np.full(8, 0.5), 50)
+    powers = jnp.full(50, power, jnp.float32)
+    as32 = partial(jnp.asarray, dtype=jnp.float32)
+    utilities = jax.vmap(jax_utility.shortfall_utility)(as32(profiles), as32(weights), powers, as32(teachers))
+    np.testing.assert_allclose(utilities, task_utility(profiles, weights, power, teachers), atol=TOLERANCE)
+    requirements = jax.vmap(jax_utility.shortfall_requirement)(as32(profiles), as32(weights), powers, as32(teachers))
+    np.testing.assert_allclose(requirements, task_requirement(profiles, weights, power, teachers), atol=TOLERANCE)
+
+
 def test_sort_free_orderings_equal_the_numpy_sorts():
     """The top-k mask and the simplex projection, computed by pairwise comparisons, on vectors with ties."""
     rng = np.random.default_rng(5)
@@ -182,7 +196,7 @@ def test_drawn_worlds_follow_the_numpy_prior():
     rng = np.random.default_rng(0)
     reference = [PathWorld.random(rng) for _ in range(count)]
     cells = [world._response.reshape(8, 8, 3).transpose(1, 2, 0) for world in reference]  # as from_numpy lays them out
-    for name, theirs in [("student", [w.student for w in reference]), ("gap", [w.gap for w in reference]), ("cells", cells),
+    for name, theirs in [("student", [w.student for w in reference]), ("gap", [w.gap for w in reference]), ("teacher", [w.teacher for w in reference]), ("cells", cells),
                          ("prerequisites", [w.prerequisites for w in reference]), ("forgetting_tokens", [np.log(w.forgetting_tokens) for w in reference]),
                          ("repair_tokens", [np.log(w.repair_tokens) for w in reference])]:  # fmt: skip
         ours = np.asarray(getattr(drawn, name), np.float64)
@@ -192,15 +206,16 @@ def test_drawn_worlds_follow_the_numpy_prior():
         assert (np.abs(quartiles[0] - quartiles[1]) <= spread / 3 + 1e-6).all(), name
 
 
-def test_random_tasks_follow_dirichlet_half_and_the_random_powers():
-    env, params = rj.make(V1, task="random")
+@pytest.mark.parametrize("env_id, family", [(V1, "scores"), (V2, "shortfall")])
+def test_random_tasks_follow_dirichlet_half_and_the_random_powers(env_id, family):
+    env, params = rj.make(env_id, task="random")
     states = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(1), 20_000), params)[1]
     k = len(CAPABILITIES)
     np.testing.assert_allclose(np.asarray(states.weights).sum(axis=1), 1.0, atol=1e-5)
     variance = (1 / k) * (1 - 1 / k) / (k * 0.5 + 1)  # Dirichlet(0.5) marginal
     np.testing.assert_allclose(np.asarray(states.weights).var(axis=0), variance, rtol=0.1)
     powers, counts = np.unique(np.asarray(states.power), return_counts=True)
-    assert sorted(powers.tolist()) == [-1.0, 0.0, 0.5, 1.0] and (np.abs(counts / 20_000 - 0.25) < 0.02).all()
+    assert sorted(powers.tolist()) == sorted(RANDOM_POWERS[family]) and (np.abs(counts / 20_000 - 0.25) < 0.02).all()
 
 
 def test_a_task_mixture_draws_named_and_random_tasks():
@@ -210,11 +225,67 @@ def test_a_task_mixture_draws_named_and_random_tasks():
     assert all(abs(share - 1 / 3) < 0.04 for share in named.values()), named
 
 
-def test_noise_reads_the_profile_with_the_probe_noise():
-    env, params = rj.make(V1)
+@pytest.mark.parametrize("env_id", [V1, V2])
+def test_noise_reads_the_profile_with_the_probe_noise(env_id):
+    """The probe noise's standard deviation is the world's, with v2's bias mixed in or not."""
+    env, params = rj.make(env_id)
     states = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(3), 5000), params)[1]
     error = np.asarray(states.profile - states.true_profile)
     np.testing.assert_allclose(error.std(axis=0), World.paper().probe_noise, rtol=0.1)
+
+
+def _reading_errors_numpy(env_id, episodes):
+    """Probe errors (reading - true profile) [N, 2, K] of the readings after reset and after one step, numpy env."""
+    env = gym.make(env_id, num_steps=2)
+    errors = []
+    for seed in range(episodes):
+        first = env.reset(seed=seed)[0]["profile"] - env.unwrapped.true_profile
+        errors.append([first, env.step(np.zeros(len(CAPABILITIES), np.float32))[0]["profile"] - env.unwrapped.true_profile])
+    return np.array(errors)
+
+
+@partial(jax.jit, static_argnums=(0, 2))
+def _reading_errors_jax(env, params, episodes, key):
+    """The same [N, 2, K] from JAX episodes (vmap over keys), and the episodes' probe biases [N, K] (``None``: none)."""
+
+    def episode(key):
+        reset_key, step_key = jax.random.split(key)
+        _, state = env.reset(reset_key, params)
+        _, stepped, *_ = env.step_env(step_key, state, jnp.zeros(len(CAPABILITIES)), params)
+        return jnp.stack([state.profile - state.true_profile, stepped.profile - stepped.true_profile]), stepped.probe_bias
+
+    return jax.vmap(episode)(jax.random.split(key, episodes))
+
+
+def _mean_correlation(errors):
+    """The correlation over episodes of the two readings' errors [N, 2, K], averaged over the K capabilities."""
+    return np.mean([np.corrcoef(errors[:, 0, c], errors[:, 1, c])[0, 1] for c in range(errors.shape[2])])
+
+
+@pytest.mark.parametrize("env_id, rho", [(V1, 0.0), (V2, 0.5)])
+def test_the_probe_bias_correlates_the_readings_of_an_episode_as_numpy_does(env_id, rho):
+    """Two readings of one episode share its probe bias: their errors correlate by ``probe_bias`` (v1: 0, v2: 0.5).
+    Means of 8 correlations over 4,000 (JAX) and 2,000 (numpy) episodes: standard errors ~0.004 and ~0.006, the
+    tolerance 0.05; fixed keys and seeds."""
+    env, params = rj.make(env_id, num_steps=2)
+    assert env.probe_bias == rho == gym.make(env_id).unwrapped.probe_bias
+    ours = _mean_correlation(np.asarray(_reading_errors_jax(env, params, 4000, jax.random.key(6))[0], np.float64))
+    theirs = _mean_correlation(_reading_errors_numpy(env_id, 2000))
+    assert abs(ours - rho) < 0.05 and abs(theirs - rho) < 0.05 and abs(ours - theirs) < 0.05, (ours, theirs)
+
+
+def test_a_biased_episode_keeps_its_bias_and_mixes_it_into_every_reading():
+    """A reading's error is ``probe_noise * (sqrt(1 - rho) xi_t + sqrt(rho) b)`` with the state's bias ``b``:
+    less the bias's part, the errors of two readings are fresh noise of std ``sqrt(1 - rho) probe_noise``, uncorrelated
+    (4,000 episodes; the bias's part left in would correlate them by 1/3)."""
+    env, params = rj.make(V2, num_steps=2)
+    errors, bias = _reading_errors_jax(env, params, 4000, jax.random.key(7))
+    assert bias.shape == (4000, len(CAPABILITIES))
+    probe_noise = World.paper().probe_noise
+    fresh = np.asarray(errors, np.float64) - probe_noise * np.sqrt(0.5) * np.asarray(bias, np.float64)[:, None, :]
+    assert abs(_mean_correlation(fresh)) < 0.05
+    np.testing.assert_allclose(fresh.std(axis=0) / probe_noise, np.sqrt(0.5), rtol=0.1)
+    assert rj.make(V2, noise=False)[0].reset(jax.random.key(0), params)[1].probe_bias is None
 
 
 def test_each_episode_draws_its_own_world_unless_seeded():
@@ -248,6 +319,7 @@ def test_gymnax_make_and_the_gym_wrapper():
 
     env, params = gymnax.make(V1, num_steps=3)
     assert isinstance(env, rj.PathSurrogateEnv) and env.num_steps == 3
+    assert isinstance(gymnax.make(V2)[0], rj.ShortfallSurrogateEnv)
     gym_env = GymnaxToGymWrapper(env, params, seed=0)
     gym_env.reset(seed=0)
     assert gym_env.observation_space.shape == (33,) and gym_env.action_space.shape == (8,)
@@ -277,6 +349,9 @@ def test_observation_dict_is_the_contract_observation():
         ({"env_id": V0, "budget_tokens": 3_000_000_000}, "int32"),
         ({"env_id": V0, "num_steps": 0}, "num_steps"),
         ({"env_id": V1, "utility_noise": -1.0}, "utility_noise"),
+        ({"env_id": V2, "probe_bias": 1.5}, "probe_bias"),
+        ({"env_id": V1, "utility_family": "shortfall"}, "'scores' utility family.*use ReAD-Surrogate-v2"),
+        ({"env_id": V2, "utility_family": "scores"}, "'shortfall' utility family"),
     ],
 )
 def test_bad_arguments_are_refused_at_make(kwargs, error):
