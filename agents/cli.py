@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = command("train", "train PPO (or another SB3 algorithm, or ppo_jax: PPO compiled with JAX) on the surrogate")
     tr.add_argument("--algo", default="ppo", help="a Stable-Baselines3 algorithm name (ppo, sac, a2c, ...) or ppo_jax (agents.policies.ppo_jax; pip install 'read-env[jax]')")
-    tr.add_argument("--env-id", default=RECOMMENDED_SURROGATE_ID, help="the surrogate to train on: ReAD-Surrogate-v2, -v1 or -v0 (ppo_jax: v1 or v0)")
+    tr.add_argument("--env-id", default=RECOMMENDED_SURROGATE_ID, help="the surrogate to train on: ReAD-Surrogate-v2, -v1 or -v0 (ppo_jax: the same, read_env.jax's forms)")
     tr.add_argument("--world", default="random", help="'random' (a new world every episode), 'paper', a world .json (e.g. from fit-world), "
                     "a fitted environment's shipped world (mini_v1; mini_v1_students: a prior over three students' worlds, one drawn "
                     "per episode), or a comma list of .json worlds spread evenly over the parallel environments")

@@ -55,7 +55,7 @@ Network = dict[str, jax.Array]
 class PPOConfig:
     """Every setting of a training run (the environments' and PPO's)."""
 
-    env_id: str = SURROGATE_V1_ID
+    env_id: str = SURROGATE_V1_ID  # one of read_env.jax.ENVIRONMENTS: ReAD-Surrogate-v0, -v1 or -v2
     world: str = "random"  # "random": every episode a new world; "paper" or a world .json
     tasks: tuple[str, ...] = TRAIN_TASKS  # each episode draws one uniformly ("random": a Dirichlet requirement)
     budgets: tuple[int, ...] = TRAIN_BUDGETS  # spread over the environments

@@ -73,6 +73,15 @@ def test_compare_and_the_cli_take_it(trained, tmp_path, capsys):
     assert "saved" in capsys.readouterr().out and ppo_jax.load(out / "model.npz")[1].env_id == "ReAD-Surrogate-v0"
 
 
+def test_it_trains_on_v2_the_command_lines_default(tmp_path):
+    """ReAD-Surrogate-v2: 30 updates raise the return as on v1, and ``train --algo ppo_jax`` without ``--env-id`` trains on it."""
+    _, report = ppo_jax.train(dataclasses.replace(TINY, env_id="ReAD-Surrogate-v2"), tmp_path / "v2")
+    returns = np.array(report["episode_return"])
+    assert np.isfinite(returns).all() and returns[-5:].mean() > returns[:5].mean()
+    assert main(["train", "--algo", "ppo_jax", "--timesteps", "5120", "--budgets", "20M", "--out", str(tmp_path / "cli")]) == 0
+    assert ppo_jax.load(tmp_path / "cli" / "model.npz")[1].env_id == "ReAD-Surrogate-v2"
+
+
 def test_bad_configs_are_refused():
     with pytest.raises(ValueError, match="less than one update"):
         dataclasses.replace(TINY, total_timesteps=10)
