@@ -288,6 +288,20 @@ def test_a_biased_episode_keeps_its_bias_and_mixes_it_into_every_reading():
     assert rj.make(V2, noise=False)[0].reset(jax.random.key(0), params)[1].probe_bias is None
 
 
+def test_v2_measures_shortfalls_from_the_drawn_worlds_teacher():
+    """With a world drawn per episode, v2's requirement and final utility use that world's teacher (numpy's
+    formulas on the drawn world, float64), not the prior's."""
+    env, params = rj.make(V2, world="random", task="math_word_problems", noise=False, num_steps=2)
+    keys = jax.random.split(jax.random.key(8), 16)
+    _, states = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+    _, stepped, _, _, infos = jax.vmap(env.step_env, in_axes=(0, 0, None, None))(keys, states, jnp.zeros(len(CAPABILITIES)), params)
+    student, teacher, weights = (np.asarray(array, np.float64) for array in (states.world.student, states.world.teacher, states.weights))
+    np.testing.assert_allclose(states.requirement, task_requirement(student, weights, 1.25, teacher), atol=TOLERANCE)
+    np.testing.assert_allclose(infos["utility"], task_utility(np.asarray(stepped.true_profile), weights, 1.25, teacher), atol=TOLERANCE)
+    paper = task_requirement(student, weights, 1.25, np.asarray(params.world.teacher, np.float64))
+    assert np.abs(np.asarray(states.requirement) - paper).max() > 1e-2
+
+
 def test_each_episode_draws_its_own_world_unless_seeded():
     env, params = rj.make(V1, world="random")
     states = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(4), 3), params)[1]
