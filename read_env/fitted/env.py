@@ -82,15 +82,14 @@ class FittedEnv(PathSurrogateEnv):
         """The episode's ensemble member, uniform over ``members``."""
         return int(rng.integers(members))
 
-    def _begin(self, prepared: dict[str, Any]) -> tuple[np.ndarray, float]:
-        super()._begin(prepared)
+    def _place_start(self) -> None:
+        """Draw the episode's member (the episode's last draw) and start from its start profile."""
         self.member = self.draw_member(self.np_random, self.world.members)
         world = self.world
         self.state = world.initial_state(member=self.member)
         self.true_profile = world.profile(self.state)
         self._world_rows = (self._progress, world.token_scale, world.probe_noise, world.kind_index, world.hidden, world.theta, np.array([self.member]),
                             self.uncertainty, self.uncertainty_penalty)
-        return self._read_profile()
 
     compiled_step = staticmethod(kernel.env_step)
 
@@ -117,13 +116,11 @@ class FittedVectorEnv(PathSurrogateVectorEnv):
         super().__init__(num_envs, **kwargs)
         self.member = np.zeros(self.num_envs, dtype=np.int64)
 
-    def _reset_rows(self, rows: np.ndarray, seeds: list[int | None], prepared: dict[str, Any]) -> None:
-        super()._reset_rows(rows, seeds, prepared)  # draws as single environments do, then the member after them
+    def _start_states(self, rows: np.ndarray) -> np.ndarray:
+        """Draw each row's member (as single environments do, last) and return their start states [len(rows), 2K]."""
         for row in rows:
             self.member[row] = self.template.draw_member(self._rngs[row], self.world.members)
-        self.state[rows] = self.world.initial_state((len(rows),), self.member[rows])
-        self.true_profile = self.world.profile(self.state)
-        self.profile[rows] = self._measure(self.true_profile, self._steps)[rows]
+        return self.world.initial_state((len(rows),), self.member[rows])
 
     def _start_utility(self) -> np.ndarray:
         """True utility [N] of each row's start profile (its member's)."""

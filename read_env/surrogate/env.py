@@ -138,12 +138,16 @@ class SurrogateEnv(AllocationEnv):
 
     def _begin(self, prepared: dict[str, Any]) -> tuple[np.ndarray, float]:
         self._start_episode(prepared)
+        self._place_start()
         return self._read_profile()
 
     def _start_episode(self, prepared: dict[str, Any]) -> None:
-        """Draw the episode's world and noise (``draw_episode``) and put the student at its start state."""
+        """Draw the episode's world and noise (``draw_episode``)."""
         spec, seed, world = prepared["_world"]
         self.world, self._noise = draw_episode(self.np_random, world, spec, seed, self.capabilities, self.noise, self.num_steps, self.world_class)
+
+    def _place_start(self) -> None:
+        """Put the student at the episode's start state, after every other draw of the episode."""
         self.state = self.world.initial_state()
         self.true_profile = self.world.profile(self.state)
 

@@ -135,6 +135,7 @@ class PathSurrogateEnv(SurrogateEnv):
         self._draw_rows = (np.empty((1, 0, len(self.capabilities))) if noise is None else noise[None], np.empty((1, 0)) if readings is None else readings[None])
         task = (self.requirement, self._essential_weight, self.utility_weights, np.array(self.utility_power), self._utility_teacher)
         self._task_rows = tuple(array[None] for array in task)
+        self._place_start()
         return self._read_profile()
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:

@@ -122,11 +122,15 @@ class SurrogateVectorEnv(VectorEnv):
         # Fresh arrays, not in-place writes: the last step's info still refers to the old ones.
         for name in ("state", "allocation", "delta", "_steps", "tokens_used_total"):
             values = getattr(self, name).copy()
-            values[rows] = self.world.initial_state() if name == "state" else 0
+            values[rows] = self._start_states(rows) if name == "state" else 0
             setattr(self, name, values)
         self.true_profile = self.world.profile(self.state)
         self.profile = self.profile.copy()
         self.profile[rows] = self._measure(self.true_profile, self._steps)[rows]
+
+    def _start_states(self, rows: np.ndarray) -> np.ndarray:
+        """The start states [len(rows), S] of the rows' new episodes, after every other draw of theirs."""
+        return self.world.initial_state()
 
     def _measure(self, true_profile: np.ndarray, readings: np.ndarray) -> np.ndarray:
         """Probe readings [N, K] of ``true_profile``: reading ``readings[i]`` of row ``i``."""
