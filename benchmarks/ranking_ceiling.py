@@ -13,22 +13,21 @@ it cannot be met on this data, whatever the model. Points throughout (100 x util
 from __future__ import annotations
 
 import argparse
-import json
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
+
+from read_env.fitted.validate import schedule_key
+from read_env.surrogate.fit_world import load_episodes
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", nargs="+", help="data set folders (episodes.jsonl)")
     args = parser.parse_args()
-    records = [json.loads(line) for folder in args.data for line in (Path(folder) / "episodes.jsonl").read_text().splitlines() if line.strip()]
-    groups: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for record in records:
-        schedule = json.dumps(np.round(record["allocations"], 4).tolist())
-        groups[(record["task"], record["budget_tokens"])][schedule].append(100 * record["final_utility"])
+    groups: dict[tuple[str, int], dict[bytes, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for episode in load_episodes(args.data):
+        groups[(episode.task, episode.budget_tokens)][schedule_key(episode)].append(100 * episode.final_utility)
     print("task, budget: episodes, schedules, noise sd, total sd, signal sd, ceiling")
     for (task, budget), schedules in sorted(groups.items()):
         repeated = [values for values in schedules.values() if len(values) > 1]
