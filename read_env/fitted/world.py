@@ -166,7 +166,8 @@ class FittedWorld:
     # ------------------------------------------------------------------------------ files and the env hooks
     def to_data(self) -> dict[str, Any]:
         """This world as JSON-able data (the inverse of :meth:`from_data`)."""
-        return {"format": FORMAT, "kind": self.kind, "capabilities": list(self.capabilities), "student": (self.starts if self.starts_apart else self.student).tolist(), "theta": self.theta.tolist(),
+        student = self.starts if self.starts_apart else self.student
+        return {"format": FORMAT, "kind": self.kind, "capabilities": list(self.capabilities), "student": student.tolist(), "theta": self.theta.tolist(),
                 "token_scale": self.token_scale, "hidden": self.hidden, "probe_noise": self.probe_noise, "fit": self.fit}
 
     @classmethod
@@ -226,12 +227,10 @@ class FittedWorld:
         profile. The worlds must share kind, capabilities, hidden units, token scale and member count (so a uniform
         member is a uniform world); ``probe_noise`` is their mean; ``fit`` holds their records under ``"worlds"``."""
         first = worlds[0]
-        for world in worlds[1:]:
-            same = (world.kind, world.capabilities, world.hidden, world.token_scale, world.members)
-            if same != (first.kind, first.capabilities, first.hidden, first.token_scale, first.members):
-                raise ValueError(f"worlds combined into a prior must share kind, capabilities, hidden units, token scale and member count; "
-                                 f"got {same[0]}/{same[2]}/{same[3]}/{same[4]} members against {first.kind}/{first.hidden}/{first.token_scale}/"
-                                 f"{first.members} (or other capabilities)")
+        if len({(world.kind, world.capabilities, world.hidden, world.token_scale, world.members) for world in worlds}) > 1:
+            shapes = ", ".join(f"{world.kind} of {world.members} members ({world.hidden} hidden, {world.token_scale:g} tokens, K={len(world.capabilities)})"
+                               for world in worlds)
+            raise ValueError(f"worlds combined into a prior must share kind, capabilities, hidden units, token scale and member count; got {shapes}")
         fit = {"worlds": [world.fit for world in worlds], "data": " + ".join(str(world.fit.get("data", "?")) for world in worlds)}
         steps = {world.fit.get("num_steps") for world in worlds} - {None}
         if len(steps) == 1:
