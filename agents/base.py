@@ -19,8 +19,6 @@ mismatch.
 
 from __future__ import annotations
 
-import importlib
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +104,7 @@ class Agent:
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.t = 0  # steps taken in the current episode
+        self.name = type(self).name  # an instance's own (the registry names each agent it builds)
 
     # ------------------------------------------------------------------------------------ public API
     def reset(self, observation: Observation, info: Mapping[str, Any] | None = None) -> None:
@@ -131,18 +130,21 @@ class Agent:
         return {}
 
     def save(self, path: str | Path) -> None:
-        """Write the whole agent state (parameters, buffers, generator state) to ``path``."""
-        with open(path, "wb") as handle:
-            pickle.dump({"class": f"{type(self).__module__}:{type(self).__qualname__}", "state": self.__dict__}, handle)
+        """Write the whole agent state (parameters, buffers, generator state) to ``path``, an ``.npz`` file read
+        without pickle (:mod:`agents.saving`); ``TypeError`` naming a field of a type that file cannot hold."""
+        from agents.saving import write_agent
+
+        write_agent(self, path)
 
     def load(self, path: str | Path) -> Agent:
         """Restore the state written by :meth:`save` into this agent (of the same class); returns ``self``."""
-        with open(path, "rb") as handle:
-            payload = pickle.load(handle)
-        expected = f"{type(self).__module__}:{type(self).__qualname__}"
-        if payload.get("class") != expected:
-            raise ValueError(f"{path} holds a {payload.get('class')}, not a {expected}")
-        self.__dict__.update(payload["state"])
+        from agents.saving import read_agent
+
+        loaded = read_agent(path)
+        if type(loaded) is not type(self):
+            raise ValueError(f"{path} holds a {type(loaded).__name__}, not a {type(self).__name__}")
+        vars(self).clear()
+        vars(self).update(vars(loaded))
         return self
 
     def check_observation(self, observation: object) -> dict[str, np.ndarray]:
@@ -159,15 +161,16 @@ class Agent:
         pass
 
 
-def load_agent(path: str | Path) -> Agent:
-    """Rebuild any agent saved with :meth:`Agent.save` (its class is recorded in the file)."""
-    with open(path, "rb") as handle:
-        payload = pickle.load(handle)
-    module, _, qualname = payload["class"].partition(":")
-    cls = getattr(importlib.import_module(module), qualname)
-    agent = object.__new__(cls)
-    agent.__dict__.update(payload["state"])
-    return agent
+def load_agent(path: str | Path, *, allow_pickle: bool = False) -> Agent:
+    """Rebuild any agent saved with :meth:`Agent.save` (its class, one of the registered agents', is recorded in the file).
+
+    Reads no pickle and runs no code the file names; any other file is a ``ValueError`` saying why.
+    ``allow_pickle=True`` also reads a pickle written by an older read-env's ``Agent.save``, which runs whatever
+    code the pickle names: only for a file you trust, to convert it once (``load_agent(old, allow_pickle=True).save(new)``).
+    """
+    from agents.saving import read_agent
+
+    return read_agent(path, allow_pickle=allow_pickle)
 
 
 class SB3Agent(Agent):

@@ -81,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         episode, agent = run_episode(factory, args.env_id, args.task, args.budget, args.steps, args.seed, env_kwargs, on_step=log)
     if args.save_agent:
-        agent.save(out / "agent.pkl")
+        agent.save(out / "agent.npz")
     summary = {"agent": agent.name, "task": episode.task, "budget_tokens": episode.budget_tokens, "seed": episode.seed,
                "initial_utility_points": round(100 * episode.initial_utility, 4), "final_utility_points": round(100 * episode.final_utility, 4),
                "final_allocation": np.round(episode.steps[-1]["allocation"], 3).tolist(), **episode.extra}
@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="seed of the episode and the agent")
     run.add_argument("--out", default="runs/run", help="parent folder; each run writes a fresh OUT/run-NNN")
     run.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard logs")
-    run.add_argument("--save-agent", action="store_true", help="also save the agent after the episode (agent.pkl)")
+    run.add_argument("--save-agent", action="store_true", help="also save the agent after the episode (agent.npz; agents.load_agent reads it)")
     common(run)
     run.set_defaults(func=cmd_run)
 

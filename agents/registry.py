@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from agents.policies.ado import AdoAgent
@@ -20,16 +21,25 @@ from agents.policies.skill_it import SkillItAgent
 from agents.policies.tscl import TSCLAgent
 
 
-def _named(cls: type[Agent], name: str, **fixed: Any) -> Callable[..., Agent]:
-    def build(setting: Setting, seed: int | None = None, **overrides: Any) -> Agent:
-        agent = cls(setting, seed, **{**fixed, **overrides})
-        agent.name = name
+@dataclass(frozen=True)
+class RegisteredAgent:
+    """A registered agent: calling it builds ``cls(setting, seed, **{**fixed, **overrides})`` and names it ``name``."""
+
+    cls: type[Agent]
+    name: str
+    fixed: Mapping[str, Any]
+
+    def __call__(self, setting: Setting, seed: int | None = None, **overrides: Any) -> Agent:
+        agent = self.cls(setting, seed, **{**self.fixed, **overrides})
+        agent.name = self.name
         return agent
 
-    return build
+
+def _named(cls: type[Agent], name: str, **fixed: Any) -> RegisteredAgent:
+    return RegisteredAgent(cls, name, fixed)
 
 
-AGENTS: dict[str, Callable[..., Agent]] = {
+AGENTS: dict[str, RegisteredAgent] = {
     "uniform": _named(UniformAgent, "uniform"),
     "task_static": _named(TaskStaticAgent, "task_static"),
     "single": _named(SingleCapabilityAgent, "single"),

@@ -103,14 +103,20 @@ class AdoAgent(Agent):
         if not (0 < c.alpha_min <= c.alpha_max and c.alpha_grid_step > 0 and c.min_points >= 2):
             raise ValueError(f"ADO needs 0 < alpha_min <= alpha_max, alpha_grid_step > 0 and min_points >= 2, got {c}")
         self.alphas = np.arange(c.alpha_min, c.alpha_max + c.alpha_grid_step / 2, c.alpha_grid_step)
+        k = setting.num_capabilities
+        # episode state (begin sets it)
+        self.prior = np.full(k, 1.0 / k)
+        self.p, self.p_mean, self.history = self.prior.copy(), self.prior.copy(), self.prior.copy()
+        self.spent: list[float] = []  # n_t, share of the budget spent
+        self.losses: list[np.ndarray] = []  # L_t = 1 - s_t [K]
 
     def begin(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> None:
         self.prior = observation["requirement"] / observation["requirement"].sum()
         self.p = self.prior.copy()
         self.p_mean = self.prior.copy()
         self.history = self.prior.copy()
-        self.spent: list[float] = []  # n_t, share of the budget spent
-        self.losses: list[np.ndarray] = []  # L_t = 1 - s_t [K]
+        self.spent = []
+        self.losses = []
 
     def policy(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         return self.p

@@ -45,13 +45,21 @@ class AioliAgent(Agent):
     def __init__(self, setting: Setting, seed: int | None = None, **overrides: Any) -> None:
         super().__init__(setting, seed)
         self.config = AioliConfig(**overrides)
+        k = setting.num_capabilities
+        # episode state (begin sets it)
+        self.p = np.full(k, 1.0 / k)
+        self.order = np.arange(k)
+        self.played: list[np.ndarray] = []
+        self.changes: list[np.ndarray] = []
+        self.transfer = np.zeros((k, k))
+        self.profiling_tokens = 0
 
     def begin(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> None:
         k = self.setting.num_capabilities
         self.p = np.full(k, 1.0 / k)
         self.order = np.argsort(-observation["requirement"], kind="stable")
-        self.played: list[np.ndarray] = []
-        self.changes: list[np.ndarray] = []
+        self.played = []
+        self.changes = []
         self.transfer = np.zeros((k, k))
         self.profiling_tokens = 0
         if self.config.profile_fraction > 0:

@@ -148,6 +148,13 @@ class ReadBandit(Agent):
         self.last_scores: dict[str, np.ndarray] = {}
         self.requirement = np.full(k, 1.0 / k)
         self.profiling_tokens = 0
+        # episode state (begin sets it)
+        self.kappa = self.config.kappa0
+        self.slope = 1.0
+        self.cumulative_reward = 0.0
+        self.checkpoints: list[tuple[float, float]] = []
+        self.next_checkpoint = self.config.checkpoint_fraction
+        self.episode_steps = 0
 
     def _new_ensemble(self) -> BatchedEnsemble:
         c = self.config

@@ -32,6 +32,10 @@ class Exp3Agent(Agent):
     def __init__(self, setting: Setting, seed: int | None = None, **overrides: Any) -> None:
         super().__init__(setting, seed)
         self.config = Exp3Config(**overrides)
+        # episode state (begin sets it)
+        self.log_weights = np.zeros(setting.num_capabilities)
+        self.reward_scale = 0.0
+        self.updates = 0
 
     def begin(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> None:
         self.log_weights = np.zeros(self.setting.num_capabilities)

@@ -37,6 +37,12 @@ class LinUCBAgent(Agent):
     def __init__(self, setting: Setting, seed: int | None = None, **overrides: Any) -> None:
         super().__init__(setting, seed)
         self.config = LinUCBConfig(**overrides)
+        d = 4 * setting.num_capabilities + 1
+        # episode state (begin sets it)
+        self.gram = self.config.ridge * np.eye(d)
+        self.target = np.zeros(d)
+        self.raw: list[tuple[np.ndarray, float]] = []
+        self.profiling_tokens = 0
 
     def features(self, observation: dict[str, np.ndarray], allocations: np.ndarray) -> np.ndarray:
         w = allocations
@@ -46,7 +52,7 @@ class LinUCBAgent(Agent):
         d = 4 * self.setting.num_capabilities + 1
         self.gram = self.config.ridge * np.eye(d)
         self.target = np.zeros(d)
-        self.raw: list[tuple[np.ndarray, float]] = []
+        self.raw = []
         self.profiling_tokens = 0
         if self.config.profile_fraction > 0:
             runs = profile(self.setting, observation["requirement"], self.config.profile_fraction, self.rng, self.config.top_k, self.config.max_candidates)

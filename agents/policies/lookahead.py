@@ -60,6 +60,7 @@ class ReadLookahead(ReadBandit):
         if self.config.profile_fraction > 0:
             raise ValueError("read_lookahead has no profiling split (a one-step profiling run has no return): profile_fraction must be 0")
         self.next_observation: dict[str, np.ndarray] | None = None
+        self.last_utility = np.nan  # the dev utility reading of the last step (begin sets it)
 
     def begin(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> None:
         super().begin(observation, info)

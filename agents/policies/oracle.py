@@ -58,6 +58,8 @@ class OracleAgent(Agent):
         self.fixed = bool(fixed)
         if not oracle_available(setting):
             raise ValueError(f"the oracle needs a surrogate environment with a known world (world='paper', or 'random' with world_seed); got {setting.env_id} {dict(setting.env_kwargs)}")
+        self.schedule = np.empty((0, setting.num_capabilities))  # [T, K] (begin plans it)
+        self.planned_utility = np.nan
 
     def begin(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> None:
         kwargs = self.setting.env_kwargs

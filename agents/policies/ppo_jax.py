@@ -283,7 +283,7 @@ def save(path: str | Path, network: Network, config: PPOConfig) -> None:
 
 def load(path: str | Path) -> tuple[Network, PPOConfig]:
     """The network and config written by :func:`save`."""
-    with np.load(path) as data:
+    with np.load(path, allow_pickle=False) as data:  # a pickle or an object array is a ValueError, never run
         if "config" not in data or "log_std" not in data:
             raise ValueError(f"{path} is not a ppo_jax model (written by agents.policies.ppo_jax.save)")
         fields = json.loads(str(data["config"]))

@@ -82,6 +82,12 @@ class SkillItAgent(Agent):
     def __init__(self, setting: Setting, seed: int | None = None, **overrides: Any) -> None:
         super().__init__(setting, seed)
         self.config = SkillItConfig(**overrides)
+        k = setting.num_capabilities
+        # episode state (begin sets it)
+        self.target = np.ones(k)  # m [K]
+        self.losses: list[np.ndarray] = []  # L(0), L(1), ... [K] each
+        self.profiling_tokens = 0
+        self.graph = np.zeros((k, k))  # A [K trained, K evaluated]
 
     def begin(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> None:
         c = self.config

@@ -59,6 +59,9 @@ class TSCLAgent(Agent):
         self.config = TSCLConfig(**overrides)
         if self.config.window < 2 or not 0 <= self.config.epsilon <= 1:
             raise ValueError(f"TSCL needs window >= 2 and 0 <= epsilon <= 1, got {self.config}")
+        # episode state (begin sets it)
+        self.arms = np.arange(setting.num_capabilities)
+        self.scores: list[np.ndarray] = []
 
     def begin(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> None:
         self.arms = np.flatnonzero(observation["requirement"] > 0)
