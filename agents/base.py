@@ -30,7 +30,7 @@ import numpy as np
 import read_env  # noqa: F401  (registers the environment ids)
 from read_env import contract
 from read_env.capabilities import PAPER_CAPABILITIES
-from read_env.registration import SURROGATE_ID
+from read_env.registration import DEFAULT_ENV_ID, episode_defaults
 
 Observation = Mapping[str, np.ndarray]
 OBS_TOLERANCE = 1e-4
@@ -42,14 +42,21 @@ class Setting:
 
     ``env_kwargs`` holds the remaining environment arguments (``world``, ``world_seed``, ``noise``, ``beta``,
     ...); agents that need a model of the environment (the oracle, the grid search's profiling runs) use
-    them, the others only use ``capabilities`` (K) and ``num_steps``.
+    them, the others only use ``capabilities`` (K) and ``num_steps``. ``num_steps`` and ``budget_tokens``
+    (tokens) left ``None`` become the environment's own (:func:`read_env.registration.episode_defaults`).
     """
 
     capabilities: tuple[str, ...] = PAPER_CAPABILITIES
-    num_steps: int = 20
-    budget_tokens: int = 20_000_000
-    env_id: str = SURROGATE_ID
+    num_steps: int | None = None
+    budget_tokens: int | None = None
+    env_id: str = DEFAULT_ENV_ID
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.num_steps is None or self.budget_tokens is None:
+            budget_tokens, num_steps = episode_defaults(self.env_id, self.env_kwargs)
+            object.__setattr__(self, "num_steps", num_steps if self.num_steps is None else self.num_steps)
+            object.__setattr__(self, "budget_tokens", budget_tokens if self.budget_tokens is None else self.budget_tokens)
 
     @property
     def num_capabilities(self) -> int:
@@ -59,7 +66,7 @@ class Setting:
     def from_env(cls, env: Any, env_id: str | None = None, env_kwargs: Mapping[str, Any] | None = None) -> Setting:
         """The setting of a made environment (reads its public ``capabilities``, ``num_steps``, ``budget_tokens``)."""
         base = env.unwrapped
-        env_id = env_id or (env.spec.id if getattr(env, "spec", None) is not None else SURROGATE_ID)
+        env_id = env_id or (env.spec.id if getattr(env, "spec", None) is not None else DEFAULT_ENV_ID)
         return cls(tuple(base.capabilities), int(base.num_steps), int(base.budget_tokens), env_id, dict(env_kwargs or {}))
 
 
@@ -220,9 +227,13 @@ def as_agent(obj: object, setting: Setting, seed: int | None = None) -> Agent:
     raise TypeError(f"{type(obj).__name__} is neither an agents.Agent nor an SB3 model (an object with predict and action_space)")
 
 
-def make_env(env_id: str, action_mode: str, task: str | None, budget_tokens: int, num_steps: int, env_kwargs: Mapping[str, Any] | None = None) -> gym.Env:
-    """``gym.make`` an environment id with the contract's episode keywords (``task=None`` keeps the id's default)."""
+def make_env(env_id: str, action_mode: str, task: str | None, budget_tokens: int | None, num_steps: int | None,
+             env_kwargs: Mapping[str, Any] | None = None) -> gym.Env:
+    """``gym.make`` an environment id with the contract's episode keywords (``None`` keeps the id's own task, budget, steps)."""
     kwargs = dict(env_kwargs or {})
     if task is not None:
         kwargs["task"] = task
-    return gym.make(env_id, action_mode=action_mode, budget_tokens=int(budget_tokens), num_steps=int(num_steps), **kwargs)
+    for name, value in (("budget_tokens", budget_tokens), ("num_steps", num_steps)):
+        if value is not None:
+            kwargs[name] = int(value)
+    return gym.make(env_id, action_mode=action_mode, **kwargs)

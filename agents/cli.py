@@ -1,6 +1,7 @@
 """The ``read-env`` command line: ``demo`` (the main job), ``run``, ``compare``, ``train``, ``agents``, ``log-episodes``, ``fit-world``.
 
-Examples (the surrogate commands default to ``ReAD-Surrogate-v1``, the recommended surrogate)::
+Examples (``run``, ``compare`` and ``train`` default to ``ReAD-Surrogate-v2``, ``read_env.DEFAULT_ENV_ID``; without
+``--budget(s)`` or ``--steps`` a command runs the environment's own budget and steps, and says which)::
 
     read-env demo                       # the ReAD bandit and uniform on real distillation (ReAD-v0)
     read-env run --agent read_bandit --task math_word_problems --budget 20M --seed 0 --out runs/run
@@ -24,11 +25,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from read_env.registration import RECOMMENDED_SURROGATE_ID, SURROGATE_ID, SURROGATE_V1_ID
+from read_env.registration import DEFAULT_ENV_ID, ENV_IDS, MINI_V1_ID, SURROGATE_ID, SURROGATE_V1_ID, episode_defaults
 from read_env.tasks import MULTI_CAPABILITY_TASKS, SINGLE_CAPABILITY_TASKS, TASKS
 
 
 BUDGET_FORMAT = "tokens: an integer, or a number with k (thousand), M (million) or B (billion), e.g. 500k, 20M, 150M, 1.5B"
+OWN = "None: the environment's own (read_env.episode_defaults), said before the command starts"
 
 
 def parse_budget(text: str) -> int:
@@ -39,6 +41,37 @@ def parse_budget(text: str) -> int:
         return int(round(float(text[:-1]) * scale)) if scale else int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a token budget: {text!r} (examples: 20M, 150M, 500k)") from None
+
+
+def parse_budgets(text: str) -> list[int]:
+    """'20M,150M' -> [20_000_000, 150_000_000]."""
+    return [parse_budget(part) for part in text.split(",")]
+
+
+def format_budget(tokens: int) -> str:
+    """20_000_000 -> '20M', 80_000 -> '80k', 1_500_000_000 -> '1.5B', 123 -> '123' (what :func:`parse_budget` reads back)."""
+    for suffix, scale in (("B", 10**9), ("M", 10**6), ("k", 10**3)):
+        if tokens >= scale and tokens * 1000 % scale == 0:
+            return f"{tokens / scale:.3f}".rstrip("0").rstrip(".") + suffix
+    return str(tokens)
+
+
+def episode_plan(args: argparse.Namespace, budgets: list[int] | None, env_kwargs: list[dict[str, Any]]) -> tuple[list[int], int]:
+    """The budgets (tokens) and steps per episode a command runs, said in one line: ``budgets`` and ``args.steps``
+    where given, else the environment's own (made with each of ``env_kwargs``, which must agree)."""
+    steps = args.steps
+    defaulted = [name for name, value in (("budget", budgets), ("steps", steps)) if value is None]
+    if defaulted:
+        owns = {episode_defaults(args.env_id, kwargs) for kwargs in env_kwargs}
+        if len(owns) > 1:
+            raise SystemExit(f"{args.command}: the worlds have different budgets and steps of their own {sorted(owns)}: "
+                             "give --budgets and --steps")
+        [(own_budget, own_steps)] = owns
+        budgets = [own_budget] if budgets is None else budgets
+        steps = own_steps if steps is None else steps
+    said = f"budget{'s' * (len(budgets) > 1)} {', '.join(map(format_budget, budgets))} tokens, {steps} steps per episode"
+    print(f"{args.command} on {args.env_id}: {said}" + (f" ({' and '.join(defaulted)}: the environment's own)" if defaulted else ""))
+    return budgets, steps
 
 
 def parse_tasks(text: str) -> list[str]:
@@ -70,16 +103,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from agents.harness.runner import run_episode
     from agents.harness.step_log import StepLog, fresh_run_dir
 
+    env_kwargs = parse_env_kwargs(args.env_kwarg)
+    [budget], steps = episode_plan(args, None if args.budget is None else [args.budget], [env_kwargs])
     out = fresh_run_dir(Path(args.out))
     args.kept = f"{out} (history.jsonl of the finished steps)"
-    env_kwargs = parse_env_kwargs(args.env_kwarg)
-    with StepLog(out / "history.jsonl", None if args.no_tensorboard else out / "tb", args.steps, f"{args.agent} on {args.task}") as log:
+    with StepLog(out / "history.jsonl", None if args.no_tensorboard else out / "tb", steps, f"{args.agent} on {args.task}") as log:
 
         def factory(setting):
             log.capabilities = list(setting.capabilities)
             return make_agent(args.agent, setting, seed=args.seed)
 
-        episode, agent = run_episode(factory, args.env_id, args.task, args.budget, args.steps, args.seed, env_kwargs, on_step=log)
+        episode, agent = run_episode(factory, args.env_id, args.task, budget, steps, args.seed, env_kwargs, on_step=log)
     if args.save_agent:
         agent.save(out / "agent.npz")
     summary = {"agent": agent.name, "task": episode.task, "budget_tokens": episode.budget_tokens, "seed": episode.seed,
@@ -107,7 +141,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for item in args.agent_option:
         name, _, rest = item.partition(".")
         overrides.setdefault(name, {}).update(parse_env_kwargs([rest]))
-    config = CompareConfig(agents, args.tasks, args.budgets, seeds, args.env_id, parse_env_kwargs(args.env_kwarg), args.steps, args.out, args.workers, overrides,
+    env_kwargs = parse_env_kwargs(args.env_kwarg)
+    budgets, steps = episode_plan(args, args.budgets, [env_kwargs])
+    config = CompareConfig(agents, args.tasks, budgets, seeds, args.env_id, env_kwargs, steps, args.out, args.workers, overrides,
                            args.backend, args.address, args.gpus_per_episode)
     args.kept = f"the finished episodes in {args.out}/episodes.jsonl (rerun the same command to continue)"
     tables = run_compare(config, progress=not args.quiet)
@@ -118,13 +154,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.algo == "ppo_jax" and args.env_kwarg:
+        raise SystemExit("train --algo ppo_jax takes no --env-kwarg (its environments are read_env.jax's)")
+    env_kwargs = parse_env_kwargs(args.env_kwarg)
+    budgets, steps = episode_plan(args, args.budgets, [{"world": world, **env_kwargs} for world in args.world.split(",")])
     if args.algo == "ppo_jax":
         from agents.policies.ppo_jax import PPOConfig, train as train_jax
 
-        if args.env_kwarg or args.steps != 20:
-            raise SystemExit("train --algo ppo_jax takes no --env-kwarg or --steps (its environments are read_env.jax's, 20 steps)")
-
-        config = PPOConfig(env_id=args.env_id, world=args.world, budgets=tuple(args.budgets), total_timesteps=args.timesteps, seed=args.seed)
+        config = PPOConfig(env_id=args.env_id, world=args.world, budgets=tuple(budgets), num_steps=steps, total_timesteps=args.timesteps,
+                           seed=args.seed)
         _, report = train_jax(config, args.out)
         print(f"saved {args.out}/model.npz: {report['steps']:,} steps in {report['train_s']:.1f} s ({report['steps_per_second']:,.0f} steps/s) "
               f"after {report['compile_s']:.1f} s compiling; mean return of the last update {report['episode_return'][-1]:.4f}")
@@ -133,7 +171,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     args.kept = f"{args.out}/model.zip (the policy trained until the interruption)"
     train(args.algo, args.timesteps, args.seed, args.out, not args.no_tensorboard, args.checkpoint_every, progress=not args.quiet, env_id=args.env_id,
-          world=args.world, budgets=args.budgets, num_steps=args.steps, env_kwargs=parse_env_kwargs(args.env_kwarg))
+          world=args.world, budgets=budgets, num_steps=steps, env_kwargs=env_kwargs)
     print(f"saved {args.out}/model.zip" + ("" if args.no_tensorboard else f" (TensorBoard logs in {args.out}/tb)"))
     return 0
 
@@ -157,8 +195,10 @@ def cmd_agents(args: argparse.Namespace) -> int:
 def cmd_log_episodes(args: argparse.Namespace) -> int:
     from agents.harness.episode_log import LogConfig, log_episodes
 
-    config = LogConfig(args.out, args.env_id, parse_env_kwargs(args.env_kwarg), args.tasks, args.budgets, list(range(args.seed_start, args.seed_start + args.seeds)),
-                       [name for name in args.schedules.split(",") if name], args.steps, args.workers, args.backend, args.address, args.name)
+    env_kwargs = parse_env_kwargs(args.env_kwarg)
+    budgets, steps = episode_plan(args, args.budgets, [env_kwargs])
+    config = LogConfig(args.out, args.env_id, env_kwargs, args.tasks, budgets, list(range(args.seed_start, args.seed_start + args.seeds)),
+                       [name for name in args.schedules.split(",") if name], steps, args.workers, args.backend, args.address, args.name)
     card = log_episodes(config, progress=not args.quiet)
     print(f"{card['episodes']} episodes in {args.out}/episodes.jsonl (data set {card['name']!r}, version {card['version']}); card: {args.out}/CARD.md")
     return 0
@@ -205,10 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, description=help_text, formatter_class=HelpFormatter)
 
-    def sweep(p: argparse.ArgumentParser, tasks: str, budgets: str, seeds: int, seeds_help: str) -> None:
+    def sweep(p: argparse.ArgumentParser, tasks: str, seeds: int, seeds_help: str) -> None:
         """The options of a sweep of episodes (tasks x budgets x seeds) on local processes or Ray."""
         p.add_argument("--tasks", type=parse_tasks, default=tasks, help="comma list of task names, or all/single/multi")
-        p.add_argument("--budgets", type=lambda s: [parse_budget(x) for x in s.split(",")], default=budgets, help=f"comma list of episode budgets in {BUDGET_FORMAT}")
+        p.add_argument("--budgets", type=parse_budgets, default=None, help=f"comma list of episode budgets in {BUDGET_FORMAT}; {OWN}")
         p.add_argument("--seeds", type=int, default=seeds, help=seeds_help)
         p.add_argument("--seed-start", type=int, default=0, help="first seed")
         p.add_argument("--workers", type=int, default=1, help="local processes (backend local)")
@@ -216,9 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--address", default=None, help="Ray cluster address, e.g. auto or ray://HOST:10001; None starts a local Ray")
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--env-id", default=RECOMMENDED_SURROGATE_ID, help="environment id: ReAD-Surrogate-v2 (recommended), -v1 or -v0, ReAD-Fitted-v1 or -v0, ReAD-Mini-v0 or -v1, or ReAD-v0")
+        p.add_argument("--env-id", default=DEFAULT_ENV_ID, help=f"environment id: {', '.join(ENV_IDS)}")
         p.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE", help="extra environment argument (JSON value), repeatable")
-        p.add_argument("--steps", type=int, default=20, help="decision steps per episode")
+        p.add_argument("--steps", type=int, default=None, help=f"decision steps per episode; {OWN}")
 
     defaults = DemoConfig()
     demo = command("demo", "the main job: the ReAD bandit and uniform on real distillation (ReAD-v0); about 15 minutes on 2 CPU cores")
@@ -236,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = command("run", "one agent on one environment and task: JSON-lines history, TensorBoard logs, summary.json")
     run.add_argument("--agent", default="read_bandit", help="agent name (read-env agents), ppo:PATH or sb3:ALGO:PATH")
     run.add_argument("--task", default="math_word_problems", help="task name (see read_env/tasks.py) or random")
-    run.add_argument("--budget", type=parse_budget, default=20_000_000, help=f"episode budget in {BUDGET_FORMAT}")
+    run.add_argument("--budget", type=parse_budget, default=None, help=f"episode budget in {BUDGET_FORMAT}; {OWN}")
     run.add_argument("--seed", type=int, default=0, help="seed of the episode and the agent")
     run.add_argument("--out", default="runs/run", help="parent folder; each run writes a fresh OUT/run-NNN")
     run.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard logs")
@@ -246,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cmp = command("compare", "agents x tasks x budgets x seeds, with tables and plots (resumable: rerun to continue)")
     cmp.add_argument("--agents", default="all", help="comma list; 'all' is every default agent (combine: all,read_bandit_code)")
-    sweep(cmp, tasks="all", budgets="20M,150M", seeds=10, seeds_help="number of seeds")
+    sweep(cmp, tasks="all", seeds=10, seeds_help="number of seeds")
     cmp.add_argument("--gpus-per-episode", type=float, default=0.0, help="GPUs each Ray task reserves (ReAD-v0 on GPUs: 1)")
     cmp.add_argument("--out", default="runs/compare", help="output folder (episodes.jsonl, tables, plots); rerunning continues it")
     cmp.add_argument("--agent-option", action="append", default=[], metavar="AGENT.KEY=VALUE", help="agent hyperparameter (JSON value), e.g. read_bandit.warmup_steps=2; repeatable")
@@ -256,19 +296,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = command("train", "train PPO (or another SB3 algorithm, or ppo_jax: PPO compiled with JAX) on the surrogate")
     tr.add_argument("--algo", default="ppo", help="a Stable-Baselines3 algorithm name (ppo, sac, a2c, ...) or ppo_jax (agents.policies.ppo_jax; pip install 'read-env[jax]')")
-    tr.add_argument("--env-id", default=RECOMMENDED_SURROGATE_ID, help="the surrogate to train on: ReAD-Surrogate-v2, -v1 or -v0 (ppo_jax: the same, read_env.jax's forms)")
+    tr.add_argument("--env-id", default=DEFAULT_ENV_ID,
+                    help="the simulated environment to train on: ReAD-Surrogate-v2, -v1 or -v0, ReAD-Fitted-v1 or -v0 "
+                         "(ppo_jax: the surrogates, read_env.jax's forms)")
     tr.add_argument("--world", default="random", help="'random' (a new world every episode), 'paper', a world .json (e.g. from fit-world), "
                     "a fitted environment's shipped world (mini_v1; mini_v1_students: a prior over three students' worlds, one drawn "
                     "per episode), or a comma list of .json worlds spread evenly over the parallel environments")
-    tr.add_argument("--budgets", type=lambda s: [parse_budget(x) for x in s.split(",")], default="20M,150M",
-                    help=f"comma list of episode budgets, spread over the parallel environments, in {BUDGET_FORMAT}")
+    tr.add_argument("--budgets", type=parse_budgets, default=None,
+                    help=f"comma list of episode budgets, spread over the parallel environments, in {BUDGET_FORMAT}; {OWN}")
     tr.add_argument("--timesteps", type=int, default=100_000, help="environment steps to train for")
     tr.add_argument("--seed", type=int, default=0, help="seed of the algorithm and the environments")
     tr.add_argument("--out", default="runs/ppo", help="output folder (model.zip, checkpoints/, tb/)")
     tr.add_argument("--checkpoint-every", type=int, default=20_000, help="save a checkpoint every this many steps (0: none)")
     tr.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard logs")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
-    tr.add_argument("--steps", type=int, default=20, help="decision steps per episode (SB3 algorithms)")
+    tr.add_argument("--steps", type=int, default=None, help=f"decision steps per episode; {OWN}")
     tr.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment argument (JSON value), repeatable; SB3 algorithms (e.g. uncertainty_penalty=1 on ReAD-Fitted-v1)")
     tr.set_defaults(func=cmd_train)
@@ -276,12 +318,12 @@ def build_parser() -> argparse.ArgumentParser:
     log = command("log-episodes", "log real episodes under broad schedules, as a data set to fit a world to (resumable)")
     log.add_argument("--schedules", default="random,schedule_mixture,schedule_blocks,schedule_phases,uniform,task_static",
                      help="comma list of schedule families and agent names (agents.harness.episode_log)")
-    sweep(log, tasks="math_word_problems", budgets="250k,1M", seeds=5, seeds_help="number of seeds (schedules drawn per family)")
+    sweep(log, tasks="math_word_problems", seeds=5, seeds_help="number of seeds (schedules drawn per family)")
     log.add_argument("--name", default="", help="the data set's name on its card (default: the folder's name)")
     log.add_argument("--out", required=True, help="the data set's folder (episodes.jsonl, card.json, CARD.md)")
     log.add_argument("--quiet", action="store_true", help="no progress bar")
     common(log)
-    log.set_defaults(func=cmd_log_episodes, env_id="ReAD-Mini-v0")
+    log.set_defaults(func=cmd_log_episodes, env_id=MINI_V1_ID)
 
     fit = command("fit-world", "fit the surrogate's world parameters to recorded histories or trajectories")
     fit.add_argument("histories", nargs="+", help="run folders, episode folders, history.jsonl or trajectory .json files")

@@ -8,7 +8,7 @@ every candidate.
 * reference (below): ``torch.nn.Sequential`` members trained one by one with ``torch.optim.Adam``, each
   candidate scored one at a time by each member, same hyperparameters.
 
-Then both bandits play the same surrogate episodes (same tasks and seeds) and their final utilities are
+Then both bandits play the same ReAD-Surrogate-v0 episodes (same tasks and seeds) and their final utilities are
 compared, to show the decisions are the same in distribution.
 
 Run: ``python benchmarks/bandit_speed.py [--repeats 5] [--episodes 6]``
@@ -22,11 +22,11 @@ import time
 import numpy as np
 import torch
 
-import read_env  # noqa: F401
 from agents.policies.bandit import ReadBandit
 from agents.base import Setting
 from agents.harness.runner import run_episode
 from agents.harness.stats import mean_ci
+from read_env import SURROGATE_ID as ENV_ID  # the environment of the published numbers
 
 
 class ReferenceEnsemble:
@@ -82,7 +82,7 @@ class ReferenceBandit(ReadBandit):
 def time_decisions(bandit_cls, repeats: int, buffer: int = 20) -> float:
     """Mean seconds of one refit + scoring of 50 candidates, with ``buffer`` transitions in the buffer."""
     rng = np.random.default_rng(0)
-    setting = Setting()
+    setting = Setting(env_id=ENV_ID)
     bandit = bandit_cls(setting, seed=0)
     k = setting.num_capabilities
     obs = {"profile": rng.uniform(0, 1, k), "requirement": np.full(k, 1 / k), "budget_left": np.array([0.5]),
@@ -117,10 +117,8 @@ def main() -> None:
     tasks = ["math_word_problems", "chat_assistant", "math", "coding_assistant", "multilingual_qa", "steerability"]
     utilities = {}
     for cls in (ReadBandit, ReferenceBandit):
-        utilities[cls.name] = np.array([
-            100 * (lambda ep: ep.final_utility - ep.initial_utility)(run_episode(lambda s, c=cls, i=i: c(s, seed=i), task=tasks[i % len(tasks)], seed=i)[0])
-            for i in range(args.episodes)
-        ])
+        episodes = [run_episode(lambda s, c=cls, i=i: c(s, seed=i), ENV_ID, tasks[i % len(tasks)], seed=i)[0] for i in range(args.episodes)]
+        utilities[cls.name] = np.array([100 * (episode.final_utility - episode.initial_utility) for episode in episodes])
     diff = utilities["read_bandit"] - utilities["read_bandit_reference"]
     mean, half, _ = mean_ci(diff)
     print(f"utility gain over {args.episodes} paired episodes (points): batched {utilities['read_bandit'].mean():.3f}, "

@@ -161,7 +161,7 @@ def main() -> None:
         if args.random_autoreset:
             drawn = autoreset_steps_per_second(num_envs, args.seconds, world="random", task="random")
             print(f"ReAD-Surrogate-v1 JAX, {num_envs:6d} envs, random worlds, autoreset {drawn:12,.0f} env-steps/s  {drawn / cartpole:6.1f}x CartPole")
-    config = ppo_jax.PPOConfig(total_timesteps=args.ppo_timesteps)
+    config = ppo_jax.PPOConfig(env_id=SURROGATE_V1_ID, total_timesteps=args.ppo_timesteps)
     _, report = ppo_jax.train(config)
     print(f"ppo_jax training ({config.num_envs} envs, random v1 worlds)        {report['steps_per_second']:14,.0f} steps/s  "
           f"({report['steps']:,} steps in {report['train_s']:.1f} s after {report['compile_s']:.1f} s compiling)")  # fmt: skip

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import gymnasium as gym
 
-import read_env  # noqa: F401
+import read_env
 from read_env.trajectory import RecordTrajectory, replay
 
-env = RecordTrajectory(gym.make("ReAD-Surrogate-v2", task="random", world="random"), seed=0)
+env = RecordTrajectory(gym.make(read_env.DEFAULT_ENV_ID, task="random", world="random"), seed=0)
 env.reset()
 terminated = False
 while not terminated:

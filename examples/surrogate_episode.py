@@ -1,18 +1,18 @@
 """One surrogate episode per allocation rule, side by side: uniform, the task's requirement, and a rule
 that reacts to the measured profile. Run: ``python examples/surrogate_episode.py``.
 
-``ReAD-Surrogate-v2`` (the recommended surrogate) reads utility with noise during an episode and reports the
+``read_env.DEFAULT_ENV_ID`` (``ReAD-Surrogate-v2``, every default's id) reads utility with noise during an episode and reports the
 noise-free start and final utility in the last step's info; utility is printed in points (100 x utility).
 """
 
 import gymnasium as gym
 import numpy as np
 
-import read_env  # noqa: F401  (registers the environments)
+import read_env  # registers the environments
 
 
 def play(policy, seed=0, **kwargs):
-    env = gym.make("ReAD-Surrogate-v2", action_mode="simplex", render_mode="ansi", **kwargs)
+    env = gym.make(read_env.DEFAULT_ENV_ID, action_mode="simplex", render_mode="ansi", **kwargs)
     observation, info = env.reset(seed=seed)
     total, terminated = 0.0, False
     while not terminated:

@@ -1,12 +1,25 @@
-"""Registration of the ReAD environments with Gymnasium (idempotent; runs on ``import read_env``)."""
+"""Registration of the ReAD environments with Gymnasium (idempotent; runs on ``import read_env``), the default id,
+and each id's own episode budget and steps (:func:`episode_defaults`)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import gymnasium as gym
 
 SURROGATE_ID = "ReAD-Surrogate-v0"
 SURROGATE_V1_ID = "ReAD-Surrogate-v1"
 SURROGATE_V2_ID = "ReAD-Surrogate-v2"
+FITTED_ID = "ReAD-Fitted-v0"
+FITTED_V1_ID = "ReAD-Fitted-v1"
+MINI_ID = "ReAD-Mini-v0"
+MINI_V1_ID = "ReAD-Mini-v1"
+REAL_ID = "ReAD-v0"
+DEFAULT_ENV_ID = SURROGATE_V2_ID
+"""The id of every default: the library's (``Setting``, ``run_episode``, ``CompareConfig``, SB3 and JAX PPO), the
+command line's and the examples'. The newest surrogate, so Gymnasium's out-of-date warning never prints on a
+default path; code that reproduces published v0 or v1 numbers names its id."""
 PATH_SURROGATE_IDS = (SURROGATE_V1_ID, SURROGATE_V2_ID)
 """The ids of :class:`~read_env.surrogate.path_env.PathSurrogateEnv` (path-dependent worlds, nonlinear utilities)."""
 V2_OPTIONS = {"utility_family": "shortfall", "probe_bias": 0.5}
@@ -14,46 +27,45 @@ V2_OPTIONS = {"utility_family": "shortfall", "probe_bias": 0.5}
 ``probe_bias`` 0.5: the share of the probe noise variance that is the probe suite's persistent bias. The paper does
 not measure it; half is a modelling choice between v1's fresh noise (0) and a deterministic probe of a fixed suite,
 whose whole error is the suite's (1)."""
-RECOMMENDED_SURROGATE_ID = SURROGATE_V2_ID
-"""The surrogate a newcomer should start from: the default of the command line and the examples (the newest version,
-so Gymnasium's out-of-date warning never prints on a default path). The library's functions (``run_episode``,
-``Setting``, ``CompareConfig``) keep ``ReAD-Surrogate-v0`` as their default, which published numbers rely on."""
-REAL_ID = "ReAD-v0"
-MINI_ID = "ReAD-Mini-v0"
-FITTED_ID = "ReAD-Fitted-v0"
-FITTED_V1_ID = "ReAD-Fitted-v1"
-MINI_V1_ID = "ReAD-Mini-v1"
+
+_SURROGATE_V0 = {"entry_point": "read_env.surrogate.env:SurrogateEnv",
+                 "vector_entry_point": "read_env.surrogate.vector_env:SurrogateVectorEnv"}
+_PATH_SURROGATE = {"entry_point": "read_env.surrogate.path_env:PathSurrogateEnv",
+                   "vector_entry_point": "read_env.surrogate.vector_env:PathSurrogateVectorEnv"}
+_FITTED = {"entry_point": "read_env.fitted.env:FittedEnv", "vector_entry_point": "read_env.fitted.env:FittedVectorEnv"}
+REGISTRATIONS: dict[str, dict[str, Any]] = {
+    SURROGATE_ID: _SURROGATE_V0,
+    SURROGATE_V1_ID: _PATH_SURROGATE,
+    SURROGATE_V2_ID: {**_PATH_SURROGATE, "kwargs": dict(V2_OPTIONS)},  # v1's code with v2's options
+    FITTED_ID: _FITTED,
+    FITTED_V1_ID: {**_FITTED, "kwargs": {"world": "mini_v1"}},  # v0's code with the world fitted to ReAD-Mini-v1 as its default
+    MINI_ID: {"entry_point": "read_env.mini.env:MiniEnv"},  # bit-exact under a seed on CPU (threads fixed)
+    MINI_V1_ID: {"entry_point": "read_env.mini.env:MiniV1Env"},  # MiniEnv with V1_DEFAULTS under the caller's options
+    REAL_ID: {"entry_point": "read_env.distill.env:DistillationEnv", "nondeterministic": True},
+}
+"""``gym.register``'s keywords of every id."""
+ENV_IDS = tuple(REGISTRATIONS)
+"""Every registered ReAD id."""
 
 
 def register_envs() -> None:
     """Register every ReAD environment id once; a second call changes nothing and warns nothing."""
-    if SURROGATE_ID not in gym.registry:
-        gym.register(
-            SURROGATE_ID,
-            entry_point="read_env.surrogate.env:SurrogateEnv",
-            vector_entry_point="read_env.surrogate.vector_env:SurrogateVectorEnv",
-        )
-    if SURROGATE_V1_ID not in gym.registry:
-        gym.register(
-            SURROGATE_V1_ID,
-            entry_point="read_env.surrogate.path_env:PathSurrogateEnv",
-            vector_entry_point="read_env.surrogate.vector_env:PathSurrogateVectorEnv",
-        )
-    if SURROGATE_V2_ID not in gym.registry:  # v1's code with v2's options (read_env/surrogate/path_env.py)
-        gym.register(
-            SURROGATE_V2_ID,
-            entry_point="read_env.surrogate.path_env:PathSurrogateEnv",
-            vector_entry_point="read_env.surrogate.vector_env:PathSurrogateVectorEnv",
-            kwargs=dict(V2_OPTIONS),
-        )
-    if REAL_ID not in gym.registry:
-        gym.register(REAL_ID, entry_point="read_env.distill.env:DistillationEnv", nondeterministic=True)
-    if MINI_ID not in gym.registry:
-        gym.register(MINI_ID, entry_point="read_env.mini.env:MiniEnv")  # bit-exact under a seed on CPU (threads fixed)
-    if FITTED_ID not in gym.registry:
-        gym.register(FITTED_ID, entry_point="read_env.fitted.env:FittedEnv", vector_entry_point="read_env.fitted.env:FittedVectorEnv")
-    if FITTED_V1_ID not in gym.registry:  # v0's code with the world fitted to ReAD-Mini-v1 as its default
-        gym.register(FITTED_V1_ID, entry_point="read_env.fitted.env:FittedEnv", vector_entry_point="read_env.fitted.env:FittedVectorEnv",
-                     kwargs={"world": "mini_v1"})
-    if MINI_V1_ID not in gym.registry:
-        gym.register(MINI_V1_ID, entry_point="read_env.mini.env:MiniV1Env")  # MiniEnv with V1_DEFAULTS under the caller's options
+    for env_id, options in REGISTRATIONS.items():
+        if env_id not in gym.registry:
+            gym.register(env_id, **options)
+
+
+def episode_defaults(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> tuple[int, int]:
+    """``(budget_tokens, num_steps)`` of ``env_id`` made with ``env_kwargs`` and neither of the two: the environment's
+    own defaults (the surrogates' 20M tokens in 20 steps, ReAD-Mini-v1's 80k in 8, a fitted world's token scale).
+
+    Read from an instance built by the id's entry point with its registered options: no episode starts, no model
+    loads, nothing is written, no out-of-date warning; bad ``env_kwargs`` raise the environment's own error."""
+    from gymnasium.envs.registration import load_env_creator
+
+    spec = gym.spec(env_id)
+    env = load_env_creator(spec.entry_point)(**{**spec.kwargs, **(env_kwargs or {})})
+    try:
+        return int(env.budget_tokens), int(env.num_steps)
+    finally:
+        env.close()

@@ -113,3 +113,36 @@ def test_observation_record_is_previous_step():
     np.testing.assert_allclose(second["last_allocation"], info["allocation"], rtol=1e-6)
     np.testing.assert_allclose(second["last_gain"], second["profile"] - first["profile"], atol=1e-6)
     np.testing.assert_allclose(info["delta_profile"], second["last_gain"], atol=1e-6)
+
+
+def test_every_registered_id_is_exported_and_in_env_ids():
+    import read_env
+
+    registered = sorted(env_id for env_id in gym.registry if env_id.startswith("ReAD"))
+    assert sorted(read_env.ENV_IDS) == registered
+    assert {getattr(read_env, name) for name in read_env.__all__ if name.endswith("_ID")} == set(registered)
+    assert read_env.DEFAULT_ENV_ID == max(env_id for env_id in registered if env_id.startswith("ReAD-Surrogate-"))
+
+
+def test_episode_defaults_are_each_environments_own_and_warn_nothing():
+    import inspect
+
+    from read_env import episode_defaults
+    from read_env.allocation_env import AllocationEnv
+    from read_env.fitted.world import FittedWorld
+    from read_env.mini.env import DEFAULT_BUDGET_TOKENS, DEFAULT_NUM_STEPS, V1_DEFAULTS
+
+    contract = inspect.signature(AllocationEnv).parameters
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no out-of-date notice for v0 ids either: nothing is made through gym.make
+        for env_id in ("ReAD-Surrogate-v0", "ReAD-Surrogate-v1", "ReAD-Surrogate-v2"):
+            assert episode_defaults(env_id) == (contract["budget_tokens"].default, contract["num_steps"].default)
+        assert episode_defaults("ReAD-Mini-v0") == (DEFAULT_BUDGET_TOKENS, DEFAULT_NUM_STEPS)
+        assert episode_defaults("ReAD-Mini-v1") == (V1_DEFAULTS["budget_tokens"], V1_DEFAULTS["num_steps"])
+        assert episode_defaults("ReAD-Mini-v1", {"budget_tokens": 40_000}) == (40_000, V1_DEFAULTS["num_steps"])
+        for env_id, world in (("ReAD-Fitted-v0", "default"), ("ReAD-Fitted-v1", "mini_v1")):  # the registered world's token scale and steps
+            fitted = FittedWorld.resolve(world)
+            assert episode_defaults(env_id) == (int(fitted.token_scale), fitted.fit["num_steps"])
+        data = {**FittedWorld.resolve("mini_v1").to_data(), "token_scale": 123_000.0}
+        data["fit"] = {**data["fit"], "num_steps": 5}
+        assert episode_defaults("ReAD-Fitted-v1", {"world": data}) == (123_000, 5)  # a world of the caller's: its own

@@ -34,7 +34,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,19 +42,22 @@ import gymnasium as gym
 import numpy as np
 
 from agents.harness.stats import mean_ci
+from read_env.registration import DEFAULT_ENV_ID, episode_defaults
 
 EPISODES_FILE = "episodes.jsonl"
 
 
 @dataclass
 class CompareConfig:
+    """A comparison; ``budgets`` (tokens) and ``num_steps`` left ``None`` are the environment's own (one budget)."""
+
     agents: Sequence[str]
     tasks: Sequence[str]
-    budgets: Sequence[int]
+    budgets: Sequence[int] | None
     seeds: Sequence[int]
-    env_id: str = "ReAD-Surrogate-v0"
+    env_id: str = DEFAULT_ENV_ID
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    num_steps: int = 20
+    num_steps: int | None = None
     out_dir: str = "runs/compare"
     workers: int = 1
     agent_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -200,10 +203,17 @@ def run_compare(config: CompareConfig, progress: bool = True) -> dict[str, Any]:
 
     if config.backend not in ("local", "ray"):
         raise ValueError(f"unknown backend {config.backend!r}; expected 'local' or 'ray'")
+    if config.budgets is None or config.num_steps is None:
+        budget_tokens, num_steps = episode_defaults(config.env_id, config.env_kwargs)
+        config = replace(config, budgets=[budget_tokens] if config.budgets is None else config.budgets,
+                         num_steps=num_steps if config.num_steps is None else config.num_steps)
+    if not config.budgets:
+        raise ValueError("budgets is empty: give at least one episode budget (tokens), or None for the environment's own")
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     agents = list(dict.fromkeys(["uniform", *config.agents]))
-    if oracle_available(Setting(env_id=config.env_id, env_kwargs=dict(config.env_kwargs))):
+    if oracle_available(Setting(num_steps=config.num_steps, budget_tokens=int(config.budgets[0]), env_id=config.env_id,
+                                env_kwargs=dict(config.env_kwargs))):
         agents += [name for name in ("oracle", "best_fixed") if name not in agents]
     env_key = _env_key(config)
     done = {record["key"] for record in load_records(out)}

@@ -17,7 +17,7 @@ import numpy as np
 
 from agents.base import Agent, Setting, as_agent, is_sb3_model, make_env, sb3_action_mode
 from read_env.records import step_record
-from read_env.registration import SURROGATE_ID
+from read_env.registration import DEFAULT_ENV_ID
 
 AgentLike = Agent | Callable[[Setting], Agent] | Any
 
@@ -50,17 +50,19 @@ class Episode:
 
 def run_episode(
     agent: AgentLike,
-    env_id: str = SURROGATE_ID,
+    env_id: str = DEFAULT_ENV_ID,
     task: str | None = "math_word_problems",
-    budget_tokens: int = 20_000_000,
-    num_steps: int = 20,
+    budget_tokens: int | None = None,
+    num_steps: int | None = None,
     seed: int = 0,
     env_kwargs: Mapping[str, Any] | None = None,
     reset_options: Mapping[str, Any] | None = None,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
     agent_seed: int | None = None,
 ) -> tuple[Episode, Agent]:
-    """Play one episode; returns the :class:`Episode` record and the (possibly wrapped or built) agent."""
+    """Play one episode; returns the :class:`Episode` record and the (possibly wrapped or built) agent.
+
+    ``task``, ``budget_tokens`` (tokens) and ``num_steps`` left ``None`` are the environment's own."""
     start = time.perf_counter()
     if isinstance(agent, Agent):
         mode = agent.action_mode
@@ -79,7 +81,8 @@ def run_episode(
     try:
         observation, info = env.reset(seed=seed, options=dict(reset_options or {}) or None)
         agent.reset(observation, info)
-        episode = Episode(agent.name, str(info.get("task", task)), int(budget_tokens), int(seed), observation["requirement"].astype(float).tolist(),
+        episode = Episode(agent.name, str(info.get("task", task)), setting.budget_tokens, int(seed),
+                          observation["requirement"].astype(float).tolist(),
                           observation["profile"].astype(float).tolist(), float(info["utility"]))
         done = False
         while not done:

@@ -1,7 +1,7 @@
 """PPO (and any SB3 algorithm) on the surrogate: train on random worlds and tasks, evaluate anywhere.
 
-Training environment: ``ReAD-Surrogate-v0`` (or ``env_id``, e.g. ``ReAD-Surrogate-v1``) with ``world="random"`` (a fresh world per episode drawn from
-the prior around the paper's) and the default logits action space; each episode's task is drawn from
+Training environment: ``env_id`` (default :data:`read_env.registration.DEFAULT_ENV_ID`) with ``world="random"`` (a fresh
+world per episode drawn from the prior around the paper's) and the default logits action space; each episode's task is drawn from
 ``TRAIN_TASKS`` (the named tasks plus ``"random"`` Dirichlet requirements); half the parallel environments
 spend 20M tokens, half 150M. Held-out evaluation: ``world="random"`` with ``world_seed`` >= ``HELD_OUT_WORLD_SEED``
 (never drawn by seed in training), ``world="paper"``, or the real ``ReAD-v0`` through the runner.
@@ -22,6 +22,7 @@ import numpy as np
 
 import read_env  # noqa: F401
 from agents.base import SB3Agent, Setting
+from read_env.registration import DEFAULT_ENV_ID
 from read_env.tasks import TASKS
 
 TRAIN_TASKS: tuple[str, ...] = (*TASKS, "random")
@@ -66,7 +67,7 @@ def make_train_env(
     budgets: Sequence[int] = TRAIN_BUDGETS,
     world: str = "random",
     num_steps: int = 20,
-    env_id: str = "ReAD-Surrogate-v0",
+    env_id: str = DEFAULT_ENV_ID,
     env_kwargs: dict[str, Any] | None = None,
 ):
     """``n_envs`` training environments (SB3 ``DummyVecEnv``): ``world`` is one world spec or a comma list of

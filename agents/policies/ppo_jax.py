@@ -45,7 +45,7 @@ import optax
 from agents.base import Agent, Setting
 from agents.policies.ppo import TRAIN_BUDGETS, TRAIN_TASKS
 from read_env import jax as read_jax
-from read_env.registration import SURROGATE_V1_ID
+from read_env.registration import DEFAULT_ENV_ID
 
 Network = dict[str, jax.Array]
 """Parameters by name: ``actor_{i}_w``, ``actor_{i}_b``, ``critic_{i}_w``, ``critic_{i}_b`` (layer ``i``), ``log_std``."""
@@ -55,7 +55,7 @@ Network = dict[str, jax.Array]
 class PPOConfig:
     """Every setting of a training run (the environments' and PPO's)."""
 
-    env_id: str = SURROGATE_V1_ID  # one of read_env.jax.ENVIRONMENTS: ReAD-Surrogate-v0, -v1 or -v2
+    env_id: str = DEFAULT_ENV_ID  # one of read_env.jax.ENVIRONMENTS: ReAD-Surrogate-v0, -v1 or -v2
     world: str = "random"  # "random": every episode a new world; "paper" or a world .json
     tasks: tuple[str, ...] = TRAIN_TASKS  # each episode draws one uniformly ("random": a Dirichlet requirement)
     budgets: tuple[int, ...] = TRAIN_BUDGETS  # spread over the environments

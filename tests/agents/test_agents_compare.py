@@ -10,7 +10,9 @@ FAST = {"read_bandit": {"refit_steps": 5, "batch_size": 8}}
 
 
 def config(out, seeds=(0, 1)):
-    return CompareConfig(["task_static", "read_bandit"], ["math", "chat_assistant"], [2_000_000], list(seeds), out_dir=str(out), num_steps=5, agent_overrides=FAST)
+    # ReAD-Surrogate-v0 by name: task-static spends nothing off target there (its requirement is the card's weights)
+    return CompareConfig(["task_static", "read_bandit"], ["math", "chat_assistant"], [2_000_000], list(seeds), "ReAD-Surrogate-v0",
+                         out_dir=str(out), num_steps=5, agent_overrides=FAST)
 
 
 def test_compare_tiny_grid_writes_table_and_plots(tmp_path):

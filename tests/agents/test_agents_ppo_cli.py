@@ -1,6 +1,7 @@
 """A short PPO learn and evaluation through the runner; the read-env command line end to end."""
 
 import json
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -38,20 +39,56 @@ def test_cli_run_writes_history_and_tensorboard_into_a_fresh_folder_per_run(tmp_
     assert summary["final_utility_points"] == pytest.approx(100 * rows[-1]["final_utility"], abs=1e-3)  # points, as the bar shows
 
 
-def test_cli_defaults_to_the_recommended_surrogate_without_a_warning(tmp_path):
-    import warnings
-
+def test_cli_defaults_to_the_default_id_without_a_warning(tmp_path, capsys):
     from agents.cli import build_parser
 
-    from read_env.registration import RECOMMENDED_SURROGATE_ID
+    from read_env import DEFAULT_ENV_ID
 
     newest = max(spec.id for spec in gym.registry.values() if spec.id.startswith("ReAD-Surrogate-"))
-    assert RECOMMENDED_SURROGATE_ID == newest == "ReAD-Surrogate-v2"
+    assert DEFAULT_ENV_ID == newest == "ReAD-Surrogate-v2"
     for command in (["run"], ["compare"], ["train"]):
-        assert build_parser().parse_args(command).env_id == RECOMMENDED_SURROGATE_ID
+        assert build_parser().parse_args(command).env_id == DEFAULT_ENV_ID
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert main(["run", "--agent", "uniform", "--task", "math", "--budget", "2M", "--out", str(tmp_path), "--no-tensorboard"]) == 0
+        assert main(["run", "--agent", "uniform", "--task", "math", "--out", str(tmp_path), "--no-tensorboard"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("run on ReAD-Surrogate-v2: budget 20M tokens, 20 steps per episode (budget and steps: the environment's own)\n")
+    assert json.loads(out[out.index("{"):])["budget_tokens"] == 20_000_000
+
+
+def test_library_defaults_use_the_default_id_without_a_warning(tmp_path):
+    from agents.base import Setting
+    from agents.harness.compare import CompareConfig, run_compare
+    from agents.policies.ppo import train
+
+    from read_env import DEFAULT_ENV_ID, episode_defaults
+
+    budget_tokens, num_steps = episode_defaults(DEFAULT_ENV_ID)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        setting = Setting()
+        assert (setting.env_id, setting.budget_tokens, setting.num_steps) == (DEFAULT_ENV_ID, budget_tokens, num_steps)
+        episode, agent = run_episode(lambda s: make_agent("uniform", s))
+        assert agent.setting == setting and (episode.budget_tokens, len(episode.steps)) == (budget_tokens, num_steps)
+        run_compare(CompareConfig(["uniform"], ["math"], None, [0], out_dir=str(tmp_path / "compare")), progress=False)
+        written = json.loads((tmp_path / "compare" / "config.json").read_text())
+        assert written["budgets"] == [budget_tokens]
+        assert written["env"] == {"env_id": DEFAULT_ENV_ID, "env_kwargs": {}, "num_steps": num_steps}
+        tiny = {"n_steps": 64, "batch_size": 64, "n_epochs": 1}
+        model = train(total_timesteps=64, out_dir=tmp_path / "ppo", tensorboard=False, n_envs=1, hyperparams=tiny)
+        assert model.get_env().envs[0].unwrapped.spec.id == DEFAULT_ENV_ID
+
+
+def test_cli_sweeps_default_to_the_environments_own_budget_and_steps(tmp_path, capsys):
+    sweep = ["compare", "--env-id", "ReAD-Fitted-v1", "--agents", "task_static", "--tasks", "math", "--seeds", "1", "--quiet"]
+    assert main([*sweep, "--out", str(tmp_path / "own")]) == 0
+    written = json.loads((tmp_path / "own" / "config.json").read_text())
+    assert (written["budgets"], written["env"]["num_steps"]) == ([80_000], 8)  # its world's, fitted to ReAD-Mini-v1's episodes
+    said = capsys.readouterr().out
+    assert said.startswith("compare on ReAD-Fitted-v1: budget 80k tokens, 8 steps per episode (budget and steps: the environment's own)\n")
+    assert main([*sweep, "--budgets", "40k,80k", "--out", str(tmp_path / "given")]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith("compare on ReAD-Fitted-v1: budgets 40k, 80k tokens, 8 steps per episode (steps: the environment's own)\n")
 
 
 def test_v0_still_tells_its_users_it_is_out_of_date():

@@ -15,8 +15,10 @@ from agents.harness.compare import CompareConfig, run_compare  # noqa: E402
 from agents.harness.runner import run_episode  # noqa: E402
 from agents.policies import ppo_jax  # noqa: E402
 from agents.registry import make_agent  # noqa: E402
+from read_env import DEFAULT_ENV_ID  # noqa: E402
 
-TINY = ppo_jax.PPOConfig(total_timesteps=16 * 20 * 30, num_envs=16, num_minibatches=4, update_epochs=2, hidden=(16,), learning_rate=3e-3, budgets=(20_000_000,))
+TINY = ppo_jax.PPOConfig(env_id="ReAD-Surrogate-v1", total_timesteps=16 * 20 * 30, num_envs=16, num_minibatches=4, update_epochs=2,
+                        hidden=(16,), learning_rate=3e-3, budgets=(20_000_000,))
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +75,9 @@ def test_compare_and_the_cli_take_it(trained, tmp_path, capsys):
     assert "saved" in capsys.readouterr().out and ppo_jax.load(out / "model.npz")[1].env_id == "ReAD-Surrogate-v0"
 
 
-def test_it_trains_on_v2_the_command_lines_default(tmp_path):
-    """ReAD-Surrogate-v2: 30 updates raise the return as on v1, and ``train --algo ppo_jax`` without ``--env-id`` trains on it."""
+def test_it_trains_on_v2_the_default(tmp_path):
+    """ReAD-Surrogate-v2: 30 updates raise the return as on v1; ``PPOConfig`` and ``train --algo ppo_jax`` train on it by default."""
+    assert ppo_jax.PPOConfig().env_id == DEFAULT_ENV_ID == "ReAD-Surrogate-v2"
     _, report = ppo_jax.train(dataclasses.replace(TINY, env_id="ReAD-Surrogate-v2"), tmp_path / "v2")
     returns = np.array(report["episode_return"])
     assert np.isfinite(returns).all() and returns[-5:].mean() > returns[:5].mean()
