@@ -12,10 +12,11 @@ float32 roundings of float64 values, which a 1e-16 change can move by one step).
 machine is from the stored values) and ``... --calibration`` (how far a calibration change moves them):
 
 * another CPU, imitated by numba's generic target (``NUMBA_CPU_NAME=generic``), numpy's SIMD dispatch without
-  ``X86_V4 X86_V3`` (``NPY_DISABLE_CPU_FEATURES``) and OpenBLAS's kernels of another core (``OPENBLAS_CORETYPE``
-  Prescott, Sandybridge or SkylakeX): numba's alone changes nothing; numpy's alone changes 521 float64 values,
-  OpenBLAS's alone 109 to 443; all three (as CI runs this module once more, with Prescott) 517 to 620, by at most
-  1.5e-16 (1.1e-4 of the tolerance), and no float32 value;
+  ``X86_V4 X86_V3`` (``NPY_DISABLE_CPU_FEATURES``; CI runs this module once more under both) and OpenBLAS's kernels
+  of another core (``OPENBLAS_CORETYPE`` Prescott, Sandybridge or SkylakeX; measured by hand only, since this
+  workplace pins that variable for OpenBLAS's correctness): numba's alone changes nothing; numpy's alone changes
+  521 float64 values, OpenBLAS's alone 109 to 443; all three 517 to 620, by at most 1.5e-16 (1.1e-4 of the
+  tolerance), and no float32 value;
 * a calibration change: any one score of ``paper_calibration.json`` (``student_only``, ``teacher_only``, each
   ``transfer`` cell) moved by 1e-4 points, i.e. 1e-6 in profile units, moves some value by at least 2,100 times
   the tolerance (the least: transfer at 150M, long_context to general_knowledge, 2,100x; teacher_only math,
