@@ -5,42 +5,86 @@ Examples (``run``, ``compare`` and ``train`` default to ``ReAD-Surrogate-v2``, `
 
     read-env demo                       # the ReAD bandit and uniform on real distillation (ReAD-v0)
     read-env run --agent read_bandit --task math_word_problems --budget 20M --seed 0 --out runs/run
-    read-env compare --agents all --tasks all --budgets 20M,150M --seeds 10 --out runs/compare --workers 2
+    read-env compare --agents all --tasks all --budgets 20M,150M --seeds 10 --workers 2   # into runs/compare/ENV_ID
     read-env compare --env-id ReAD-v0 --backend ray --address auto --gpus-per-episode 1 ...   # episodes on a Ray cluster
     read-env train --algo ppo --timesteps 100000 --out runs/ppo
     read-env agents
     read-env log-episodes --env-id ReAD-Mini-v0 --tasks math_word_problems --budgets 250k,1M --seeds 5 --out data/mini --workers 2
-    read-env fit-world runs/ReAD-Mini-v0 -o world.json
+    read-env fit-world runs/ReAD-Mini-v0                 # world.json, for ReAD-Surrogate-v0 (--model ensemble: fitted_world.json)
 
-Utility is printed in points (100 x utility, 0-100). Ctrl-C ends a command with one line saying what was kept
-(exit status 130): ``run`` and ``demo`` keep their run folder's finished steps, ``compare`` its finished
-episodes (rerun the command to continue), ``train`` saves the policy trained so far.
+Utility is printed in points (100 x utility, 0-100). ``run``, ``compare`` and ``train`` end with a short table or
+line; ``--json`` prints their full record instead, for scripts. A mistake in the input (an unknown task, agent
+or environment id, a bad budget or option value, a missing file) ends a command with one line,
+``read-env COMMAND: error: ...``, and exit status 2, before anything is written. Ctrl-C ends a command with one
+line saying what was kept (exit status 130): ``run`` and ``demo`` keep their run folder's finished steps,
+``compare`` and ``log-episodes`` their finished episodes (rerun the command to continue), ``train`` saves the
+policy trained so far.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import shutil
 import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from read_env.registration import DEFAULT_ENV_ID, ENV_IDS, MINI_V1_ID, SURROGATE_ID, SURROGATE_V1_ID, episode_defaults
-from read_env.tasks import MULTI_CAPABILITY_TASKS, SINGLE_CAPABILITY_TASKS, TASKS
+from read_env.registration import DEFAULT_ENV_ID, ENV_IDS, MINI_V1_ID, episode_defaults
+from read_env.tasks import MULTI_CAPABILITY_TASKS, RANDOM_TASK, SINGLE_CAPABILITY_TASKS, TASKS
+
+if TYPE_CHECKING:
+    from agents.harness.compare import CompareConfig
 
 
+CALIBRATED_WORLD_FILE, FITTED_WORLD_FILE = "world.json", "fitted_world.json"
+"""``fit-world``'s default outputs: a calibrated world (ReAD-Surrogate-v0/v1/v2) and a ReAD-Fitted world."""
 BUDGET_FORMAT = "tokens: an integer, or a number with k (thousand), M (million) or B (billion), e.g. 500k, 20M, 150M, 1.5B"
 OWN = "None: the environment's own (read_env.episode_defaults), said before the command starts"
 
 
+class UsageError(Exception):
+    """A mistake in the user's input: :func:`main` prints it on one line (``read-env COMMAND: error: ...``) and
+    returns exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (no usage block) pointing to ``--help``."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def unknown(kind: str, value: str, known: Sequence[str]) -> str:
+    """``unknown KIND 'VALUE' (did you mean 'CLOSE'?); known: ...``: the message for a name not among ``known``."""
+    close = difflib.get_close_matches(value, known, n=1)
+    return f"unknown {kind} {value!r}" + (f" (did you mean {close[0]!r}?)" if close else "") + f"; known: {', '.join(known)}"
+
+
 def parse_budget(text: str) -> int:
-    """'20M' -> 20_000_000, '1.5B' -> 1_500_000_000, '500k' -> 500_000, '123' -> 123."""
+    """'20M' -> 20_000_000, '1.5B' -> 1_500_000_000, '500k' -> 500_000, '123' -> 123; anything but a positive
+    number of tokens raises ``ArgumentTypeError`` naming the text."""
     text = text.strip()
-    scale = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}.get(text[-1].lower(), None)
+    scale = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}.get(text[-1:].lower(), None)
     try:
-        return int(round(float(text[:-1]) * scale)) if scale else int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a token budget: {text!r} (examples: 20M, 150M, 500k)") from None
+        tokens = int(round(float(text[:-1]) * scale)) if scale else int(text)
+    except (ValueError, OverflowError):
+        tokens = 0
+    if tokens <= 0:
+        raise argparse.ArgumentTypeError(f"not a token budget: {text!r} (a positive number of tokens, e.g. 20M, 150M, 500k)")
+    return tokens
+
+
+def parse_task(text: str) -> str:
+    """A task name (``read_env.tasks.TASKS``) or ``random``."""
+    if text not in TASKS and text != RANDOM_TASK:
+        raise argparse.ArgumentTypeError(unknown("task", text, [*TASKS, RANDOM_TASK]))
+    return text
 
 
 def parse_budgets(text: str) -> list[int]:
@@ -62,9 +106,10 @@ def episode_plan(args: argparse.Namespace, budgets: list[int] | None, env_kwargs
     steps = args.steps
     defaulted = [name for name, value in (("budget", budgets), ("steps", steps)) if value is None]
     if defaulted:
-        owns = {episode_defaults(args.env_id, kwargs) for kwargs in env_kwargs}
+        with user_input(args.env_id):
+            owns = {episode_defaults(args.env_id, kwargs) for kwargs in env_kwargs}
         if len(owns) > 1:
-            raise SystemExit(f"{args.command}: the worlds have different budgets and steps of their own {sorted(owns)}: "
+            raise UsageError(f"the worlds have different budgets and steps of their own {sorted(owns)}: "
                              "give --budgets and --steps")
         [(own_budget, own_steps)] = owns
         budgets = [own_budget] if budgets is None else budgets
@@ -78,36 +123,121 @@ def parse_tasks(text: str) -> list[str]:
     groups = {"all": [*SINGLE_CAPABILITY_TASKS, *MULTI_CAPABILITY_TASKS], "single": list(SINGLE_CAPABILITY_TASKS), "multi": list(MULTI_CAPABILITY_TASKS)}
     out: list[str] = []
     for part in text.split(","):
+        if part not in groups and part not in TASKS and part != RANDOM_TASK:
+            raise argparse.ArgumentTypeError(unknown("task", part, [*TASKS, RANDOM_TASK, *groups]))
         out += groups.get(part, [part])
-    unknown = [t for t in out if t not in TASKS and t != "random"]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown tasks {unknown}; known: {sorted(TASKS)} or all/single/multi")
     return out
 
 
-def parse_env_kwargs(items: list[str]) -> dict[str, Any]:
+def positive_int(text: str) -> int:
+    """An integer >= 1 (a count of seeds, workers or timesteps)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
+    return value
+
+
+def parse_env_kwargs(items: list[str], flag: str = "--env-kwarg") -> dict[str, Any]:
+    """``KEY=VALUE`` items as a dict (VALUE parsed as JSON where it is JSON, else kept as text)."""
     out = {}
     for item in items or []:
-        key, _, value = item.partition("=")
+        key, equals, value = item.partition("=")
+        if not key.strip() or not equals:
+            raise UsageError(f"{flag} {item!r} is not KEY=VALUE (e.g. noise=false, world=\"paper\")")
         try:
-            out[key] = json.loads(value)
+            out[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
-            out[key] = value
+            out[key.strip()] = value
     return out
+
+
+@contextmanager
+def user_input(what: str = "") -> Iterator[None]:
+    """Turn the ``ValueError``, ``TypeError`` or ``FileNotFoundError`` of a check of the user's input into a
+    :class:`UsageError` (naming ``what`` when given)."""
+    try:
+        yield
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        raise UsageError(f"{what}: {error}" if what else str(error)) from None
+
+
+def check_env(env_id: str, tasks: Sequence[str | None], budgets: Sequence[int], num_steps: int, env_kwargs: dict[str, Any]) -> None:
+    """Build (and close) ``env_id`` for the first task at each budget and for each task at the first budget, so a
+    bad keyword or value is a :class:`UsageError` before anything is written."""
+    from agents.base import make_env
+
+    for task, budget in dict.fromkeys([*((tasks[0], budget) for budget in budgets), *((task, budgets[0]) for task in tasks)]):
+        named = [*([f"task {task}"] if task else []), f"budget {budget:,} tokens", f"{num_steps} steps"]
+        setting = ", ".join([*named, *(f"{key}={value!r}" for key, value in env_kwargs.items())])
+        try:
+            with warnings.catch_warnings():  # the run itself warns of an out-of-date id
+                warnings.simplefilter("ignore")
+                make_env(env_id, "simplex", task, budget, num_steps, env_kwargs).close()
+        except (ValueError, TypeError, FileNotFoundError) as error:  # gymnasium adds where a TypeError came from: the setting says it
+            raise UsageError(f"{env_id} ({setting}): " + str(error).split(" was raised from the environment creator")[0]) from None
+
+
+def check_agents(names: Sequence[str]) -> None:
+    """Every name is a registered agent or a saved policy whose file exists (``ppo:PATH``, ``sb3:ALGO:PATH``, ``ppo_jax:PATH``)."""
+    from agents.registry import AGENTS, MODEL_PREFIXES, is_known_agent
+
+    for name in names:
+        if not is_known_agent(name):
+            raise UsageError(unknown("agent", name, sorted(AGENTS)) + ", ppo:PATH, sb3:ALGO:PATH or ppo_jax:PATH")
+        if name.startswith(MODEL_PREFIXES):
+            path = name.split(":", 2)[-1] if name.startswith("sb3:") else name.partition(":")[2]
+            if not (Path(path).is_file() or Path(path + ".zip").is_file()):
+                raise UsageError(f"agent {name!r}: no saved policy at {path!r}")
+
+
+@contextmanager
+def removed_unless_kept(args: argparse.Namespace, folder: Path | None, kept: Path) -> Iterator[None]:
+    """Remove ``folder`` (which this command made; None: none) if the command fails before ``kept`` holds
+    anything: a failed command leaves no empty folder behind."""
+    try:
+        yield
+    except BaseException:
+        if folder is not None and folder.is_dir() and not (kept.is_file() and kept.stat().st_size):
+            shutil.rmtree(folder)
+            args.kept = f"nothing (nothing had finished; {folder} is removed)"
+        raise
+
+
+def first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` (itself included) that does not exist yet; None if ``path`` exists."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
+def print_json(data: Any) -> None:
+    """``data`` as JSON on stdout, for scripts (NaN and infinities as null, which every JSON reader takes)."""
+    print(json.dumps(json.loads(json.dumps(data, default=str), parse_constant=lambda _: None), indent=2))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from agents.demo import episode_table
     from agents.registry import make_agent
     from agents.harness.runner import run_episode
     from agents.harness.step_log import StepLog, fresh_run_dir
 
     env_kwargs = parse_env_kwargs(args.env_kwarg)
+    check_agents([args.agent])
     [budget], steps = episode_plan(args, None if args.budget is None else [args.budget], [env_kwargs])
+    check_env(args.env_id, [args.task], [budget], steps, env_kwargs)
+    made = first_missing(Path(args.out))
     out = fresh_run_dir(Path(args.out))
     args.kept = f"{out} (history.jsonl of the finished steps)"
-    with StepLog(out / "history.jsonl", None if args.no_tensorboard else out / "tb", steps, f"{args.agent} on {args.task}") as log:
+    log_args = (out / "history.jsonl", None if args.no_tensorboard else out / "tb", steps, f"{args.agent} on {args.task}")
+    with removed_unless_kept(args, made or out, out / "history.jsonl"), StepLog(*log_args) as log:
 
         def factory(setting):
             log.capabilities = list(setting.capabilities)
@@ -120,65 +250,110 @@ def cmd_run(args: argparse.Namespace) -> int:
                "initial_utility_points": round(100 * episode.initial_utility, 4), "final_utility_points": round(100 * episode.final_utility, 4),
                "final_allocation": np.round(episode.steps[-1]["allocation"], 3).tolist(), **episode.extra}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2))
+    if args.json:
+        print_json(summary)
+        return 0
+    print(f"{agent.name} on {args.env_id}, task {episode.task}, seed {episode.seed}:")
+    print(episode_table(agent.setting.capabilities, {agent.name: episode}))
+    written = ["history.jsonl", "summary.json", *([] if args.no_tensorboard else ["tb/"]), *(["agent.npz"] if args.save_agent else [])]
+    print(f"\nwrote {out}: {', '.join(written)}")
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from agents.harness.compare import CompareConfig, format_summary, run_compare
-    from agents.registry import AGENTS, DEFAULT_AGENTS, is_known_agent
+    from agents.registry import DEFAULT_AGENTS
 
     agents: list[str] = []
     for name in args.agents.split(","):
         agents += list(DEFAULT_AGENTS) if name == "all" else [name] if name else []
     agents = list(dict.fromkeys(agents))
-    unknown = [a for a in agents if not is_known_agent(a)]
-    if unknown:
-        print(f"unknown agents {unknown}; known: {sorted(AGENTS)}, ppo:PATH or ppo_jax:PATH", file=sys.stderr)
-        return 2
+    check_agents(agents)
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
     overrides: dict[str, dict[str, Any]] = {}
     for item in args.agent_option:
         name, _, rest = item.partition(".")
-        overrides.setdefault(name, {}).update(parse_env_kwargs([rest]))
+        if name not in agents:
+            raise UsageError(f"--agent-option {item!r} is for agent {name!r}, which is not among --agents {agents}")
+        overrides.setdefault(name, {}).update(parse_env_kwargs([rest], "--agent-option"))
+    out = args.out.replace("{env_id}", args.env_id)
     env_kwargs = parse_env_kwargs(args.env_kwarg)
     budgets, steps = episode_plan(args, args.budgets, [env_kwargs])
-    config = CompareConfig(agents, args.tasks, budgets, seeds, args.env_id, env_kwargs, steps, args.out, args.workers, overrides,
+    config = CompareConfig(agents, args.tasks, budgets, seeds, args.env_id, env_kwargs, steps, out, args.workers, overrides,
                            args.backend, args.address, args.gpus_per_episode)
-    args.kept = f"the finished episodes in {args.out}/episodes.jsonl (rerun the same command to continue)"
-    tables = run_compare(config, progress=not args.quiet)
+    tables = sweep_episodes(args, config, lambda: run_compare(config, progress=not args.quiet))
+    if args.json:
+        print_json(tables)
+        return 0
     print("utility, utility_sd, diff_vs_uniform, ci95, regret, offtarget_change: points (100 x utility)")
     print(format_summary(tables))
-    print(f"\nwrote {args.out}/summary.csv, per_task.csv, results.md, utility.png, allocation.png, profile.png")
+    print(f"\nwrote {out}/summary.csv, per_task.csv, results.md, utility.png, allocation.png, profile.png")
     return 0
 
 
+def sweep_episodes(args: argparse.Namespace, config: CompareConfig, run: Callable[[], Any]) -> Any:
+    """Check the sweep of ``config`` and ``run`` it (``compare``'s or ``log-episodes``') into its folder, which a failure
+    before the first finished episode removes again; Ctrl-C then names the episodes kept."""
+    from agents.harness.compare import EPISODES_FILE, check_out_dir, load_records
+
+    check_env(config.env_id, config.tasks, config.budgets, config.num_steps, dict(config.env_kwargs))
+    with user_input("--out"):
+        check_out_dir(config)
+    out = Path(config.out_dir)
+    args.kept = lambda: f"{len(load_records(out))} finished episodes in {out / EPISODES_FILE} (rerun the same command to continue)"
+    with removed_unless_kept(args, first_missing(out), out / EPISODES_FILE):
+        return run()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    if args.algo == "ppo_jax" and args.env_kwarg:
-        raise SystemExit("train --algo ppo_jax takes no --env-kwarg (its environments are read_env.jax's)")
     env_kwargs = parse_env_kwargs(args.env_kwarg)
-    budgets, steps = episode_plan(args, args.budgets, [{"world": world, **env_kwargs} for world in args.world.split(",")])
+    if args.algo == "ppo_jax" and env_kwargs:
+        raise UsageError("train --algo ppo_jax takes no --env-kwarg (its environments are read_env.jax's)")
+    worlds = [{"world": world, **env_kwargs} for world in args.world.split(",")]
+    budgets, steps = episode_plan(args, args.budgets, worlds)
+    for world in worlds:
+        check_env(args.env_id, [None], budgets, steps, world)
     if args.algo == "ppo_jax":
         from agents.policies.ppo_jax import PPOConfig, train as train_jax
 
-        config = PPOConfig(env_id=args.env_id, world=args.world, budgets=tuple(budgets), num_steps=steps, total_timesteps=args.timesteps,
-                           seed=args.seed)
+        with user_input():
+            config = PPOConfig(env_id=args.env_id, world=args.world, budgets=tuple(budgets), num_steps=steps, total_timesteps=args.timesteps,
+                               seed=args.seed)
         _, report = train_jax(config, args.out)
-        print(f"saved {args.out}/model.npz: {report['steps']:,} steps in {report['train_s']:.1f} s ({report['steps_per_second']:,.0f} steps/s) "
-              f"after {report['compile_s']:.1f} s compiling; mean return of the last update {report['episode_return'][-1]:.4f}")
-        return 0
-    from agents.policies.ppo import train
+        report = {"model": f"{args.out}/model.npz", **report}
+        last = f"after {report['compile_s']:.1f} s compiling; mean return of the last update {report['episode_return'][-1]:.4f}"
+    else:
+        import stable_baselines3
 
-    args.kept = f"{args.out}/model.zip (the policy trained until the interruption)"
-    train(args.algo, args.timesteps, args.seed, args.out, not args.no_tensorboard, args.checkpoint_every, progress=not args.quiet, env_id=args.env_id,
-          world=args.world, budgets=budgets, num_steps=steps, env_kwargs=env_kwargs)
-    print(f"saved {args.out}/model.zip" + ("" if args.no_tensorboard else f" (TensorBoard logs in {args.out}/tb)"))
+        from agents.policies.ppo import train
+
+        if not hasattr(stable_baselines3, args.algo.upper()):
+            algorithms = sorted(name.lower() for name in stable_baselines3.__all__ if name.isupper())
+            raise UsageError(unknown("algorithm", args.algo, ["ppo_jax", *algorithms]))
+        args.kept = f"{args.out}/model.zip (the policy trained until the interruption)"
+        start = time.perf_counter()
+        model = train(args.algo, args.timesteps, args.seed, args.out, not args.no_tensorboard, args.checkpoint_every,
+                      progress=not args.quiet, env_id=args.env_id, world=args.world, budgets=budgets, num_steps=steps,
+                      env_kwargs=env_kwargs)
+        seconds = time.perf_counter() - start
+        returns = [float(episode["r"]) for episode in model.ep_info_buffer]
+        report = {"model": f"{args.out}/model.zip", "algo": args.algo, "steps": int(model.num_timesteps), "train_s": seconds,
+                  "steps_per_second": model.num_timesteps / seconds, "last_episode_returns": returns,
+                  "tensorboard": None if args.no_tensorboard else f"{args.out}/tb"}
+        last = f"mean return of the last {len(returns)} episodes {sum(returns) / max(1, len(returns)):.4f}" + (
+            "" if args.no_tensorboard else f"; TensorBoard logs in {args.out}/tb")
+    if args.json:
+        print_json(report)
+    else:
+        rate = f"{report['steps']:,} steps in {report['train_s']:.1f} s ({report['steps_per_second']:,.0f} steps/s)"
+        print(f"saved {report['model']}: {rate} {last}")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from agents.demo import DemoConfig, run_demo
 
+    check_agents(args.agents.split(","))
     args.kept = f"the newest run-NNN folder of {args.out} (histories of the finished steps)"
     run_demo(DemoConfig(args.task, args.budget, args.steps, args.seed, tuple(args.agents.split(",")), device=args.device, out=args.out,
                      lora=not args.full_finetune, lr=args.lr))
@@ -193,53 +368,67 @@ def cmd_agents(args: argparse.Namespace) -> int:
 
 
 def cmd_log_episodes(args: argparse.Namespace) -> int:
-    from agents.harness.episode_log import LogConfig, log_episodes
+    from agents.harness.episode_log import LogConfig, compare_config, log_episodes
 
     env_kwargs = parse_env_kwargs(args.env_kwarg)
     budgets, steps = episode_plan(args, args.budgets, [env_kwargs])
     config = LogConfig(args.out, args.env_id, env_kwargs, args.tasks, budgets, list(range(args.seed_start, args.seed_start + args.seeds)),
                        [name for name in args.schedules.split(",") if name], steps, args.workers, args.backend, args.address, args.name)
-    card = log_episodes(config, progress=not args.quiet)
+    check_agents(config.schedules)
+    with user_input():
+        compare = compare_config(config)
+    card = sweep_episodes(args, compare, lambda: log_episodes(config, progress=not args.quiet))
     print(f"{card['episodes']} episodes in {args.out}/episodes.jsonl (data set {card['name']!r}, version {card['version']}); card: {args.out}/CARD.md")
     return 0
 
 
 def cmd_fit_world(args: argparse.Namespace) -> int:
-    from read_env.surrogate.fit_world import fit_world, load_episodes, write_world
+    from read_env.surrogate.fit_world import calibrated_env_id, fit_world, load_episodes, write_world
 
+    with user_input("histories"):
+        episodes = load_episodes(args.histories)
     if args.model != "calibrated":
         from read_env.fitted.fit import fit_and_validate
+        from read_env.fitted.validate import split_by_schedule
 
+        output = args.output or FITTED_WORLD_FILE
+        with user_input("--holdout"):
+            split_by_schedule(episodes, args.holdout)
         models = ["recency", "ensemble"] if args.model == "both" else [args.model]
-        world, results = fit_and_validate(load_episodes(args.histories), models, args.holdout, args.output, args.report, seed=args.seed,
+        world, results = fit_and_validate(episodes, models, args.holdout, output, args.report, seed=args.seed,
                                           data=" ".join(args.histories), refit_all=args.refit_all)
+
         def number(value: float | None) -> str:
             return "n/a" if value is None else f"{value:.2f}"
 
         for name, result in results.items():
             print(f"{name}: held-out profile RMS {result['rms_points_all']:.2f} points (no change {result['no_change_rms_points_all']:.2f}), "
                   f"Spearman within groups {number(result['spearman'])}, pooled {number(result['spearman_pooled'])}, best in top 3 {number(result['best_in_top3'])}")
-        print(f"wrote {args.output} ({world.kind}): gym.make('ReAD-Fitted-v1', world='{args.output}'); report in {world.fit['report']}")
+        print(f"wrote {output} ({world.kind}): gym.make('{world.env_id}', world='{output}'); report in {world.fit['report']}")
         return 0
-    world, report = fit_world(load_episodes(args.histories), args.holdout, args.path_terms)
-    write_world(world, report, args.output)
+    output = args.output or CALIBRATED_WORLD_FILE
+    with user_input("--holdout"):
+        world, report = fit_world(episodes, args.holdout, args.path_terms)
+    write_world(world, report, output)
     heldout = report["rmse_heldout_points"]
     print(f"fitted {len(report['train_episodes'])} episodes: RMS profile error {report['rmse_train_points']:.2f} points "
           f"(no-change prediction {report['no_change_rmse_train_points']:.2f}); "
           + (f"{len(report['heldout_episodes'])} held-out episodes: {heldout:.2f} (no change {report['no_change_rmse_heldout_points']:.2f})" if heldout is not None else "no held-out episode"))
-    env_id = SURROGATE_V1_ID if args.path_terms else SURROGATE_ID
-    print(f"wrote {args.output}: gym.make('{env_id}', world='{args.output}', budget_tokens={report['budget_tokens']})")
+    print(f"wrote {output}: gym.make('{calibrated_env_id(world)}', world='{output}', budget_tokens={report['budget_tokens']})")
     return 0
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Every option's default after its help; descriptions keep their line breaks."""
+    """Every option's default after its help (but None, which the help explains); descriptions keep their line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default is None else super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from agents.demo import DemoConfig
 
-    parser = argparse.ArgumentParser(prog="read-env", description=__doc__, formatter_class=HelpFormatter)
+    parser = Parser(prog="read-env", description=__doc__, formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -249,9 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
         """The options of a sweep of episodes (tasks x budgets x seeds) on local processes or Ray."""
         p.add_argument("--tasks", type=parse_tasks, default=tasks, help="comma list of task names, or all/single/multi")
         p.add_argument("--budgets", type=parse_budgets, default=None, help=f"comma list of episode budgets in {BUDGET_FORMAT}; {OWN}")
-        p.add_argument("--seeds", type=int, default=seeds, help=seeds_help)
+        p.add_argument("--seeds", type=positive_int, default=seeds, help=seeds_help)
         p.add_argument("--seed-start", type=int, default=0, help="first seed")
-        p.add_argument("--workers", type=int, default=1, help="local processes (backend local)")
+        p.add_argument("--workers", type=positive_int, default=1, help="local processes (backend local)")
         p.add_argument("--backend", choices=["local", "ray"], default="local", help="ray: each episode a Ray task (pip install 'read-env[ray]')")
         p.add_argument("--address", default=None, help="Ray cluster address, e.g. auto or ray://HOST:10001; None starts a local Ray")
 
@@ -262,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     defaults = DemoConfig()
     demo = command("demo", "the main job: the ReAD bandit and uniform on real distillation (ReAD-v0); about 15 minutes on 2 CPU cores")
-    demo.add_argument("--task", default=defaults.task, help="task whose utility is measured (see read_env/tasks.py)")
+    demo.add_argument("--task", type=parse_task, default=defaults.task, help="task whose utility is measured (see read_env/tasks.py)")
     demo.add_argument("--budget", type=parse_budget, default=defaults.budget_tokens, help=f"episode budget in {BUDGET_FORMAT}")
     demo.add_argument("--steps", type=int, default=defaults.num_steps, help="decision steps per episode")
     demo.add_argument("--seed", type=int, default=defaults.seed, help="seed of every agent's episode")
@@ -275,12 +464,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = command("run", "one agent on one environment and task: JSON-lines history, TensorBoard logs, summary.json")
     run.add_argument("--agent", default="read_bandit", help="agent name (read-env agents), ppo:PATH or sb3:ALGO:PATH")
-    run.add_argument("--task", default="math_word_problems", help="task name (see read_env/tasks.py) or random")
+    run.add_argument("--task", type=parse_task, default="math_word_problems", help="task name (see read_env/tasks.py) or random")
     run.add_argument("--budget", type=parse_budget, default=None, help=f"episode budget in {BUDGET_FORMAT}; {OWN}")
     run.add_argument("--seed", type=int, default=0, help="seed of the episode and the agent")
     run.add_argument("--out", default="runs/run", help="parent folder; each run writes a fresh OUT/run-NNN")
     run.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard logs")
     run.add_argument("--save-agent", action="store_true", help="also save the agent after the episode (agent.npz; agents.load_agent reads it)")
+    run.add_argument("--json", action="store_true", help="print the episode's whole record (summary.json) as JSON instead of the table")
     common(run)
     run.set_defaults(func=cmd_run)
 
@@ -288,9 +478,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--agents", default="all", help="comma list; 'all' is every default agent (combine: all,read_bandit_code)")
     sweep(cmp, tasks="all", seeds=10, seeds_help="number of seeds")
     cmp.add_argument("--gpus-per-episode", type=float, default=0.0, help="GPUs each Ray task reserves (ReAD-v0 on GPUs: 1)")
-    cmp.add_argument("--out", default="runs/compare", help="output folder (episodes.jsonl, tables, plots); rerunning continues it")
+    cmp.add_argument("--out", default="runs/compare/{env_id}", help="output folder (episodes.jsonl, tables, plots), one per "
+                     "environment set-up; rerunning continues it; {env_id} is replaced by --env-id")
     cmp.add_argument("--agent-option", action="append", default=[], metavar="AGENT.KEY=VALUE", help="agent hyperparameter (JSON value), e.g. read_bandit.warmup_steps=2; repeatable")
     cmp.add_argument("--quiet", action="store_true", help="no progress bar")
+    cmp.add_argument("--json", action="store_true", help="print the tables (summary and per task) as JSON instead of the summary table")
     common(cmp)
     cmp.set_defaults(func=cmd_compare)
 
@@ -304,12 +496,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "per episode), or a comma list of .json worlds spread evenly over the parallel environments")
     tr.add_argument("--budgets", type=parse_budgets, default=None,
                     help=f"comma list of episode budgets, spread over the parallel environments, in {BUDGET_FORMAT}; {OWN}")
-    tr.add_argument("--timesteps", type=int, default=100_000, help="environment steps to train for")
+    tr.add_argument("--timesteps", type=positive_int, default=100_000, help="environment steps to train for")
     tr.add_argument("--seed", type=int, default=0, help="seed of the algorithm and the environments")
     tr.add_argument("--out", default="runs/ppo", help="output folder (model.zip, checkpoints/, tb/)")
     tr.add_argument("--checkpoint-every", type=int, default=20_000, help="save a checkpoint every this many steps (0: none)")
     tr.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard logs")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.add_argument("--json", action="store_true", help="print the training report as JSON instead of the summary line")
     tr.add_argument("--steps", type=int, default=None, help=f"decision steps per episode; {OWN}")
     tr.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment argument (JSON value), repeatable; SB3 algorithms (e.g. uncertainty_penalty=1 on ReAD-Fitted-v1)")
@@ -327,7 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = command("fit-world", "fit the surrogate's world parameters to recorded histories or trajectories")
     fit.add_argument("histories", nargs="+", help="run folders, episode folders, history.jsonl or trajectory .json files")
-    fit.add_argument("-o", "--output", default="world.json", help="the fitted world's JSON file")
+    fit.add_argument("-o", "--output", default=None, help=f"the fitted world's JSON file (default: {CALIBRATED_WORLD_FILE} for --model "
+                     f"calibrated, {FITTED_WORLD_FILE} for the others); it records the environment id it is for")
     fit.add_argument("--holdout", type=float, default=0.2, help="share of episodes held out to report the fit error (every 1/holdout-th)")
     fit.add_argument("--path-terms", action="store_true", help="also fit ReAD-Surrogate-v1's prerequisite scale and repair (a PathWorld)")
     fit.add_argument("--model", choices=["calibrated", "recency", "ensemble", "both"], default="calibrated",
@@ -344,14 +538,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; Ctrl-C ends it with one line naming what was kept (exit status 130)."""
+    """Run one command; a mistake in the input ends it with one line (exit status 2), Ctrl-C with one line
+    naming what was kept (exit status 130)."""
     args = build_parser().parse_args(argv)
     args.kept = "nothing written yet"
     try:
+        check_env_id(getattr(args, "env_id", None))
         return int(args.func(args) or 0)
+    except UsageError as error:
+        print(f"read-env {args.command}: error: " + str(error).replace("\n", " "), file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print(f"\ninterrupted: kept {args.kept}", file=sys.stderr)
+        print(f"\ninterrupted: kept {args.kept() if callable(args.kept) else args.kept}", file=sys.stderr)
         return 130
+
+
+def check_env_id(env_id: str | None) -> None:
+    """A registered ReAD environment id (or None: the command takes none)."""
+    import gymnasium as gym
+
+    known = sorted(name for name in gym.registry if name.startswith("ReAD-"))
+    if env_id is not None and env_id not in known:
+        raise UsageError(unknown("environment id", env_id, known))
 
 
 if __name__ == "__main__":

@@ -21,13 +21,17 @@ at DistillerConfig's learning rate of 2e-5 unless ``lr`` says otherwise.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from read_env.registration import REAL_ID
+
+if TYPE_CHECKING:
+    from agents.harness.runner import Episode
 
 LORA_LR = 1e-3
 """The demo's learning rate for LoRA adapters (peft's examples use 1e-3 for small models; adapters start at 0)."""
@@ -90,25 +94,29 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         },
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    print(format_table(summary))
+    print(episode_table(capabilities, episodes))
     print(f"\nwrote {out / 'demo.png'}, {out / 'summary.json'}, TensorBoard logs in {out / 'tb'}")
     plot_demo(summary, out / "demo.png")
     return summary
 
 
-def format_table(summary: dict[str, Any]) -> str:
-    """Profiles before and after each agent's episode, and the task utilities, in points (100 x score), as a text table."""
-    names = list(summary["agents"])
-    first = summary["agents"][names[0]]
-    header = f"{'points':18s} {'start':>7s} " + " ".join(f"{name:>12s}" for name in names)
-    lines = [header]
-    for index, capability in enumerate(summary["capabilities"]):
-        after = " ".join(f"{100 * summary['agents'][name]['final_profile'][index]:12.2f}" for name in names)
-        lines.append(f"{capability:18s} {100 * first['initial_profile'][index]:7.2f} {after}")
-    utilities = " ".join(f"{100 * summary['agents'][name]['final_utility']:12.2f}" for name in names)
-    lines.append(f"{'task utility':18s} {100 * first['initial_utility']:7.2f} {utilities}")
-    minutes = " ".join(f"{summary['agents'][name]['wall_time_s'] / 60:12.1f}" for name in names)
-    lines.append(f"{'minutes':18s} {'':7s} {minutes}")
+def episode_table(capabilities: Sequence[str], episodes: Mapping[str, Episode]) -> str:
+    """A text table of episodes by name: the start profile (the first episode's) and each episode's final profile
+    per capability, and its task utility, in points (100 x score); the tokens it spent and its minutes."""
+    names = list(episodes)
+    width = [max(12, len(name)) for name in names]
+    first = episodes[names[0]]
+
+    def row(label: str, start: str, cells: Sequence[str]) -> str:
+        return f"{label:18s} {start:>7s} " + " ".join(f"{cell:>{size}s}" for cell, size in zip(cells, width))
+
+    lines = [row("points", "start", names)]
+    for index, capability in enumerate(capabilities):
+        finals = [f"{100 * episodes[name].final_profile[index]:.2f}" for name in names]
+        lines.append(row(capability, f"{100 * first.initial_profile[index]:.2f}", finals))
+    lines.append(row("task utility", f"{100 * first.initial_utility:.2f}", [f"{100 * episodes[name].final_utility:.2f}" for name in names]))
+    lines.append(row("tokens", "", [f"{sum(step['tokens_used'] for step in episodes[name].steps):,}" for name in names]))
+    lines.append(row("minutes", "", [f"{episodes[name].wall_time_s / 60:.2f}" for name in names]))
     return "\n".join(lines)
 
 

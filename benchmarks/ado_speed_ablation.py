@@ -5,10 +5,13 @@ forecast speed replaced by 1 (so ``rho = floor_clip(mu * h^0.5)``: prior, histor
 each paired by seed with ``task_static`` on the same episodes; prints the task-averaged difference in points,
 its mean and standard deviation over seeds.
 
-Run: ``python benchmarks/ado_speed_ablation.py``
+Run: ``python benchmarks/ado_speed_ablation.py [--seeds 10] [--tasks all]`` (the tests: ``--seeds 2 --tasks
+math,chat_assistant``)
 """
 
 from __future__ import annotations
+
+import argparse
 
 import numpy as np
 
@@ -16,7 +19,7 @@ from agents import make_agent, run_episode
 from agents.policies.ado import AdoAgent
 from read_env.tasks import TASKS
 
-ENV_ID, SEEDS, BUDGETS = "ReAD-Surrogate-v1", range(10), (20_000_000, 150_000_000)
+ENV_ID, BUDGETS = "ReAD-Surrogate-v1", (20_000_000, 150_000_000)
 
 
 class AdoWithoutSpeed(AdoAgent):
@@ -27,12 +30,17 @@ class AdoWithoutSpeed(AdoAgent):
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 (at least 2: the spread over seeds)")
+    parser.add_argument("--tasks", default="all", help="comma list of task names, or all")
+    args = parser.parse_args()
+    seeds, tasks = range(args.seeds), list(TASKS) if args.tasks == "all" else args.tasks.split(",")
     builders = {"ado": lambda s, seed: make_agent("ado", s, seed=seed), "ado without speed": lambda s, seed: AdoWithoutSpeed(s, seed),
                 "task_static": lambda s, seed: make_agent("task_static", s, seed=seed)}
     for budget in BUDGETS:
-        utility = {name: np.zeros((len(SEEDS), len(TASKS))) for name in builders}
-        for i, seed in enumerate(SEEDS):
-            for j, task in enumerate(TASKS):
+        utility = {name: np.zeros((len(seeds), len(tasks))) for name in builders}
+        for i, seed in enumerate(seeds):
+            for j, task in enumerate(tasks):
                 for name, build in builders.items():
                     episode, _ = run_episode(lambda s: build(s, seed), ENV_ID, task, budget, 20, seed)
                     utility[name][i, j] = 100 * episode.final_utility

@@ -9,6 +9,7 @@ the agents' own seeds still differ) or on (``--noise``, mean over ``--seeds``).
 
     python benchmarks/bandit_ceiling.py --agents read_bandit,read_lookahead
     python benchmarks/bandit_ceiling.py --agents read_bandit --noise --seeds 3 [--option profile_fraction=0]
+    python benchmarks/bandit_ceiling.py --cells 1 --steps 3     # the tests' size
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--noise", action="store_true")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--cells", type=int, default=len(CELLS), help="the first N (task, budget) cells")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="an option (JSON value) of every listed agent but task_static; repeatable")
     args = parser.parse_args()
     options = {key: json.loads(value) for key, _, value in (item.partition("=") for item in args.option)}
@@ -58,7 +60,7 @@ def main() -> None:
     print(f"noise {'on' if args.noise else 'off'}, {args.seeds} seed(s), options {options}; points")
     print(f"{'cell':26s} {'perfect_greedy':>14s} " + " ".join(f"{name:>15s}" for name in agents))
     rows = []
-    for task, budget in CELLS:
+    for task, budget in CELLS[: args.cells]:
         values = [perfect_greedy(task, budget, args.steps)]
         for name in agents:
             overrides = options if name != "task_static" else {}

@@ -6,10 +6,14 @@ distillation budget) and its error on the held-out auxiliary cards and on the 15
 ``read_env.tasks``: mean L1 distance (0..2) and top-3 overlap of the essential set (0..1), next to a uniform
 requirement.
 
-Run: ``OMP_NUM_THREADS=1 taskset -c 1 python benchmarks/identifier_error.py``
+Run: ``OMP_NUM_THREADS=1 taskset -c 1 python benchmarks/identifier_error.py [--steps 600] [--train-cards 400] [--heldout-cards 100]``
+(the tests: ``--steps 5 --train-cards 16 --heldout-cards 8``)
 """
 
 from __future__ import annotations
+
+import argparse
+from dataclasses import fields
 
 import numpy as np
 
@@ -21,7 +25,12 @@ from read_env.tasks import TASKS
 
 
 def main() -> None:
-    config = IdentifierConfig()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    defaults = {field.name: field.default for field in fields(IdentifierConfig)}
+    for name in ("steps", "train_cards", "heldout_cards"):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=defaults[name], help=f"IdentifierConfig.{name}")
+    args = parser.parse_args()
+    config = IdentifierConfig(steps=args.steps, train_cards=args.train_cards, heldout_cards=args.heldout_cards)
     world = World.paper()
     model, report = train_identifier(config, world)
     print(f"training: {report.wall_s:.1f} s wall, {report.interventions} interventions, {report.probe_tokens / 1e9:.2f}B probe tokens, "

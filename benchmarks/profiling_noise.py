@@ -7,10 +7,12 @@ real-step reward differs across the profiled allocations (the signal the reward 
 off: the median ratio of a profiling reward to the real step's reward and their correlation over the
 allocations (how good the first-order scaling is).
 
-Run: ``python benchmarks/profiling_noise.py``
+Run: ``python benchmarks/profiling_noise.py [--repeats 40]`` (the tests: ``--repeats 3``)
 """
 
 from __future__ import annotations
+
+import argparse
 
 import gymnasium as gym
 import numpy as np
@@ -37,6 +39,9 @@ def first_order_check(budget: int) -> tuple[float, float]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="profiling runs and real-step seeds per allocation")
+    repeats = parser.parse_args().repeats
     print("| budget | profiling reward sd | real step reward sd | spread of mean step reward across allocations | noise off: ratio, correlation |")
     print("|---|---|---|---|---|")
     for budget in (20_000_000, 150_000_000):
@@ -44,12 +49,12 @@ def main() -> None:
         env = gym.make(ENV_ID, action_mode="simplex", task=TASK, budget_tokens=budget)
         observation, _ = env.reset(seed=0)
         rng = np.random.default_rng(0)
-        repeats = [profile(setting, observation["requirement"], DEFAULT_PROFILE_FRACTION, rng) for _ in range(REPEATS)]
-        profiled = np.array([[run.reward for run in runs] for runs in repeats])
+        runs_per_repeat = [profile(setting, observation["requirement"], DEFAULT_PROFILE_FRACTION, rng) for _ in range(repeats)]
+        profiled = np.array([[run.reward for run in runs] for runs in runs_per_repeat])
         real = []
-        for run in repeats[0]:
+        for run in runs_per_repeat[0]:
             rewards = []
-            for seed in range(REPEATS):
+            for seed in range(repeats):
                 env.reset(seed=seed)
                 rewards.append(env.step(run.allocation)[1])
             real.append(rewards)

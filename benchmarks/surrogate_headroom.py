@@ -14,6 +14,7 @@ and prints the largest shortfall of the default search.
     python benchmarks/surrogate_headroom.py --version v1 --ablate --prerequisite-scales 2,5,10,20
     python benchmarks/surrogate_headroom.py --version v1 --per-task --fine-check
     python benchmarks/surrogate_headroom.py --version v2 --per-task
+    python benchmarks/surrogate_headroom.py --budgets 20 --steps 4 --tasks math,chat_assistant --ablate   # the tests' size
 """
 
 from __future__ import annotations
@@ -40,13 +41,15 @@ PAPER_RATIOS = {20_000_000: (1.22, 1.51), 150_000_000: (1.37, 1.77)}
 FINE_SEARCH = {"draws": 20_000, "starts": 32, "min_step": 1e-7}
 
 
-def task_rows(world: World, budget: int, num_steps: int, family: str | None, fine_check: bool = False) -> list[tuple[str, np.ndarray]]:
-    """Per task: utilities (points) of uniform, task-static, grid, best fixed, oracle (and the finely solved best fixed);
-    ``family`` None: v0's linear utility."""
+def task_rows(world: World, budget: int, num_steps: int, family: str | None, fine_check: bool = False, tasks: list[str] | None = None
+              ) -> list[tuple[str, np.ndarray]]:
+    """Per task (``tasks``, default all): utilities (points) of uniform, task-static, grid, best fixed, oracle (and the finely solved
+    best fixed); ``family`` None: v0's linear utility."""
     tokens = contract.step_tokens(budget, num_steps)
     path = family is not None
     rows = []
-    for name, card in TASKS.items():
+    for name in tasks or list(TASKS):
+        card = TASKS[name]
         if path:
             objective, requirement = named_task(world, name, family)
         else:
@@ -69,9 +72,10 @@ def task_rows(world: World, budget: int, num_steps: int, family: str | None, fin
     return rows
 
 
-def report(world: World, budgets: list[int], num_steps: int, family: str | None, per_task: bool, fine_check: bool = False) -> None:
+def report(world: World, budgets: list[int], num_steps: int, family: str | None, per_task: bool, fine_check: bool = False,
+           tasks: list[str] | None = None) -> None:
     for budget in budgets:
-        rows = task_rows(world, budget, num_steps, family, fine_check)
+        rows = task_rows(world, budget, num_steps, family, fine_check, tasks)
         mean = np.mean([values for _, values in rows], axis=0)
         span = mean[1] - mean[0]
         grid_ratio, headroom = (mean[2] - mean[0]) / span, (mean[4] - mean[3]) / span
@@ -120,14 +124,16 @@ def main() -> None:
     parser.add_argument("--ablate", action="store_true", help="v1 and v2: also without prerequisites, without repair, without both")
     parser.add_argument("--fine-check", action="store_true", help="solve each best fixed allocation finely and print the default search's shortfall")
     parser.add_argument("--prerequisite-scales", default="", help="v1 and v2: comma list of factors on the prerequisite gains")
+    parser.add_argument("--tasks", default="all", help="comma list of task names, or all")
     args = parser.parse_args()
+    tasks = list(TASKS) if args.tasks == "all" else args.tasks.split(",")
     budgets = [int(float(value) * 1e6) for value in args.budgets.split(",")]
     start = time.perf_counter()
     family = FAMILIES[args.version]
     path = family is not None
     world = PathWorld.paper() if path else World.paper()
     calibration_error(world, args.steps)
-    report(world, budgets, args.steps, family, args.per_task, args.fine_check)
+    report(world, budgets, args.steps, family, args.per_task, args.fine_check, tasks)
     if path:
         print("order of two one-hot phases (half the budget each):")
         for budget in budgets:
@@ -137,12 +143,13 @@ def main() -> None:
         no_repair = 1e30  # repair never happens: harm is permanent, as in v0
         for label, change in (("no prerequisites", {"prerequisites": {}}), ("no repair", {"repair_tokens": no_repair}), ("neither", {"prerequisites": {}, "repair_tokens": no_repair})):
             print(f"ablation: {label}")
-            report(PathWorld.from_calibration({**data, **change}), budgets, args.steps, family, False)
+            report(PathWorld.from_calibration({**data, **change}), budgets, args.steps, family, False, tasks=tasks)
     if path and args.prerequisite_scales:
         path_world.MAX_PREREQUISITE_GAIN = np.inf  # outside the range the source supports: a diagnostic only
         for scale in (float(value) for value in args.prerequisite_scales.split(",")):
             print(f"prerequisite gains x{scale:g} (largest gain {scale * world.prerequisites.max():g})")
-            report(PathWorld.from_calibration({**world.to_calibration(), "prerequisites": scaled_prerequisites(world, scale)}), budgets, args.steps, family, False)
+            scaled = PathWorld.from_calibration({**world.to_calibration(), "prerequisites": scaled_prerequisites(world, scale)})
+            report(scaled, budgets, args.steps, family, False, tasks=tasks)
     print(f"seconds {time.perf_counter() - start:.1f}")
 
 

@@ -15,6 +15,8 @@ every ReAD environment keeps one contract; see :mod:`read_env.contract` for the 
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from collections.abc import Sequence
 from typing import Any, SupportsFloat
 
@@ -26,6 +28,19 @@ from read_env.capabilities import PAPER_CAPABILITIES, resolve_capabilities
 from read_env.tasks import RANDOM_TASK, resolve_requirement
 
 RESET_OPTIONS = ("task", "requirement")
+
+
+def keywords(cls: type) -> set[str]:
+    """The keyword arguments ``cls(...)`` takes: the named parameters of each ``__init__`` along the method
+    resolution order, down to the first one without ``**kwargs``."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            parameters = inspect.signature(vars(klass)["__init__"]).parameters.values()
+            names |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"}
+            if all(p.kind is not p.VAR_KEYWORD for p in parameters):
+                break
+    return names
 
 
 class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
@@ -51,6 +66,17 @@ class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> AllocationEnv:
+        """Refuse a keyword that no constructor of ``cls`` takes before any work, naming the close ones
+        (``gym.make(..., budget=...)``: did you mean ``budget_tokens``?)."""
+        accepted = keywords(cls)
+        unknown = sorted(set(kwargs) - accepted)
+        if unknown:
+            named = [f"{name!r}" + "".join(f" (did you mean {close!r}?)" for close in difflib.get_close_matches(name, accepted, n=1))
+                     for name in unknown]
+            raise TypeError(f"{cls.__name__} takes no keyword {', '.join(named)}; its keywords: {', '.join(sorted(accepted))}")
+        return super().__new__(cls)
 
     def __init__(
         self,

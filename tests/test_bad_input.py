@@ -94,6 +94,19 @@ def test_bad_configuration(kwargs, error, match):
         gym.make("ReAD-Surrogate-v0", **kwargs)
 
 
+@pytest.mark.parametrize("env_id", [*SURROGATES, "ReAD-Fitted-v1", "ReAD-Mini-v1", "ReAD-v0"])
+def test_an_unknown_keyword_names_the_close_one(env_id):
+    with pytest.raises(TypeError, match=r"takes no keyword 'budget' \(did you mean 'budget_tokens'\?\).*its keywords: .*num_steps"):
+        gym.make(env_id, budget=20_000_000)
+    with pytest.raises(TypeError, match=r"takes no keyword 'xyzzy'; its keywords"):  # nothing close: no guess
+        gym.make(env_id, xyzzy=1)
+
+
+def test_an_unknown_keyword_of_a_vector_form_names_the_close_one():
+    with pytest.raises(TypeError, match=r"'nois' \(did you mean 'noise'\?\)"):
+        gym.make_vec("ReAD-Surrogate-v1", num_envs=2, vectorization_mode="vector_entry_point", nois=False)
+
+
 @pytest.mark.parametrize(
     "options,match",
     [

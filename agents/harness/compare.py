@@ -4,7 +4,9 @@ Episodes run one after another, on ``workers`` local processes, or as Ray tasks 
 :mod:`agents.harness.ray_backend`); the results are the same for the same seeds. Every finished episode is
 appended to ``OUT/episodes.jsonl`` at once (one JSON object per line, keyed by
 agent, task, budget, seed and the environment arguments); a run that is interrupted and started again with
-the same output folder skips what is already there. Each ``ReAD-v0`` or ``ReAD-Mini-v0`` episode gets its own run folder
+the same output folder skips what is already there. A folder holds the episodes of one environment set-up
+(id, arguments and steps), so its tables never mix environments: :func:`check_out_dir` refuses another. Each
+``ReAD-v0`` or ``ReAD-Mini-v0`` episode gets its own run folder
 (``run_dir/AGENT-TASK-BUDGET-SEED``, default ``OUT/env/...``), so parallel episodes never share one; an
 episode interrupted midway runs again from its start in a cleared folder (an agent's own state is not
 checkpointed, so continuing the environment alone would not give the uninterrupted episode). All agents of a (task, budget, seed) cell play the same
@@ -196,6 +198,16 @@ def _finished_episodes(jobs: list[tuple], config: CompareConfig) -> Iterator[dic
             yield _run_job(job)
 
 
+def check_out_dir(config: CompareConfig) -> None:
+    """Raise ``ValueError`` if ``config.out_dir`` holds episodes of another environment set-up than ``config``'s."""
+    env_key = _env_key(config)
+    others = sorted({json.loads(record["key"])[-1] for record in load_records(config.out_dir)} - {env_key})
+    if others:
+        found = json.loads(others[0])
+        raise ValueError(f"{config.out_dir} holds episodes of {found['env_id']} with {found['env_kwargs']} and {found['num_steps']} steps, "
+                         f"not of {config.env_id} with {dict(config.env_kwargs)} and {config.num_steps} steps: use another output folder")
+
+
 def run_compare(config: CompareConfig, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) the comparison, then write and return the tables; see the module docstring."""
     from agents.base import Setting
@@ -209,6 +221,7 @@ def run_compare(config: CompareConfig, progress: bool = True) -> dict[str, Any]:
                          num_steps=num_steps if config.num_steps is None else config.num_steps)
     if not config.budgets:
         raise ValueError("budgets is empty: give at least one episode budget (tokens), or None for the environment's own")
+    check_out_dir(config)
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     agents = list(dict.fromkeys(["uniform", *config.agents]))

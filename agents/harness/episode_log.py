@@ -69,14 +69,21 @@ def project_commit() -> dict[str, Any]:
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
-def log_episodes(config: LogConfig, progress: bool = True) -> dict[str, Any]:
-    """Log (or resume logging) the episodes of ``config`` and write the card; returns the card."""
+def compare_config(config: LogConfig) -> CompareConfig:
+    """The comparison that plays the episodes of ``config`` (its schedules are the agents); ``ValueError`` if it has
+    no schedule, task, budget or seed."""
     if not config.schedules or not config.tasks or not config.budgets or not config.seeds:
         raise ValueError("log-episodes needs at least one schedule, task, budget and seed")
+    return CompareConfig(list(config.schedules), list(config.tasks), [int(b) for b in config.budgets], [int(s) for s in config.seeds],
+                         config.env_id, dict(config.env_kwargs), config.num_steps, str(config.out_dir), config.workers, {}, config.backend,
+                         config.address)
+
+
+def log_episodes(config: LogConfig, progress: bool = True) -> dict[str, Any]:
+    """Log (or resume logging) the episodes of ``config`` and write the card; returns the card."""
+    compare = compare_config(config)
     out = Path(config.out_dir)
     before, commit, started = len(load_records(out)), project_commit(), _now()  # the code that logs, as it is when the run starts
-    compare = CompareConfig(list(config.schedules), list(config.tasks), [int(b) for b in config.budgets], [int(s) for s in config.seeds], config.env_id,
-                            dict(config.env_kwargs), config.num_steps, str(out), config.workers, {}, config.backend, config.address)
     run_compare(compare, progress=progress)
     return write_card(out, config, {**commit, "added": len(load_records(out)) - before, "at": started})
 
@@ -110,7 +117,7 @@ def write_card(out: Path, config: LogConfig, run: dict[str, Any]) -> dict[str, A
              f"- episodes: {card['episodes']} in `episodes.jsonl` (per schedule: {card['episodes_per_schedule']}; per budget: {card['episodes_per_budget']})",
              f"- tasks {list(config.tasks)}, budgets {list(config.budgets)}, seeds {list(config.seeds)}",
              "- logged by: " + "; ".join(f"commit {run['commit']}{' (with changes)' if run['dirty'] else ''}, {run['added']} episodes, started {run['at']}" for run in runs),
-             "", "Fit a world: `read-env fit-world " + str(out) + " --model both -o world.json`."]
+             "", "Fit a world: `read-env fit-world " + str(out) + " --model both` (writes fitted_world.json, for ReAD-Fitted-v1)."]
     (out / "CARD.md").write_text("\n".join(lines) + "\n")
     return card
 

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from read_env.fitted import kernel
+from read_env.registration import FITTED_V1_ID
 
 FORMAT = "read-env-fitted-world/1"
 SHIPPED_WORLDS = {
@@ -76,6 +77,8 @@ class FittedWorld:
     """
 
     STATE_BLOCKS = 2
+    env_id = FITTED_V1_ID
+    """The environment a fitted world is for (``ReAD-Fitted-v0`` takes it too), recorded in its file."""
 
     def __init__(self, kind: str, capabilities: Sequence[str], student: Any, theta: Any, token_scale: float, hidden: int = 0, probe_noise: float = 0.0,
                  fit: Mapping[str, Any] | None = None) -> None:
@@ -167,14 +170,18 @@ class FittedWorld:
     def to_data(self) -> dict[str, Any]:
         """This world as JSON-able data (the inverse of :meth:`from_data`)."""
         student = self.starts if self.starts_apart else self.student
-        return {"format": FORMAT, "kind": self.kind, "capabilities": list(self.capabilities), "student": student.tolist(), "theta": self.theta.tolist(),
+        return {"format": FORMAT, "env_id": self.env_id, "kind": self.kind, "capabilities": list(self.capabilities),
+                "student": student.tolist(), "theta": self.theta.tolist(),
                 "token_scale": self.token_scale, "hidden": self.hidden, "probe_noise": self.probe_noise, "fit": self.fit}
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> FittedWorld:
-        """A world from :meth:`to_data`'s schema; ``ValueError`` names a missing key or another format."""
+        """A world from :meth:`to_data`'s schema; ``ValueError`` names a missing key or another format (and the
+        environment that format is for)."""
         if data.get("format") != FORMAT:
-            raise ValueError(f"not a fitted world (format {data.get('format')!r}, expected {FORMAT!r}); calibrated worlds go to ReAD-Surrogate-v0/v1")
+            target = data.get("env_id") or "ReAD-Surrogate-v0/v1/v2"
+            raise ValueError(f"not a fitted world: a world of format {data.get('format')!r} is for {target}, not for ReAD-Fitted-v0/v1 "
+                             f"(fitted worlds: read-env fit-world --model recency, ensemble or both)")
         missing = [key for key in ("kind", "capabilities", "student", "theta", "token_scale") if key not in data]
         if missing:
             raise ValueError(f"fitted world data lacks keys {missing}")

@@ -32,8 +32,9 @@ error of predicting no change (each step's profile = the episode's start profile
 of the fitted world is the mean recorded probe standard error (else the training error).
 
 The output is calibration data in the schema of ``paper_calibration.json`` (plus ``prerequisites`` and
-``repair_tokens`` with ``path_terms``) and a ``fit`` report: ``gym.make("ReAD-Surrogate-v0", world="world.json",
-budget_tokens=B)``, or ``ReAD-Surrogate-v1``.
+``repair_tokens`` with ``path_terms``), its ``format`` (:data:`~read_env.surrogate.world.CALIBRATED_FORMAT`), the
+``env_id`` it is for (:func:`calibrated_env_id`) and a ``fit`` report: ``gym.make("ReAD-Surrogate-v0",
+world="world.json", budget_tokens=B)``, or ``ReAD-Surrogate-v1`` (and v2) with ``path_terms``.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ from typing import Any
 import numpy as np
 
 from read_env.surrogate.path_world import MAX_PREREQUISITE_GAIN, PathWorld, default_prerequisites
-from read_env.surrogate.world import DEFAULT_TRAIN_NOISE, World
+from read_env.registration import SURROGATE_ID, SURROGATE_V1_ID
+from read_env.surrogate.world import CALIBRATED_FORMAT, DEFAULT_TRAIN_NOISE, World
 
 FORGETTING_FACTORS = (1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0, 2.0, 4.0, 8.0, 16.0, 1e6)
 """Forgetting constants tried, in units of the largest episode budget (1e6: no forgetting)."""
@@ -312,9 +314,17 @@ def _fit_path_terms(world: World, training: Sequence[Episode], largest: int) -> 
     return min(candidates, key=lambda pair: pair[0])
 
 
+def calibrated_env_id(world: World) -> str:
+    """The environment a fitted calibrated world is for: ``ReAD-Surrogate-v1`` for a :class:`PathWorld` (v2 takes it
+    too), else ``ReAD-Surrogate-v0``."""
+    return SURROGATE_V1_ID if isinstance(world, PathWorld) else SURROGATE_ID
+
+
 def write_world(world: World, report: dict[str, Any], path: str | Path) -> Path:
-    """Write the world's calibration data with the fit report under ``"fit"``; returns the path."""
+    """Write the world's calibration data with its format, the environment id it is for and the fit report under
+    ``"fit"``; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**world.to_calibration(), "fit": report}, indent=1))
+    data = {"format": CALIBRATED_FORMAT, "env_id": calibrated_env_id(world), **world.to_calibration(), "fit": report}
+    path.write_text(json.dumps(data, indent=1))
     return path

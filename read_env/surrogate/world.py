@@ -59,6 +59,9 @@ RANDOM_FORGETTING_LOG_SCALE = 0.5
 RANDOM_HEADROOM = 0.9
 
 WORLDS = ("paper", "random")
+CALIBRATED_FORMAT = "read-env-calibrated-world/1"
+"""The ``format`` of a calibrated world file (``read-env fit-world``); files without one (``paper_calibration.json``,
+older fits) are calibrated worlds too."""
 
 
 def paper_calibration() -> dict[str, Any]:
@@ -213,8 +216,13 @@ class World:
 
         Keys: ``capabilities``, ``student_only`` and ``teacher_only`` ({name: points}), ``budgets_tokens``
         ({label: tokens}, 3 entries), ``transfer`` ({label: K x K points}); optional ``forgetting_tokens``,
-        ``train_noise``, ``probe_noise``.
+        ``train_noise``, ``probe_noise``. Data of another ``format`` (a ReAD-Fitted world) raise ``ValueError``
+        naming the environment it is for.
         """
+        if data.get("format", CALIBRATED_FORMAT) != CALIBRATED_FORMAT:
+            target = data.get("env_id") or "ReAD-Fitted-v0/v1"
+            raise ValueError(f"not a calibrated world: a world of format {data['format']!r} is for {target}, "
+                             f"not for ReAD-Surrogate-v0/v1/v2 (calibrated worlds: read-env fit-world --model calibrated)")
         missing = [key for key in ("capabilities", "student_only", "teacher_only", "budgets_tokens", "transfer") if key not in data]
         if missing:
             raise ValueError(f"world data lacks keys {missing}")

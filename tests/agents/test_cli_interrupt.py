@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from agents.harness.compare import load_records
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -61,10 +63,14 @@ def test_ctrl_c_ends_train_saving_the_policy_trained_so_far(tmp_path):
     assert PPO.load(tmp_path / "model.zip", device="cpu").num_timesteps > 0
 
 
-def test_ctrl_c_ends_compare_keeping_the_finished_episodes(tmp_path):
+@pytest.mark.parametrize("command", [["compare", "--agents", "uniform,task_static", "--tasks", "all"],
+                                     ["log-episodes", "--env-id", "ReAD-Surrogate-v1", "--schedules", "random,uniform", "--tasks", "all"]])
+def test_ctrl_c_ends_compare_and_log_episodes_naming_the_episodes_kept(tmp_path, command):
     episodes = tmp_path / "episodes.jsonl"
-    status, stderr = interrupt(["compare", "--agents", "uniform,task_static", "--tasks", "all", "--budgets", "2M", "--seeds", "1000", "--steps", "4",
-                                "--out", str(tmp_path), "--quiet"], lambda: len(lines(episodes)) >= 3)
+    status, stderr = interrupt([*command, "--budgets", "2M", "--seeds", "1000", "--steps", "4", "--out", str(tmp_path), "--quiet"],
+                               lambda: len(lines(episodes)) >= 3)
     assert status == 130 and "Traceback" not in stderr
-    assert stderr.strip().splitlines()[-1] == f"interrupted: kept the finished episodes in {tmp_path}/episodes.jsonl (rerun the same command to continue)"
-    assert all(json.loads(line)["key"] for line in lines(episodes)[:-1])  # whole records (the last may be cut: compare reruns it)
+    kept = load_records(tmp_path)  # whole records (a last line cut by the interruption is not one: compare reruns it)
+    assert len(kept) >= 3 and all(record["key"] for record in kept)
+    expected = f"interrupted: kept {len(kept)} finished episodes in {episodes} (rerun the same command to continue)"
+    assert stderr.strip().splitlines()[-1] == expected
