@@ -100,9 +100,10 @@ def format_budget(tokens: int) -> str:
     return str(tokens)
 
 
-def episode_plan(args: argparse.Namespace, budgets: list[int] | None, env_kwargs: list[dict[str, Any]]) -> tuple[list[int], int]:
-    """The budgets (tokens) and steps per episode a command runs, said in one line: ``budgets`` and ``args.steps``
-    where given, else the environment's own (made with each of ``env_kwargs``, which must agree)."""
+def episode_plan(args: argparse.Namespace, budgets: list[int] | None, env_kwargs: list[dict[str, Any]]) -> tuple[list[int], int, str]:
+    """The budgets (tokens) and steps per episode a command runs, and the line that says so (printed on stderr once the
+    inputs are checked): ``budgets`` and ``args.steps`` where given, else the environment's own (made with each of
+    ``env_kwargs``, which must agree)."""
     steps = args.steps
     defaulted = [name for name, value in (("budget", budgets), ("steps", steps)) if value is None]
     if defaulted:
@@ -115,8 +116,8 @@ def episode_plan(args: argparse.Namespace, budgets: list[int] | None, env_kwargs
         budgets = [own_budget] if budgets is None else budgets
         steps = own_steps if steps is None else steps
     said = f"budget{'s' * (len(budgets) > 1)} {', '.join(map(format_budget, budgets))} tokens, {steps} steps per episode"
-    print(f"{args.command} on {args.env_id}: {said}" + (f" ({' and '.join(defaulted)}: the environment's own)" if defaulted else ""))
-    return budgets, steps
+    own = f" ({' and '.join(defaulted)}: the environment's own)" if defaulted else ""
+    return budgets, steps, f"{args.command} on {args.env_id}: {said}{own}"
 
 
 def parse_tasks(text: str) -> list[str]:
@@ -231,8 +232,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     env_kwargs = parse_env_kwargs(args.env_kwarg)
     check_agents([args.agent])
-    [budget], steps = episode_plan(args, None if args.budget is None else [args.budget], [env_kwargs])
+    [budget], steps, plan = episode_plan(args, None if args.budget is None else [args.budget], [env_kwargs])
     check_env(args.env_id, [args.task], [budget], steps, env_kwargs)
+    print(plan, file=sys.stderr)  # stderr: stdout is the result alone (--json)
     made = first_missing(Path(args.out))
     out = fresh_run_dir(Path(args.out))
     args.kept = f"{out} (history.jsonl of the finished steps)"
@@ -278,10 +280,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         overrides.setdefault(name, {}).update(parse_env_kwargs([rest], "--agent-option"))
     out = args.out.replace("{env_id}", args.env_id)
     env_kwargs = parse_env_kwargs(args.env_kwarg)
-    budgets, steps = episode_plan(args, args.budgets, [env_kwargs])
+    budgets, steps, plan = episode_plan(args, args.budgets, [env_kwargs])
     config = CompareConfig(agents, args.tasks, budgets, seeds, args.env_id, env_kwargs, steps, out, args.workers, overrides,
                            args.backend, args.address, args.gpus_per_episode)
-    tables = sweep_episodes(args, config, lambda: run_compare(config, progress=not args.quiet))
+    tables = sweep_episodes(args, config, plan, lambda: run_compare(config, progress=not args.quiet))
     if args.json:
         print_json(tables)
         return 0
@@ -291,14 +293,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def sweep_episodes(args: argparse.Namespace, config: CompareConfig, run: Callable[[], Any]) -> Any:
-    """Check the sweep of ``config`` and ``run`` it (``compare``'s or ``log-episodes``') into its folder, which a failure
-    before the first finished episode removes again; Ctrl-C then names the episodes kept."""
+def sweep_episodes(args: argparse.Namespace, config: CompareConfig, plan: str, run: Callable[[], Any]) -> Any:
+    """Check the sweep of ``config``, say its ``plan`` (stderr) and ``run`` it (``compare``'s or ``log-episodes``') into
+    its folder, which a failure before the first finished episode removes again; Ctrl-C then names the episodes kept."""
     from agents.harness.compare import EPISODES_FILE, check_out_dir, load_records
 
     check_env(config.env_id, config.tasks, config.budgets, config.num_steps, dict(config.env_kwargs))
     with user_input("--out"):
         check_out_dir(config)
+    print(plan, file=sys.stderr)
     out = Path(config.out_dir)
     args.kept = lambda: f"{len(load_records(out))} finished episodes in {out / EPISODES_FILE} (rerun the same command to continue)"
     with removed_unless_kept(args, first_missing(out), out / EPISODES_FILE):
@@ -310,9 +313,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.algo == "ppo_jax" and env_kwargs:
         raise UsageError("train --algo ppo_jax takes no --env-kwarg (its environments are read_env.jax's)")
     worlds = [{"world": world, **env_kwargs} for world in args.world.split(",")]
-    budgets, steps = episode_plan(args, args.budgets, worlds)
+    budgets, steps, plan = episode_plan(args, args.budgets, worlds)
     for world in worlds:
         check_env(args.env_id, [None], budgets, steps, world)
+    print(plan, file=sys.stderr)
     if args.algo == "ppo_jax":
         from agents.policies.ppo_jax import PPOConfig, train as train_jax
 
@@ -371,13 +375,13 @@ def cmd_log_episodes(args: argparse.Namespace) -> int:
     from agents.harness.episode_log import LogConfig, compare_config, log_episodes
 
     env_kwargs = parse_env_kwargs(args.env_kwarg)
-    budgets, steps = episode_plan(args, args.budgets, [env_kwargs])
+    budgets, steps, plan = episode_plan(args, args.budgets, [env_kwargs])
     config = LogConfig(args.out, args.env_id, env_kwargs, args.tasks, budgets, list(range(args.seed_start, args.seed_start + args.seeds)),
                        [name for name in args.schedules.split(",") if name], steps, args.workers, args.backend, args.address, args.name)
     check_agents(config.schedules)
     with user_input():
         compare = compare_config(config)
-    card = sweep_episodes(args, compare, lambda: log_episodes(config, progress=not args.quiet))
+    card = sweep_episodes(args, compare, plan, lambda: log_episodes(config, progress=not args.quiet))
     print(f"{card['episodes']} episodes in {args.out}/episodes.jsonl (data set {card['name']!r}, version {card['version']}); card: {args.out}/CARD.md")
     return 0
 
@@ -447,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--env-id", default=DEFAULT_ENV_ID, help=f"environment id: {', '.join(ENV_IDS)}")
         p.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE", help="extra environment argument (JSON value), repeatable")
-        p.add_argument("--steps", type=int, default=None, help=f"decision steps per episode; {OWN}")
+        p.add_argument("--steps", type=positive_int, default=None, help=f"decision steps per episode; {OWN}")
 
     defaults = DemoConfig()
     demo = command("demo", "the main job: the ReAD bandit and uniform on real distillation (ReAD-v0); about 15 minutes on 2 CPU cores")
@@ -503,7 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard logs")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.add_argument("--json", action="store_true", help="print the training report as JSON instead of the summary line")
-    tr.add_argument("--steps", type=int, default=None, help=f"decision steps per episode; {OWN}")
+    tr.add_argument("--steps", type=positive_int, default=None, help=f"decision steps per episode; {OWN}")
     tr.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment argument (JSON value), repeatable; SB3 algorithms (e.g. uncertainty_penalty=1 on ReAD-Fitted-v1)")
     tr.set_defaults(func=cmd_train)

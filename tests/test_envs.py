@@ -132,7 +132,7 @@ def test_episode_defaults_are_each_environments_own_and_warn_nothing():
     from read_env.fitted.world import FittedWorld
     from read_env.mini.env import DEFAULT_BUDGET_TOKENS, DEFAULT_NUM_STEPS, V1_DEFAULTS
 
-    contract = inspect.signature(AllocationEnv).parameters
+    contract = inspect.signature(AllocationEnv.__init__).parameters
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no out-of-date notice for v0 ids either: nothing is made through gym.make
         for env_id in ("ReAD-Surrogate-v0", "ReAD-Surrogate-v1", "ReAD-Surrogate-v2"):

@@ -50,10 +50,10 @@ def test_cli_defaults_to_the_default_id_without_a_warning(tmp_path, capsys):
         assert build_parser().parse_args(command).env_id == DEFAULT_ENV_ID
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert main(["run", "--agent", "uniform", "--task", "math", "--out", str(tmp_path), "--no-tensorboard"]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("run on ReAD-Surrogate-v2: budget 20M tokens, 20 steps per episode (budget and steps: the environment's own)\n")
-    assert json.loads(out[out.index("{"):])["budget_tokens"] == 20_000_000
+        assert main(["run", "--agent", "uniform", "--task", "math", "--out", str(tmp_path), "--no-tensorboard", "--json"]) == 0
+    said = capsys.readouterr()
+    assert said.err.startswith("run on ReAD-Surrogate-v2: budget 20M tokens, 20 steps per episode (budget and steps: the environment's own)\n")
+    assert json.loads(said.out)["budget_tokens"] == 20_000_000  # stdout: the record alone
 
 
 def test_library_defaults_use_the_default_id_without_a_warning(tmp_path):
@@ -84,10 +84,10 @@ def test_cli_sweeps_default_to_the_environments_own_budget_and_steps(tmp_path, c
     assert main([*sweep, "--out", str(tmp_path / "own")]) == 0
     written = json.loads((tmp_path / "own" / "config.json").read_text())
     assert (written["budgets"], written["env"]["num_steps"]) == ([80_000], 8)  # its world's, fitted to ReAD-Mini-v1's episodes
-    said = capsys.readouterr().out
+    said = capsys.readouterr().err
     assert said.startswith("compare on ReAD-Fitted-v1: budget 80k tokens, 8 steps per episode (budget and steps: the environment's own)\n")
     assert main([*sweep, "--budgets", "40k,80k", "--out", str(tmp_path / "given")]) == 0
-    said = capsys.readouterr().out
+    said = capsys.readouterr().err
     assert said.startswith("compare on ReAD-Fitted-v1: budgets 40k, 80k tokens, 8 steps per episode (steps: the environment's own)\n")
 
 

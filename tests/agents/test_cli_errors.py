@@ -32,7 +32,7 @@ def status_and_stderr(argv, capsys):
         (["run", "--env-id", "ReAD-Surogate-v2"], ["unknown environment id 'ReAD-Surogate-v2'", "(did you mean 'ReAD-Surrogate-v2'?)", "v0"]),
         (["run", "--env-kwarg", "budget=5"], ["'budget' (did you mean 'budget_tokens'?)", "num_steps"]),
         (["run", "--env-kwarg", "noise"], ["--env-kwarg 'noise' is not KEY=VALUE"]),
-        (["run", "--steps", "0"], ["num_steps must be at least 1, got 0"]),
+        (["run", "--steps", "0"], ["argument --steps: not a positive integer: '0'"]),
         (["compare", "--agents", "uniform,foo"], ["unknown agent 'foo'", "read_bandit"]),
         (["compare", "--tasks", "math,mth"], ["unknown task 'mth'", "did you mean 'math'?", "single"]),
         (["compare", "--seeds", "0"], ["not a positive integer: '0'"]),
