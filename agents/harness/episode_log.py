@@ -26,11 +26,12 @@ import json
 import subprocess
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from agents.harness.compare import CompareConfig, load_records, run_compare
+from read_env.registration import MINI_V1_ID, episode_defaults
 
 DEFAULT_SCHEDULES = ("random", "schedule_mixture", "schedule_blocks", "schedule_phases", "uniform", "task_static")
 CARD_FORMAT = "read-env-episodes/1"
@@ -38,16 +39,17 @@ CARD_FORMAT = "read-env-episodes/1"
 
 @dataclass
 class LogConfig:
-    """What to log: ``schedules`` x ``tasks`` x ``budgets`` x ``seeds`` episodes of ``env_id``, into ``out_dir``."""
+    """What to log: ``schedules`` x ``tasks`` x ``budgets`` x ``seeds`` episodes of ``env_id``, into ``out_dir``
+    (``budgets`` or ``num_steps`` None: the environment's own, :func:`read_env.episode_defaults`)."""
 
     out_dir: str
-    env_id: str = "ReAD-Mini-v0"
+    env_id: str = MINI_V1_ID
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
     tasks: Sequence[str] = ("math_word_problems",)
-    budgets: Sequence[int] = (250_000, 1_000_000)
+    budgets: Sequence[int] | None = None
     seeds: Sequence[int] = tuple(range(5))
     schedules: Sequence[str] = DEFAULT_SCHEDULES
-    num_steps: int = 20
+    num_steps: int | None = None
     workers: int = 1
     backend: str = "local"
     address: str | None = None
@@ -72,15 +74,19 @@ def project_commit() -> dict[str, Any]:
 def compare_config(config: LogConfig) -> CompareConfig:
     """The comparison that plays the episodes of ``config`` (its schedules are the agents); ``ValueError`` if it has
     no schedule, task, budget or seed."""
-    if not config.schedules or not config.tasks or not config.budgets or not config.seeds:
+    if not config.schedules or not config.tasks or not config.seeds or (config.budgets is not None and not config.budgets):
         raise ValueError("log-episodes needs at least one schedule, task, budget and seed")
-    return CompareConfig(list(config.schedules), list(config.tasks), [int(b) for b in config.budgets], [int(s) for s in config.seeds],
+    return CompareConfig(list(config.schedules), list(config.tasks), None if config.budgets is None else [int(b) for b in config.budgets], [int(s) for s in config.seeds],
                          config.env_id, dict(config.env_kwargs), config.num_steps, str(config.out_dir), config.workers, {}, config.backend,
                          config.address)
 
 
 def log_episodes(config: LogConfig, progress: bool = True) -> dict[str, Any]:
     """Log (or resume logging) the episodes of ``config`` and write the card; returns the card."""
+    if config.budgets is None or config.num_steps is None:
+        budget_tokens, num_steps = episode_defaults(config.env_id, config.env_kwargs)
+        config = replace(config, budgets=[budget_tokens] if config.budgets is None else config.budgets,
+                         num_steps=num_steps if config.num_steps is None else config.num_steps)
     compare = compare_config(config)
     out = Path(config.out_dir)
     before, commit, started = len(load_records(out)), project_commit(), _now()  # the code that logs, as it is when the run starts

@@ -102,3 +102,18 @@ def test_cli_logs_fits_and_the_world_runs(tmp_path, capsys):
     env = gym.make("ReAD-Fitted-v0", world=world)
     env.reset(seed=0)
     assert env.unwrapped.num_steps == 3
+
+
+def test_the_library_logs_at_the_environments_own_budget_and_steps_without_a_warning(tmp_path):
+    import warnings
+
+    from read_env import MINI_V1_ID, episode_defaults
+
+    assert LogConfig(str(tmp_path)).env_id == MINI_V1_ID  # real episodes by default, on the current miniature
+    config = LogConfig(str(tmp_path / "data"), "ReAD-Surrogate-v2", tasks=["math"], seeds=[0], schedules=["uniform"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        card = log_episodes(config, progress=False)
+    budget_tokens, num_steps = episode_defaults("ReAD-Surrogate-v2")
+    assert card["num_steps"] == num_steps and set(card["episodes_per_budget"]) == {str(budget_tokens)}
+    assert {len(record["steps"]) for record in load_records(tmp_path / "data")} == {num_steps}
