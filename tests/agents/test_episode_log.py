@@ -116,4 +116,4 @@ def test_the_library_logs_at_the_environments_own_budget_and_steps_without_a_war
         card = log_episodes(config, progress=False)
     budget_tokens, num_steps = episode_defaults("ReAD-Surrogate-v2")
     assert card["num_steps"] == num_steps and set(card["episodes_per_budget"]) == {str(budget_tokens)}
-    assert {len(record["steps"]) for record in load_records(tmp_path / "data")} == {num_steps}
+    assert {len(record["allocations"]) for record in load_records(tmp_path / "data")} == {num_steps}
