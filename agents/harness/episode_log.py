@@ -76,7 +76,8 @@ def compare_config(config: LogConfig) -> CompareConfig:
     no schedule, task, budget or seed."""
     if not config.schedules or not config.tasks or not config.seeds or (config.budgets is not None and not config.budgets):
         raise ValueError("log-episodes needs at least one schedule, task, budget and seed")
-    return CompareConfig(list(config.schedules), list(config.tasks), None if config.budgets is None else [int(b) for b in config.budgets], [int(s) for s in config.seeds],
+    budgets = None if config.budgets is None else [int(b) for b in config.budgets]
+    return CompareConfig(list(config.schedules), list(config.tasks), budgets, [int(s) for s in config.seeds],
                          config.env_id, dict(config.env_kwargs), config.num_steps, str(config.out_dir), config.workers, {}, config.backend,
                          config.address)
 
