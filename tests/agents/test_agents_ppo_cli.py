@@ -173,8 +173,9 @@ def test_rl_zoo3_entry_matches_the_ppo_hyperparameters():
     import yaml
 
     from agents.policies.ppo import N_ENVS, PPO_HYPERPARAMS
+    from read_env import DEFAULT_ENV_ID
 
-    entry = yaml.safe_load((Path(__file__).resolve().parents[2] / "agents" / "hyperparams" / "ppo.yml").read_text())["ReAD-Surrogate-v0"]
+    entry = yaml.safe_load((Path(__file__).resolve().parents[2] / "agents" / "hyperparams" / "ppo.yml").read_text())[DEFAULT_ENV_ID]
     assert entry["n_envs"] == N_ENVS
     assert entry["env_kwargs"] == {"world": "random"}
     for key, value in PPO_HYPERPARAMS.items():
