@@ -13,12 +13,13 @@ its own: the reset (task, distiller seed, start measurement), the teacher's answ
 * :class:`StackedStudents` holds the M students as stacked parameters [M, ...] and runs one student module
   over them with ``torch.func.vmap(functional_call)``: ``input_ids`` [M, B, L] (or [B, L] shared by all) ->
   ``logits`` [M, B, L, V].
-* Training (:func:`train_lockstep`): optimizer step j trains every member's j-th batch at once, padded to
-  [M, B, L] (B = the largest batch, L = its longest sequence; padding rows and positions are labelled -100).
-  Each member's loss is the sum of its token losses / its batch's label tokens, as in
-  :class:`~read_env.distill.training.Trainer`, so the summed loss's gradient [M, ...] is each member's own;
-  then per member gradient clipping (its global norm) and AdamW (its step count and learning rate [M]).
-  Members with fewer batches sit the last steps out, with parameters and AdamW state unchanged.
+* Training (:func:`train_lockstep`): optimizer step j trains every member's j-th batch, in groups of members
+  whose batches have similar longest sequences (:func:`length_groups`), each group padded to [G, B, L] (B its
+  largest batch, L its longest sequence; padding rows and positions are labelled -100). Each member's loss is
+  the sum of its token losses / its batch's label tokens, as in :class:`~read_env.distill.training.Trainer`, so
+  the gradient [M, ...] of the summed losses is each member's own; then per member gradient clipping (its global
+  norm) and AdamW (its step count and learning rate [M]). Members with fewer batches sit the last steps out,
+  with parameters and AdamW state unchanged.
 * Probes and evaluation: :func:`~read_env.mini.backend.accuracy` of the stack gives [M, C] scores.
 
 Sequences are right-padded, so a real position never attends to padding: no attention mask is needed, and each
@@ -50,6 +51,11 @@ from read_env.distill.probes import ProbeResult
 from read_env.distill.training import TrainExample, TrainStats, _collate, length_batches
 from read_env.mini.backend import accuracy
 from read_env.mini.student import PAD
+
+
+LENGTH_SLACK = 1.5
+"""A lockstep optimizer step pads members' batches to a common length only within groups whose longest sequences
+differ by at most this factor (:func:`length_groups`): fewer, larger groups batch more; smaller ones pad less."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,7 @@ class StackedStudents:
     def __init__(self, students: Sequence[torch.nn.Module], optimizer: torch.optim.Optimizer, device: str | torch.device) -> None:
         self.device = torch.device(device)
         self.module = copy.deepcopy(students[0]).to(self.device)
+        self.module.set_attn_implementation("eager")  # vmap batches eager attention; sdpa's CPU kernel has no batching rule (a loop)
         named = [dict(student.named_parameters()) for student in students]
         self.params = {name: torch.stack([params[name].detach() for params in named]).to(self.device).requires_grad_()
                        for name, parameter in named[0].items() if parameter.requires_grad}
@@ -98,36 +105,46 @@ class StackedStudents:
         self.lr = torch.full((self.members,), float(group["lr"]), device=self.device)  # [M], set per step by each member's lr_at
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, logits_to_keep: Any = 0) -> SimpleNamespace:
-        """``logits`` [M, B, len(keep), V] of ``input_ids`` [M, B, L] (or [B, L] for every member); right padding
-        needs no ``attention_mask`` (ignored)."""
-        def call(params: dict[str, torch.Tensor], ids: torch.Tensor) -> torch.Tensor:
-            return functional_call(self.module, params, (ids,), {"logits_to_keep": logits_to_keep}).logits
+        """``logits`` [M, B, len(keep), V] of ``input_ids`` [B, L] for every member; right padding needs no
+        ``attention_mask`` (ignored)."""
+        return SimpleNamespace(logits=self._logits(self.params, input_ids.to(self.device), logits_to_keep))
 
-        ids = input_ids.to(self.device)
-        return SimpleNamespace(logits=vmap(call, in_dims=(0, 0 if ids.dim() == 3 else None))(self.params, ids))
+    def _logits(self, params: dict[str, torch.Tensor], ids: torch.Tensor, logits_to_keep: Any) -> torch.Tensor:
+        """Logits [G, B, len(keep), V] of G stacked students ``params`` on ``ids`` [G, B, L] (or [B, L] for all)."""
+        def call(member: dict[str, torch.Tensor], member_ids: torch.Tensor) -> torch.Tensor:
+            return functional_call(self.module, member, (member_ids,), {"logits_to_keep": logits_to_keep}).logits
+
+        return vmap(call, in_dims=(0, 0 if ids.dim() == 3 else None))(params, ids)
 
     def train_step(self, batches: Sequence[Sequence[TrainExample] | None], max_grad_norm: float) -> list[float]:
-        """One optimizer step of every member with a batch (``None``: sits out): its mean token loss, else nan."""
-        size = max(len(batch) for batch in batches if batch)
-        length = max(len(item) for batch in batches if batch for item in batch)
-        ids = torch.full((self.members, size, length), PAD, dtype=torch.long)
-        labels = torch.full((self.members, size, length), -100, dtype=torch.long)
-        for m, batch in enumerate(batches):
-            if batch:
-                collated = _collate(batch, PAD, "cpu")
-                ids[m, : len(batch), : collated["input_ids"].shape[1]] = collated["input_ids"]
-                labels[m, : len(batch), : collated["labels"].shape[1]] = collated["labels"]
-        start = max(min(item.n_prompt for batch in batches if batch for item in batch) - 1, 0)
+        """One optimizer step of every member with a batch (``None``: sits out): its mean token loss, else nan.
+        Members train in groups of similar lengths (:func:`length_groups`), each padded to its own [G, B, L]."""
+        means = [float("nan")] * self.members
+        for group in length_groups(batches):
+            summed, denom = self._group_loss(group, [batches[m] for m in group])
+            (summed / denom).sum().backward()  # each member's gradient [M, ...] accumulates over the groups
+            for m, value, count in zip(group, summed.tolist(), denom.tolist()):
+                means[m] = value / count
+        self._adamw(torch.tensor([bool(batch) for batch in batches], device=self.device), max_grad_norm)
+        return means
+
+    def _group_loss(self, group: list[int], batches: list[Sequence[TrainExample]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sums of token losses [G] of members ``group`` on their ``batches``, and their label tokens [G]."""
+        size, length = max(len(batch) for batch in batches), max(len(item) for batch in batches for item in batch)
+        ids = torch.full((len(group), size, length), PAD, dtype=torch.long)
+        labels = torch.full((len(group), size, length), -100, dtype=torch.long)
+        for row, batch in enumerate(batches):
+            collated = _collate(batch, PAD, "cpu")
+            ids[row, : len(batch), : collated["input_ids"].shape[1]] = collated["input_ids"]
+            labels[row, : len(batch), : collated["labels"].shape[1]] = collated["labels"]
+        start = max(min(item.n_prompt for batch in batches for item in batch) - 1, 0)
         keep = torch.arange(start, length - 1, device=self.device)  # positions predicting tokens start+1..L-1
         target = labels[:, :, start + 1 :].to(self.device)
-        logits = self(ids, logits_to_keep=keep).logits.float()
+        index = torch.tensor(group, device=self.device)
+        logits = self._logits({name: value[index] for name, value in self.params.items()}, ids.to(self.device), keep).float()
         token_loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="none")
-        summed = token_loss.view(self.members, -1).sum(dim=1)  # [M]: each member's sum of token losses
-        denom = [sum(len(item) - item.n_prompt for item in batch) if batch else 1 for batch in batches]
-        (summed / torch.tensor(denom, device=self.device, dtype=summed.dtype)).sum().backward()
-        active = torch.tensor([bool(batch) for batch in batches], device=self.device)
-        self._adamw(active, max_grad_norm)
-        return [value / count if batch else float("nan") for value, count, batch in zip(summed.tolist(), denom, batches)]
+        denom = [sum(len(item) - item.n_prompt for item in batch) for batch in batches]
+        return token_loss.view(len(group), -1).sum(dim=1), torch.tensor(denom, device=self.device, dtype=logits.dtype)
 
     @torch.no_grad()
     def _adamw(self, active: torch.Tensor, max_grad_norm: float) -> None:
@@ -153,6 +170,19 @@ class StackedStudents:
             param.copy_(torch.where(keep, updated, param))
             self.exp_avg[name], self.exp_avg_sq[name] = exp_avg, exp_avg_sq
             param.grad = None
+
+
+def length_groups(batches: Sequence[Sequence[TrainExample] | None], slack: float = LENGTH_SLACK) -> list[list[int]]:
+    """The members with a batch, sorted by their batch's longest sequence and grouped while it is at most ``slack``
+    times the group's first (so padding to the group's longest costs at most ``slack`` times the tokens)."""
+    longest = {m: max(len(item) for item in batch) for m, batch in enumerate(batches) if batch}
+    groups: list[list[int]] = []
+    for m in sorted(longest, key=longest.__getitem__):
+        if groups and longest[m] <= slack * longest[groups[-1][0]]:
+            groups[-1].append(m)
+        else:
+            groups.append([m])
+    return groups
 
 
 def train_lockstep(students: StackedStudents, work: Sequence[tuple[list[TrainExample], np.random.Generator, Any]],
