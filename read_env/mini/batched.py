@@ -50,6 +50,7 @@ from read_env.distill.ledger import largest_remainder_split
 from read_env.distill.probes import ProbeResult
 from read_env.distill.training import TrainExample, TrainStats, _collate, length_batches
 from read_env.mini.backend import accuracy
+from read_env.mini.env import MiniEnv
 from read_env.mini.student import PAD
 
 
@@ -243,6 +244,8 @@ def run_batched(members: Sequence[Member], env_id: str = "ReAD-Mini-v1", env_kwa
 
 def _play(members: Sequence[Member], envs: list[Any], device: str | torch.device) -> list[BatchedEpisode]:
     first = envs[0]
+    if not isinstance(first, MiniEnv):
+        raise ValueError(f"batched students play ReAD-Mini environments, got {type(first).__name__}")
     if first.training["lora"]:
         raise ValueError("batched students train every weight: lora=True is not supported here")
     allocations = _allocations(members, first.num_steps, len(first.capabilities), first.action_mode, first.logit_temperature)
@@ -271,7 +274,8 @@ def _play(members: Sequence[Member], envs: list[Any], device: str | torch.device
             profile, stderr = distillers[m]._last_probe.profile, distillers[m]._last_probe.stderr
             utility = EvalResult(scores[m], np.array([len(group) for group in eval_set]), 0.0).utility(env.requirement)
             delta = profile - env.profile
-            feedback = contract.step_feedback(env.requirement, env._essential_weight, delta, tokens, env.budget_tokens, env.beta, env.cost_weight)
+            feedback = contract.step_feedback(env.requirement, env._essential_weight, delta, tokens, env.budget_tokens,
+                                              env.beta, env.cost_weight)
             extra = {"tokens_allotted": largest_remainder_split(tokens, allocations[m][t]).tolist(), "tokens_spent": report.tokens_spent,
                      "tokens_generated": report.tokens_generated, "tokens_trained": report.tokens_trained,
                      **env._ledger_info(distillers[m].totals()), "loss": report.loss, "micro_batch": report.micro_batch,
