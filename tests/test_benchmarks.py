@@ -28,6 +28,8 @@ CASES = {  # case: its steps (script, arguments, a regular expression its standa
     "bandit_ceiling": [("bandit_ceiling.py", "--cells 1 --steps 3".split(), rf"mean\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}")],
     "bandit_speed": [("bandit_speed.py", "--repeats 1 --episodes 2 --steps 7".split(),
                       rf"speed-up\s+{NUMBER}x[\s\S]*batched {NUMBER}, reference {NUMBER}, difference {NUMBER}")],
+    "batched_students": [("batched_students.py", [*"--members 2 --singles 1 --env-kwarg budget_tokens=4000 --env-kwarg num_steps=2".split(), *TINY_MINI],
+                          rf"single episodes one at a time: 1, {NUMBER} episodes/hour[\s\S]*ratio batched/single: {NUMBER}")],
     "budget_remainder": [("budget_remainder.py", "--tiny --budgets 2000 --num-steps 2".split(),
                           rf"2,000\s+{NUMBER} \(\s*{NUMBER}%\)\s+{NUMBER} \(")],
     "distill_throughput": [("distill_throughput.py", "--tiny --prompts 2 --max-new-tokens 4 --batch 2 --threads 1".split(),

@@ -60,7 +60,7 @@ from .ledger import LedgerEntry, LedgerError, TokenLedger, largest_remainder_spl
 from .models import LoadedModels, load_models
 from .probes import ProbeResult, ProbeSuite
 from .prompts import CAPABILITIES, Prompt, PromptSampler, text_hash
-from .training import TrainExample, Trainer, apply_lora, check_same_vocab, fit_budget
+from .training import TrainExample, Trainer, TrainStats, apply_lora, check_same_vocab, fit_budget
 
 
 @dataclass
@@ -86,6 +86,22 @@ class StepReport:
     @property
     def tokens_spent(self) -> int:
         return self.tokens_generated + self.tokens_trained
+
+
+@dataclass
+class StepDraft:
+    """A step of :meth:`Distiller.distill` up to training (:meth:`Distiller.draft`); token arrays [K] int64."""
+
+    allotted: np.ndarray  # the step's allotment per capability
+    carry_in: int
+    generated: np.ndarray  # teacher tokens per capability
+    trained: np.ndarray  # planned student tokens per capability
+    examples: list[TrainExample]  # the teacher's answers, within the budget
+    replay: list[TrainExample]  # trained beside them, outside the budget (capability -1)
+    lr_at: Callable[[float], float] | None  # the learning rate over the step (Trainer.train)
+    progress: float
+    started: float  # time.perf_counter() at the start of the step
+    generation_seconds: float
 
 
 @dataclass
@@ -208,6 +224,11 @@ class Distiller:
             progress: fraction of the whole budget already spent, in [0, 1] (curriculum).
             final: the episode's last step: spend the pooled remainder too (see the module docstring).
         """
+        draft = self.draft(tokens, progress, final)
+        return self.book(draft, self.trainer.train(draft.examples + draft.replay, self.np_rng, draft.lr_at))
+
+    def draft(self, tokens: Sequence[int] | np.ndarray, progress: float, final: bool = False) -> StepDraft:
+        """:meth:`distill` up to training: the teacher's answers within the budget rule (ledger untouched)."""
         started = time.perf_counter()
         allotted = np.asarray(tokens)
         if allotted.shape != (self.K,) or np.any(allotted < 0) or not np.all(np.equal(np.mod(allotted, 1), 0)):
@@ -235,19 +256,26 @@ class Distiller:
             examples += kept
             left -= more + used
             generation_seconds += seconds
-        stats = self.trainer.train(examples + self._replay(examples), self.np_rng, self._lr_at(progress, int(allotted.sum())))
+        return StepDraft(allotted, carry_in, generated, trained, examples, self._replay(examples), self._lr_at(progress, int(allotted.sum())),
+                         progress, started, generation_seconds)
+
+    def book(self, draft: StepDraft, stats: TrainStats) -> StepReport:
+        """:meth:`distill` after training on ``draft``'s examples (``stats``): check the trained tokens and append
+        the step to the ledger."""
+        trained = draft.trained
         if any(stats.tokens_per_capability.get(k, 0) != trained[k] for k in range(self.K)):
             raise LedgerError(f"trained tokens per capability {stats.tokens_per_capability} differ from the planned {trained.tolist()}")
+        allotted, carry_in, generated, examples = draft.allotted, draft.carry_in, draft.generated, draft.examples
         spent = int(generated.sum() + trained.sum())
         carry_out = int(allotted.sum()) + carry_in - spent
         step = len(self.ledger)
         self.ledger.append(LedgerEntry(step=step, allotted=allotted.tolist(), carry_in=carry_in,
                                        generated=generated.tolist(), trained=trained.tolist(), carry_out=carry_out,
-                                       extra={"loss": stats.loss, "examples": len(examples), "progress": progress}))
+                                       extra={"loss": stats.loss, "examples": len(examples), "progress": draft.progress}))
         return StepReport(step=step, tokens_allotted=int(allotted.sum()), carry_in=carry_in, carry_out=carry_out,
                           tokens_generated=int(generated.sum()), tokens_trained=int(trained.sum()),
                           generated=generated, trained=trained, examples=len(examples), loss=stats.loss,
-                          seconds=time.perf_counter() - started, generation_seconds=generation_seconds,
+                          seconds=time.perf_counter() - draft.started, generation_seconds=draft.generation_seconds,
                           training_seconds=stats.seconds, micro_batch=stats.micro_batch,
                           oom_retries=stats.oom_retries)
 

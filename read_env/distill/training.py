@@ -68,6 +68,23 @@ class TrainStats:
     micro_batch: int = 0
     oom_retries: int = 0
     seconds: float = 0.0
+    weighted_loss: float = 0.0  # sum over optimizer steps of mean loss x label tokens
+
+    def record(self, batch: Sequence[TrainExample], mean: float) -> None:
+        """Count an optimizer batch that completed with mean token loss ``mean`` (its tokens once, after it succeeded)."""
+        n_lab = sum(len(e) - e.n_prompt for e in batch)
+        self.losses.append(mean)
+        self.weighted_loss += mean * n_lab
+        self.label_tokens += n_lab
+        self.steps += 1
+        for e in batch:
+            self.tokens += len(e)
+            self.tokens_per_capability[e.capability] = self.tokens_per_capability.get(e.capability, 0) + len(e)
+
+    def finish(self, micro_batch: int, seconds: float) -> None:
+        """Close a training call: the token-weighted mean loss, the micro-batch size in use and the call's seconds."""
+        self.loss = self.weighted_loss / self.label_tokens if self.label_tokens else float("nan")
+        self.micro_batch, self.seconds = micro_batch, seconds
 
 
 def check_same_vocab(teacher, teacher_tok, student, student_tok) -> None:
@@ -233,7 +250,6 @@ class Trainer:
         stats = TrainStats()
         t0 = time.perf_counter()
         self.model.train()
-        weighted = 0.0
         total = sum(len(e) for e in examples)
         for batch in length_batches(examples, self.batch_size, rng):
             if lr_at is not None:
@@ -244,16 +260,7 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
-            n_lab = sum(len(e) - e.n_prompt for e in batch)
-            stats.losses.append(mean)
-            weighted += mean * n_lab
-            stats.label_tokens += n_lab
-            stats.steps += 1
-            for e in batch:  # counted once, after the batch succeeded
-                stats.tokens += len(e)
-                stats.tokens_per_capability[e.capability] = stats.tokens_per_capability.get(e.capability, 0) + len(e)
+            stats.record(batch, mean)
         self.model.eval()
-        stats.loss = weighted / stats.label_tokens if stats.label_tokens else float("nan")
-        stats.micro_batch = self.micro_batch
-        stats.seconds = time.perf_counter() - t0
+        stats.finish(self.micro_batch, time.perf_counter() - t0)
         return stats

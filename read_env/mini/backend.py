@@ -86,16 +86,18 @@ def held_out(family_list: Sequence[Family], split: str, count: int, levels: Sequ
 
 def accuracy(model: torch.nn.Module, items: list[list[TrainExample]], metric: str = "exact") -> tuple[np.ndarray, np.ndarray]:
     """Mean score [K] in [0, 1] per capability under ``metric`` and its standard error [K] (binomial for
-    ``"exact"``, the items' sample standard deviation / sqrt(count) for ``"token"``)."""
+    ``"exact"``, the items' sample standard deviation / sqrt(count) for ``"token"``); [M, K] each for a stack of
+    M students (:func:`~read_env.mini.student.answer_scores`)."""
     flat = [item for group in items for item in group]
     scores = answer_scores(model, flat, metric)
     bounds = np.cumsum([0] + [len(group) for group in items])
-    groups = [scores[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
-    means = np.array([group.mean() for group in groups])
+    groups = [scores[..., start:end] for start, end in zip(bounds[:-1], bounds[1:])]
+    means = np.stack([group.mean(axis=-1) for group in groups], axis=-1)
     counts = np.diff(bounds)
     if metric == "exact":
         return means, np.sqrt(means * (1.0 - means) / counts)
-    return means, np.array([group.std(ddof=1) if len(group) > 1 else 0.0 for group in groups]) / np.sqrt(counts)
+    spread = [group.std(ddof=1, axis=-1) if group.shape[-1] > 1 else np.zeros(group.shape[:-1]) for group in groups]
+    return means, np.stack(spread, axis=-1) / np.sqrt(counts)
 
 
 class MiniDistiller(Distiller):

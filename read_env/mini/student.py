@@ -207,10 +207,13 @@ def load_student(config: StudentConfig, cache_dir: str | os.PathLike[str] | None
 
 
 def answer_scores(model: torch.nn.Module, items: Sequence[TrainExample], metric: str = "exact", batch_size: int = 256) -> np.ndarray:
-    """Float [N] in [0, 1]: each item's score under ``metric`` (``"exact"`` or ``"token"``, module docstring)."""
+    """Float [N] in [0, 1]: each item's score under ``metric`` (``"exact"`` or ``"token"``, module docstring).
+
+    ``model`` maps ``input_ids`` [n, L] to ``logits`` [..., n, L, V]: a stack of M students
+    (:class:`read_env.mini.batched.StackedStudents`) gives scores [M, N]."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
-    scores = np.zeros(len(items))
+    scores = None
     order = sorted(range(len(items)), key=lambda index: len(items[index]))
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
@@ -221,13 +224,14 @@ def answer_scores(model: torch.nn.Module, items: Sequence[TrainExample], metric:
             for row, item in enumerate(chunk):
                 ids[row, : len(item)] = torch.tensor(item.input_ids)
                 labels[row, : len(item)] = torch.tensor(item.labels())
-            predicted = model(input_ids=ids, attention_mask=(ids != PAD).long()).logits[:, :-1].argmax(-1)
+            predicted = model(input_ids=ids, attention_mask=(ids != PAD).long()).logits[..., :-1, :].argmax(-1).cpu()
             target = labels[:, 1:]
             counted = target != -100
-            hits = ((predicted == target) & counted).sum(dim=1)
-            right = hits == counted.sum(dim=1) if metric == "exact" else hits / counted.sum(dim=1)
-            scores[order[start : start + len(chunk)]] = right.double().numpy()
-    return scores
+            hits = ((predicted == target) & counted).sum(dim=-1)
+            right = hits == counted.sum(dim=-1) if metric == "exact" else hits / counted.sum(dim=-1)
+            scores = np.zeros((*right.shape[:-1], len(items))) if scores is None else scores
+            scores[..., order[start : start + len(chunk)]] = right.double().numpy()
+    return np.zeros(len(items)) if scores is None else scores
 
 
 def exact_match(model: torch.nn.Module, items: Sequence[TrainExample], batch_size: int = 256) -> np.ndarray:
