@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
 import shutil
 import sys
 import time
@@ -555,6 +556,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted: kept {args.kept() if callable(args.kept) else args.kept}", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout closed it (``--json | head``): what was written stays written
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the interpreter's final flush fails no more
+        return 141  # 128 + SIGPIPE, as a shell reports a command cut off by a closed pipe
 
 
 def check_env_id(env_id: str | None) -> None:

@@ -125,3 +125,21 @@ def test_fit_world_names_its_outputs_by_kind_and_worlds_refuse_the_wrong_environ
         gym.make("ReAD-Fitted-v1", world="world.json")
     status, stderr = status_and_stderr([*"run --env-id ReAD-Surrogate-v2 --env-kwarg world=fitted_world.json --out runs".split()], capsys)
     assert status == 2 and "is for ReAD-Fitted-v1, not for ReAD-Surrogate-v0/v1/v2" in stderr and not (tmp_path / "runs").exists()
+
+
+def test_a_reader_that_closes_the_pipe_early_gets_no_traceback(tmp_path):
+    """``read-env run --json | head -c 1``: the command stops quietly with 141 (128 + SIGPIPE), its files written."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    command = [sys.executable, "-m", "agents.cli", "run", "--agent", "uniform", "--budget", "2M", "--steps", "3", "--no-tensorboard",
+               "--json", "--out", str(tmp_path)]
+    process = subprocess.Popen(command, cwd=root, env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.close()  # the reader is gone before the command writes its record
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 141 and "Traceback" not in stderr, stderr
+    assert (tmp_path / "run-000" / "summary.json").is_file()
