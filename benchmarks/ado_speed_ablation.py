@@ -16,8 +16,8 @@ import argparse
 import numpy as np
 
 from agents import make_agent, run_episode
+from agents.cli import parse_tasks
 from agents.policies.ado import AdoAgent
-from read_env.tasks import TASKS
 
 ENV_ID, BUDGETS = "ReAD-Surrogate-v1", (20_000_000, 150_000_000)
 
@@ -32,9 +32,9 @@ class AdoWithoutSpeed(AdoAgent):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 (at least 2: the spread over seeds)")
-    parser.add_argument("--tasks", default="all", help="comma list of task names, or all")
+    parser.add_argument("--tasks", type=parse_tasks, default="all", help="comma list of task names or groups (all, single, multi)")
     args = parser.parse_args()
-    seeds, tasks = range(args.seeds), list(TASKS) if args.tasks == "all" else args.tasks.split(",")
+    seeds, tasks = range(args.seeds), args.tasks
     builders = {"ado": lambda s, seed: make_agent("ado", s, seed=seed), "ado without speed": lambda s, seed: AdoWithoutSpeed(s, seed),
                 "task_static": lambda s, seed: make_agent("task_static", s, seed=seed)}
     for budget in BUDGETS:

@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 
+from agents.cli import parse_tasks
 from agents.policies.candidates import candidate_set
 from read_env import contract
 from read_env.surrogate import path_world
@@ -41,14 +42,14 @@ PAPER_RATIOS = {20_000_000: (1.22, 1.51), 150_000_000: (1.37, 1.77)}
 FINE_SEARCH = {"draws": 20_000, "starts": 32, "min_step": 1e-7}
 
 
-def task_rows(world: World, budget: int, num_steps: int, family: str | None, fine_check: bool = False, tasks: list[str] | None = None
+def task_rows(world: World, budget: int, num_steps: int, family: str | None, tasks: list[str], fine_check: bool = False
               ) -> list[tuple[str, np.ndarray]]:
-    """Per task (``tasks``, default all): utilities (points) of uniform, task-static, grid, best fixed, oracle (and the finely solved
+    """Per task of ``tasks``: utilities (points) of uniform, task-static, grid, best fixed, oracle (and the finely solved
     best fixed); ``family`` None: v0's linear utility."""
     tokens = contract.step_tokens(budget, num_steps)
     path = family is not None
     rows = []
-    for name in tasks or list(TASKS):
+    for name in tasks:
         card = TASKS[name]
         if path:
             objective, requirement = named_task(world, name, family)
@@ -72,10 +73,10 @@ def task_rows(world: World, budget: int, num_steps: int, family: str | None, fin
     return rows
 
 
-def report(world: World, budgets: list[int], num_steps: int, family: str | None, per_task: bool, fine_check: bool = False,
-           tasks: list[str] | None = None) -> None:
+def report(world: World, budgets: list[int], num_steps: int, family: str | None, tasks: list[str], per_task: bool,
+           fine_check: bool = False) -> None:
     for budget in budgets:
-        rows = task_rows(world, budget, num_steps, family, fine_check, tasks)
+        rows = task_rows(world, budget, num_steps, family, tasks, fine_check)
         mean = np.mean([values for _, values in rows], axis=0)
         span = mean[1] - mean[0]
         grid_ratio, headroom = (mean[2] - mean[0]) / span, (mean[4] - mean[3]) / span
@@ -124,16 +125,15 @@ def main() -> None:
     parser.add_argument("--ablate", action="store_true", help="v1 and v2: also without prerequisites, without repair, without both")
     parser.add_argument("--fine-check", action="store_true", help="solve each best fixed allocation finely and print the default search's shortfall")
     parser.add_argument("--prerequisite-scales", default="", help="v1 and v2: comma list of factors on the prerequisite gains")
-    parser.add_argument("--tasks", default="all", help="comma list of task names, or all")
+    parser.add_argument("--tasks", type=parse_tasks, default="all", help="comma list of task names or groups (all, single, multi)")
     args = parser.parse_args()
-    tasks = list(TASKS) if args.tasks == "all" else args.tasks.split(",")
     budgets = [int(float(value) * 1e6) for value in args.budgets.split(",")]
     start = time.perf_counter()
     family = FAMILIES[args.version]
     path = family is not None
     world = PathWorld.paper() if path else World.paper()
     calibration_error(world, args.steps)
-    report(world, budgets, args.steps, family, args.per_task, args.fine_check, tasks)
+    report(world, budgets, args.steps, family, args.tasks, args.per_task, args.fine_check)
     if path:
         print("order of two one-hot phases (half the budget each):")
         for budget in budgets:
@@ -143,13 +143,13 @@ def main() -> None:
         no_repair = 1e30  # repair never happens: harm is permanent, as in v0
         for label, change in (("no prerequisites", {"prerequisites": {}}), ("no repair", {"repair_tokens": no_repair}), ("neither", {"prerequisites": {}, "repair_tokens": no_repair})):
             print(f"ablation: {label}")
-            report(PathWorld.from_calibration({**data, **change}), budgets, args.steps, family, False, tasks=tasks)
+            report(PathWorld.from_calibration({**data, **change}), budgets, args.steps, family, args.tasks, False)
     if path and args.prerequisite_scales:
         path_world.MAX_PREREQUISITE_GAIN = np.inf  # outside the range the source supports: a diagnostic only
         for scale in (float(value) for value in args.prerequisite_scales.split(",")):
             print(f"prerequisite gains x{scale:g} (largest gain {scale * world.prerequisites.max():g})")
             scaled = PathWorld.from_calibration({**world.to_calibration(), "prerequisites": scaled_prerequisites(world, scale)})
-            report(scaled, budgets, args.steps, family, False, tasks=tasks)
+            report(scaled, budgets, args.steps, family, args.tasks, False)
     print(f"seconds {time.perf_counter() - start:.1f}")
 
 
