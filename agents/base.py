@@ -30,7 +30,7 @@ import numpy as np
 import read_env  # noqa: F401  (registers the environment ids)
 from read_env import contract
 from read_env.capabilities import PAPER_CAPABILITIES
-from read_env.registration import DEFAULT_ENV_ID, episode_defaults
+from read_env.registration import DEFAULT_ENV_ID, resolve_episode
 
 Observation = Mapping[str, np.ndarray]
 OBS_TOLERANCE = 1e-4
@@ -43,7 +43,7 @@ class Setting:
     ``env_kwargs`` holds the remaining environment arguments (``world``, ``world_seed``, ``noise``, ``beta``,
     ...); agents that need a model of the environment (the oracle, the grid search's profiling runs) use
     them, the others only use ``capabilities`` (K) and ``num_steps``. ``num_steps`` and ``budget_tokens``
-    (tokens) left ``None`` become the environment's own (:func:`read_env.registration.episode_defaults`).
+    (tokens) left ``None`` become the environment's own (:func:`read_env.registration.resolve_episode`).
     """
 
     capabilities: tuple[str, ...] = PAPER_CAPABILITIES
@@ -53,10 +53,10 @@ class Setting:
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.num_steps is None or self.budget_tokens is None:
-            budget_tokens, num_steps = episode_defaults(self.env_id, self.env_kwargs)
-            object.__setattr__(self, "num_steps", num_steps if self.num_steps is None else self.num_steps)
-            object.__setattr__(self, "budget_tokens", budget_tokens if self.budget_tokens is None else self.budget_tokens)
+        given = None if self.budget_tokens is None else [self.budget_tokens]
+        budgets, num_steps = resolve_episode(self.env_id, self.env_kwargs, given, self.num_steps)
+        object.__setattr__(self, "num_steps", num_steps)
+        object.__setattr__(self, "budget_tokens", budgets[0])
 
     @property
     def num_capabilities(self) -> int:

@@ -16,6 +16,7 @@ every ReAD environment keeps one contract; see :mod:`read_env.contract` for the 
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 from collections.abc import Sequence
 from typing import Any, SupportsFloat
@@ -30,9 +31,10 @@ from read_env.tasks import RANDOM_TASK, resolve_requirement
 RESET_OPTIONS = ("task", "requirement")
 
 
-def keywords(cls: type) -> set[str]:
+@functools.cache
+def keywords(cls: type) -> frozenset[str]:
     """The keyword arguments ``cls(...)`` takes: the named parameters of each ``__init__`` along the method
-    resolution order, down to the first one without ``**kwargs``."""
+    resolution order, down to the first one without ``**kwargs`` (read once per class: every construction asks)."""
     names: set[str] = set()
     for klass in cls.__mro__:
         if "__init__" in vars(klass):
@@ -40,7 +42,7 @@ def keywords(cls: type) -> set[str]:
             names |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"}
             if all(p.kind is not p.VAR_KEYWORD for p in parameters):
                 break
-    return names
+    return frozenset(names)
 
 
 class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):

@@ -3,7 +3,7 @@ and each id's own episode budget and steps (:func:`episode_defaults`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -69,3 +69,14 @@ def episode_defaults(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -
         return int(env.budget_tokens), int(env.num_steps)
     finally:
         env.close()
+
+
+def resolve_episode(env_id: str, env_kwargs: Mapping[str, Any] | None, budgets: Sequence[int] | None,
+                    num_steps: int | None) -> tuple[Sequence[int], int]:
+    """``(budgets, num_steps)``: those given, and for a ``None`` the environment's own (:func:`episode_defaults`;
+    its one budget, in tokens, as a one-item list). Builds the environment only when one is ``None``."""
+    if budgets is None or num_steps is None:
+        own_budget, own_steps = episode_defaults(env_id, env_kwargs)
+        budgets = [own_budget] if budgets is None else budgets
+        num_steps = own_steps if num_steps is None else num_steps
+    return budgets, num_steps

@@ -44,7 +44,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.harness.stats import mean_ci
-from read_env.registration import DEFAULT_ENV_ID, episode_defaults
+from read_env.registration import DEFAULT_ENV_ID, resolve_episode
 
 EPISODES_FILE = "episodes.jsonl"
 
@@ -215,10 +215,8 @@ def run_compare(config: CompareConfig, progress: bool = True) -> dict[str, Any]:
 
     if config.backend not in ("local", "ray"):
         raise ValueError(f"unknown backend {config.backend!r}; expected 'local' or 'ray'")
-    if config.budgets is None or config.num_steps is None:
-        budget_tokens, num_steps = episode_defaults(config.env_id, config.env_kwargs)
-        config = replace(config, budgets=[budget_tokens] if config.budgets is None else config.budgets,
-                         num_steps=num_steps if config.num_steps is None else config.num_steps)
+    budgets, num_steps = resolve_episode(config.env_id, config.env_kwargs, config.budgets, config.num_steps)
+    config = replace(config, budgets=budgets, num_steps=num_steps)
     if not config.budgets:
         raise ValueError("budgets is empty: give at least one episode budget (tokens), or None for the environment's own")
     check_out_dir(config)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.harness.compare import CompareConfig, load_records, run_compare
-from read_env.registration import MINI_V1_ID, episode_defaults
+from read_env.registration import MINI_V1_ID, resolve_episode
 
 DEFAULT_SCHEDULES = ("random", "schedule_mixture", "schedule_blocks", "schedule_phases", "uniform", "task_static")
 CARD_FORMAT = "read-env-episodes/1"
@@ -84,10 +84,8 @@ def compare_config(config: LogConfig) -> CompareConfig:
 
 def log_episodes(config: LogConfig, progress: bool = True) -> dict[str, Any]:
     """Log (or resume logging) the episodes of ``config`` and write the card; returns the card."""
-    if config.budgets is None or config.num_steps is None:
-        budget_tokens, num_steps = episode_defaults(config.env_id, config.env_kwargs)
-        config = replace(config, budgets=[budget_tokens] if config.budgets is None else config.budgets,
-                         num_steps=num_steps if config.num_steps is None else config.num_steps)
+    budgets, num_steps = resolve_episode(config.env_id, config.env_kwargs, config.budgets, config.num_steps)
+    config = replace(config, budgets=budgets, num_steps=num_steps)
     compare = compare_config(config)
     out = Path(config.out_dir)
     before, commit, started = len(load_records(out)), project_commit(), _now()  # the code that logs, as it is when the run starts
