@@ -48,7 +48,7 @@ from read_env import contract
 from read_env.distill.evaluation import EvalResult
 from read_env.distill.ledger import largest_remainder_split
 from read_env.distill.probes import ProbeResult
-from read_env.distill.training import TrainExample, TrainStats, _collate, length_batches
+from read_env.distill.training import TrainExample, TrainStats, collate, length_batches
 from read_env.mini.backend import accuracy
 from read_env.mini.env import MiniEnv
 from read_env.mini.student import PAD
@@ -135,7 +135,7 @@ class StackedStudents:
         ids = torch.full((len(group), size, length), PAD, dtype=torch.long)
         labels = torch.full((len(group), size, length), -100, dtype=torch.long)
         for row, batch in enumerate(batches):
-            collated = _collate(batch, PAD, "cpu")
+            collated = collate(batch, PAD, "cpu")
             ids[row, : len(batch), : collated["input_ids"].shape[1]] = collated["input_ids"]
             labels[row, : len(batch), : collated["labels"].shape[1]] = collated["labels"]
         start = max(min(item.n_prompt for batch in batches for item in batch) - 1, 0)
