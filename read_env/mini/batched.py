@@ -35,6 +35,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
@@ -269,9 +270,8 @@ def _play(members: Sequence[Member], envs: list[Any], device: str | torch.device
         profiles, stderrs = accuracy(students, probe_set, metric)
         scores, _ = accuracy(students, eval_set, metric)
         for m, (env, report, episode) in enumerate(zip(envs, reports, episodes)):
-            if report.examples:  # a step that trained nothing repeats the last probe result, as Distiller.step
-                distillers[m]._last_probe = ProbeResult(profiles[m], stderrs[m], 0.0)
-            profile, stderr = distillers[m]._last_probe.profile, distillers[m]._last_probe.stderr
+            probe = distillers[m].probe_after(report, partial(ProbeResult, profiles[m], stderrs[m], 0.0))
+            profile, stderr = probe.profile, probe.stderr
             utility = EvalResult(scores[m], np.array([len(group) for group in eval_set]), 0.0).utility(env.requirement)
             delta = profile - env.profile
             feedback = contract.step_feedback(env.requirement, env._essential_weight, delta, tokens, env.budget_tokens,
