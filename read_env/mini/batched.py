@@ -8,7 +8,7 @@ task}`` and stepped with the actions of its ``schedule`` [T, C] (the environment
 its own: the reset (task, distiller seed, start measurement), the teacher's answers under the budget rule
 (:meth:`~read_env.distill.distiller.Distiller.draft` and ``book``: ledger, carry), the optimizer batches
 (:func:`~read_env.distill.training.length_batches` on the member's generator), their learning rates (its
-``lr_at``), and the reward and info (``AllocationEnv._record_step``). Only the students' arithmetic is batched:
+``lr_at``), and the reward and info (``AllocationEnv.record_step``). Only the students' arithmetic is batched:
 
 * :class:`StackedStudents` holds the M students as stacked parameters [M, ...] and runs one student module
   over them with ``torch.func.vmap(functional_call)``: ``input_ids`` [M, B, L] (or [B, L] shared by all) ->
@@ -273,14 +273,11 @@ def _play(members: Sequence[Member], envs: list[Any], device: str | torch.device
             probe = distillers[m].probe_after(report, partial(ProbeResult, profiles[m], stderrs[m], 0.0))
             profile, stderr = probe.profile, probe.stderr
             utility = EvalResult(scores[m], np.array([len(group) for group in eval_set]), 0.0).utility(env.requirement)
-            delta = profile - env.profile
-            feedback = contract.step_feedback(env.requirement, env._essential_weight, delta, tokens, env.budget_tokens,
-                                              env.beta, env.cost_weight)
             extra = {"tokens_allotted": largest_remainder_split(tokens, allocations[m][t]).tolist(), "tokens_spent": report.tokens_spent,
                      "tokens_generated": report.tokens_generated, "tokens_trained": report.tokens_trained,
                      **env._ledger_info(distillers[m].totals()), "loss": report.loss, "micro_batch": report.micro_batch,
                      "probe_stderr": stderr, "utility_measured": True}
-            _, reward, _, _, info = env._record_step(allocations[m][t], tokens, profile, delta, utility, feedback, extra)
+            _, reward, _, _, info = env.record_step(allocations[m][t], tokens, profile, utility, extra)
             episode.infos.append(info)
             episode.rewards.append(reward)
             episode.profiles.append(profile)
