@@ -258,28 +258,25 @@ def _play(members: Sequence[Member], envs: list[Any], device: str | torch.device
     distillers = [env.distiller for env in envs]
     students = StackedStudents([d.student for d in distillers], distillers[0].trainer.optimizer, device)
     probe_set, eval_set, metric = distillers[0].probe_set, distillers[0].eval_set, distillers[0].metric
+    trainer = distillers[0].trainer
+    eval_counts = np.array([len(group) for group in eval_set])
     for t in range(first.num_steps):
         tokens = int(first.step_tokens[t])
         final = first.spends_remainder and t + 1 == first.num_steps
-        drafts = [d.draft(largest_remainder_split(tokens, allocation[t]), env.tokens_used_total / env.budget_tokens, final)
-                  for d, env, allocation in zip(distillers, envs, allocations)]
+        splits = [largest_remainder_split(tokens, allocation[t]) for allocation in allocations]
+        drafts = [d.draft(split, env.tokens_used_total / env.budget_tokens, final) for d, env, split in zip(distillers, envs, splits)]
         work = [(draft.examples + draft.replay, d.np_rng, draft.lr_at) for draft, d in zip(drafts, distillers)]
-        trainer = distillers[0].trainer
         stats = train_lockstep(students, work, trainer.batch_size, trainer.micro_batch, trainer.max_grad_norm)
         reports = [d.book(draft, member_stats) for d, draft, member_stats in zip(distillers, drafts, stats)]
         profiles, stderrs = accuracy(students, probe_set, metric)
         scores, _ = accuracy(students, eval_set, metric)
         for m, (env, report, episode) in enumerate(zip(envs, reports, episodes)):
             probe = distillers[m].probe_after(report, partial(ProbeResult, profiles[m], stderrs[m], 0.0))
-            profile, stderr = probe.profile, probe.stderr
-            utility = EvalResult(scores[m], np.array([len(group) for group in eval_set]), 0.0).utility(env.requirement)
-            extra = {"tokens_allotted": largest_remainder_split(tokens, allocations[m][t]).tolist(), "tokens_spent": report.tokens_spent,
-                     "tokens_generated": report.tokens_generated, "tokens_trained": report.tokens_trained,
-                     **env._ledger_info(distillers[m].totals()), "loss": report.loss, "micro_batch": report.micro_batch,
-                     "probe_stderr": stderr, "utility_measured": True}
-            _, reward, _, _, info = env.record_step(allocations[m][t], tokens, profile, utility, extra)
+            utility = EvalResult(scores[m], eval_counts, 0.0).utility(env.requirement)
+            extra = env.step_extra(splits[m], report, probe, distillers[m].totals(), True)
+            _, reward, _, _, info = env.record_step(allocations[m][t], tokens, probe.profile, utility, extra)
             episode.infos.append(info)
             episode.rewards.append(reward)
-            episode.profiles.append(profile)
+            episode.profiles.append(probe.profile)
             episode.final_scores = scores[m]
     return episodes
