@@ -342,7 +342,8 @@ class Distiller:
         """The probe result after ``report``'s step, kept as the latest: ``measure()`` (default :meth:`probe`), or a
         copy of the latest (0 seconds) when the step trained nothing and the probes would repeat."""
         unchanged = report.examples == 0 and self._last_probe is not None
-        probe = copy.deepcopy(replace(self._last_probe, seconds=0.0)) if unchanged else (measure or self.probe)()  # info never shares arrays
+        # info never shares arrays
+        probe = copy.deepcopy(replace(self._last_probe, seconds=0.0)) if unchanged else (measure or self.probe)()
         self._last_probe = probe
         return probe
 
