@@ -160,6 +160,14 @@ class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         profile, utility, extra = self._distill(allocation, tokens)
         if extra.get("truncated", False):
             return self._truncated_step(allocation, extra)
+        return self.record_step(allocation, tokens, profile, utility, extra)
+
+    def record_step(
+        self, allocation: np.ndarray, tokens: int, profile: np.ndarray, utility: float, extra: dict[str, Any]
+    ) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
+        """Book a step of ``allocation`` [C] that spent ``tokens`` and measured ``profile`` [C] and ``utility`` (with
+        ``extra`` info): ``step()``'s result. ``step()`` calls it after ``_distill``; a caller that distills outside
+        the environment (:mod:`read_env.mini.batched`) calls it instead of ``step()``."""
         delta = profile - self.profile
         feedback = contract.step_feedback(self.requirement, self._essential_weight, delta, tokens, self.budget_tokens, self.beta, self.cost_weight)
         return self._record_step(allocation, tokens, profile, delta, utility, feedback, extra)

@@ -332,13 +332,20 @@ class Distiller:
         A failed checkpoint write raises :class:`~read_env.distill.checkpoint.CheckpointError`.
         """
         report = self.distill(tokens, progress, final)
-        unchanged = report.examples == 0 and self._last_probe is not None  # nothing trained: the probes would repeat
-        probe = copy.deepcopy(replace(self._last_probe, seconds=0.0)) if unchanged else self.probe()  # info never shares arrays
-        self._last_probe = probe
+        probe = self.probe_after(report)
         utility = None if requirement is None else self.utility(requirement)
         if checkpoint:
             self.save_checkpoint(self.checkpoint_path(len(self.ledger)))
         return StepOutcome(report, probe, utility, self.totals())
+
+    def probe_after(self, report: StepReport, measure: Callable[[], ProbeResult] | None = None) -> ProbeResult:
+        """The probe result after ``report``'s step, kept as the latest: ``measure()`` (default :meth:`probe`), or a
+        copy of the latest (0 seconds) when the step trained nothing and the probes would repeat."""
+        unchanged = report.examples == 0 and self._last_probe is not None
+        # info never shares arrays
+        probe = copy.deepcopy(replace(self._last_probe, seconds=0.0)) if unchanged else (measure or self.probe)()
+        self._last_probe = probe
+        return probe
 
     def rollback(self, step: int) -> None:
         """Return to the state after ``step`` completed steps (student, optimizer, random states, ledger)."""

@@ -225,16 +225,25 @@ class DistillationEnv(AllocationEnv):
             return self.profile, self.utility, self._abort(error, split.tolist())
         report, probe = outcome.report, outcome.probe
         return probe.profile, self.utility if outcome.utility is None else outcome.utility, {
+            **self.step_extra(split, report, probe, outcome.totals, measure),
+            "seconds": {"generation": report.generation_seconds, "training": report.training_seconds, "distill": report.seconds, "probe": probe.seconds},
+        }
+
+    @classmethod
+    def step_extra(cls, split: np.ndarray, report: Any, probe: Any, totals: dict[str, int], measured: bool) -> dict[str, Any]:
+        """A distilled step's own ``info`` entries (timings aside): its allotment ``split`` [C], the distiller's
+        ``report`` (StepReport) and ``probe`` (ProbeResult), the ledger ``totals`` after it, and whether the
+        utility was ``measured``."""
+        return {
             "tokens_allotted": split.tolist(),
             "tokens_spent": report.tokens_spent,
             "tokens_generated": report.tokens_generated,
             "tokens_trained": report.tokens_trained,
-            **self._ledger_info(outcome.totals),
+            **cls._ledger_info(totals),
             "loss": report.loss,
             "micro_batch": report.micro_batch,
             "probe_stderr": probe.stderr,
-            "utility_measured": measure,
-            "seconds": {"generation": report.generation_seconds, "training": report.training_seconds, "distill": report.seconds, "probe": probe.seconds},
+            "utility_measured": measured,
         }
 
     def _abort(self, error: Exception, tokens_allotted: list[int]) -> dict[str, Any]:

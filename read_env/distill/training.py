@@ -150,7 +150,9 @@ def length_batches(examples: Sequence[TrainExample], batch_size: int,
     return [chunks[i] for i in rng.permutation(len(chunks))]
 
 
-def _collate(batch: Sequence[TrainExample], pad_id: int, device) -> dict[str, torch.Tensor]:
+def collate(batch: Sequence[TrainExample], pad_id: int, device: str | torch.device) -> dict[str, torch.Tensor]:
+    """``input_ids``, ``labels`` (-100 on prompt and padding) and ``attention_mask``, each [B, L] on ``device``: the
+    B examples right-padded with ``pad_id`` to the longest, L."""
     L = max(len(e) for e in batch)
     ids = torch.full((len(batch), L), pad_id, dtype=torch.long)
     labels = torch.full((len(batch), L), -100, dtype=torch.long)
@@ -196,7 +198,7 @@ class Trainer:
 
     def _micro_loss(self, micro: Sequence[TrainExample], denom: int) -> tuple[torch.Tensor, float]:
         """Backward-ready loss (sum of token losses / ``denom``) and its float sum."""
-        b = _collate(micro, self.pad_id, self.device)
+        b = collate(micro, self.pad_id, self.device)
         start = max(min(e.n_prompt for e in micro) - 1, 0)
         L = b["input_ids"].shape[1]
         keep = torch.arange(start, L - 1, device=self.device)  # positions predicting tokens start+1..L-1

@@ -8,7 +8,7 @@ task}`` and stepped with the actions of its ``schedule`` [T, C] (the environment
 its own: the reset (task, distiller seed, start measurement), the teacher's answers under the budget rule
 (:meth:`~read_env.distill.distiller.Distiller.draft` and ``book``: ledger, carry), the optimizer batches
 (:func:`~read_env.distill.training.length_batches` on the member's generator), their learning rates (its
-``lr_at``), and the reward and info (``AllocationEnv._record_step``). Only the students' arithmetic is batched:
+``lr_at``), and the reward and info (``AllocationEnv.record_step``). Only the students' arithmetic is batched:
 
 * :class:`StackedStudents` holds the M students as stacked parameters [M, ...] and runs one student module
   over them with ``torch.func.vmap(functional_call)``: ``input_ids`` [M, B, L] (or [B, L] shared by all) ->
@@ -35,6 +35,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
@@ -48,7 +49,7 @@ from read_env import contract
 from read_env.distill.evaluation import EvalResult
 from read_env.distill.ledger import largest_remainder_split
 from read_env.distill.probes import ProbeResult
-from read_env.distill.training import TrainExample, TrainStats, _collate, length_batches
+from read_env.distill.training import TrainExample, TrainStats, collate, length_batches
 from read_env.mini.backend import accuracy
 from read_env.mini.env import MiniEnv
 from read_env.mini.student import PAD
@@ -135,7 +136,7 @@ class StackedStudents:
         ids = torch.full((len(group), size, length), PAD, dtype=torch.long)
         labels = torch.full((len(group), size, length), -100, dtype=torch.long)
         for row, batch in enumerate(batches):
-            collated = _collate(batch, PAD, "cpu")
+            collated = collate(batch, PAD, "cpu")
             ids[row, : len(batch), : collated["input_ids"].shape[1]] = collated["input_ids"]
             labels[row, : len(batch), : collated["labels"].shape[1]] = collated["labels"]
         start = max(min(item.n_prompt for batch in batches for item in batch) - 1, 0)
@@ -257,32 +258,25 @@ def _play(members: Sequence[Member], envs: list[Any], device: str | torch.device
     distillers = [env.distiller for env in envs]
     students = StackedStudents([d.student for d in distillers], distillers[0].trainer.optimizer, device)
     probe_set, eval_set, metric = distillers[0].probe_set, distillers[0].eval_set, distillers[0].metric
+    trainer = distillers[0].trainer
+    eval_counts = np.array([len(group) for group in eval_set])
     for t in range(first.num_steps):
         tokens = int(first.step_tokens[t])
         final = first.spends_remainder and t + 1 == first.num_steps
-        drafts = [d.draft(largest_remainder_split(tokens, allocation[t]), env.tokens_used_total / env.budget_tokens, final)
-                  for d, env, allocation in zip(distillers, envs, allocations)]
+        splits = [largest_remainder_split(tokens, allocation[t]) for allocation in allocations]
+        drafts = [d.draft(split, env.tokens_used_total / env.budget_tokens, final) for d, env, split in zip(distillers, envs, splits)]
         work = [(draft.examples + draft.replay, d.np_rng, draft.lr_at) for draft, d in zip(drafts, distillers)]
-        trainer = distillers[0].trainer
         stats = train_lockstep(students, work, trainer.batch_size, trainer.micro_batch, trainer.max_grad_norm)
         reports = [d.book(draft, member_stats) for d, draft, member_stats in zip(distillers, drafts, stats)]
         profiles, stderrs = accuracy(students, probe_set, metric)
         scores, _ = accuracy(students, eval_set, metric)
         for m, (env, report, episode) in enumerate(zip(envs, reports, episodes)):
-            if report.examples:  # a step that trained nothing repeats the last probe result, as Distiller.step
-                distillers[m]._last_probe = ProbeResult(profiles[m], stderrs[m], 0.0)
-            profile, stderr = distillers[m]._last_probe.profile, distillers[m]._last_probe.stderr
-            utility = EvalResult(scores[m], np.array([len(group) for group in eval_set]), 0.0).utility(env.requirement)
-            delta = profile - env.profile
-            feedback = contract.step_feedback(env.requirement, env._essential_weight, delta, tokens, env.budget_tokens,
-                                              env.beta, env.cost_weight)
-            extra = {"tokens_allotted": largest_remainder_split(tokens, allocations[m][t]).tolist(), "tokens_spent": report.tokens_spent,
-                     "tokens_generated": report.tokens_generated, "tokens_trained": report.tokens_trained,
-                     **env._ledger_info(distillers[m].totals()), "loss": report.loss, "micro_batch": report.micro_batch,
-                     "probe_stderr": stderr, "utility_measured": True}
-            _, reward, _, _, info = env._record_step(allocations[m][t], tokens, profile, delta, utility, feedback, extra)
+            probe = distillers[m].probe_after(report, partial(ProbeResult, profiles[m], stderrs[m], 0.0))
+            utility = EvalResult(scores[m], eval_counts, 0.0).utility(env.requirement)
+            extra = env.step_extra(splits[m], report, probe, distillers[m].totals(), True)
+            _, reward, _, _, info = env.record_step(allocations[m][t], tokens, probe.profile, utility, extra)
             episode.infos.append(info)
             episode.rewards.append(reward)
-            episode.profiles.append(profile)
+            episode.profiles.append(probe.profile)
             episode.final_scores = scores[m]
     return episodes
