@@ -1,4 +1,5 @@
-"""The ``read-env`` command line: ``demo`` (the main job), ``run``, ``compare``, ``train``, ``agents``, ``log-episodes``, ``fit-world``.
+"""The ``read-env`` command line: ``demo`` (the main job), ``run``, ``compare``, ``train``, ``agents``, ``log-episodes``, ``fit-world``,
+``estimate``.
 
 Examples (``run``, ``compare`` and ``train`` default to ``ReAD-Surrogate-v2``, ``read_env.DEFAULT_ENV_ID``; without
 ``--budget(s)`` or ``--steps`` a command runs the environment's own budget and steps, and says which)::
@@ -11,6 +12,7 @@ Examples (``run``, ``compare`` and ``train`` default to ``ReAD-Surrogate-v2``, `
     read-env agents
     read-env log-episodes --env-id ReAD-Mini-v0 --tasks math_word_problems --budgets 250k,1M --seeds 5 --out data/mini --workers 2
     read-env fit-world runs/ReAD-Mini-v0                 # world.json, for ReAD-Surrogate-v0 (--model ensemble: fitted_world.json)
+    read-env estimate --teacher qwen2.5-7b --student qwen2.5-0.5b --budget 20M,150M --engine vllm   # predicted hours, inputs printed
 
 Utility is printed in points (100 x utility, 0-100). ``run``, ``compare`` and ``train`` end with a short table or
 line; ``--json`` prints their full record instead, for scripts. A mistake in the input (an unknown task, agent
@@ -263,15 +265,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    from agents.harness.compare import CompareConfig, format_summary, run_compare
+def agent_names(text: str) -> list[str]:
+    """A comma list of agent names, ``all`` standing for every default agent; each checked (:func:`check_agents`)."""
     from agents.registry import DEFAULT_AGENTS
 
     agents: list[str] = []
-    for name in args.agents.split(","):
+    for name in text.split(","):
         agents += list(DEFAULT_AGENTS) if name == "all" else [name] if name else []
     agents = list(dict.fromkeys(agents))
     check_agents(agents)
+    return agents
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from agents.harness.compare import CompareConfig, format_summary, run_compare
+
+    agents = agent_names(args.agents)
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
     overrides: dict[str, dict[str, Any]] = {}
     for item in args.agent_option:
@@ -423,6 +432,37 @@ def cmd_fit_world(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from read_env.distill.cost import HARDWARE, PHASES, Workload, estimate, format_estimate, format_seconds, load_calibration, model_shape
+
+    agents = int(args.agents) if args.agents.isdigit() else len(agent_names(args.agents))
+    with user_input("--tasks"):
+        tasks = int(args.tasks) if args.tasks.isdigit() else len(parse_tasks(args.tasks))
+    with user_input():
+        teacher, student = model_shape(args.teacher), model_shape(args.student)
+        hardware, efficiency, basis = HARDWARE[args.hardware], {}, {}
+        if args.calibration:
+            hardware, efficiency, source = load_calibration(args.calibration)
+            basis = dict.fromkeys(efficiency, source)
+        for phase, value in parse_env_kwargs(args.efficiency, "--efficiency").items():
+            if phase not in PHASES or not isinstance(value, (int, float)):
+                raise ValueError(f"--efficiency {phase}={value!r}: expected PHASE=NUMBER with PHASE one of {', '.join(PHASES)}")
+            efficiency[phase], basis[phase] = float(value), "given"
+        episodes = agents * tasks * args.seeds
+        results = [estimate(teacher, student, hardware, Workload(budget, args.steps, pooled=not args.no_pool, pool_tokens=args.pool_tokens),
+                            args.engine, efficiency, episodes, args.devices) for budget in args.budget]
+    if args.json:
+        print_json([{**vars(result)} for result in results])
+        return 0
+    print(f"estimate: teacher {teacher.name} -> student {student.name}, engine {args.engine}, {hardware.name}; "
+          f"sweep of {agents} agents x {tasks} tasks x {args.seeds} seeds")
+    for budget, result in zip(args.budget, results):
+        print(f"\n== budget {format_budget(budget)}: pool build {format_seconds(result.pool_seconds)}, episode {format_seconds(result.episode_seconds)}, "
+              f"sweep {format_seconds(result.sweep_seconds)}")
+        print(format_estimate(result, basis))
+    return 0
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Every option's default after its help (but None, which the help explains); descriptions keep their line breaks."""
 
@@ -536,6 +576,26 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--seed", type=int, default=0, help="seeds the fit of recency/ensemble models")
     fit.add_argument("--refit-all", action="store_true", help="recency/ensemble: after validation, fit the chosen model on every episode and write that")
     fit.set_defaults(func=cmd_fit_world)
+
+    est = command("estimate", "predicted time of a teacher-data pool build, one ReAD-v0 episode and a sweep (read_env.distill.cost), every input printed")
+    est.add_argument("--teacher", default="qwen2.5-7b", help="a named shape (smollm2-135m, qwen2.5-0.5b, qwen2.5-1.5b, qwen2.5-7b) or a local model folder")
+    est.add_argument("--student", default="qwen2.5-0.5b", help="a named shape or a local model folder")
+    est.add_argument("--budget", "--budgets", type=parse_budgets, default=[20_000_000, 150_000_000], help=f"comma list of episode budgets in {BUDGET_FORMAT}")
+    est.add_argument("--steps", type=positive_int, default=20, help="decision steps per episode")
+    est.add_argument("--engine", choices=["hf", "openai", "vllm"], default="vllm", help="the teacher's engine")
+    est.add_argument("--hardware", choices=["h200", "h100", "a100"], default="h200", help="a device of the built-in table (datasheet peaks)")
+    est.add_argument("--calibration", default=None, help="a JSON file written by benchmarks/gpu_check.py --out: its device and measured efficiencies")
+    est.add_argument("--efficiency", action="append", default=[], metavar="PHASE=VALUE",
+                     help="share of a phase's roofline reached, in (0, 1] (generation, training, probes, evaluation, checkpoints); repeatable")
+    est.add_argument("--agents", default="all", help="comma list of agent names ('all': every default agent) or a count")
+    est.add_argument("--tasks", default="all", help="comma list of task names (or all/single/multi) or a count")
+    est.add_argument("--seeds", type=positive_int, default=10, help="number of seeds")
+    est.add_argument("--devices", type=positive_int, default=1, help="devices running episodes in parallel")
+    est.add_argument("--pool-tokens", type=parse_budget, default=None,
+                     help="teacher tokens the pool holds (None: capabilities x an episode's generation tokens, enough for any allocation)")
+    est.add_argument("--no-pool", action="store_true", help="every episode generates its teacher data online (today's ReAD-v0)")
+    est.add_argument("--json", action="store_true", help="print every figure and input as JSON")
+    est.set_defaults(func=cmd_estimate)
 
     ag = command("agents", "list the agent names")
     ag.set_defaults(func=cmd_agents)
