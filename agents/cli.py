@@ -133,6 +133,11 @@ def parse_tasks(text: str) -> list[str]:
     return out
 
 
+def task_count(text: str) -> int:
+    """A count of tasks: a positive integer, or a comma list of :func:`parse_tasks`."""
+    return positive_int(text) if text.isdigit() else len(parse_tasks(text))
+
+
 def positive_int(text: str) -> int:
     """An integer >= 1 (a count of seeds, workers or timesteps)."""
     try:
@@ -436,8 +441,6 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from read_env.distill.cost import HARDWARE, PHASES, Workload, estimate, format_estimate, format_seconds, load_calibration, model_shape
 
     agents = int(args.agents) if args.agents.isdigit() else len(agent_names(args.agents))
-    with user_input("--tasks"):
-        tasks = int(args.tasks) if args.tasks.isdigit() else len(parse_tasks(args.tasks))
     with user_input():
         teacher, student = model_shape(args.teacher), model_shape(args.student)
         hardware, efficiency, basis = HARDWARE[args.hardware], {}, {}
@@ -448,14 +451,14 @@ def cmd_estimate(args: argparse.Namespace) -> int:
             if phase not in PHASES or not isinstance(value, (int, float)):
                 raise ValueError(f"--efficiency {phase}={value!r}: expected PHASE=NUMBER with PHASE one of {', '.join(PHASES)}")
             efficiency[phase], basis[phase] = float(value), "given"
-        episodes = agents * tasks * args.seeds
+        episodes = agents * args.tasks * args.seeds
         results = [estimate(teacher, student, hardware, Workload(budget, args.steps, pooled=not args.no_pool, pool_tokens=args.pool_tokens),
                             args.engine, efficiency, episodes, args.devices) for budget in args.budget]
     if args.json:
         print_json([{**vars(result)} for result in results])
         return 0
     print(f"estimate: teacher {teacher.name} -> student {student.name}, engine {args.engine}, {hardware.name}; "
-          f"sweep of {agents} agents x {tasks} tasks x {args.seeds} seeds")
+          f"sweep of {agents} agents x {args.tasks} tasks x {args.seeds} seeds")
     for budget, result in zip(args.budget, results):
         print(f"\n== budget {format_budget(budget)}: pool build {format_seconds(result.pool_seconds)}, episode {format_seconds(result.episode_seconds)}, "
               f"sweep {format_seconds(result.sweep_seconds)}")
@@ -588,7 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--efficiency", action="append", default=[], metavar="PHASE=VALUE",
                      help="share of a phase's roofline reached, in (0, 1] (generation, training, probes, evaluation, checkpoints); repeatable")
     est.add_argument("--agents", default="all", help="comma list of agent names ('all': every default agent) or a count")
-    est.add_argument("--tasks", default="all", help="comma list of task names (or all/single/multi) or a count")
+    est.add_argument("--tasks", type=task_count, default="all", help="comma list of task names (or all/single/multi) or a count")
     est.add_argument("--seeds", type=positive_int, default=10, help="number of seeds")
     est.add_argument("--devices", type=positive_int, default=1, help="devices running episodes in parallel")
     est.add_argument("--pool-tokens", type=parse_budget, default=None,

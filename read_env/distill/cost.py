@@ -199,12 +199,15 @@ class Workload:
         return self.capabilities * self.generation_tokens if self.pool_tokens is None else self.pool_tokens
 
 
-def decode_seconds(model: ModelShape, hardware: Hardware, engine: Engine, tokens: float, context: float) -> float:
-    """Roofline seconds to decode ``tokens`` with ``engine.concurrency`` sequences in flight at mean ``context``."""
-    rows = engine.concurrency
+def decode_seconds(model: ModelShape, hardware: Hardware, rows: int, steps: int, context: float, floor_s: float) -> float:
+    """Roofline seconds of ``steps`` decode steps of ``rows`` sequences at mean ``context``, each step at least ``floor_s``."""
     read = 2.0 * model.parameters + rows * model.kv_bytes_per_token() * context
-    step = max(read / hardware.memory_bandwidth, rows * model.forward_flops(context) / hardware.peak_flops, engine.floor_s)
-    return math.ceil(tokens / rows) * step
+    return steps * max(read / hardware.memory_bandwidth, rows * model.forward_flops(context) / hardware.peak_flops, floor_s)
+
+
+def generation_seconds(model: ModelShape, hardware: Hardware, engine: Engine, tokens: int, context: float) -> float:
+    """Roofline seconds to generate ``tokens`` with ``engine.concurrency`` sequences always in flight."""
+    return decode_seconds(model, hardware, engine.concurrency, math.ceil(tokens / engine.concurrency), context, engine.floor_s)
 
 
 @dataclass
@@ -239,17 +242,18 @@ def estimate(teacher: ModelShape, student: ModelShape, hardware: Hardware, workl
     answer_context = w.prompt_tokens + w.answer_tokens / 2
     probes = w.capabilities * w.probe_items
     probe_flops = probes * (w.prompt_tokens + w.probe_answer_tokens) * student.forward_flops((w.prompt_tokens + w.probe_answer_tokens) / 2)
-    evaluation = decode_seconds(student, hardware, Engine(BATCH, ENGINES["hf"].floor_s), w.capabilities * w.eval_items * w.eval_answer_tokens,
-                                w.prompt_tokens + w.eval_answer_tokens / 2)
+    answers = w.capabilities * w.eval_items
+    evaluation = decode_seconds(student, hardware, min(answers, BATCH), math.ceil(answers / BATCH) * w.eval_answer_tokens,
+                                w.prompt_tokens + w.eval_answer_tokens / 2, ENGINES["hf"].floor_s)
     roofline = {
-        "generation": 0.0 if w.pooled else decode_seconds(teacher, hardware, teach, w.generation_tokens, answer_context),
+        "generation": 0.0 if w.pooled else generation_seconds(teacher, hardware, teach, w.generation_tokens, answer_context),
         "training": w.training_tokens * 3 * student.forward_flops(sequence / 2) / hardware.peak_flops,
         "probes": (w.steps + 1) * max(probe_flops / hardware.peak_flops, math.ceil(probes / BATCH) * ENGINES["hf"].floor_s),
         "evaluation": w.evaluations * evaluation,
         "checkpoints": (w.steps + 1) * w.checkpoint_bytes_per_parameter * student.parameters / hardware.disk_write,
     }
     seconds = {phase: value / efficiency[phase] for phase, value in roofline.items()}
-    pool_roofline = decode_seconds(teacher, hardware, teach, w.pool, answer_context) if w.pooled else 0.0
+    pool_roofline = generation_seconds(teacher, hardware, teach, w.pool, answer_context) if w.pooled else 0.0
     pool_seconds = pool_roofline / efficiency["generation"]
     episode = sum(seconds.values())
     sweep = pool_seconds + math.ceil(episodes / devices) * episode
