@@ -460,8 +460,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     print(f"estimate: teacher {teacher.name} -> student {student.name}, engine {args.engine}, {hardware.name}; "
           f"sweep of {agents} agents x {args.tasks} tasks x {args.seeds} seeds")
     for budget, result in zip(args.budget, results):
-        print(f"\n== budget {format_budget(budget)}: pool build {format_seconds(result.pool_seconds)}, episode {format_seconds(result.episode_seconds)}, "
-              f"sweep {format_seconds(result.sweep_seconds)}")
+        print(f"\n== budget {format_budget(budget)}: pool build {format_seconds(result.pool_seconds)}, "
+              f"episode {format_seconds(result.episode_seconds)}, sweep {format_seconds(result.sweep_seconds)}")
         print(format_estimate(result, basis))
     return 0
 
@@ -580,16 +580,22 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--refit-all", action="store_true", help="recency/ensemble: after validation, fit the chosen model on every episode and write that")
     fit.set_defaults(func=cmd_fit_world)
 
-    est = command("estimate", "predicted time of a teacher-data pool build, one ReAD-v0 episode and a sweep (read_env.distill.cost), every input printed")
-    est.add_argument("--teacher", default="qwen2.5-7b", help="a named shape (smollm2-135m, qwen2.5-0.5b, qwen2.5-1.5b, qwen2.5-7b) or a local model folder")
+    est = command("estimate", "predicted time of a teacher-data pool build, one ReAD-v0 episode and a sweep "
+                              "(read_env.distill.cost), every input printed")
+    est.add_argument("--teacher", default="qwen2.5-7b",
+                     help="a named shape (smollm2-135m, qwen2.5-0.5b, qwen2.5-1.5b, qwen2.5-7b) or a local model folder")
     est.add_argument("--student", default="qwen2.5-0.5b", help="a named shape or a local model folder")
-    est.add_argument("--budget", "--budgets", type=parse_budgets, default=[20_000_000, 150_000_000], help=f"comma list of episode budgets in {BUDGET_FORMAT}")
+    est.add_argument("--budget", "--budgets", type=parse_budgets, default=[20_000_000, 150_000_000],
+                     help=f"comma list of episode budgets in {BUDGET_FORMAT}")
     est.add_argument("--steps", type=positive_int, default=20, help="decision steps per episode")
     est.add_argument("--engine", choices=["hf", "openai", "vllm"], default="vllm", help="the teacher's engine")
-    est.add_argument("--hardware", choices=["h200", "h100", "a100"], default="h200", help="a device of the built-in table (datasheet peaks)")
-    est.add_argument("--calibration", default=None, help="a JSON file written by benchmarks/gpu_check.py --out: its device and measured efficiencies")
+    est.add_argument("--hardware", choices=["h200", "h100", "a100"], default="h200",
+                     help="a device of the built-in table (datasheet peaks)")
+    est.add_argument("--calibration", default=None,
+                     help="a JSON file written by benchmarks/gpu_check.py --out: its device and measured efficiencies")
     est.add_argument("--efficiency", action="append", default=[], metavar="PHASE=VALUE",
-                     help="share of a phase's roofline reached, in (0, 1] (generation, training, probes, evaluation, checkpoints); repeatable")
+                     help="share of a phase's roofline reached, in (0, 1] (generation, training, probes, evaluation, "
+                          "checkpoints); repeatable")
     est.add_argument("--agents", default="all", help="comma list of agent names ('all': every default agent) or a count")
     est.add_argument("--tasks", type=task_count, default="all", help="comma list of task names (or all/single/multi) or a count")
     est.add_argument("--seeds", type=positive_int, default=10, help="number of seeds")

@@ -126,7 +126,8 @@ class ModelShape:
         return 2.0 * self.layers * self.kv_width * KV_BYTES
 
     def describe(self) -> str:
-        return (f"{self.name}: {self.parameters / 1e6:,.1f}M parameters ({self.matmul_parameters / 1e6:,.1f}M in matmuls), {self.layers} layers, "
+        return (f"{self.name}: {self.parameters / 1e6:,.1f}M parameters ({self.matmul_parameters / 1e6:,.1f}M in matmuls), "
+                f"{self.layers} layers, "
                 f"attention width {self.attention_width}, KV width {self.kv_width}; bf16 weights {2 * self.parameters / 1e9:.2f} GB")
 
 
@@ -153,8 +154,9 @@ def model_shape(name_or_folder: str | Path) -> ModelShape:
     text = config.get_text_config()
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
     kv_heads = getattr(text, "num_key_value_heads", None) or text.num_attention_heads
-    return ModelShape(Path(name).name if name.lower() not in SHAPES else name.lower(), parameters, parameters - (0 if tied else embedding.numel()),
-                      text.num_hidden_layers, text.num_attention_heads * head_dim, kv_heads * head_dim)
+    label = name.lower() if name.lower() in SHAPES else Path(name).name
+    return ModelShape(label, parameters, parameters - (0 if tied else embedding.numel()), text.num_hidden_layers,
+                      text.num_attention_heads * head_dim, kv_heads * head_dim)
 
 
 @dataclass(frozen=True)
@@ -269,9 +271,11 @@ def load_calibration(path: str | Path) -> tuple[Hardware, dict[str, float], str]
     try:
         data = json.loads(Path(path).read_text())
         calibration = data["calibration"]
-        return Hardware(**calibration["hardware"]), {k: float(v) for k, v in calibration["efficiency"].items()}, f"measured: {path} ({data.get('device')})"
+        efficiency = {phase: float(value) for phase, value in calibration["efficiency"].items()}
+        return Hardware(**calibration["hardware"]), efficiency, f"measured: {path} ({data.get('device')})"
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError(f"{path} is not a calibration written by benchmarks/gpu_check.py --out ({type(error).__name__}: {error})") from error
+        raise ValueError(f"{path} is not a calibration written by benchmarks/gpu_check.py --out "
+                         f"({type(error).__name__}: {error})") from error
 
 
 def format_seconds(seconds: float) -> str:
@@ -295,25 +299,30 @@ def format_estimate(result: Estimate, basis: dict[str, str] | None = None) -> st
         "inputs:",
         f"  teacher     {teacher.describe()}",
         f"  student     {student.describe()}",
-        f"  hardware    {hw['name']}: peak {hw['peak_flops'] / 1e12:,.0f} TFLOP/s bf16 dense, memory {hw['memory_bandwidth'] / 1e12:.2f} TB/s, "
+        f"  hardware    {hw['name']}: peak {hw['peak_flops'] / 1e12:,.0f} TFLOP/s bf16 dense, "
+        f"memory {hw['memory_bandwidth'] / 1e12:.2f} TB/s, "
         f"disk write {hw['disk_write'] / 1e9:.2f} GB/s ({hw['source']})",
-        f"  budget      {w['budget']:,} tokens in {w['steps']} steps: generation share {w['generation_share']:.2f} -> {i['generation_tokens']:,} "
-        f"teacher tokens, {i['training_tokens']:,} training tokens; examples of {w['prompt_tokens']} prompt + {w['answer_tokens']} answer tokens",
+        f"  budget      {w['budget']:,} tokens in {w['steps']} steps: generation share {w['generation_share']:.2f} -> "
+        f"{i['generation_tokens']:,} teacher tokens, {i['training_tokens']:,} training tokens; "
+        f"examples of {w['prompt_tokens']} prompt + {w['answer_tokens']} answer tokens",
         f"  engine      {i['engine']}: {i['concurrency']} sequences in flight, decode step floor {i['engine_floor_s'] * 1e3:.0f} ms; "
         + ("no pool: every episode generates online" if not w["pooled"] else f"pool of {i['pool_tokens']:,} teacher tokens built once"
            + (f" ({w['capabilities']} capabilities x an episode's generation tokens)" if w["pool_tokens"] is None else "")),
-        f"  measuring   {w['capabilities']} capabilities x {w['probe_items']} probe items ({w['probe_answer_tokens']}-token answers) at reset and "
+        f"  measuring   {w['capabilities']} capabilities x {w['probe_items']} probe items ({w['probe_answer_tokens']}-token answers) "
+        "at reset and "
         f"each step; {w['evaluations']} evaluations of {w['eval_items']} items x {w['eval_answer_tokens']} tokens; "
         f"{w['steps'] + 1} checkpoints of {w['checkpoint_bytes_per_parameter']:g} bytes/parameter "
         f"({w['checkpoint_bytes_per_parameter'] * student.parameters / 1e9:.2f} GB)",
         "  efficiency  " + "; ".join(f"{phase} {i['efficiency'][phase]:.3g} ({basis[phase]})" for phase in PHASES),
         f"{'phase':<14}{'roofline':>12}{'efficiency':>12}{'estimate':>12}",
-        f"{'pool build':<14}{format_seconds(result.pool_roofline):>12}{i['efficiency']['generation']:>12.3g}{format_seconds(result.pool_seconds):>12}",
     ]
-    for phase in PHASES:
-        lines.append(f"{phase:<14}{format_seconds(result.roofline[phase]):>12}{i['efficiency'][phase]:>12.3g}{format_seconds(result.seconds[phase]):>12}")
+    rows = [("pool build", result.pool_roofline, i["efficiency"]["generation"], result.pool_seconds)]
+    rows += [(phase, result.roofline[phase], i["efficiency"][phase], result.seconds[phase]) for phase in PHASES]
+    for name, roofline, efficiency, seconds in rows:
+        lines.append(f"{name:<14}{format_seconds(roofline):>12}{efficiency:>12.3g}{format_seconds(seconds):>12}")
     lines.append(f"{'episode':<14}{'':>24}{format_seconds(result.episode_seconds):>12}")
-    lines.append(f"sweep: {result.episodes:,} episodes on {result.devices} device(s): pool build + {math.ceil(result.episodes / result.devices):,} x episode"
+    rounds = math.ceil(result.episodes / result.devices)
+    lines.append(f"sweep: {result.episodes:,} episodes on {result.devices} device(s): pool build + {rounds:,} x episode"
                  f" = {format_seconds(result.sweep_seconds)} (not modelled: model loading, probe references, the bandit's profiling runs)")
     return "\n".join(lines)
 

@@ -76,8 +76,8 @@ def test_a_calibration_file_gives_the_hardware_and_efficiencies(tmp_path):
 def test_estimate_prints_every_input_beside_each_budget(capsys):
     from agents.cli import main
 
-    assert main(["estimate", "--teacher", "qwen2.5-7b", "--student", "qwen2.5-1.5b", "--budget", "20M,150M", "--agents", "uniform,read_bandit",
-                 "--tasks", "3", "--seeds", "2", "--efficiency", "training=0.4"]) == 0
+    assert main(["estimate", "--teacher", "qwen2.5-7b", "--student", "qwen2.5-1.5b", "--budget", "20M,150M",
+                 "--agents", "uniform,read_bandit", "--tasks", "3", "--seeds", "2", "--efficiency", "training=0.4"]) == 0
     out = capsys.readouterr().out
     assert "sweep of 2 agents x 3 tasks x 2 seeds" in out and out.count("12 episodes on 1 device(s)") == 2
     assert "== budget 20M: pool build" in out and "== budget 150M: pool build" in out
