@@ -445,7 +445,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         teacher, student = model_shape(args.teacher), model_shape(args.student)
         hardware, efficiency, basis = HARDWARE[args.hardware], {}, {}
         if args.calibration:
-            hardware, efficiency, source = load_calibration(args.calibration)
+            hardware, efficiency, source = load_calibration(args.calibration, args.engine)
             basis = dict.fromkeys(efficiency, source)
         for phase, value in parse_env_kwargs(args.efficiency, "--efficiency").items():
             if phase not in PHASES or not isinstance(value, (int, float)):

@@ -5,11 +5,12 @@ roofline it reaches), so that each figure can be checked by hand from the printe
 
 * **generation** (teacher, per token): decoding is memory-bound: a decode step of ``c`` sequences in flight (the
   engine's concurrency) reads the bf16 weights once plus each sequence's KV cache, and computes ``c`` tokens;
-  step seconds = ``max(bytes / bandwidth, c * forward FLOPs / peak FLOP/s, engine step floor)``; prefill is left
-  out (prompts are short beside answers);
+  step seconds = ``max(bytes / bandwidth, c * forward FLOPs / peak FLOP/s, floor)``, where the floor is the
+  hardware's ``decode_step_s`` for the in-process hf engine (a Python decode loop: host and kernel-launch time), none
+  for a serving engine; prefill is left out (prompts are short beside answers);
 * **training** (student, per token): ``3 x forward FLOPs`` (forward + backward) / peak FLOP/s;
 * **probes** (each step and at reset): forward FLOPs over ``K x probe_items`` sequences of prompt + probe answer
-  tokens, at least one engine step floor per batch of 16;
+  tokens, at least one ``decode_step_s`` per batch of 16;
 * **evaluation** (at reset and at the last step): greedy decoding of ``K x eval_items`` answers of
   ``eval_max_new_tokens`` by the student in batches of 16 (the hf engine's roofline);
 * **checkpoints** (at reset and after each step): ``checkpoint_bytes_per_parameter x student parameters`` / the
@@ -54,23 +55,27 @@ SHAPES: dict[str, dict[str, Any]] = {  # transformers configs of the built-in na
 
 @dataclass(frozen=True)
 class Hardware:
-    """One accelerator: dense bf16 peak (FLOP/s), memory bandwidth (bytes/s), checkpoint disk write bandwidth (bytes/s)."""
+    """One accelerator: dense bf16 peak (FLOP/s), memory bandwidth (bytes/s), checkpoint disk write bandwidth (bytes/s), and
+    ``decode_step_s``: seconds of one decode step of the in-process hf engine however small the model (host and launch time)."""
 
     name: str
     peak_flops: float
     memory_bandwidth: float
     disk_write: float
+    decode_step_s: float
     source: str
 
 
 DISK_WRITE_ASSUMED = 1e9  # bytes/s: one NVMe drive writing large files with fsync (an assumption; gpu_check.py measures it)
+DECODE_STEP_ASSUMED = 0.02  # s: a transformers decode step of a 24-layer model on a GPU, launch-bound (assumed; gpu_check.py measures it)
+ASSUMED_LOCAL = "disk write and decode step assumed"
 HARDWARE: dict[str, Hardware] = {
-    "h200": Hardware("NVIDIA H200 SXM", 989e12, 4.8e12, DISK_WRITE_ASSUMED,
-                     "NVIDIA H200 datasheet: BF16 Tensor Core 1,979 TFLOP/s with 2:4 sparsity (989 dense), HBM3e 4.8 TB/s; disk assumed"),
-    "h100": Hardware("NVIDIA H100 SXM", 989e12, 3.35e12, DISK_WRITE_ASSUMED,
-                     "NVIDIA H100 datasheet: BF16 Tensor Core 1,979 TFLOP/s with 2:4 sparsity (989 dense), HBM3 3.35 TB/s; disk assumed"),
-    "a100": Hardware("NVIDIA A100 SXM 80GB", 312e12, 2.039e12, DISK_WRITE_ASSUMED,
-                     "NVIDIA A100 datasheet: BF16 Tensor Core 312 TFLOP/s dense, HBM2e 2,039 GB/s; disk assumed"),
+    "h200": Hardware("NVIDIA H200 SXM", 989e12, 4.8e12, DISK_WRITE_ASSUMED, DECODE_STEP_ASSUMED,
+                     f"NVIDIA H200 datasheet: BF16 Tensor Core 1,979 TFLOP/s sparse (989 dense), HBM3e 4.8 TB/s; {ASSUMED_LOCAL}"),
+    "h100": Hardware("NVIDIA H100 SXM", 989e12, 3.35e12, DISK_WRITE_ASSUMED, DECODE_STEP_ASSUMED,
+                     f"NVIDIA H100 datasheet: BF16 Tensor Core 1,979 TFLOP/s sparse (989 dense), HBM3 3.35 TB/s; {ASSUMED_LOCAL}"),
+    "a100": Hardware("NVIDIA A100 SXM 80GB", 312e12, 2.039e12, DISK_WRITE_ASSUMED, DECODE_STEP_ASSUMED,
+                     f"NVIDIA A100 datasheet: BF16 Tensor Core 312 TFLOP/s dense, HBM2e 2,039 GB/s; {ASSUMED_LOCAL}"),
 }
 
 
@@ -79,27 +84,16 @@ def hardware_for(device_name: str) -> Hardware | None:
     return next((hardware for key, hardware in HARDWARE.items() if key in device_name.lower()), None)
 
 
-@dataclass(frozen=True)
-class Engine:
-    """How a teacher engine decodes: ``concurrency`` sequences in flight, and a step ``floor_s`` (seconds a decode step
-    takes however small the model: kernel launches and host work)."""
-
-    concurrency: int
-    floor_s: float
-
-
-ENGINES = {"hf": Engine(DistillerConfig().gen_batch_size, 0.02), "openai": Engine(DistillerConfig().teacher_concurrency, 0.0),
-           "vllm": Engine(256, 0.0)}
-"""hf: ``gen_batch_size`` rows a call, a Python decode loop (about 20 ms a step for a 24-layer model, assumed); openai:
-``teacher_concurrency`` requests to a server assumed to batch them; vllm: its default ``max_num_seqs`` 256 (their
-overheads are in the generation efficiency)."""
+CONCURRENCY = {"hf": DistillerConfig().gen_batch_size, "openai": DistillerConfig().teacher_concurrency, "vllm": 256}
+"""Sequences each teacher engine decodes together: hf ``gen_batch_size`` rows a call; openai ``teacher_concurrency`` requests
+to a server assumed to batch them; vllm its default ``max_num_seqs`` (a server's overheads are in the generation efficiency)."""
 
 PHASES = ("generation", "training", "probes", "evaluation", "checkpoints")
 ASSUMED_EFFICIENCY = {
     "generation": (0.25, "assumed: 17.5k tokens/s for a 7B teacher at 256 sequences on an H200, issue 23's 'saturated vLLM'"),
     "training": (0.3, "assumed: issue 24's figure for TRL with packing and flash attention (MFU about 30%)"),
     "probes": (0.3, "assumed: batched forward passes, as training"),
-    "evaluation": (0.5, "assumed: hf greedy decoding in batches of 16, the step floor included"),
+    "evaluation": (0.5, "assumed: hf greedy decoding in batches of 16, the decode step floor included"),
     "checkpoints": (1.0, "the disk write bandwidth is the assumption"),
 }
 
@@ -207,9 +201,12 @@ def decode_seconds(model: ModelShape, hardware: Hardware, rows: int, steps: int,
     return steps * max(read / hardware.memory_bandwidth, rows * model.forward_flops(context) / hardware.peak_flops, floor_s)
 
 
-def generation_seconds(model: ModelShape, hardware: Hardware, engine: Engine, tokens: int, context: float) -> float:
-    """Roofline seconds to generate ``tokens`` with ``engine.concurrency`` sequences always in flight."""
-    return decode_seconds(model, hardware, engine.concurrency, math.ceil(tokens / engine.concurrency), context, engine.floor_s)
+def generation_seconds(model: ModelShape, hardware: Hardware, engine: str, tokens: int, context: float,
+                       concurrency: int | None = None) -> float:
+    """Roofline seconds for ``engine`` to generate ``tokens`` with ``concurrency`` (default :data:`CONCURRENCY`) sequences always
+    in flight."""
+    rows = concurrency or CONCURRENCY[engine]
+    return decode_seconds(model, hardware, rows, math.ceil(tokens / rows), context, hardware.decode_step_s if engine == "hf" else 0.0)
 
 
 @dataclass
@@ -233,45 +230,48 @@ def estimate(teacher: ModelShape, student: ModelShape, hardware: Hardware, workl
              efficiency: dict[str, float] | None = None, episodes: int = 1, devices: int = 1) -> Estimate:
     """Predicted seconds of a pool build, one episode and ``episodes`` episodes on ``devices`` devices (see the module
     docstring); ``efficiency``: per phase in (0, 1], default :data:`ASSUMED_EFFICIENCY`."""
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; expected one of {list(ENGINES)}")
+    if engine not in CONCURRENCY:
+        raise ValueError(f"unknown engine {engine!r}; expected one of {list(CONCURRENCY)}")
     efficiency = {phase: value for phase, (value, _) in ASSUMED_EFFICIENCY.items()} | (efficiency or {})
     bad = {phase: value for phase, value in efficiency.items() if phase not in PHASES or not 0.0 < value <= 1.0}
     if bad:
         raise ValueError(f"efficiencies must be phases {list(PHASES)} with values in (0, 1], got {bad}")
-    w, teach = workload, ENGINES[engine]
+    w = workload
     sequence = w.prompt_tokens + w.answer_tokens
     answer_context = w.prompt_tokens + w.answer_tokens / 2
     probes = w.capabilities * w.probe_items
     probe_flops = probes * (w.prompt_tokens + w.probe_answer_tokens) * student.forward_flops((w.prompt_tokens + w.probe_answer_tokens) / 2)
     answers = w.capabilities * w.eval_items
     evaluation = decode_seconds(student, hardware, min(answers, BATCH), math.ceil(answers / BATCH) * w.eval_answer_tokens,
-                                w.prompt_tokens + w.eval_answer_tokens / 2, ENGINES["hf"].floor_s)
+                                w.prompt_tokens + w.eval_answer_tokens / 2, hardware.decode_step_s)
     roofline = {
-        "generation": 0.0 if w.pooled else generation_seconds(teacher, hardware, teach, w.generation_tokens, answer_context),
+        "generation": 0.0 if w.pooled else generation_seconds(teacher, hardware, engine, w.generation_tokens, answer_context),
         "training": w.training_tokens * 3 * student.forward_flops(sequence / 2) / hardware.peak_flops,
-        "probes": (w.steps + 1) * max(probe_flops / hardware.peak_flops, math.ceil(probes / BATCH) * ENGINES["hf"].floor_s),
+        "probes": (w.steps + 1) * max(probe_flops / hardware.peak_flops, math.ceil(probes / BATCH) * hardware.decode_step_s),
         "evaluation": w.evaluations * evaluation,
         "checkpoints": (w.steps + 1) * w.checkpoint_bytes_per_parameter * student.parameters / hardware.disk_write,
     }
     seconds = {phase: value / efficiency[phase] for phase, value in roofline.items()}
-    pool_roofline = generation_seconds(teacher, hardware, teach, w.pool, answer_context) if w.pooled else 0.0
+    pool_roofline = generation_seconds(teacher, hardware, engine, w.pool, answer_context) if w.pooled else 0.0
     pool_seconds = pool_roofline / efficiency["generation"]
     episode = sum(seconds.values())
     sweep = pool_seconds + math.ceil(episodes / devices) * episode
     inputs = {"teacher": asdict(teacher), "student": asdict(student), "hardware": asdict(hardware), "workload": asdict(w),
               "generation_tokens": w.generation_tokens, "training_tokens": w.training_tokens, "pool_tokens": w.pool if w.pooled else 0,
-              "engine": engine, "concurrency": teach.concurrency, "engine_floor_s": teach.floor_s, "efficiency": efficiency}
+              "engine": engine, "concurrency": CONCURRENCY[engine], "efficiency": efficiency}
     return Estimate(roofline, seconds, pool_roofline, pool_seconds, episode, episodes, devices, sweep, inputs)
 
 
-def load_calibration(path: str | Path) -> tuple[Hardware, dict[str, float], str]:
-    """The hardware and the measured efficiencies per phase of a ``benchmarks/gpu_check.py --out`` file (its
-    ``calibration``), and a line naming where they come from. Raises ``ValueError`` naming a file without them."""
+def load_calibration(path: str | Path, engine: str) -> tuple[Hardware, dict[str, float], str]:
+    """The hardware and the efficiencies measured per phase in a ``benchmarks/gpu_check.py --out`` file (its ``calibration``:
+    ``generation`` only where it measured ``engine``), and a line naming where they come from. Raises ``ValueError`` naming a
+    file without them."""
     try:
         data = json.loads(Path(path).read_text())
         calibration = data["calibration"]
         efficiency = {phase: float(value) for phase, value in calibration["efficiency"].items()}
+        if engine in calibration["generation"]:
+            efficiency["generation"] = float(calibration["generation"][engine])
         return Hardware(**calibration["hardware"]), efficiency, f"measured: {path} ({data.get('device')})"
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
         raise ValueError(f"{path} is not a calibration written by benchmarks/gpu_check.py --out "
@@ -299,13 +299,13 @@ def format_estimate(result: Estimate, basis: dict[str, str] | None = None) -> st
         "inputs:",
         f"  teacher     {teacher.describe()}",
         f"  student     {student.describe()}",
-        f"  hardware    {hw['name']}: peak {hw['peak_flops'] / 1e12:,.0f} TFLOP/s bf16 dense, "
+        f"  hardware    {hw['name']}: peak {hw['peak_flops'] / 1e12:,.3g} TFLOP/s, "
         f"memory {hw['memory_bandwidth'] / 1e12:.2f} TB/s, "
-        f"disk write {hw['disk_write'] / 1e9:.2f} GB/s ({hw['source']})",
+        f"disk write {hw['disk_write'] / 1e9:.2f} GB/s, hf decode step floor {hw['decode_step_s'] * 1e3:.1f} ms ({hw['source']})",
         f"  budget      {w['budget']:,} tokens in {w['steps']} steps: generation share {w['generation_share']:.2f} -> "
         f"{i['generation_tokens']:,} teacher tokens, {i['training_tokens']:,} training tokens; "
         f"examples of {w['prompt_tokens']} prompt + {w['answer_tokens']} answer tokens",
-        f"  engine      {i['engine']}: {i['concurrency']} sequences in flight, decode step floor {i['engine_floor_s'] * 1e3:.0f} ms; "
+        f"  engine      {i['engine']}: {i['concurrency']} sequences in flight; "
         + ("no pool: every episode generates online" if not w["pooled"] else f"pool of {i['pool_tokens']:,} teacher tokens built once"
            + (f" ({w['capabilities']} capabilities x an episode's generation tokens)" if w["pool_tokens"] is None else "")),
         f"  measuring   {w['capabilities']} capabilities x {w['probe_items']} probe items ({w['probe_answer_tokens']}-token answers) "

@@ -8,7 +8,7 @@ from read_env.distill.cost import (HARDWARE, SHAPES, Hardware, ModelShape, Workl
                                    model_shape)
 
 TOY = ModelShape("toy", parameters=1000, matmul_parameters=800, layers=2, attention_width=16, kv_width=8)
-TOY_HARDWARE = Hardware("toy device", peak_flops=1e6, memory_bandwidth=1e4, disk_write=100.0, source="made up")
+TOY_HARDWARE = Hardware("toy device", peak_flops=1e6, memory_bandwidth=1e4, disk_write=100.0, decode_step_s=0.02, source="made up")
 TOY_WORK = Workload(budget=1000, steps=1, capabilities=2, prompt_tokens=10, answer_tokens=10, probe_items=1, probe_answer_tokens=10,
                     eval_items=1, eval_answer_tokens=4, evaluations=1, pooled=False)
 
@@ -65,12 +65,14 @@ def test_named_shapes_count_the_published_parameters_and_a_folder_its_own(tiny_m
 
 def test_a_calibration_file_gives_the_hardware_and_efficiencies(tmp_path):
     path = tmp_path / "check.json"
-    path.write_text(json.dumps({"device": "toy device", "calibration": {"hardware": vars(TOY_HARDWARE), "efficiency": {"training": 0.42}}}))
-    hardware, efficiency, source = load_calibration(path)
-    assert hardware == TOY_HARDWARE and efficiency == {"training": 0.42} and source == f"measured: {path} (toy device)"
+    calibration = {"hardware": vars(TOY_HARDWARE), "efficiency": {"training": 0.42}, "generation": {"hf": 0.07}}
+    path.write_text(json.dumps({"device": "toy device", "calibration": calibration}))
+    hardware, efficiency, source = load_calibration(path, "hf")
+    assert hardware == TOY_HARDWARE and efficiency == {"training": 0.42, "generation": 0.07} and source == f"measured: {path} (toy device)"
+    assert load_calibration(path, "vllm")[1] == {"training": 0.42}  # generation was measured for hf only
     path.write_text("{}")
     with pytest.raises(ValueError, match="not a calibration written by benchmarks/gpu_check.py"):
-        load_calibration(path)
+        load_calibration(path, "hf")
 
 
 def test_estimate_prints_every_input_beside_each_budget(capsys):
