@@ -453,7 +453,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
             efficiency[phase], basis[phase] = float(value), "given"
         episodes = agents * args.tasks * args.seeds
         results = [estimate(teacher, student, hardware, Workload(budget, args.steps, pooled=not args.no_pool, pool_tokens=args.pool_tokens),
-                            args.engine, efficiency, episodes, args.devices) for budget in args.budget]
+                            args.engine, efficiency, episodes, args.devices, args.concurrency) for budget in args.budget]
     if args.json:
         print_json([{**vars(result)} for result in results])
         return 0
@@ -589,6 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"comma list of episode budgets in {BUDGET_FORMAT}")
     est.add_argument("--steps", type=positive_int, default=20, help="decision steps per episode")
     est.add_argument("--engine", choices=["hf", "openai", "vllm"], default="vllm", help="the teacher's engine")
+    est.add_argument("--concurrency", type=positive_int, default=None,
+                     help="sequences the teacher engine decodes together (None: hf gen_batch_size 16, openai teacher_concurrency 8, "
+                          "vllm 256)")
     est.add_argument("--hardware", choices=["h200", "h100", "a100"], default="h200",
                      help="a device of the built-in table (datasheet peaks)")
     est.add_argument("--calibration", default=None,

@@ -45,8 +45,8 @@ import numpy as np
 import torch
 
 from read_env.distill.config import DistillerConfig
-from read_env.distill.cost import (ASSUMED_EFFICIENCY, ASSUMED_LOCAL, PHASES, SHAPES, Hardware, Workload, estimate, format_seconds,
-                                   generation_seconds, hardware_for, model_shape)
+from read_env.distill.cost import (ASSUMED_EFFICIENCY, ASSUMED_LOCAL, PHASES, PROMPT_TOKENS, SHAPES, Hardware, Workload, estimate,
+                                   format_seconds, generation_seconds, hardware_for, model_shape)
 
 NEW_PATH: dict[str, Any] = {}
 """The new training path's options, the one place to switch them on once they are merged (e.g. ``{"packed": True}``):
@@ -54,14 +54,15 @@ NEW_PATH: dict[str, Any] = {}
 the same name, to the ``Trainer`` of the training check."""
 
 SIZES = {  # per run kind: student shapes trained, training examples per timed call, the episode, the generation check
-    "gpu": {"students": ["qwen2.5-0.5b", "qwen2.5-1.5b"], "train_examples": 512, "train_seconds": 20.0, "episode_tokens": 1_000_000,
-            "episode_steps": 5, "episode_options": {"gen_batch_size": 256}, "teacher": {"num_layers": 4, "hidden_size": 256, "num_heads": 4,
-                                                                                        "intermediate_size": 1024},
+    "gpu": {"students": ["qwen2.5-0.5b", "qwen2.5-1.5b"], "train_examples": 512, "train_seconds": 20.0,
+            "teacher": {"num_layers": 4, "hidden_size": 256, "num_heads": 4, "intermediate_size": 1024},
+            "episode_tokens": 1_000_000, "episode_steps": 5, "episode_options": {"gen_batch_size": 256},
             "generation_prompts": 256, "generation_tokens": 128, "disk_bytes": 1 << 30},
-    "dry": {"students": ["tiny-0.5b", "tiny-1.5b"], "train_examples": 16, "train_seconds": 0.0, "episode_tokens": 3000, "episode_steps": 2,
-            "episode_options": {"gen_batch_size": 8, "max_new_tokens": 8, "probe_items": 2, "probe_max_new_tokens": 4, "eval_items": 1,
-                                "eval_max_new_tokens": 4, "use_banks": False},
+    "dry": {"students": ["tiny-0.5b", "tiny-1.5b"], "train_examples": 16, "train_seconds": 0.0,
             "teacher": {"num_layers": 1, "hidden_size": 32, "num_heads": 2, "intermediate_size": 64},
+            "episode_tokens": 3000, "episode_steps": 2, "episode_options": {"gen_batch_size": 8, "max_new_tokens": 8, "probe_items": 2,
+                                                                            "probe_max_new_tokens": 4, "eval_items": 1,
+                                                                            "eval_max_new_tokens": 4, "use_banks": False},
             "generation_prompts": 4, "generation_tokens": 4, "disk_bytes": 1 << 20},
 }
 DRY_SHAPES = {  # the dry run's stand-ins for the 0.5B and 1.5B shapes: Qwen2 configs of a few hundred thousand parameters
@@ -324,14 +325,16 @@ def cost_model(run: dict, teacher: Path, student: Path, hardware: Hardware, prom
     """The cost model against the run: the episode predicted with the assumed efficiencies beside what it measured; the
     efficiencies measured here (``calibration``: training from the 0.5B-shaped student at its full vocabulary, generation per
     engine from the generation check, the rest from the episode); predictions for 20M and 150M in 20 steps with them, for this
-    run's models (the episode's own efficiencies) and for the paper's (a 7B teacher on vLLM; generation assumed unless vLLM ran)."""
+    run's models (the episode's own efficiencies and prompt length in the tiny tokenizer) and for the paper's (a 7B teacher on
+    vLLM, generation assumed unless vLLM ran; prompts of ``PROMPT_TOKENS`` real-tokenizer tokens, assumed)."""
     episode, config = run["episode"], run["episode_config"]
     teacher_shape, student_shape = model_shape(teacher), model_shape(student)
     bytes_per_parameter = episode["checkpoint_bytes"] / student_shape.parameters
     pooled = episode["teacher_pool"] is not None
     ran = workload(config, episode["budget_tokens"], episode["steps"], prompt_tokens, bytes_per_parameter, pooled)
     engine = config["teacher_engine"]
-    assumed = estimate(teacher_shape, student_shape, hardware, ran, engine)
+    concurrency = {"hf": config["gen_batch_size"], "openai": config["teacher_concurrency"]}.get(engine)
+    assumed = estimate(teacher_shape, student_shape, hardware, ran, engine, concurrency=concurrency)
     measured = measured_phases(episode)
     own = {phase: min(1.0, assumed.roofline[phase] / measured[phase]) for phase in PHASES if assumed.roofline[phase] and measured[phase]}
     calibration = {"hardware": asdict(hardware),
@@ -340,16 +343,18 @@ def cost_model(run: dict, teacher: Path, student: Path, hardware: Hardware, prom
                    "generation": {name: run["generation"][name]["efficiency"] for name in run["generation"]["engines"]}}
     paper = DistillerConfig.from_dict(NEW_PATH).to_dict()
     seven = model_shape("qwen2.5-7b")
-    cases = [("this run", teacher_shape, student_shape, engine, config, own)]
+    cases = [("this run", teacher_shape, student_shape, engine, config, prompt_tokens, own, concurrency)]
     for row in run["training"]:
         efficiency = {**calibration["efficiency"], "training": row["mfu"]}
         if "vllm" in calibration["generation"]:
             efficiency["generation"] = calibration["generation"]["vllm"]
-        cases.append((f"qwen2.5-7b -> {row['shape']}, vllm", seven, model_shape(row["folder"]), "vllm", paper, efficiency))
+        student_row = model_shape(row["folder"])
+        cases.append((f"qwen2.5-7b -> {row['shape']}, vllm", seven, student_row, "vllm", paper, PROMPT_TOKENS, efficiency, None))
     predictions = {}
-    for label, t, s, eng, settings, efficiency in cases:
+    for label, t, s, eng, settings, prompt, efficiency, rows in cases:
         for budget in PAPER_BUDGETS:
-            result = estimate(t, s, hardware, workload(settings, budget, 20, prompt_tokens, bytes_per_parameter, False), eng, efficiency)
+            result = estimate(t, s, hardware, workload(settings, budget, 20, prompt, bytes_per_parameter, False), eng, efficiency,
+                              concurrency=rows)
             predictions[f"{label} @ {budget // 10**6}M"] = {"seconds": result.seconds, "episode_seconds": result.episode_seconds,
                                                             "efficiency": result.inputs["efficiency"]}
     return {"episode": {"workload": asdict(ran), "roofline": assumed.roofline, "predicted_assumed": assumed.seconds, "measured": measured,

@@ -38,6 +38,7 @@ from typing import Any
 from .config import DistillerConfig
 
 BATCH = 16  # sequences per probe and evaluation batch (ProbeSuite.run, Evaluator.run)
+PROMPT_TOKENS = 100  # tokens of a chat prompt of the environment's prompts: 91 on average in SmolLM2's tokenizer (256 prompts), rounded up
 KV_BYTES = 2  # bf16 KV cache and weights (bytes per value)
 
 SHAPES: dict[str, dict[str, Any]] = {  # transformers configs of the built-in named shapes (config.json fields that set the size)
@@ -163,7 +164,7 @@ class Workload:
     budget: int
     steps: int = 20
     capabilities: int = 8
-    prompt_tokens: int = 100
+    prompt_tokens: int = PROMPT_TOKENS
     answer_tokens: int = DistillerConfig().max_new_tokens
     generation_share: float = DistillerConfig().generation_share
     probe_items: int = DistillerConfig().probe_items
@@ -227,9 +228,10 @@ class Estimate:
 
 
 def estimate(teacher: ModelShape, student: ModelShape, hardware: Hardware, workload: Workload, engine: str = "vllm",
-             efficiency: dict[str, float] | None = None, episodes: int = 1, devices: int = 1) -> Estimate:
+             efficiency: dict[str, float] | None = None, episodes: int = 1, devices: int = 1, concurrency: int | None = None) -> Estimate:
     """Predicted seconds of a pool build, one episode and ``episodes`` episodes on ``devices`` devices (see the module
-    docstring); ``efficiency``: per phase in (0, 1], default :data:`ASSUMED_EFFICIENCY`."""
+    docstring); ``efficiency``: per phase in (0, 1], default :data:`ASSUMED_EFFICIENCY`; ``concurrency``: sequences the
+    teacher engine decodes together (default :data:`CONCURRENCY`)."""
     if engine not in CONCURRENCY:
         raise ValueError(f"unknown engine {engine!r}; expected one of {list(CONCURRENCY)}")
     efficiency = {phase: value for phase, (value, _) in ASSUMED_EFFICIENCY.items()} | (efficiency or {})
@@ -237,6 +239,7 @@ def estimate(teacher: ModelShape, student: ModelShape, hardware: Hardware, workl
     if bad:
         raise ValueError(f"efficiencies must be phases {list(PHASES)} with values in (0, 1], got {bad}")
     w = workload
+    concurrency = concurrency or CONCURRENCY[engine]
     sequence = w.prompt_tokens + w.answer_tokens
     answer_context = w.prompt_tokens + w.answer_tokens / 2
     probes = w.capabilities * w.probe_items
@@ -245,20 +248,20 @@ def estimate(teacher: ModelShape, student: ModelShape, hardware: Hardware, workl
     evaluation = decode_seconds(student, hardware, min(answers, BATCH), math.ceil(answers / BATCH) * w.eval_answer_tokens,
                                 w.prompt_tokens + w.eval_answer_tokens / 2, hardware.decode_step_s)
     roofline = {
-        "generation": 0.0 if w.pooled else generation_seconds(teacher, hardware, engine, w.generation_tokens, answer_context),
+        "generation": 0.0 if w.pooled else generation_seconds(teacher, hardware, engine, w.generation_tokens, answer_context, concurrency),
         "training": w.training_tokens * 3 * student.forward_flops(sequence / 2) / hardware.peak_flops,
         "probes": (w.steps + 1) * max(probe_flops / hardware.peak_flops, math.ceil(probes / BATCH) * hardware.decode_step_s),
         "evaluation": w.evaluations * evaluation,
         "checkpoints": (w.steps + 1) * w.checkpoint_bytes_per_parameter * student.parameters / hardware.disk_write,
     }
     seconds = {phase: value / efficiency[phase] for phase, value in roofline.items()}
-    pool_roofline = generation_seconds(teacher, hardware, engine, w.pool, answer_context) if w.pooled else 0.0
+    pool_roofline = generation_seconds(teacher, hardware, engine, w.pool, answer_context, concurrency) if w.pooled else 0.0
     pool_seconds = pool_roofline / efficiency["generation"]
     episode = sum(seconds.values())
     sweep = pool_seconds + math.ceil(episodes / devices) * episode
     inputs = {"teacher": asdict(teacher), "student": asdict(student), "hardware": asdict(hardware), "workload": asdict(w),
               "generation_tokens": w.generation_tokens, "training_tokens": w.training_tokens, "pool_tokens": w.pool if w.pooled else 0,
-              "engine": engine, "concurrency": CONCURRENCY[engine], "efficiency": efficiency}
+              "engine": engine, "concurrency": concurrency, "efficiency": efficiency}
     return Estimate(roofline, seconds, pool_roofline, pool_seconds, episode, episodes, devices, sweep, inputs)
 
 
