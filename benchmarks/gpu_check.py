@@ -45,8 +45,8 @@ import numpy as np
 import torch
 
 from read_env.distill.config import DistillerConfig
-from read_env.distill.cost import (ASSUMED_EFFICIENCY, ASSUMED_LOCAL, PHASES, PROMPT_TOKENS, SHAPES, Hardware, Workload, estimate,
-                                   format_seconds, generation_seconds, hardware_for, model_shape)
+from read_env.distill.cost import (ASSUMED_LOCAL, PHASES, PROMPT_TOKENS, SHAPES, Hardware, Workload, assumed_efficiency,
+                                   estimate, format_seconds, generation_seconds, hardware_for, model_shape)
 
 NEW_PATH: dict[str, Any] = {}
 """The new training path's options, the one place to switch them on once they are merged (e.g. ``{"packed": True}``):
@@ -390,7 +390,8 @@ def report(summary: dict) -> list[str]:
     lines.append(f"{'total':<12}{format_seconds(cost['measured_total']):>12}{format_seconds(cost['predicted_assumed_total']):>12}"
                  f"  (episode wall {format_seconds(cost['measured_wall'])})")
     efficiency = summary["cost_model"]["calibration"]["efficiency"]
-    measured = ", ".join(f"{phase} {value:.3g} (assumed {ASSUMED_EFFICIENCY[phase][0]})" for phase, value in efficiency.items())
+    assumed = assumed_efficiency(summary["episode_config"]["teacher_engine"])
+    measured = ", ".join(f"{phase} {value:.3g} (assumed {assumed[phase][0]})" for phase, value in efficiency.items())
     generation_measured = ", ".join(f"{name} {value:.3g}" for name, value in summary["cost_model"]["calibration"]["generation"].items())
     lines.append(f"calibration (read-env estimate --calibration): {measured}; generation {generation_measured}")
     for label, prediction in summary["cost_model"]["predictions"].items():

@@ -22,10 +22,14 @@ def test_each_phase_is_its_roofline_over_its_efficiency_worked_by_hand():
     # evaluation: 2 rows, 4 steps; a step reads 2000 + 2 x 64 x 12 bytes = 0.3536 s; checkpoints: 2 x 12 x 1000 bytes / 100 B/s = 240 s
     expected = {"generation": 25 * 1.736, "training": 5.184, "probes": 2 * 0.1152, "evaluation": 4 * 0.3536, "checkpoints": 240.0}
     assert result.roofline == pytest.approx(expected)
-    assert result.seconds == pytest.approx({**expected, "generation": expected["generation"] / 0.25, "training": 5.184 / 0.5,
-                                            "probes": 0.2304 / 0.3, "evaluation": 1.4144 / 0.5})
+    # efficiencies: training 0.5 given, probes 0.3 assumed, hf generation and evaluation 1 (floor-bound), checkpoints 1
+    assert result.seconds == pytest.approx({**expected, "training": 5.184 / 0.5, "probes": 0.2304 / 0.3})
     assert result.pool_seconds == 0.0 and result.episode_seconds == pytest.approx(sum(result.seconds.values()))
     assert result.sweep_seconds == pytest.approx(2 * result.episode_seconds)  # 3 episodes on 2 devices: 2 rounds
+    # vllm: 256 rows, 2 steps, each reading 2000 + 256 x 64 x 15 bytes = 24.776 s; no floor; efficiency 0.25 assumed
+    served = estimate(TOY, TOY, TOY_HARDWARE, TOY_WORK, "vllm")
+    assert served.roofline["generation"] == pytest.approx(2 * 24.776) and served.seconds["generation"] == pytest.approx(2 * 24.776 / 0.25)
+    assert estimate(TOY, TOY, TOY_HARDWARE, TOY_WORK, "vllm", concurrency=16).roofline["generation"] == pytest.approx(25 * 1.736)  # as hf's
 
 
 def test_a_pooled_episode_generates_nothing_and_the_pool_is_built_once():
@@ -34,7 +38,7 @@ def test_a_pooled_episode_generates_nothing_and_the_pool_is_built_once():
     result = estimate(TOY, TOY, TOY_HARDWARE, pooled, "hf", episodes=5)
     assert pooled.pool == 800  # 2 capabilities x 400 generation tokens
     assert result.roofline["generation"] == 0.0 and result.pool_roofline == pytest.approx(50 * 1.736)  # 800 tokens / 16 rows
-    assert result.pool_seconds == pytest.approx(result.pool_roofline / 0.25)
+    assert result.pool_seconds == pytest.approx(result.pool_roofline)  # hf: floor-bound, efficiency 1
     assert result.sweep_seconds == pytest.approx(result.pool_seconds + 5 * result.episode_seconds)
     assert "pool of 800 teacher tokens built once (2 capabilities x an episode's generation tokens)" in format_estimate(result)
 
