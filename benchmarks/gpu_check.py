@@ -79,17 +79,19 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def seconds_of(run, device: torch.device) -> float:
+    """Wall seconds of one call of ``run()``, the device's queued work included."""
+    synchronize(device)
+    started = time.perf_counter()
+    run()
+    synchronize(device)
+    return time.perf_counter() - started
+
+
 def best_seconds(run, device: torch.device, repeats: int = 5) -> float:
     """The fastest of ``repeats`` timed calls of ``run()`` (after one warm-up)."""
     run()
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        started = time.perf_counter()
-        run()
-        synchronize(device)
-        times.append(time.perf_counter() - started)
-    return min(times)
+    return min(seconds_of(run, device) for _ in range(repeats))
 
 
 def measure_decode_step(folder: Path, device: torch.device, tokens: int = 32) -> float:
@@ -195,15 +197,11 @@ def measure_training(name: str, tokenizer: Path, folder: Path, size: dict, devic
     trainer.train(examples(2 * config.batch_size), rng)  # warm-up: kernels, allocator
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    tokens, seconds, lengths = 0, 0.0, []
+    tokens, seconds, lengths, stats = 0, 0.0, [], []
     while seconds <= size["train_seconds"] or tokens == 0:
         batch = examples(size["train_examples"])
-        synchronize(device)
-        started = time.perf_counter()
-        stats = trainer.train(batch, rng)
-        synchronize(device)
-        seconds += time.perf_counter() - started
-        tokens += stats.tokens
+        seconds += seconds_of(lambda: stats.append(trainer.train(batch, rng)), device)
+        tokens += stats[-1].tokens
         lengths += [len(example) for example in batch]
     shape = model_shape(folder / name)
     flops_per_token = 3 * shape.forward_flops(float(np.mean(lengths)) / 2)
@@ -246,11 +244,8 @@ def measure_generation(folder: Path, size: dict, device: torch.device, hardware:
     for name, make_engine in engines.items():
         engine = make_engine()
         engine.generate(prompts[:2], caps[:2], sampling)  # warm-up
-        synchronize(device)
-        started = time.perf_counter()
-        answers = engine.generate(prompts, caps, sampling)
-        synchronize(device)
-        seconds = time.perf_counter() - started
+        answers: list = []
+        seconds = seconds_of(lambda: answers.extend(engine.generate(prompts, caps, sampling)), device)
         tokens = sum(answer.generated for answer in answers)
         roofline = generation_seconds(shape, hardware, name, tokens, prompt_tokens + size["generation_tokens"] / 2, len(prompts))
         result[name] = {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds, "efficiency": min(1.0, roofline / seconds)}
@@ -289,11 +284,9 @@ def run_episode(teacher: Path, student: Path, size: dict, device: torch.device, 
         generated, trained = generated + info["tokens_generated"], trained + info["tokens_trained"]
     total = time.perf_counter() - started
     distiller = env.unwrapped.distiller
-    timed = {"probe": best_seconds(distiller.probe, device, repeats=1), "evaluation": best_seconds(distiller.evaluate, device, repeats=1)}
-    started = time.perf_counter()
-    folder = distiller.save_checkpoint(run_dir / "timed-checkpoint")
-    timed["checkpoint"] = time.perf_counter() - started
-    checkpoint_bytes = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    timed = {"probe": seconds_of(distiller.probe, device), "evaluation": seconds_of(distiller.evaluate, device),
+             "checkpoint": seconds_of(lambda: distiller.save_checkpoint(run_dir / "timed-checkpoint"), device)}
+    checkpoint_bytes = sum(path.stat().st_size for path in (run_dir / "timed-checkpoint").rglob("*") if path.is_file())
     config = distiller.config
     env.close()
     release(device)
