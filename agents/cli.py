@@ -443,6 +443,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     agents = int(args.agents) if args.agents.isdigit() else len(agent_names(args.agents))
     with user_input():
         teacher, student = model_shape(args.teacher), model_shape(args.student)
+        if args.hardware not in HARDWARE:
+            raise ValueError(unknown("hardware", args.hardware, list(HARDWARE)))
         hardware, efficiency, basis = HARDWARE[args.hardware], {}, {}
         if args.calibration:
             hardware, efficiency, source = load_calibration(args.calibration, args.engine)
@@ -455,7 +457,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         results = [estimate(teacher, student, hardware, Workload(budget, args.steps, pooled=not args.no_pool, pool_tokens=args.pool_tokens),
                             args.engine, efficiency, episodes, args.devices, args.concurrency) for budget in args.budget]
     if args.json:
-        print_json([{**vars(result)} for result in results])
+        print_json([vars(result) for result in results])
         return 0
     print(f"estimate: teacher {teacher.name} -> student {student.name}, engine {args.engine}, {hardware.name}; "
           f"sweep of {agents} agents x {args.tasks} tasks x {args.seeds} seeds")
@@ -588,12 +590,11 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--budget", "--budgets", type=parse_budgets, default=[20_000_000, 150_000_000],
                      help=f"comma list of episode budgets in {BUDGET_FORMAT}")
     est.add_argument("--steps", type=positive_int, default=20, help="decision steps per episode")
-    est.add_argument("--engine", choices=["hf", "openai", "vllm"], default="vllm", help="the teacher's engine")
+    est.add_argument("--engine", default="vllm", help="the teacher's engine: hf, openai or vllm")
     est.add_argument("--concurrency", type=positive_int, default=None,
                      help="sequences the teacher engine decodes together (None: hf gen_batch_size 16, openai teacher_concurrency 8, "
                           "vllm 256)")
-    est.add_argument("--hardware", choices=["h200", "h100", "a100"], default="h200",
-                     help="a device of the built-in table (datasheet peaks)")
+    est.add_argument("--hardware", default="h200", help="a device of the built-in table of datasheet peaks: h200, h100 or a100")
     est.add_argument("--calibration", default=None,
                      help="a JSON file written by benchmarks/gpu_check.py --out: its device and measured efficiencies")
     est.add_argument("--efficiency", action="append", default=[], metavar="PHASE=VALUE",

@@ -99,6 +99,8 @@ def test_estimate_prints_every_input_beside_each_budget(capsys):
     (["--efficiency", "speed=0.5"], "--efficiency speed=0.5: expected PHASE=NUMBER"),
     (["--calibration", "nowhere.json"], "nowhere.json is not a calibration"),
     (["--tasks", "mth"], "unknown task 'mth'"),
+    (["--hardware", "h300"], "unknown hardware 'h300' (did you mean 'h200'?)"),
+    (["--engine", "sglang"], "unknown engine 'sglang'"),
 ])
 def test_estimate_errors_are_one_line(argv, message, capsys):
     from agents.cli import main
