@@ -103,7 +103,8 @@ class DistillerConfig:
         self._check_choice("objective", OBJECTIVES)
         self._check_choice("keep_after_episode", KEEP_AFTER_EPISODE)
         self._check_choice("teacher_dtype", (None, *TEACHER_DTYPES))
-        for name in ("teacher_concurrency", "tensor_parallel_size", "lora_r", "max_new_tokens", "min_new_tokens", "gen_batch_size", "batch_size", "micro_batch",
+        for name in ("teacher_concurrency", "tensor_parallel_size", "lora_r",
+                     "max_new_tokens", "min_new_tokens", "gen_batch_size", "batch_size", "micro_batch",
                      "probe_items", "probe_max_new_tokens", "eval_items", "eval_max_new_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"DistillerConfig.{name} must be >= 1, got {getattr(self, name)}")

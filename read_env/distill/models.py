@@ -58,7 +58,8 @@ class LoadedModels:
     def teacher(self) -> torch.nn.Module:
         """The in-process teacher (eval mode, frozen, in :func:`teacher_dtype`), loaded on first use."""
         if self._teacher is None:
-            self._teacher = load_model(self.teacher_path, self.device, teacher_dtype(self.teacher_dtype, self.device)).eval().requires_grad_(False)
+            dtype = teacher_dtype(self.teacher_dtype, self.device)
+            self._teacher = load_model(self.teacher_path, self.device, dtype).eval().requires_grad_(False)
         return self._teacher
 
     def teacher_with_tokenizer(self) -> tuple[torch.nn.Module, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import json
+import signal
 import sys
 import threading
 import time
@@ -24,6 +25,7 @@ from read_env.distill.engines.openai_server import OpenAIEngine
 from read_env.distill.generation import SamplingConfig, chat_text, generate_budgeted, generate_budgeted_together
 from read_env.distill.probes import ProbeSuite
 from read_env.distill.prompts import PromptSampler, text_hash
+from tests.conftest import free_port, start_teacher_server
 
 CAPS = ("math", "code", "steerability")
 
@@ -196,7 +198,8 @@ class FakeServer:
     def chat(self, request):
         text, tokens, finished = self.answer(request["messages"][0]["content"], request["max_tokens"])
         return {"id": "c", "object": "chat.completion", "created": 0, "model": self.model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop" if finished else "length"}],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                             "finish_reason": "stop" if finished else "length"}],
                 "usage": {"prompt_tokens": 1, "completion_tokens": tokens, "total_tokens": tokens + 1}}
 
     def complete(self, request):
@@ -276,7 +279,8 @@ def served_tiny_teacher(tiny_models, model="teacher") -> FakeServer:
 def test_probe_references_from_a_served_teacher_equal_its_log_probabilities(tiny_models):
     """The references' log-probabilities are the server's echoed ones over prompt + answer tokens; here the
     server scores with the tiny teacher, so they equal the in-process scores of the same answers."""
-    tok, local = load_tokenizer(tiny_models["teacher"]), HFEngine(load_model(tiny_models["teacher"]), load_tokenizer(tiny_models["teacher"]))
+    tok = load_tokenizer(tiny_models["teacher"])
+    local = HFEngine(load_model(tiny_models["teacher"]), tok)
     server = served_tiny_teacher(tiny_models)
     try:
         served = ProbeSuite(list(CAPS), n_items=2, use_banks=False)
@@ -314,11 +318,43 @@ def test_engine_references_keep_a_served_teacher_out_of_process(tiny_models, tmp
 
     monkeypatch.setattr(models_module, "load_model", load_student_only)
     try:
-        config = DistillerConfig(teacher=tiny_models["teacher"], student=tiny_models["student"], teacher_engine="openai", teacher_url=server.url,
-                                 engine_references=True, probe_items=2, probe_max_new_tokens=4, eval_items=1, use_banks=False, max_new_tokens=6)
+        config = DistillerConfig(teacher=tiny_models["teacher"], student=tiny_models["student"], teacher_engine="openai",
+                                 teacher_url=server.url, engine_references=True, probe_items=2, probe_max_new_tokens=4, eval_items=1,
+                                 use_banks=False, max_new_tokens=6)
         d = Distiller(list(CAPS), config, tmp_path / "run", device="cpu")
         assert d.models._teacher is None and len(d.probes.references) == 2 * len(CAPS)
         names = [path.name for path in (tmp_path / "run").glob("probe_references_*.json")]
         assert names == [f"probe_references_{text_hash(tiny_models['teacher'] + '|openai')[:12]}.json"]
     finally:
         server.close()
+
+
+def test_a_server_killed_mid_generation_fails_the_call_naming_the_url(tiny_models):
+    """A real ``transformers serve`` killed by pid while requests are in flight: the client retries each request
+    (``retries``), then the call raises ``TeacherEngineError`` naming the URL, dropping the unsent requests
+    (an engine whose call failed serves the next one: see the test of a failing request)."""
+    server, url = start_teacher_server(tiny_models["teacher"], free_port())
+    engine = OpenAIEngine(url, tiny_models["teacher"], concurrency=4, retries=2, timeout_s=60)
+    answered, outcome = [], {}
+    answer = engine._answer
+    engine._answer = lambda *args: answered.append(answer(*args)) or answered[-1]
+    cfg = SamplingConfig(max_new_tokens=16, temperature=0.0)
+
+    def generate():
+        try:
+            engine.generate([f"Count to {i}." for i in range(2000)], [16] * 2000, cfg)
+        except TeacherEngineError as error:
+            outcome["error"] = error
+
+    worker = threading.Thread(target=generate)
+    try:
+        worker.start()
+        while len(answered) < 8 and worker.is_alive():
+            time.sleep(0.05)
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+        worker.join(timeout=300)
+        assert not worker.is_alive(), "the call hung after the server died"
+        assert f"teacher request to {url} failed (APIConnectionError" in str(outcome["error"]) and 8 <= len(answered) < 2000
+    finally:
+        server.kill()

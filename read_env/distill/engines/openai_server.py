@@ -97,13 +97,14 @@ class OpenAIEngine:
         return self._all(lambda prompt, cap: self._answer(prompt, cap, sampling), prompts, caps)
 
     def _logprobs(self, prompt: list[int], continuation: list[int]) -> list[float]:
-        response = self._call(self.client.completions.create, prompt=prompt + continuation, echo=True, logprobs=0, max_tokens=0, temperature=0.0)
+        response = self._call(self.client.completions.create, prompt=prompt + continuation, echo=True, logprobs=0, max_tokens=0,
+                              temperature=0.0)
         logprobs = response.choices[0].logprobs if response.choices else None
-        scores = (logprobs.token_logprobs or []) if logprobs is not None else []
-        if len(scores) < len(prompt) + len(continuation) or any(score is None for score in scores[len(prompt):len(prompt) + len(continuation)]):
-            raise TeacherEngineError(f"the teacher server at {self.url} returned no prompt log-probabilities (POST /completions with "
-                                     "echo=True, logprobs=0, max_tokens=0): serve the teacher with vLLM or SGLang, or set engine_references=False")
-        return scores[len(prompt):len(prompt) + len(continuation)]
+        scores = ((logprobs.token_logprobs or []) if logprobs is not None else [])[len(prompt):len(prompt) + len(continuation)]
+        if len(scores) < len(continuation) or None in scores:
+            raise TeacherEngineError(f"the teacher server at {self.url} returned no prompt log-probabilities (POST /completions with echo=True, "
+                                     "logprobs=0, max_tokens=0): serve the teacher with vLLM or SGLang, or set engine_references=False")
+        return scores
 
     def reference_logprobs(self, pairs: Sequence[tuple[list[int], list[int]]]) -> list[list[float]]:
         """Per-token log-probabilities of each continuation given its prompt (token-id lists), as the server's
