@@ -16,6 +16,7 @@ Every figure is printed with the command that measured it. Usage::
 
     python benchmarks/teacher_throughput.py                    # the embedded SmolLM2-135M teacher
     python benchmarks/teacher_throughput.py --tiny --threads 1 # a tiny random teacher (the test's settings)
+    python benchmarks/teacher_throughput.py --skip-hf --serve-args=--continuous-batching   # the server batches requests
 """
 
 from __future__ import annotations
@@ -82,11 +83,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(teacher: Path, threads: int) -> tuple[subprocess.Popen, str, str]:
-    """``transformers serve`` of ``teacher`` on a free port: (process, URL, command) once it answers."""
+def start_server(teacher: Path, threads: int, serve_args: list[str]) -> tuple[subprocess.Popen, str, str]:
+    """``transformers serve`` of ``teacher`` (and ``serve_args``) on a free port: (process, URL, command) once it answers."""
     port = free_port()
     command = [str(Path(sys.executable).parent / "transformers"), "serve", str(teacher), "--host", "127.0.0.1", "--port", str(port),
-               "--device", "cpu"]
+               "--device", "cpu", *serve_args]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url, deadline = f"http://127.0.0.1:{port}/v1", time.time() + 180
@@ -102,7 +103,7 @@ def start_server(teacher: Path, threads: int) -> tuple[subprocess.Popen, str, st
 
 
 def server_figures(teacher: Path, args, command: str) -> None:
-    server, url, serve = start_server(teacher, args.threads)
+    server, url, serve = start_server(teacher, args.threads, shlex.split(args.serve_args))
     try:
         sampler = PromptSampler(list(CAPABILITIES), seed=0)
         cfg = SamplingConfig(max_new_tokens=args.max_new_tokens, temperature=0.0)
@@ -130,13 +131,16 @@ def main() -> None:
     ap.add_argument("--concurrency", type=lambda text: [int(c) for c in text.split(",")], default=[1, 8, 64])
     ap.add_argument("--requests-per-slot", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0, help="torch threads here and in the server (0: torch default)")
+    ap.add_argument("--serve-args", default="", help="more arguments of transformers serve, e.g. --continuous-batching")
+    ap.add_argument("--skip-hf", action="store_true", help="measure the openai engine only")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     command = shlex.join(["python", "benchmarks/teacher_throughput.py", *sys.argv[1:]])
     teacher = build_tiny_llama(Path(tempfile.mkdtemp()) / "teacher", num_layers=2) if args.tiny else ensure_default_teacher()
     print(f"teacher={teacher} threads={torch.get_num_threads()} load average={os.getloadavg()[0]:.2f}")
-    hf_figures(teacher, args, command)
+    if not args.skip_hf:
+        hf_figures(teacher, args, command)
     server_figures(teacher, args, command)
 
 

@@ -294,7 +294,7 @@ class Distiller:
         """:meth:`_answers` of every ``(k, generation_cap, allowance)`` request: ([(tokens generated, examples)]
         in request order, seconds). With ``config.batch_capabilities`` one :func:`generate_budgeted_together` call
         answers them all, their prompts in the same engine calls; else one :meth:`_answers` call per request."""
-        if not getattr(self.config, "batch_capabilities", False):
+        if not self.config.batch_capabilities:
             answers = [self._answers(k, cap, allowance, progress, min_new_tokens) for k, cap, allowance in requests]
             return [(generated, examples) for generated, examples, _ in answers], sum(seconds for *_, seconds in answers)
         asked = [(k, cap, allowance) for k, cap, allowance in requests if cap > 0]
