@@ -63,6 +63,10 @@ CASES = {  # case: its steps (script, arguments, a regular expression its standa
     "surrogate_headroom": [("surrogate_headroom.py",
                             "--budgets 20 --steps 4 --tasks math,code --per-task --fine-check --ablate --prerequisite-scales 2".split(),
                             rf"20M  uniform {NUMBER}  task_static {NUMBER} .* headroom {NUMBER}[\s\S]*shortfall[\s\S]*ablation: neither")],
+    "teacher_throughput": [("teacher_throughput.py",
+                            "--tiny --threads 1 --gen-tokens 20 --max-new-tokens 8 --repeats 1 --concurrency 1,2 --requests-per-slot 1".split(),
+                            rf"capabilities together: +{NUMBER} tokens/s \({NUMBER}x\), same answers: True[\s\S]*"
+                            rf"openai concurrency 2: {NUMBER} tokens/s")],
 }
 REQUIRES = {"jax_speed": ("jax", "stable_baselines3")}
 

@@ -13,8 +13,10 @@ from typing import Any, Mapping
 from urllib.parse import urlparse
 
 TEACHER_ENGINES = ("hf", "openai", "vllm")
+TEACHER_DTYPES = ("auto", "bfloat16", "float32")
 # Where and how a run executes, not what it computes: a resumed run may change them.
-OPERATIONAL_FIELDS = ("cache", "teacher_url", "teacher_concurrency", "teacher_retries", "teacher_timeout_s", "keep_after_episode")
+OPERATIONAL_FIELDS = ("cache", "teacher_url", "teacher_concurrency", "teacher_retries", "teacher_timeout_s", "keep_after_episode",
+                      "tensor_parallel_size", "gpu_memory_utilization", "max_num_seqs", "max_model_len")
 OBJECTIVES = ("sft", "kd")
 KEEP_AFTER_EPISODE = ("weights", "nothing", "checkpoint")
 
@@ -31,7 +33,14 @@ class DistillerConfig:
     ``teacher`` weights are then loaded in process only once, to build the probe references when
     they are not cached yet; ``teacher_concurrency``
     requests in flight, ``teacher_retries`` retries with exponential backoff, ``teacher_timeout_s`` per
-    request) or ``"vllm"`` (vLLM in process, GPU only).
+    request) or ``"vllm"`` (vLLM in process, GPU only: ``tensor_parallel_size`` GPUs, ``gpu_memory_utilization``
+    in (0, 1], at most ``max_num_seqs`` sequences in a batch and ``max_model_len`` tokens a sequence, ``None``:
+    vLLM's defaults). ``teacher_dtype`` of the in-process teacher: ``None`` = bf16 on CUDA, else fp32 (ReAD-v0);
+    ``"auto"`` = bf16 where the device computes it natively (CUDA with bf16, a CPU with AMX), else fp32;
+    ``"bfloat16"`` / ``"float32"``. ``batch_capabilities``: a step's prompts of all capabilities go to the engine
+    together (one call per round instead of one per capability; prompts are then drawn round by round, so a
+    sampled episode differs from ReAD-v0's). ``engine_references``: the probe references come from the engine
+    (its greedy answers and its log-probabilities of them), so a served teacher is never loaded in process.
     Objective ``"sft"`` (cross-entropy on teacher text) or ``"kd"`` (logit KD, weight ``kd_alpha``; needs the
     ``"hf"`` engine and one vocabulary); ``lora``: LoRA adapters of rank ``lora_r`` instead of all weights.
     ``generation_share`` in [0, 1]: share of an allotment for teacher generation. Decoding: ``max_new_tokens``,
@@ -52,6 +61,13 @@ class DistillerConfig:
     teacher_concurrency: int = 8
     teacher_retries: int = 4
     teacher_timeout_s: float = 600.0
+    teacher_dtype: str | None = None
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.5
+    max_num_seqs: int | None = None
+    max_model_len: int | None = None
+    batch_capabilities: bool = False
+    engine_references: bool = False
     objective: str = "sft"
     lora: bool = False
     lora_r: int = 8
@@ -86,10 +102,17 @@ class DistillerConfig:
         self._check_choice("teacher_engine", TEACHER_ENGINES)
         self._check_choice("objective", OBJECTIVES)
         self._check_choice("keep_after_episode", KEEP_AFTER_EPISODE)
-        for name in ("teacher_concurrency", "lora_r", "max_new_tokens", "min_new_tokens", "gen_batch_size", "batch_size", "micro_batch",
+        self._check_choice("teacher_dtype", (None, *TEACHER_DTYPES))
+        for name in ("teacher_concurrency", "tensor_parallel_size", "lora_r",
+                     "max_new_tokens", "min_new_tokens", "gen_batch_size", "batch_size", "micro_batch",
                      "probe_items", "probe_max_new_tokens", "eval_items", "eval_max_new_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"DistillerConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_num_seqs", "max_model_len"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"DistillerConfig.{name} must be >= 1 or None, got {getattr(self, name)}")
+        if not 0.0 < self.gpu_memory_utilization <= 1.0:
+            raise ValueError(f"DistillerConfig.gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
         for name in ("generation_share", "bank_share", "kd_alpha"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"DistillerConfig.{name} must be in [0, 1], got {getattr(self, name)}")
@@ -107,7 +130,7 @@ class DistillerConfig:
         elif self.teacher_url is not None:
             raise ValueError(f"teacher_url is only used with teacher_engine='openai' (teacher_engine={self.teacher_engine!r})")
 
-    def _check_choice(self, name: str, choices: tuple[str, ...]) -> None:
+    def _check_choice(self, name: str, choices: tuple[str | None, ...]) -> None:
         if getattr(self, name) not in choices:
             raise ValueError(f"unknown {name} {getattr(self, name)!r}; expected one of {list(choices)}")
 

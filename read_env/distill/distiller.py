@@ -40,6 +40,7 @@ and no token is lost or counted twice.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import random
 import shutil
@@ -55,7 +56,7 @@ from . import banks
 from .checkpoint import write_folder
 from .config import DistillerConfig
 from .evaluation import EvalResult, Evaluator
-from .generation import SamplingConfig, chat_text, generate_budgeted
+from .generation import GenerationResult, SamplingConfig, chat_text, generate_budgeted, generate_budgeted_together
 from .ledger import LedgerEntry, LedgerError, TokenLedger, largest_remainder_split, split_generation_training
 from .models import LoadedModels, load_models
 from .probes import ProbeResult, ProbeSuite
@@ -140,7 +141,7 @@ class Distiller:
         self.K = len(self.capabilities)
         self.config = config
         self.run_dir = Path(run_dir)
-        self.models = models or load_models(config, device, seed)
+        self.models = models or load_models(config, device)
         self.device = self.models.device
         self.generation_share, self.lora = config.generation_share, config.lora
         self.seed = seed
@@ -175,8 +176,9 @@ class Distiller:
                 gen_banks[c] = split["generation"]
         self.sampler = PromptSampler(self.capabilities, seed=seed, forbidden=forbidden, banks=gen_banks,
                                      bank_share=config.bank_share)
-        ref_file = Path(reference_dir or self.run_dir) / f"probe_references_{text_hash(str(self.models.teacher_path))[:12]}.json"
-        self.probes.build_references(self.models.teacher_with_tokenizer, config.probe_max_new_tokens,
+        source = self.models.reference_source(config.engine_references)
+        ref_file = Path(reference_dir or self.run_dir) / f"probe_references_{text_hash(source)[:12]}.json"
+        self.probes.build_references(lambda: self.models.reference_engine(config.engine_references), config.probe_max_new_tokens,
                                      config.gen_batch_size, ref_file)
         self.ledger = TokenLedger(self.run_dir / "ledger.jsonl")
         self._prompt_len_cache: dict[str, list[int]] = {}
@@ -240,10 +242,9 @@ class Distiller:
         trained = np.zeros(self.K, dtype=np.int64)
         examples: list[TrainExample] = []
         generation_seconds = 0.0
-        for k in range(self.K):
-            generation_cap, _ = split_generation_training(int(available[k]), self.generation_share)
-            generated[k], candidates, seconds = self._answers(k, generation_cap, int(available[k]), progress, self.config.min_new_tokens)
-            generation_seconds += seconds
+        requests = [(k, split_generation_training(int(available[k]), self.generation_share)[0], int(available[k])) for k in range(self.K)]
+        answers, generation_seconds = self._answers_of_step(requests, progress, self.config.min_new_tokens)
+        for k, (generated[k], candidates) in enumerate(answers):
             kept, trained[k] = fit_budget(candidates, int(available[k] - generated[k]))
             examples += kept
         left = int(available.sum() - generated.sum() - trained.sum())
@@ -288,6 +289,28 @@ class Distiller:
         the configured constant ``lr``."""
         return None
 
+    def _answers_of_step(self, requests: list[tuple[int, int, int]], progress: float,
+                         min_new_tokens: int) -> tuple[list[tuple[int, list[TrainExample]]], float]:
+        """:meth:`_answers` of every ``(k, generation_cap, allowance)`` request: ([(tokens generated, examples)]
+        in request order, seconds). With ``config.batch_capabilities`` one :func:`generate_budgeted_together` call
+        answers them all, their prompts in the same engine calls; else one :meth:`_answers` call per request."""
+        if not self.config.batch_capabilities:
+            answers = [self._answers(k, cap, allowance, progress, min_new_tokens) for k, cap, allowance in requests]
+            return [(generated, examples) for generated, examples, _ in answers], sum(seconds for *_, seconds in answers)
+        asked = [(k, cap, allowance) for k, cap, allowance in requests if cap > 0]
+        generations = generate_budgeted_together(
+            self.models.engine, [(functools.partial(self.sampler.sample_one, self.capabilities[k], progress), cap, allowance)
+                                 for k, cap, allowance in asked],
+            lambda prompt: len(self._student_prompt_ids(prompt)), self.sampling, min_new_tokens)
+        by_k = {k: (generation.generated, self._examples(k, generation)) for (k, _, _), generation in zip(asked, generations)}
+        return [by_k.get(k, (0, [])) for k, _, _ in requests], generations[0].seconds if generations else 0.0
+
+    def _examples(self, k: int, generation: GenerationResult) -> list[TrainExample]:
+        """The training examples of capability ``k``'s completions (student prompt + answer ids; empty answers dropped)."""
+        candidates = [TrainExample(self._student_prompt_ids(c.prompt) + self._answer_ids(c.token_ids, c.text, c.finished),
+                                   len(self._student_prompt_ids(c.prompt)), k) for c in generation.completions]
+        return [example for example in candidates if len(example) > example.n_prompt]
+
     def _answers(self, k: int, generation_cap: int, allowance: int, progress: float, min_new_tokens: int) -> tuple[int, list[TrainExample], float]:
         """The teacher's answers to prompts of capability ``k`` drawn at ``progress``, generating at most
         ``generation_cap`` tokens with prompt + answer within ``allowance``, each answer allowed at least
@@ -297,9 +320,7 @@ class Distiller:
         generation = generate_budgeted(self.models.engine, lambda: self.sampler.sample_one(self.capabilities[k], progress),
                                        generation_cap, allowance, lambda prompt: len(self._student_prompt_ids(prompt)),
                                        self.sampling, min_new_tokens)
-        candidates = [TrainExample(self._student_prompt_ids(c.prompt) + self._answer_ids(c.token_ids, c.text, c.finished),
-                                   len(self._student_prompt_ids(c.prompt)), k) for c in generation.completions]
-        return generation.generated, [example for example in candidates if len(example) > example.n_prompt], generation.seconds
+        return generation.generated, self._examples(k, generation), generation.seconds
 
     def checkpoint_path(self, step: int) -> Path:
         """Folder of the checkpoint after ``step`` completed steps."""

@@ -209,7 +209,7 @@ class DistillationEnv(AllocationEnv):
         from read_env.distill.models import shared_models
 
         if self._models is None:
-            self._models = shared_models(self.distiller_config, self.device, seed)
+            self._models = shared_models(self.distiller_config, self.device)
         return Distiller(self.config["capabilities"], self.distiller_config, episode_dir, seed=seed, reference_dir=self.run_dir, models=self._models)
 
     def _distill(self, allocation: np.ndarray, tokens: int) -> tuple[np.ndarray, float, dict[str, Any]]:

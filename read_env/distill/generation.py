@@ -11,6 +11,8 @@ step allotment ``T`` (generated + student prompt + answer tokens) is exhausted: 
 is ``min(max_new_tokens, G_left, (T_left - student_prompt_tokens) // 2)`` (an answer token costs
 one generation and one training token), reserved before generation and refunded by its unused
 part afterwards, so ``sum(generated) <= G`` and ``generated + planned training <= T`` exactly.
+:func:`generate_budgeted_together` runs that rule for several capabilities at once, their prompts in the
+same engine calls.
 """
 
 from __future__ import annotations
@@ -124,32 +126,49 @@ def generate_budgeted(engine, next_prompt: Callable[[], Prompt], gen_budget: int
     tokenizer) ``result.generated + result.planned_training <= total_budget``. Stops when the
     next prompt cannot receive ``min_new_tokens`` within both budgets (the rest stays unspent).
     """
-    res = GenerationResult()
+    return generate_budgeted_together(engine, [(next_prompt, gen_budget, total_budget)], student_prompt_len, cfg, min_new_tokens)[0]
+
+
+def generate_budgeted_together(engine, requests: Sequence[tuple[Callable[[], Prompt], int, int]],
+                               student_prompt_len: Callable[[Prompt], int], cfg: SamplingConfig,
+                               min_new_tokens: int = 8) -> list[GenerationResult]:
+    """:func:`generate_budgeted` for several ``(next_prompt, gen_budget, total_budget)`` requests at once (one per
+    capability): each round reserves up to ``cfg.batch_size`` prompts of every unfinished request and the engine
+    answers all of them in one call; each request keeps its own budgets, so its prompts, caps and answers (under
+    greedy decoding) are those of its own :func:`generate_budgeted`. Prompts are drawn round by round, request by
+    request. ``seconds`` of each result: the wall time of the whole call.
+    """
+    results = [GenerationResult() for _ in requests]
     t0 = time.perf_counter()
-    g_left, t_left = int(gen_budget), int(total_budget)
-    done = False
-    while not done:
-        batch: list[tuple[Prompt, int, int]] = []
-        while len(batch) < cfg.batch_size:
-            p = next_prompt()
-            plen = student_prompt_len(p)
-            cap = min(cfg.max_new_tokens, g_left, (t_left - plen) // 2)
-            if cap < max(1, min(min_new_tokens, cfg.max_new_tokens)):
-                done = True
-                break
-            g_left -= cap
-            t_left -= plen + 2 * cap
-            batch.append((p, plen, cap))
+    left = [[int(gen_budget), int(total_budget)] for _, gen_budget, total_budget in requests]
+    active = list(range(len(requests)))
+    floor = max(1, min(min_new_tokens, cfg.max_new_tokens))
+    while active:
+        batch: list[tuple[int, Prompt, int, int]] = []  # (request, prompt, student prompt tokens, cap)
+        for r in list(active):
+            budget, taken = left[r], 0
+            while taken < cfg.batch_size:
+                p = requests[r][0]()
+                plen = student_prompt_len(p)
+                cap = min(cfg.max_new_tokens, budget[0], (budget[1] - plen) // 2)
+                if cap < floor:
+                    active.remove(r)
+                    break
+                budget[0] -= cap
+                budget[1] -= plen + 2 * cap
+                batch.append((r, p, plen, cap))
+                taken += 1
         if not batch:
             break
-        batch.sort(key=lambda b: len(b[0].text))  # similar lengths -> less left padding
-        answers = engine.generate([p.text for p, _, _ in batch], [c for _, _, c in batch], cfg)
-        for (p, plen, cap), answer in zip(batch, answers):
-            n = answer.generated
-            g_left += cap - n
-            t_left += 2 * (cap - n)
+        batch.sort(key=lambda b: len(b[1].text))  # similar lengths -> less left padding
+        answers = engine.generate([p.text for _, p, _, _ in batch], [c for *_, c in batch], cfg)
+        for (r, p, plen, cap), answer in zip(batch, answers):
+            n, res = answer.generated, results[r]
+            left[r][0] += cap - n
+            left[r][1] += 2 * (cap - n)
             res.generated += n
             res.planned_training += plen + n
             res.completions.append(Completion(p, answer.token_ids, answer.text, answer.finished, n))
-    res.seconds = time.perf_counter() - t0
-    return res
+    for res in results:
+        res.seconds = time.perf_counter() - t0
+    return results

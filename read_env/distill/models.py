@@ -53,17 +53,55 @@ class LoadedModels:
     _teacher: torch.nn.Module | None = field(default=None, repr=False)
     start: dict[str, Any] = field(default_factory=dict, repr=False)  # the untrained student's measurements, by settings
 
+    teacher_dtype: str | None = None  # DistillerConfig.teacher_dtype
+
     def teacher(self) -> torch.nn.Module:
-        """The in-process teacher (eval mode, frozen), loaded on first use."""
+        """The in-process teacher (eval mode, frozen, in :func:`teacher_dtype`), loaded on first use."""
         if self._teacher is None:
-            dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+            dtype = teacher_dtype(self.teacher_dtype, self.device)
             self._teacher = load_model(self.teacher_path, self.device, dtype).eval().requires_grad_(False)
         return self._teacher
 
     def teacher_with_tokenizer(self) -> tuple[torch.nn.Module, Any]:
+        return self.teacher(), self.tokenizer_of_teacher()
+
+    def tokenizer_of_teacher(self) -> Any:
+        """The teacher's tokenizer, loaded on first use (a served teacher's too: it is a local folder or cached id)."""
         if self.teacher_tokenizer is None:
             self.teacher_tokenizer = load_tokenizer(self.teacher_path)
-        return self.teacher(), self.teacher_tokenizer
+        return self.teacher_tokenizer
+
+    def reference_engine(self, from_engine: bool) -> tuple[Any, Any]:
+        """(engine, teacher tokenizer) that builds the probe references: the teacher engine itself when
+        ``from_engine`` (a served teacher stays out of this process), else the in-process teacher (ReAD-v0)."""
+        if from_engine or self.engine.name == "hf":
+            return self.engine, self.tokenizer_of_teacher()
+        from .engines.hf import HFEngine
+
+        return HFEngine(*self.teacher_with_tokenizer()), self.teacher_tokenizer
+
+    def reference_source(self, from_engine: bool) -> str:
+        """What the probe references depend on, for their cache file's name: the teacher's path (ReAD-v0), then
+        the serving engine (``from_engine``) or the in-process teacher's dtype option (when set)."""
+        if from_engine and self.engine.name != "hf":
+            return f"{self.teacher_path}|{self.engine.name}"
+        return str(self.teacher_path) + (f"|{self.teacher_dtype}" if self.teacher_dtype is not None else "")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 matrix products natively: a CUDA GPU with bf16, or a CPU with AMX."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and "AMX" in torch.backends.cpu.get_cpu_capability()
+
+
+def teacher_dtype(option: str | None, device: torch.device) -> torch.dtype:
+    """The in-process teacher's dtype for ``DistillerConfig.teacher_dtype`` ``option`` on ``device``."""
+    if option is None:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if option == "auto":
+        return torch.bfloat16 if native_bf16(device) else torch.float32
+    return getattr(torch, option)
 
 
 def torch_device(device: str) -> torch.device:
@@ -84,7 +122,7 @@ def torch_device(device: str) -> torch.device:
     return target
 
 
-def load_models(config: DistillerConfig, device: str = "auto", seed: int = 0) -> LoadedModels:
+def load_models(config: DistillerConfig, device: str = "auto") -> LoadedModels:
     """Load the student and start the teacher engine of ``config`` (``TeacherEngineError`` if it is unusable)."""
     target = torch_device(device)
     student_path = resolve_model_path(config.student, "student", config.cache)
@@ -97,11 +135,11 @@ def load_models(config: DistillerConfig, device: str = "auto", seed: int = 0) ->
     elif config.teacher_engine == "vllm":
         from .engines.vllm_engine import VLLMEngine
 
-        engine, teacher_tokenizer = VLLMEngine(teacher_path, seed), load_tokenizer(teacher_path)
+        engine, teacher_tokenizer = VLLMEngine(teacher_path, **vllm_options(config)), load_tokenizer(teacher_path)
     else:
         engine, teacher_tokenizer = None, load_tokenizer(teacher_path)
     models = LoadedModels(target, teacher_path, load_model(student_path, "cpu", torch.float32),
-                          load_tokenizer(student_path), engine, teacher_tokenizer)
+                          load_tokenizer(student_path), engine, teacher_tokenizer, teacher_dtype=config.teacher_dtype)
     if engine is None:
         from .engines.hf import HFEngine
 
@@ -109,19 +147,25 @@ def load_models(config: DistillerConfig, device: str = "auto", seed: int = 0) ->
     return models
 
 
+VLLM_FIELDS = ("tensor_parallel_size", "gpu_memory_utilization", "max_num_seqs", "max_model_len")
+"""The :class:`DistillerConfig` fields passed to :class:`~read_env.distill.engines.vllm_engine.VLLMEngine`."""
 MODEL_FIELDS = ("teacher", "student", "cache", "teacher_engine", "teacher_url", "teacher_model", "teacher_concurrency",
-                "teacher_retries", "teacher_timeout_s")
+                "teacher_retries", "teacher_timeout_s", "teacher_dtype", *VLLM_FIELDS)
 """The :class:`DistillerConfig` fields :func:`load_models` reads: equal values give equal models."""
 _last: tuple[str, LoadedModels] | None = None
 
 
-def shared_models(config: DistillerConfig, device: str = "auto", seed: int = 0) -> LoadedModels:
-    """:func:`load_models`, reusing the set loaded last in this process when its model settings, device (and
-    for ``"vllm"`` seed) are equal; the process keeps one set (the student is never trained: episodes copy it)."""
+def vllm_options(config: DistillerConfig) -> dict[str, Any]:
+    """``config``'s vLLM engine options (:data:`VLLM_FIELDS`)."""
+    return {name: getattr(config, name) for name in VLLM_FIELDS}
+
+
+def shared_models(config: DistillerConfig, device: str = "auto") -> LoadedModels:
+    """:func:`load_models`, reusing the set loaded last in this process when its model settings and device are
+    equal, whatever the episode's seed; the process keeps one set (the student is never trained: episodes copy it)."""
     global _last
-    key = json.dumps({**{name: getattr(config, name) for name in MODEL_FIELDS}, "device": device,
-                      "seed": seed if config.teacher_engine == "vllm" else None}, sort_keys=True)
+    key = json.dumps({**{name: getattr(config, name) for name in MODEL_FIELDS}, "device": device}, sort_keys=True)
     if _last is None or _last[0] != key:
         _last = None  # free the previous set before loading the next
-        _last = (key, load_models(config, device, seed))
+        _last = (key, load_models(config, device))
     return _last[1]

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import banks
-from .generation import SamplingConfig, chat_text, generate_batch
+from .generation import SamplingConfig, chat_text
 from .prompts import CAPABILITIES, Prompt, template_items, text_hash
 from .safe_files import replace_file
 
@@ -135,7 +135,10 @@ class ProbeSuite:
                          cache_file: str | Path | None = None) -> None:
         """Greedy teacher answers for the free-form items and the teacher's mean log-probability of
         each (loaded from ``cache_file`` if present, missing ones added and saved). ``load_teacher()``
-        returns (teacher model, tokenizer); it is called only when some reference is missing."""
+        returns (teacher engine, teacher tokenizer), the engine answering ``generate`` and ``reference_logprobs``
+        (:class:`~read_env.distill.engines.TeacherEngine`); it is called only when some reference is missing.
+        A reference is the answer's tokens decoded with their special tokens (its end-of-sequence token when
+        finished; an engine without token ids: its text and the tokenizer's EOS token when finished)."""
         path = Path(cache_file) if cache_file else None
         if path is not None and path.exists():
             self.references = json.loads(path.read_text())
@@ -144,19 +147,19 @@ class ProbeSuite:
                 if p.check != "mc" and text_hash(p.text) not in self.references]
         if not todo:
             return
-        teacher, teacher_tok = load_teacher()
+        engine, teacher_tok = load_teacher()
         cfg = SamplingConfig(max_new_tokens=max_new_tokens, temperature=0.0, batch_size=batch_size)
         enc = lambda text: teacher_tok(text, add_special_tokens=False)["input_ids"]
         for k in tqdm(range(0, len(todo), batch_size), desc="teacher probe references", unit="batch", delay=5, leave=False):
             chunk = todo[k:k + batch_size]
-            rows = generate_batch(teacher, teacher_tok, [chat_text(teacher_tok, p.text) for p in chunk],
-                                  [max_new_tokens] * len(chunk), cfg)
-            texts = [teacher_tok.decode(toks, skip_special_tokens=False) for toks, _ in rows]
+            answers = engine.generate([p.text for p in chunk], [max_new_tokens] * len(chunk), cfg)
+            texts = [teacher_tok.decode(a.token_ids, skip_special_tokens=False) if a.token_ids is not None
+                     else a.text + (teacher_tok.eos_token if a.finished else "") for a in answers]
             pairs = [(enc(chat_text(teacher_tok, p.text)), enc(text) or [teacher_tok.eos_token_id])
                      for p, text in zip(chunk, texts)]
-            lps = continuation_logprobs(teacher, pairs, teacher_tok.pad_token_id, batch_size)
+            lps = engine.reference_logprobs(pairs)
             for p, text, lp in zip(chunk, texts, lps):
-                self.references[text_hash(p.text)] = {"text": text, "teacher_logprob": float(lp.mean())}
+                self.references[text_hash(p.text)] = {"text": text, "teacher_logprob": float(np.mean(lp))}
         if path is not None:
             replace_file(path, json.dumps(self.references).encode())
 

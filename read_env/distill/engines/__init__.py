@@ -35,6 +35,11 @@ class TeacherEngine(Protocol):
         """Answers to user-turn ``prompts`` with per-prompt new-token caps (>= 1)."""
         ...
 
+    def reference_logprobs(self, pairs: Sequence[tuple[list[int], list[int]]]) -> Sequence[Sequence[float]]:
+        """For (prompt ids, continuation ids) pairs in the teacher's vocabulary: the teacher's log-probability of
+        each continuation token given the tokens before it (one value per continuation token)."""
+        ...
+
 
 def check_answer(answer: Answer, cap: int, source: str) -> Answer:
     """Refuse an answer longer than its cap (the ledger would overspend)."""

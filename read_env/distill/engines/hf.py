@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 from ..generation import SamplingConfig, chat_text, generate_batch
 from . import Answer, check_answer
 
@@ -20,3 +22,9 @@ class HFEngine:
         rows = generate_batch(self.model, self.tokenizer, [chat_text(self.tokenizer, text) for text in prompts], caps, sampling)
         return [check_answer(Answer(self.tokenizer.decode(ids, skip_special_tokens=True), len(ids), finished, ids), cap, "the hf engine")
                 for (ids, finished), cap in zip(rows, caps)]
+
+    def reference_logprobs(self, pairs: Sequence[tuple[list[int], list[int]]]) -> list[np.ndarray]:
+        """Per-token log-probabilities of each continuation given its prompt (token-id lists), in one batch."""
+        from ..probes import continuation_logprobs
+
+        return continuation_logprobs(self.model, pairs, self.tokenizer.pad_token_id, max(1, len(pairs)))
