@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -196,6 +196,17 @@ class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         terminated = self._step == self.num_steps and not self._truncated
         info = contract.step_info(allocation, delta, float(gain), float(spill), cost, utility, tokens, self.tokens_used_total, self._step, self.task_name)
         return self._observation(), float(reward), terminated, self._truncated, {**info, **extra}
+
+    def episode_state(self) -> dict[str, Any]:
+        """The episode's booked state after the last step: ``profile``, ``allocation``, ``delta`` [C], ``utility``,
+        ``step`` and ``tokens_used_total`` (the keys of a ``ReAD-v0`` history line that hold them)."""
+        return {"profile": self.profile, "allocation": self.allocation, "delta": self.delta, "utility": self.utility, "step": self._step,
+                "tokens_used_total": self.tokens_used_total}
+
+    def restore_episode_state(self, state: Mapping[str, Any]) -> None:
+        """Return to an :meth:`episode_state` (arrays may be given as lists)."""
+        self.profile, self.allocation, self.delta = (np.array(state[key]) for key in ("profile", "allocation", "delta"))
+        self.utility, self._step, self.tokens_used_total = state["utility"], state["step"], state["tokens_used_total"]
 
     def _set_task(self, task_name: str, requirement: np.ndarray) -> None:
         self.task_name, self.requirement = task_name, requirement

@@ -42,7 +42,6 @@ from __future__ import annotations
 import copy
 import json
 import random
-import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -59,6 +58,7 @@ from .generation import SamplingConfig, chat_text, generate_budgeted
 from .ledger import LedgerEntry, LedgerError, TokenLedger, largest_remainder_split, split_generation_training
 from .models import LoadedModels, load_models
 from .probes import ProbeResult, ProbeSuite
+from .run_store import checkpoint_path, prune_checkpoints
 from .prompts import CAPABILITIES, Prompt, PromptSampler, text_hash
 from .training import TrainExample, Trainer, TrainStats, apply_lora, check_same_vocab, fit_budget
 
@@ -303,7 +303,7 @@ class Distiller:
 
     def checkpoint_path(self, step: int) -> Path:
         """Folder of the checkpoint after ``step`` completed steps."""
-        return self.run_dir / f"checkpoint-{step}"
+        return checkpoint_path(self.run_dir, step)
 
     def begin(self, requirement: Sequence[float] | np.ndarray) -> StepOutcome:
         """The untrained student's profile and utility (:meth:`start_measurement`); write ``checkpoint-0``."""
@@ -357,9 +357,7 @@ class Distiller:
 
     def prune_checkpoints(self, keep: int) -> None:
         """Delete every checkpoint folder (and unfinished ``.tmp`` folder) but ``checkpoint-{keep}``."""
-        for old in self.run_dir.glob("checkpoint-*"):
-            if old.name != f"checkpoint-{keep}":
-                shutil.rmtree(old, ignore_errors=True)  # one left behind goes at the next prune
+        prune_checkpoints(self.run_dir, keep)
 
     def finish(self) -> None:
         """End of a completed episode: keep what ``config.keep_after_episode`` asks for (see DistillerConfig)."""
