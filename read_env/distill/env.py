@@ -326,3 +326,18 @@ class DistillationEnv(AllocationEnv):
         info = {"task": self.task_name, "utility": self.utility, "tokens_used_total": self.tokens_used_total, "step": self._step, "resumed": True}
         return self._observation(), info
 
+    HISTORY_ONLY = ("reward", "terminated", "truncated", "profile", "delta", "np_random", "ledger", "config", "seed", "requirement")
+    """Keys of a history line that are not the step's ``info``."""
+
+    def replay(self) -> tuple[dict[str, np.ndarray], dict[str, Any], list[tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]]]:
+        """The current episode's committed steps as they were first returned: ``reset()``'s observation and info,
+        then ``step()``'s result for each step (info as stored in the history: arrays as lists, timings as
+        measured then). After a ``reset()`` that resumed (``info["resumed"]``), a caller replays these to bring
+        its own state (an agent's) to where the episode continues."""
+        first, *steps = read_history(self.episode_dir)[: self._step + 1]
+        reset_info = {key: first[key] for key in ("task", "utility", "tokens_used_total", "step")}
+        results = [(self._observation_of(record["profile"], record["allocation"], record["delta"], record["tokens_used_total"]), record["reward"],
+                    record["terminated"], record["truncated"], {key: value for key, value in record.items() if key not in self.HISTORY_ONLY})
+                   for record in steps]
+        return self._observation_of(first["profile"], first["allocation"], first["delta"], 0), reset_info, results
+
