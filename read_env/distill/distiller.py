@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from . import banks
-from .checkpoint import write_folder
+from .checkpoint import start_folder, write_folder
 from .config import DistillerConfig
 from .evaluation import EvalResult, Evaluator
 from .generation import SamplingConfig, chat_text, generate_budgeted
@@ -332,9 +332,17 @@ class Distiller:
         A failed checkpoint write raises :class:`~read_env.distill.checkpoint.CheckpointError`.
         """
         report = self.distill(tokens, progress, final)
-        probe = self.probe_after(report)
-        utility = None if requirement is None else self.utility(requirement)
-        if checkpoint:
+        finish = self._start_checkpoint(self.checkpoint_path(len(self.ledger))) if checkpoint and self.config.checkpoint_async else None
+        try:
+            probe = self.probe_after(report)
+            utility = None if requirement is None else self.utility(requirement)
+        except BaseException:
+            if finish is not None:
+                finish(None)
+            raise
+        if finish is not None:
+            finish(self._write_state)
+        elif checkpoint:
             self.save_checkpoint(self.checkpoint_path(len(self.ledger)))
         return StepOutcome(report, probe, utility, self.totals())
 
@@ -370,18 +378,34 @@ class Distiller:
 
     # ------------------------------------------------------------------ checkpoints
     def _trainable_state(self) -> dict[str, torch.Tensor]:
-        return {n: p.detach().cpu().clone() for n, p in self.student.named_parameters() if p.requires_grad}
+        dtype = getattr(torch, self.config.checkpoint_dtype) if self.config.checkpoint_dtype else None
+        return {n: p.detach().to("cpu", dtype or p.dtype, copy=True) for n, p in self.student.named_parameters() if p.requires_grad}
 
     def save_checkpoint(self, path: str | Path) -> Path:
         """Write weights/adapter (safetensors), optimizer, RNG states, sampler state and ledger to ``path``
-        (crash-safe: :func:`~read_env.distill.checkpoint.write_folder`)."""
-        return write_folder(path, self._write_checkpoint)
+        (crash-safe: :func:`~read_env.distill.checkpoint.write_folder`; what is stored: the ``checkpoint_*``
+        options of :class:`~read_env.distill.config.DistillerConfig`)."""
+        return write_folder(path, lambda tmp: (self._write_tensors(tmp), self._write_state(tmp)))
 
-    def _write_checkpoint(self, tmp: Path) -> None:
+    def _start_checkpoint(self, path: Path) -> Callable[[Callable[[Path], None] | None], Path | None]:
+        """Write the weights and optimizer state of ``path``'s checkpoint in a background thread (the student and
+        optimizer must not change until it is finished); ``finish(self._write_state)`` completes it."""
+        return start_folder(path, self._write_tensors)
+
+    def _stores_weights(self) -> bool:
+        return self.lora or self.config.checkpoint_start_weights or len(self.ledger) > 0
+
+    def _write_tensors(self, tmp: Path) -> None:
+        """The checkpoint's large files: trainable weights (unless pristine, see ``checkpoint_start_weights``) and AdamW state."""
         from safetensors.torch import save_file
 
-        save_file(self._trainable_state(), str(tmp / "trainable.safetensors"))
-        torch.save(self.trainer.optimizer.state_dict(), tmp / "optimizer.pt")
+        if self._stores_weights():
+            save_file(self._trainable_state(), str(tmp / "trainable.safetensors"))
+        if self.config.checkpoint_optimizer:
+            torch.save(self.trainer.optimizer.state_dict(), tmp / "optimizer.pt")
+
+    def _write_state(self, tmp: Path) -> None:
+        """The checkpoint's small files: random states, sampler state and ledger."""
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -404,15 +428,21 @@ class Distiller:
         state = json.loads((path / "state.json").read_text())
         if state["capabilities"] != self.capabilities or state["lora"] != self.lora:
             raise ValueError("checkpoint was written by a Distiller with other capabilities or LoRA setting")
-        weights = load_file(str(path / "trainable.safetensors"))
+        pristine = not (path / "trainable.safetensors").is_file() and state["step"] == 0 and not self.lora
+        weights = dict(self.models.student.named_parameters()) if pristine else load_file(str(path / "trainable.safetensors"))
         expected = {n for n, p in self.student.named_parameters() if p.requires_grad}
         if set(weights) != expected:
             raise ValueError("checkpoint weights do not match the student's trainable parameters")
         with torch.no_grad():
             params = dict(self.student.named_parameters())
             for n, w in weights.items():
-                params[n].copy_(w.to(params[n].device))
-        self.trainer.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+                params[n].copy_(w.to(params[n].device, params[n].dtype))
+        if (path / "optimizer.pt").is_file():
+            self.trainer.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+        else:  # stored without optimizer state (checkpoint_optimizer=False): AdamW starts afresh
+            self.trainer.optimizer.state.clear()
+            for group in self.trainer.optimizer.param_groups:
+                group["lr"] = self.trainer.optimizer.defaults["lr"]
         rng = torch.load(path / "torch_rng.pt", weights_only=True)
         torch.set_rng_state(rng["torch"])
         if "cuda" in rng and torch.cuda.is_available():
