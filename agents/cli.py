@@ -465,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seeds", type=positive_int, default=seeds, help=seeds_help)
         p.add_argument("--seed-start", type=int, default=0, help="first seed")
         p.add_argument("--workers", type=positive_int, default=1, help="local processes (backend local)")
-        p.add_argument("--backend", choices=["local", "ray"], default="local", help="ray: each episode a Ray task (pip install 'read-env[ray]')")
+        p.add_argument("--backend", choices=["local", "ray"], default="local", help="ray: episodes on Ray actors (pip install 'read-env[ray]')")
         p.add_argument("--address", default=None, help="Ray cluster address, e.g. auto or ray://HOST:10001; None starts a local Ray")
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -501,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp = command("compare", "agents x tasks x budgets x seeds, with tables and plots (resumable: rerun to continue)")
     cmp.add_argument("--agents", default="all", help="comma list; 'all' is every default agent (combine: all,read_bandit_code)")
     sweep(cmp, tasks="all", seeds=10, seeds_help="number of seeds")
-    cmp.add_argument("--gpus-per-episode", type=float, default=0.0, help="GPUs each Ray task reserves (ReAD-v0 on GPUs: 1)")
+    cmp.add_argument("--gpus-per-episode", type=float, default=0.0, help="GPUs each Ray actor reserves (ReAD-v0 on GPUs: 1)")
     cmp.add_argument("--devices", type=parse_devices, default=None, metavar="DEV,DEV,...",
                      help="torch devices of the local workers, round-robin (e.g. cuda:0,cuda:1 with --workers 4); ReAD-v0 only")
     cmp.add_argument("--out", default="runs/compare/{env_id}", help="output folder (episodes.jsonl, tables, plots), one per "

@@ -1,6 +1,6 @@
 """``compare``: agents x tasks x budgets x seeds on one environment id, with tables, plots and resume.
 
-Episodes run one after another, on ``workers`` local processes, or as Ray tasks (``backend="ray"``, see
+Episodes run one after another, on ``workers`` local processes, or on Ray actors (``backend="ray"``, see
 :mod:`agents.harness.ray_backend`); the results are the same for the same seeds. Every finished episode is
 appended to ``OUT/episodes.jsonl`` at once (one JSON object per line, keyed by
 agent, task, budget, seed and the environment arguments); a run that is interrupted and started again with
@@ -8,7 +8,7 @@ the same output folder skips what is already there. A folder holds the episodes 
 (id, arguments and steps), so its tables never mix environments: :func:`check_out_dir` refuses another. Each
 ``ReAD-v0`` or ``ReAD-Mini-v0`` episode gets its own run folder
 (``run_dir/AGENT-TASK-BUDGET-SEED``, default ``OUT/env/...``), so parallel episodes never share one; an
-episode interrupted midway (a killed worker, a preempted or retried Ray task) resumes from its last completed
+episode interrupted midway (a killed worker, a preempted or restarted Ray actor) resumes from its last completed
 step: the environment from its checkpoint, the agent by replaying the recorded steps
 (:func:`~agents.harness.runner.run_episode`), so the record equals the uninterrupted episode's; an agent that
 replays differently (:class:`~agents.harness.runner.ResumeError`) runs the episode again from its start in a
@@ -69,7 +69,7 @@ class CompareConfig:
     agent_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     backend: str = "local"  # "local" or "ray"
     address: str | None = None  # Ray cluster address (None: the running Ray, else a local one)
-    gpus_per_episode: float = 0.0  # GPUs each Ray task reserves
+    gpus_per_episode: float = 0.0  # GPUs each Ray actor reserves
     devices: Sequence[str] | None = None  # torch devices of the local workers, round-robin (None: the environment's own)
 
 

@@ -83,8 +83,8 @@ def test_a_ray_task_killed_mid_episode_is_retried_and_resumes_to_the_uninterrupt
             time.sleep(0.05)
         raylet = ray._private.worker._global_node.all_processes["raylet"][0].process.pid  # the local Ray this test started
         workers = [int(pid) for task in Path(f"/proc/{raylet}/task").iterdir() for pid in (task / "children").read_text().split()]
-        running = [pid for pid in workers if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::_run_job")]
-        for pid in running:  # the episodes' tasks; Ray retries each (max_retries) on a new worker
+        running = [pid for pid in workers if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::EpisodeWorker")]
+        for pid in running:  # the episodes' actors; Ray restarts each and retries its episode
             os.kill(pid, signal.SIGKILL)
         killed.append((len(read_history(history.parent)) - 1, len(running)))
 
@@ -97,3 +97,23 @@ def test_a_ray_task_killed_mid_episode_is_retried_and_resumes_to_the_uninterrupt
     assert without_timing(load_records(tmp_path / "ray")) == without_timing(load_records(tmp_path / "local"))
     assert [path.name for path in history.parent.parent.glob("episode-*")] == ["episode-0000"]  # continued, not restarted
     assert [record["step"] for record in read_history(history.parent)] == list(range(STEPS + 1))
+
+
+def models_of_the_process(job):
+    """A job reporting its process and the identity of the models it was handed (loaded once per process)."""
+    from read_env.distill.config import DistillerConfig
+    from read_env.distill.models import shared_models
+
+    config = DistillerConfig(teacher=job["teacher"], student=job["student"])
+    return {"pid": os.getpid(), "models": id(shared_models(config, "cpu"))}
+
+
+def test_ray_actors_keep_their_models_across_the_episodes_they_run(local_ray, tiny_models):
+    from agents.harness.ray_backend import actor_count, run_on_ray
+    from tests.agents.test_compare_ray import models_of_the_process  # noqa: F811 - by a module name the actors can import
+
+    assert actor_count({"CPU": 2.0}, 0.0, 8) == 2 and actor_count({"CPU": 16.0, "GPU": 4.0}, 1.0, 8) == 4 and actor_count({"CPU": 16.0}, 0.0, 3) == 3
+    results = list(run_on_ray(models_of_the_process, [tiny_models] * 6))
+    processes = {result["pid"] for result in results}
+    assert len(results) == 6 and len(processes) <= 2  # two actors (two CPUs) ran the six jobs
+    assert len({(result["pid"], result["models"]) for result in results}) == len(processes)  # one load per actor
