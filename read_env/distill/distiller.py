@@ -329,7 +329,9 @@ class Distiller:
         answer) repeats the last probe result.
 
         On any error the ledger may hold the failed step: call :meth:`rollback` with the last completed step.
-        A failed checkpoint write raises :class:`~read_env.distill.checkpoint.CheckpointError`.
+        A failed checkpoint write raises :class:`~read_env.distill.checkpoint.CheckpointError`. With
+        ``config.checkpoint_async`` the checkpoint's weights and optimizer state are written in a background
+        thread while probing and evaluating; the step returns once the checkpoint is complete.
         """
         report = self.distill(tokens, progress, final)
         finish = self._start_checkpoint(self.checkpoint_path(len(self.ledger))) if checkpoint and self.config.checkpoint_async else None
