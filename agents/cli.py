@@ -465,7 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seeds", type=positive_int, default=seeds, help=seeds_help)
         p.add_argument("--seed-start", type=int, default=0, help="first seed")
         p.add_argument("--workers", type=positive_int, default=1, help="local processes (backend local)")
-        p.add_argument("--backend", choices=["local", "ray"], default="local", help="ray: episodes on Ray actors (pip install 'read-env[ray]')")
+        p.add_argument("--backend", choices=["local", "ray"], default="local",
+                       help="ray: episodes on Ray actors (pip install 'read-env[ray]')")
         p.add_argument("--address", default=None, help="Ray cluster address, e.g. auto or ray://HOST:10001; None starts a local Ray")
 
     def common(p: argparse.ArgumentParser) -> None:

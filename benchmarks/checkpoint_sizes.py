@@ -100,8 +100,8 @@ def main() -> None:
         for method, lora_r in (("full", None), (f"LoRA r{args.lora_r}", args.lora_r)):
             params, out, seconds = written(args.write, lora_r)
             predicted = sizes(params)
-            print(f"written {args.write} {method}: " + ", ".join(f"{name} {out[name] / mb:,.2f} MB (predicted {predicted[name] / mb:,.2f})" for name in out)
-                  + f"; {seconds:.2f} s to write")
+            figures = ", ".join(f"{name} {out[name] / mb:,.2f} MB (predicted {predicted[name] / mb:,.2f})" for name in out)
+            print(f"written {args.write} {method}: {figures}; {seconds:.2f} s to write")
 
 
 if __name__ == "__main__":

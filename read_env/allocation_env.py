@@ -220,7 +220,8 @@ class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def _observation(self) -> dict[str, np.ndarray]:
         return self._observation_of(self.profile, self.allocation, self.delta, self.tokens_used_total)
 
-    def _observation_of(self, profile: np.ndarray, allocation: np.ndarray, delta: np.ndarray, tokens_used_total: int) -> dict[str, np.ndarray]:
+    def _observation_of(self, profile: np.ndarray, allocation: np.ndarray, delta: np.ndarray,
+                        tokens_used_total: int) -> dict[str, np.ndarray]:
         """The observation of the current task at a state: ``profile``, ``allocation``, ``delta`` [C], tokens used so far."""
         return {
             "profile": np.asarray(profile).astype(np.float32),

@@ -143,7 +143,8 @@ def _run_job(job: tuple[str, str, int, int, dict[str, Any]]) -> dict[str, Any]:
         env_kwargs["device"] = _worker_device
 
     def play():
-        return run_episode(lambda setting: make_agent(agent_name, setting, seed=seed, **overrides), ctx["env_id"], task, budget, ctx["num_steps"], seed, env_kwargs)
+        return run_episode(lambda setting: make_agent(agent_name, setting, seed=seed, **overrides), ctx["env_id"], task, budget, ctx["num_steps"],
+                           seed, env_kwargs)
 
     if ctx["keeps_run_folders"]:  # one run folder per episode; an interrupted one resumes
         folder = f"{agent_name}-{task}-{budget}-{seed}".replace("/", "_").replace(":", "_")

@@ -105,8 +105,8 @@ def run_episode(
                 next_observation, reward, terminated, truncated, info = replayed.pop(0)
                 allocation, recorded = env.unwrapped.allocation_of(env_action), np.asarray(info["allocation"])
                 if not np.array_equal(allocation, recorded):
-                    raise ResumeError(f"agent {agent.name} allocates {allocation.tolist()} at step {len(episode.steps) + 1} of the resumed episode, "
-                                      f"which recorded {recorded.tolist()}: start it afresh (resume=False)")
+                    raise ResumeError(f"agent {agent.name} allocates {allocation.tolist()} at step {len(episode.steps) + 1} of the resumed "
+                                      f"episode, which recorded {recorded.tolist()}: start it afresh (resume=False)")
             else:
                 next_observation, reward, terminated, truncated, info = env.step(env_action)
             agent.observe(observation, action, float(reward), next_observation, info)

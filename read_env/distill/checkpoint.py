@@ -2,7 +2,8 @@
 
 :func:`start_folder` writes the large files in a background thread while the caller goes on (the distiller
 probes the student meanwhile) and finishes the folder later. A failed write removes only its own ``.tmp``
-folder, so the last complete checkpoint always survives; the error (:class:`CheckpointError`) names the folder, the cause and the free space left on that disk.
+folder, so the last complete checkpoint always survives; the error (:class:`CheckpointError`) names the folder,
+the cause and the free space left on that disk.
 """
 
 from __future__ import annotations

@@ -178,7 +178,8 @@ class DistillationEnv(AllocationEnv):
             return self._resume(*unfinished)
         observation, info = super().reset(seed=seed, options=options)
         try:
-            self.store.commit({"config": self.config, "seed": self._distiller_seed, "requirement": self.requirement.tolist(), **self._record(info)})
+            record = {"config": self.config, "seed": self._distiller_seed, "requirement": self.requirement.tolist(), **self._record(info)}
+            self.store.commit(record)
         except OSError:
             shutil.rmtree(self.episode_dir, ignore_errors=True)  # a failed reset leaves no episode folder
             self._truncated = True  # and no episode to step
@@ -336,8 +337,8 @@ class DistillationEnv(AllocationEnv):
         its own state (an agent's) to where the episode continues."""
         first, *steps = read_history(self.episode_dir)[: self._step + 1]
         reset_info = {key: first[key] for key in ("task", "utility", "tokens_used_total", "step")}
-        results = [(self._observation_of(record["profile"], record["allocation"], record["delta"], record["tokens_used_total"]), record["reward"],
-                    record["terminated"], record["truncated"], {key: value for key, value in record.items() if key not in self.HISTORY_ONLY})
-                   for record in steps]
+        results = [(self._observation_of(record["profile"], record["allocation"], record["delta"], record["tokens_used_total"]),
+                    record["reward"], record["terminated"], record["truncated"],
+                    {key: value for key, value in record.items() if key not in self.HISTORY_ONLY}) for record in steps]
         return self._observation_of(first["profile"], first["allocation"], first["delta"], 0), reset_info, results
 

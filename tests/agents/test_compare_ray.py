@@ -70,7 +70,7 @@ def test_real_episodes_on_ray_each_get_their_own_run_folder(tmp_path, local_ray,
     assert len(read_history(stale.parent / "episode-0001")) == 3
 
 
-def test_a_ray_task_killed_mid_episode_is_retried_and_resumes_to_the_uninterrupted_record(tmp_path, local_ray, tiny_models, one_torch_thread):
+def test_a_ray_actor_killed_mid_episode_is_restarted_and_resumes_to_the_uninterrupted_record(tmp_path, local_ray, tiny_models, one_torch_thread):
     from tests.agents.test_compare_resume import BUDGET, STEPS, sweep, without_timing
 
     run_compare(sweep(tiny_models, tmp_path / "local"), progress=False)
@@ -112,7 +112,8 @@ def test_ray_actors_keep_their_models_across_the_episodes_they_run(local_ray, ti
     from agents.harness.ray_backend import actor_count, run_on_ray
     from tests.agents.test_compare_ray import models_of_the_process  # noqa: F811 - by a module name the actors can import
 
-    assert actor_count({"CPU": 2.0}, 0.0, 8) == 2 and actor_count({"CPU": 16.0, "GPU": 4.0}, 1.0, 8) == 4 and actor_count({"CPU": 16.0}, 0.0, 3) == 3
+    assert actor_count({"CPU": 2.0}, 0.0, 8) == 2 and actor_count({"CPU": 16.0, "GPU": 4.0}, 1.0, 8) == 4
+    assert actor_count({"CPU": 16.0}, 0.0, 3) == 3 and actor_count({"CPU": 16.0, "GPU": 1.0}, 1.0, 8) == 1
     results = list(run_on_ray(models_of_the_process, [tiny_models] * 6))
     processes = {result["pid"] for result in results}
     assert len(results) == 6 and len(processes) <= 2  # two actors (two CPUs) ran the six jobs

@@ -25,12 +25,14 @@ STEPS, BUDGET = 6, 3000
 
 
 def env_kwargs(tiny_models) -> dict:
-    return {"teacher": tiny_models["teacher"], "student": tiny_models["student"], "device": "cpu", "progress": False, "distiller_config": FAST}
+    return {"teacher": tiny_models["teacher"], "student": tiny_models["student"], "device": "cpu", "progress": False,
+            "distiller_config": FAST}
 
 
 def sweep(tiny_models, out: Path) -> CompareConfig:
     """exp3 (a bandit whose state follows the rewards it observed) and uniform, one task, one seed."""
-    return CompareConfig(["exp3"], ["math"], [BUDGET], [0], env_id="ReAD-v0", env_kwargs=env_kwargs(tiny_models), num_steps=STEPS, out_dir=str(out))
+    return CompareConfig(["exp3"], ["math"], [BUDGET], [0], env_id="ReAD-v0", env_kwargs=env_kwargs(tiny_models), num_steps=STEPS,
+                         out_dir=str(out))
 
 
 def without_timing(records: list[dict]) -> list[str]:
@@ -53,8 +55,9 @@ def test_a_sweep_whose_worker_is_killed_mid_episode_resumes_to_the_uninterrupted
 
     out = tmp_path / "killed"
     options = [f"{key}={json.dumps(value)}" for key, value in env_kwargs(tiny_models).items()]
-    command = [sys.executable, "-m", "agents.cli", "compare", "--env-id", "ReAD-v0", "--agents", "exp3", "--tasks", "math", "--budgets", str(BUDGET),
-               "--steps", str(STEPS), "--seeds", "1", "--workers", "2", "--out", str(out), "--quiet", *[part for option in options for part in ("--env-kwarg", option)]]
+    command = [sys.executable, "-m", "agents.cli", "compare", "--env-id", "ReAD-v0", "--agents", "exp3", "--tasks", "math",
+               "--budgets", str(BUDGET), "--steps", str(STEPS), "--seeds", "1", "--workers", "2", "--out", str(out), "--quiet",
+               *[part for option in options for part in ("--env-kwarg", option)]]
     sweep_process = subprocess.Popen(command, env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
     histories = [out / "env" / f"{agent}-math-{BUDGET}-0" / "episode-0000" / "history.jsonl" for agent in ("uniform", "exp3")]
     deadline = time.time() + 300
@@ -89,7 +92,8 @@ def test_an_agent_that_replays_otherwise_cannot_resume_and_compare_runs_the_epis
         run_episode(lambda setting: make_agent("single", setting, seed=0), "ReAD-v0", "math", 1200, 3, 0, kwargs, on_step=stop_after_two)
     with pytest.raises(ResumeError, match="agent exp3 allocates .* at step 1 of the resumed episode, which recorded"):
         run_episode(lambda setting: make_agent("exp3", setting, seed=0), "ReAD-v0", "math", 1200, 3, 0, kwargs)
-    config = CompareConfig(["exp3"], ["math"], [1200], [0], env_id="ReAD-v0", env_kwargs=env_kwargs(tiny_models), num_steps=3, out_dir=str(tmp_path))
+    config = CompareConfig(["exp3"], ["math"], [1200], [0], env_id="ReAD-v0", env_kwargs=env_kwargs(tiny_models), num_steps=3,
+                           out_dir=str(tmp_path))
     run_compare(config, progress=False)  # exp3 cannot continue that episode: it runs again from its start
     assert [record["tokens"] for record in load_records(tmp_path)] == [[400, 400, 400]] * 2
     assert [record["step"] for record in read_history(tmp_path / "env" / "exp3-math-1200-0" / "episode-0000")] == [0, 1, 2, 3]
