@@ -8,6 +8,7 @@ Examples (``run``, ``compare`` and ``train`` default to ``ReAD-Surrogate-v2``, `
     read-env run --agent read_bandit --task math_word_problems --budget 20M --seed 0 --out runs/run
     read-env compare --agents all --tasks all --budgets 20M,150M --seeds 10 --workers 2   # into runs/compare/ENV_ID
     read-env compare --env-id ReAD-v0 --backend ray --address auto --gpus-per-episode 1 ...   # episodes on a Ray cluster
+    read-env compare --env-id ReAD-v0 --workers 4 --devices cuda:0,cuda:1 ...   # local workers on two GPUs, round-robin
     read-env train --algo ppo --timesteps 100000 --out runs/ppo
     read-env agents
     read-env log-episodes --env-id ReAD-Mini-v0 --tasks math_word_problems --budgets 250k,1M --seeds 5 --out data/mini --workers 2
@@ -29,6 +30,7 @@ import argparse
 import difflib
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -147,6 +149,20 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
     return value
+
+
+DEVICE_NAME = re.compile(r"cpu|mps|cuda(:\d+)?")
+
+
+def parse_devices(text: str) -> list[str]:
+    """A comma list of distinct torch device names (``cpu``, ``cuda``, ``cuda:N``, ``mps``)."""
+    devices = text.split(",")
+    for device in devices:
+        if not DEVICE_NAME.fullmatch(device):
+            raise argparse.ArgumentTypeError(f"not a torch device: {device!r} (use cpu, cuda, cuda:N or mps)")
+    if len(set(devices)) != len(devices):
+        raise argparse.ArgumentTypeError(f"a device is named twice in {text!r}")
+    return devices
 
 
 def parse_env_kwargs(items: list[str], flag: str = "--env-kwarg") -> dict[str, Any]:
@@ -283,7 +299,7 @@ def agent_names(text: str) -> list[str]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from agents.harness.compare import CompareConfig, format_summary, run_compare
+    from agents.harness.compare import CompareConfig, check_devices, format_summary, run_compare
 
     agents = agent_names(args.agents)
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
@@ -297,7 +313,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     env_kwargs = parse_env_kwargs(args.env_kwarg)
     budgets, steps, plan = episode_plan(args, args.budgets, [env_kwargs])
     config = CompareConfig(agents, args.tasks, budgets, seeds, args.env_id, env_kwargs, steps, out, args.workers, overrides,
-                           args.backend, args.address, args.gpus_per_episode)
+                           args.backend, args.address, args.gpus_per_episode, args.devices)
+    with user_input("--devices"):
+        if config.devices is not None:
+            check_devices(config)
     tables = sweep_episodes(args, config, plan, lambda: run_compare(config, progress=not args.quiet))
     if args.json:
         print_json(tables)
@@ -491,7 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seeds", type=positive_int, default=seeds, help=seeds_help)
         p.add_argument("--seed-start", type=int, default=0, help="first seed")
         p.add_argument("--workers", type=positive_int, default=1, help="local processes (backend local)")
-        p.add_argument("--backend", choices=["local", "ray"], default="local", help="ray: each episode a Ray task (pip install 'read-env[ray]')")
+        p.add_argument("--backend", choices=["local", "ray"], default="local",
+                       help="ray: episodes on Ray actors (pip install 'read-env[ray]')")
         p.add_argument("--address", default=None, help="Ray cluster address, e.g. auto or ray://HOST:10001; None starts a local Ray")
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -527,7 +547,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp = command("compare", "agents x tasks x budgets x seeds, with tables and plots (resumable: rerun to continue)")
     cmp.add_argument("--agents", default="all", help="comma list; 'all' is every default agent (combine: all,read_bandit_code)")
     sweep(cmp, tasks="all", seeds=10, seeds_help="number of seeds")
-    cmp.add_argument("--gpus-per-episode", type=float, default=0.0, help="GPUs each Ray task reserves (ReAD-v0 on GPUs: 1)")
+    cmp.add_argument("--gpus-per-episode", type=float, default=0.0, help="GPUs each Ray actor reserves (ReAD-v0 on GPUs: 1)")
+    cmp.add_argument("--devices", type=parse_devices, default=None, metavar="DEV,DEV,...",
+                     help="torch devices of the local workers, round-robin (e.g. cuda:0,cuda:1 with --workers 4); ReAD-v0 only")
     cmp.add_argument("--out", default="runs/compare/{env_id}", help="output folder (episodes.jsonl, tables, plots), one per "
                      "environment set-up; rerunning continues it; {env_id} is replaced by --env-id")
     cmp.add_argument("--agent-option", action="append", default=[], metavar="AGENT.KEY=VALUE", help="agent hyperparameter (JSON value), e.g. read_bandit.warmup_steps=2; repeatable")

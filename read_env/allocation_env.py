@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -155,12 +155,16 @@ class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
         self._check_running()
-        allocation = contract.allocation_from_action(action, self.action_mode, self.logit_temperature, self._action_shape)
+        allocation = self.allocation_of(action)
         tokens = int(self.step_tokens[self._step])
         profile, utility, extra = self._distill(allocation, tokens)
         if extra.get("truncated", False):
             return self._truncated_step(allocation, extra)
         return self.record_step(allocation, tokens, profile, utility, extra)
+
+    def allocation_of(self, action: np.ndarray) -> np.ndarray:
+        """The allocation [C] (on the simplex) that :meth:`step` makes of ``action`` (``ValueError`` on a bad action)."""
+        return contract.allocation_from_action(action, self.action_mode, self.logit_temperature, self._action_shape)
 
     def record_step(
         self, allocation: np.ndarray, tokens: int, profile: np.ndarray, utility: float, extra: dict[str, Any]
@@ -197,18 +201,34 @@ class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         info = contract.step_info(allocation, delta, float(gain), float(spill), cost, utility, tokens, self.tokens_used_total, self._step, self.task_name)
         return self._observation(), float(reward), terminated, self._truncated, {**info, **extra}
 
+    def episode_state(self) -> dict[str, Any]:
+        """The episode's booked state after the last step: ``profile``, ``allocation``, ``delta`` [C], ``utility``,
+        ``step`` and ``tokens_used_total`` (the keys of a ``ReAD-v0`` history line that hold them)."""
+        return {"profile": self.profile, "allocation": self.allocation, "delta": self.delta, "utility": self.utility, "step": self._step,
+                "tokens_used_total": self.tokens_used_total}
+
+    def restore_episode_state(self, state: Mapping[str, Any]) -> None:
+        """Return to an :meth:`episode_state` (arrays may be given as lists)."""
+        self.profile, self.allocation, self.delta = (np.array(state[key]) for key in ("profile", "allocation", "delta"))
+        self.utility, self._step, self.tokens_used_total = state["utility"], state["step"], state["tokens_used_total"]
+
     def _set_task(self, task_name: str, requirement: np.ndarray) -> None:
         self.task_name, self.requirement = task_name, requirement
         self._essential_weight = requirement * contract.essential_mask(requirement, self.top_k)
         self._requirement32 = requirement.astype(np.float32)
 
     def _observation(self) -> dict[str, np.ndarray]:
+        return self._observation_of(self.profile, self.allocation, self.delta, self.tokens_used_total)
+
+    def _observation_of(self, profile: np.ndarray, allocation: np.ndarray, delta: np.ndarray,
+                        tokens_used_total: int) -> dict[str, np.ndarray]:
+        """The observation of the current task at a state: ``profile``, ``allocation``, ``delta`` [C], tokens used so far."""
         return {
-            "profile": self.profile.astype(np.float32),
+            "profile": np.asarray(profile).astype(np.float32),
             "requirement": self._requirement32.copy(),
-            "budget_left": np.array([1.0 - self.tokens_used_total / self.budget_tokens], dtype=np.float32),
-            "last_allocation": self.allocation.astype(np.float32),
-            "last_gain": self.delta.astype(np.float32),
+            "budget_left": np.array([1.0 - tokens_used_total / self.budget_tokens], dtype=np.float32),
+            "last_allocation": np.asarray(allocation).astype(np.float32),
+            "last_gain": np.asarray(delta).astype(np.float32),
         }
 
     def render(self) -> str | None:

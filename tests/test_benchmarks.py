@@ -32,6 +32,8 @@ CASES = {  # case: its steps (script, arguments, a regular expression its standa
                           rf"single episodes one at a time: 1, {NUMBER} episodes/hour[\s\S]*ratio batched/single: {NUMBER}")],
     "budget_remainder": [("budget_remainder.py", "--tiny --budgets 2000 --num-steps 2".split(),
                           rf"2,000\s+{NUMBER} \(\s*{NUMBER}%\)\s+{NUMBER} \(")],
+    "checkpoint_sizes": [("checkpoint_sizes.py", "--models tiny --write tiny".split(),
+                          rf"tiny\s+full\s+{NUMBER}[\s\S]*written tiny LoRA r8: fp32 {NUMBER} MB \(predicted {NUMBER}\)")],
     "distill_throughput": [("distill_throughput.py", "--tiny --prompts 2 --max-new-tokens 4 --batch 2 --threads 1".split(),
                             rf"generation tokens/s: reference {NUMBER}\s+ours {NUMBER}[\s\S]*training tokens/s:\s+reference {NUMBER}")],
     "env_speed": [("env_speed.py", "--seconds 0.02 --num-envs 8 --breakdown --num-threads 2".split(),

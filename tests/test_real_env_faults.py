@@ -179,10 +179,12 @@ def fill(disk: Path, leave: int) -> Path:
     return filler
 
 
-def test_a_really_full_disk_at_each_point_of_a_step_truncates_and_the_same_env_resumes(tiny_models, small_disk, uninterrupted):
+@pytest.mark.parametrize("options", [{}, {"checkpoint_async": True}], ids=["checkpoint", "checkpoint-in-background"])
+def test_a_really_full_disk_at_each_point_of_a_step_truncates_and_the_same_env_resumes(tiny_models, small_disk, uninterrupted, options):
     """A real tmpfs, filled to leave 0 bytes, half a checkpoint, then one page more at a time until the step fits:
-    every failing point (the checkpoint's files, its folder, the history line) truncates and resumes."""
-    env = make(tiny_models, small_disk / "runs")
+    every failing point (the checkpoint's files, written in the background or not, its folder, the history line)
+    truncates and resumes."""
+    env = make(tiny_models, small_disk / "runs", distiller_config=options)
     env.reset(seed=0)
     env.step(ACTION)
     episode_dir = env.unwrapped.episode_dir

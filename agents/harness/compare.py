@@ -1,6 +1,6 @@
 """``compare``: agents x tasks x budgets x seeds on one environment id, with tables, plots and resume.
 
-Episodes run one after another, on ``workers`` local processes, or as Ray tasks (``backend="ray"``, see
+Episodes run one after another, on ``workers`` local processes, or on Ray actors (``backend="ray"``, see
 :mod:`agents.harness.ray_backend`); the results are the same for the same seeds. Every finished episode is
 appended to ``OUT/episodes.jsonl`` at once (one JSON object per line, keyed by
 agent, task, budget, seed and the environment arguments); a run that is interrupted and started again with
@@ -8,8 +8,12 @@ the same output folder skips what is already there. A folder holds the episodes 
 (id, arguments and steps), so its tables never mix environments: :func:`check_out_dir` refuses another. Each
 ``ReAD-v0`` or ``ReAD-Mini-v0`` episode gets its own run folder
 (``run_dir/AGENT-TASK-BUDGET-SEED``, default ``OUT/env/...``), so parallel episodes never share one; an
-episode interrupted midway runs again from its start in a cleared folder (an agent's own state is not
-checkpointed, so continuing the environment alone would not give the uninterrupted episode). All agents of a (task, budget, seed) cell play the same
+episode interrupted midway (a killed worker, a preempted or restarted Ray actor) resumes from its last completed
+step: the environment from its checkpoint, the agent by replaying the recorded steps
+(:func:`~agents.harness.runner.run_episode`), so the record equals the uninterrupted episode's; an agent that
+replays differently (:class:`~agents.harness.runner.ResumeError`) runs the episode again from its start in a
+cleared folder. Local workers use ``devices`` round-robin (worker ``i`` the ``i % len(devices)``-th), on
+environments that take a ``device``. All agents of a (task, budget, seed) cell play the same
 environment seed, so the noise is shared and differences are paired.
 
 Outputs: ``summary.csv`` (per agent and budget, over tasks), ``per_task.csv`` (per agent, task and budget),
@@ -65,7 +69,8 @@ class CompareConfig:
     agent_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     backend: str = "local"  # "local" or "ray"
     address: str | None = None  # Ray cluster address (None: the running Ray, else a local one)
-    gpus_per_episode: float = 0.0  # GPUs each Ray task reserves
+    gpus_per_episode: float = 0.0  # GPUs each Ray actor reserves
+    devices: Sequence[str] | None = None  # torch devices of the local workers, round-robin (None: the environment's own)
 
 
 def _env_key(config: CompareConfig) -> str:
@@ -110,19 +115,50 @@ def _keeps_run_folders(env_id: str) -> bool:
     return distill is not None and isinstance(creator, type) and issubclass(creator, distill.DistillationEnv)
 
 
+def _takes_device(env_id: str) -> bool:
+    """Whether ``env_id``'s environment names a ``device`` parameter (``ReAD-v0`` does; ``ReAD-Mini-v0`` runs on the CPU)."""
+    import inspect
+
+    from gymnasium.envs.registration import load_env_creator
+
+    return "device" in inspect.signature(load_env_creator(gym.spec(env_id).entry_point)).parameters
+
+
+_worker_device: str | None = None  # this worker process's device (set by _init_worker)
+
+
+def worker_device(devices: Sequence[str], index: int) -> str:
+    """The device of local worker ``index`` (0-based): ``devices`` round-robin."""
+    return devices[index % len(devices)]
+
+
 def _run_job(job: tuple[str, str, int, int, dict[str, Any]]) -> dict[str, Any]:
     agent_name, task, budget, seed, ctx = job
     from agents.registry import make_agent
-    from agents.harness.runner import run_episode
+    from agents.harness.runner import ResumeError, run_episode
 
     overrides = ctx["overrides"].get(agent_name, {})
     env_kwargs = dict(ctx["env_kwargs"])
-    if ctx["keeps_run_folders"]:  # one run folder per episode, started afresh (an agent's state is not checkpointed)
+    if _worker_device is not None and ctx["takes_device"]:
+        env_kwargs["device"] = _worker_device
+
+    def play():
+        return run_episode(lambda setting: make_agent(agent_name, setting, seed=seed, **overrides), ctx["env_id"], task, budget, ctx["num_steps"],
+                           seed, env_kwargs)
+
+    if ctx["keeps_run_folders"]:  # one run folder per episode; an interrupted one resumes
         folder = f"{agent_name}-{task}-{budget}-{seed}".replace("/", "_").replace(":", "_")
         run_dir = Path(env_kwargs.get("run_dir", Path(ctx["out_dir"]) / "env")) / folder
-        shutil.rmtree(run_dir, ignore_errors=True)
-        env_kwargs.update(run_dir=str(run_dir), resume=False)
-    episode, agent = run_episode(lambda setting: make_agent(agent_name, setting, seed=seed, **overrides), ctx["env_id"], task, budget, ctx["num_steps"], seed, env_kwargs)
+        env_kwargs.update(run_dir=str(run_dir), resume=True)
+        try:
+            episode, agent = play()
+        except ResumeError as error:
+            print(f"compare: {error}; running it again from its start", file=sys.stderr)
+            shutil.rmtree(run_dir, ignore_errors=True)
+            env_kwargs.update(resume=False)
+            episode, agent = play()
+    else:
+        episode, agent = play()
     stderrs = [step["probe_stderr"] for step in episode.steps if "probe_stderr" in step]
     return {
         "key": _job_key(agent_name, task, budget, seed, ctx["env_key"]),
@@ -150,9 +186,15 @@ def _run_job(job: tuple[str, str, int, int, dict[str, Any]]) -> dict[str, Any]:
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _init_worker() -> None:
-    """One torch thread; Ctrl-C is left to the main process (which ends the pool and keeps finished episodes)."""
+def _init_worker(counter: Any = None, devices: Sequence[str] | None = None) -> None:
+    """One torch thread; Ctrl-C is left to the main process (which ends the pool and keeps finished episodes); the
+    worker's device from ``devices`` by its start order (``counter``: a shared ``multiprocessing.Value``)."""
+    global _worker_device
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if devices:
+        with counter.get_lock():
+            index, counter.value = counter.value, counter.value + 1
+        _worker_device = worker_device(devices, index)
     try:
         import torch
 
@@ -185,7 +227,8 @@ def _finished_episodes(jobs: list[tuple], config: CompareConfig) -> Iterator[dic
 
         saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
         os.environ.update({name: "1" for name in THREAD_VARIABLES})  # one BLAS thread per worker (set before spawn)
-        pool_context = multiprocessing.get_context("spawn").Pool(config.workers, initializer=_init_worker)
+        context = multiprocessing.get_context("spawn")
+        pool_context = context.Pool(config.workers, initializer=_init_worker, initargs=(context.Value("i", 0), list(config.devices or [])))
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name)
@@ -194,8 +237,27 @@ def _finished_episodes(jobs: list[tuple], config: CompareConfig) -> Iterator[dic
         with pool_context as pool:
             yield from pool.imap_unordered(_run_job, jobs, chunksize=1)
     else:
-        for job in jobs:
-            yield _run_job(job)
+        global _worker_device
+        _worker_device = config.devices[0] if config.devices else None
+        try:
+            for job in jobs:
+                yield _run_job(job)
+        finally:
+            _worker_device = None
+
+
+def check_devices(config: CompareConfig) -> None:
+    """Raise ``ValueError`` naming the problem when ``config.devices`` cannot place local workers."""
+    if config.backend == "ray":
+        raise ValueError("devices places local workers; Ray places episodes on GPUs by gpus_per_episode")
+    if not config.devices or len(set(config.devices)) != len(config.devices):
+        raise ValueError(f"devices must be distinct torch devices, e.g. ['cuda:0', 'cuda:1'], got {list(config.devices)}")
+    if not _takes_device(config.env_id):
+        raise ValueError(f"{config.env_id} takes no device argument: leave devices out")
+    from read_env.distill.models import torch_device
+
+    for device in config.devices:
+        torch_device(device)  # raises naming a device torch or this machine lacks
 
 
 def check_out_dir(config: CompareConfig) -> None:
@@ -215,6 +277,8 @@ def run_compare(config: CompareConfig, progress: bool = True) -> dict[str, Any]:
 
     if config.backend not in ("local", "ray"):
         raise ValueError(f"unknown backend {config.backend!r}; expected 'local' or 'ray'")
+    if config.devices is not None:
+        check_devices(config)
     budgets, num_steps = resolve_episode(config.env_id, config.env_kwargs, config.budgets, config.num_steps)
     config = replace(config, budgets=budgets, num_steps=num_steps)
     if not config.budgets:
@@ -229,7 +293,8 @@ def run_compare(config: CompareConfig, progress: bool = True) -> dict[str, Any]:
     env_key = _env_key(config)
     done = {record["key"] for record in load_records(out)}
     ctx = {"env_id": config.env_id, "env_kwargs": dict(config.env_kwargs), "num_steps": config.num_steps, "env_key": env_key, "out_dir": str(out),
-           "overrides": {k: dict(v) for k, v in config.agent_overrides.items()}, "keeps_run_folders": _keeps_run_folders(config.env_id)}
+           "overrides": {k: dict(v) for k, v in config.agent_overrides.items()}, "keeps_run_folders": _keeps_run_folders(config.env_id),
+           "takes_device": config.devices is not None and _takes_device(config.env_id)}
     jobs = [(a, t, int(b), int(s), ctx) for b in config.budgets for t in config.tasks for s in config.seeds for a in agents
             if _job_key(a, t, int(b), int(s), env_key) not in done]
     (out / "config.json").write_text(json.dumps({"agents": agents, "tasks": list(config.tasks), "budgets": [int(b) for b in config.budgets],

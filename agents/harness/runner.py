@@ -4,6 +4,12 @@ The runner makes the environment with ``action_mode`` equal to the agent's (``"s
 agents, ``"logits"`` for SB3 policies trained on the default environment), resets it with ``seed``, and
 loops ``act -> env.step -> observe`` until the budget is spent. ``agent`` may be an :class:`Agent`, an SB3
 model (wrapped automatically), or a factory ``Setting -> Agent`` (called once the environment exists).
+
+When the reset resumes an interrupted episode (``info["resumed"]``: ``ReAD-v0`` and ``ReAD-Mini-v0`` with
+``resume=True``), the agent first replays the episode's committed steps from the environment's history
+(:meth:`~read_env.distill.env.DistillationEnv.replay`): it acts on each recorded observation and observes the
+recorded result, so its state, and the episode, continue as if never interrupted. An agent whose replayed
+action differs from the recorded allocation raises :class:`ResumeError` (the episode cannot be continued).
 """
 
 from __future__ import annotations
@@ -20,6 +26,10 @@ from read_env.records import step_record
 from read_env.registration import DEFAULT_ENV_ID
 
 AgentLike = Agent | Callable[[Setting], Agent] | Any
+
+
+class ResumeError(RuntimeError):
+    """A resumed episode's recorded step is not what the agent does now (it is not deterministic under its seed)."""
 
 
 @dataclass
@@ -80,6 +90,9 @@ def run_episode(
     agent = as_agent(agent, setting, agent_seed)
     try:
         observation, info = env.reset(seed=seed, options=dict(reset_options or {}) or None)
+        replayed = []
+        if info.get("resumed"):
+            observation, info, replayed = env.unwrapped.replay()
         agent.reset(observation, info)
         episode = Episode(agent.name, str(info.get("task", task)), setting.budget_tokens, int(seed),
                           observation["requirement"].astype(float).tolist(),
@@ -87,7 +100,15 @@ def run_episode(
         done = False
         while not done:
             action = agent.act(observation)
-            next_observation, reward, terminated, truncated, info = env.step(action.astype(np.float32) if mode == "logits" else action)
+            env_action = action.astype(np.float32) if mode == "logits" else action
+            if replayed:
+                next_observation, reward, terminated, truncated, info = replayed.pop(0)
+                allocation, recorded = env.unwrapped.allocation_of(env_action), np.asarray(info["allocation"])
+                if not np.array_equal(allocation, recorded):
+                    raise ResumeError(f"agent {agent.name} allocates {allocation.tolist()} at step {len(episode.steps) + 1} of the resumed "
+                                      f"episode, which recorded {recorded.tolist()}: start it afresh (resume=False)")
+            else:
+                next_observation, reward, terminated, truncated, info = env.step(env_action)
             agent.observe(observation, action, float(reward), next_observation, info)
             row = {**step_record(info), "reward": float(reward), "profile": next_observation["profile"].astype(float).tolist()}
             if "probe_stderr" in info:  # real backends: the probe's binomial standard errors [K]

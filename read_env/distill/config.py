@@ -16,9 +16,11 @@ TEACHER_ENGINES = ("hf", "openai", "vllm")
 TEACHER_DTYPES = ("auto", "bfloat16", "float32")
 # Where and how a run executes, not what it computes: a resumed run may change them.
 OPERATIONAL_FIELDS = ("cache", "teacher_url", "teacher_concurrency", "teacher_retries", "teacher_timeout_s", "keep_after_episode",
-                      "tensor_parallel_size", "gpu_memory_utilization", "max_num_seqs", "max_model_len")
+                      "tensor_parallel_size", "gpu_memory_utilization", "max_num_seqs", "max_model_len",
+                      "checkpoint_dtype", "checkpoint_optimizer", "checkpoint_start_weights", "checkpoint_async")
 OBJECTIVES = ("sft", "kd")
 KEEP_AFTER_EPISODE = ("weights", "nothing", "checkpoint")
+CHECKPOINT_DTYPES = ("float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,15 @@ class DistillerConfig:
     when installed, ``bank_share`` of the generation prompts from them.
     ``keep_after_episode``: what a finished episode keeps: ``"weights"`` (the student in ``final/``),
     ``"nothing"``, or ``"checkpoint"`` (weights, optimizer and random states).
+    Checkpoints (what a step writes to be rolled back to or resumed from; the defaults are the full, exact
+    ones): ``checkpoint_dtype`` stores the trainable weights in ``"bfloat16"`` / ``"float16"`` / ``"float32"``
+    (``None``: their own dtype, exact; a narrower dtype than the weights' rounds them on rollback and resume);
+    ``checkpoint_optimizer=False`` stores no AdamW state (a rollback or resume restarts its moments);
+    ``checkpoint_start_weights=False`` stores no weights in ``checkpoint-0`` of full fine-tuning (the untrained
+    student is the loaded model: rollback to step 0 copies it; LoRA adapters, initialised at random, are
+    always stored); ``checkpoint_async=True`` writes a step's weights and optimizer state in a background thread
+    while the student is probed and evaluated (the step returns once the checkpoint is complete, so crash
+    safety is unchanged). Under LoRA a checkpoint holds the adapters alone.
     """
 
     teacher: str | None = None
@@ -88,6 +99,10 @@ class DistillerConfig:
     use_banks: bool = True
     bank_share: float = 0.5
     keep_after_episode: str = "weights"
+    checkpoint_dtype: str | None = None
+    checkpoint_optimizer: bool = True
+    checkpoint_start_weights: bool = True
+    checkpoint_async: bool = False
 
     def __post_init__(self) -> None:
         for spec in fields(self):
@@ -103,6 +118,7 @@ class DistillerConfig:
         self._check_choice("objective", OBJECTIVES)
         self._check_choice("keep_after_episode", KEEP_AFTER_EPISODE)
         self._check_choice("teacher_dtype", (None, *TEACHER_DTYPES))
+        self._check_choice("checkpoint_dtype", (None, *CHECKPOINT_DTYPES))
         for name in ("teacher_concurrency", "tensor_parallel_size", "lora_r",
                      "max_new_tokens", "min_new_tokens", "gen_batch_size", "batch_size", "micro_batch",
                      "probe_items", "probe_max_new_tokens", "eval_items", "eval_max_new_tokens"):

@@ -43,7 +43,6 @@ import copy
 import functools
 import json
 import random
-import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -53,13 +52,14 @@ import numpy as np
 import torch
 
 from . import banks
-from .checkpoint import write_folder
+from .checkpoint import start_folder, write_folder
 from .config import DistillerConfig
 from .evaluation import EvalResult, Evaluator
 from .generation import GenerationResult, SamplingConfig, chat_text, generate_budgeted, generate_budgeted_together
 from .ledger import LedgerEntry, LedgerError, TokenLedger, largest_remainder_split, split_generation_training
 from .models import LoadedModels, load_models
 from .probes import ProbeResult, ProbeSuite
+from .run_store import checkpoint_path, prune_checkpoints
 from .prompts import CAPABILITIES, Prompt, PromptSampler, text_hash
 from .training import TrainExample, Trainer, TrainStats, apply_lora, check_same_vocab, fit_budget
 
@@ -324,7 +324,7 @@ class Distiller:
 
     def checkpoint_path(self, step: int) -> Path:
         """Folder of the checkpoint after ``step`` completed steps."""
-        return self.run_dir / f"checkpoint-{step}"
+        return checkpoint_path(self.run_dir, step)
 
     def begin(self, requirement: Sequence[float] | np.ndarray) -> StepOutcome:
         """The untrained student's profile and utility (:meth:`start_measurement`); write ``checkpoint-0``."""
@@ -350,12 +350,22 @@ class Distiller:
         answer) repeats the last probe result.
 
         On any error the ledger may hold the failed step: call :meth:`rollback` with the last completed step.
-        A failed checkpoint write raises :class:`~read_env.distill.checkpoint.CheckpointError`.
+        A failed checkpoint write raises :class:`~read_env.distill.checkpoint.CheckpointError`. With
+        ``config.checkpoint_async`` the checkpoint's weights and optimizer state are written in a background
+        thread while probing and evaluating; the step returns once the checkpoint is complete.
         """
         report = self.distill(tokens, progress, final)
-        probe = self.probe_after(report)
-        utility = None if requirement is None else self.utility(requirement)
-        if checkpoint:
+        finish = self._start_checkpoint(self.checkpoint_path(len(self.ledger))) if checkpoint and self.config.checkpoint_async else None
+        try:
+            probe = self.probe_after(report)
+            utility = None if requirement is None else self.utility(requirement)
+        except BaseException:
+            if finish is not None:
+                finish(None)
+            raise
+        if finish is not None:
+            finish(self._write_state)
+        elif checkpoint:
             self.save_checkpoint(self.checkpoint_path(len(self.ledger)))
         return StepOutcome(report, probe, utility, self.totals())
 
@@ -378,9 +388,7 @@ class Distiller:
 
     def prune_checkpoints(self, keep: int) -> None:
         """Delete every checkpoint folder (and unfinished ``.tmp`` folder) but ``checkpoint-{keep}``."""
-        for old in self.run_dir.glob("checkpoint-*"):
-            if old.name != f"checkpoint-{keep}":
-                shutil.rmtree(old, ignore_errors=True)  # one left behind goes at the next prune
+        prune_checkpoints(self.run_dir, keep)
 
     def finish(self) -> None:
         """End of a completed episode: keep what ``config.keep_after_episode`` asks for (see DistillerConfig)."""
@@ -393,18 +401,34 @@ class Distiller:
 
     # ------------------------------------------------------------------ checkpoints
     def _trainable_state(self) -> dict[str, torch.Tensor]:
-        return {n: p.detach().cpu().clone() for n, p in self.student.named_parameters() if p.requires_grad}
+        dtype = getattr(torch, self.config.checkpoint_dtype) if self.config.checkpoint_dtype else None
+        return {n: p.detach().to("cpu", dtype or p.dtype, copy=True) for n, p in self.student.named_parameters() if p.requires_grad}
 
     def save_checkpoint(self, path: str | Path) -> Path:
         """Write weights/adapter (safetensors), optimizer, RNG states, sampler state and ledger to ``path``
-        (crash-safe: :func:`~read_env.distill.checkpoint.write_folder`)."""
-        return write_folder(path, self._write_checkpoint)
+        (crash-safe: :func:`~read_env.distill.checkpoint.write_folder`; what is stored: the ``checkpoint_*``
+        options of :class:`~read_env.distill.config.DistillerConfig`)."""
+        return write_folder(path, lambda tmp: (self._write_tensors(tmp), self._write_state(tmp)))
 
-    def _write_checkpoint(self, tmp: Path) -> None:
+    def _start_checkpoint(self, path: Path) -> Callable[[Callable[[Path], None] | None], Path | None]:
+        """Write the weights and optimizer state of ``path``'s checkpoint in a background thread (the student and
+        optimizer must not change until it is finished); ``finish(self._write_state)`` completes it."""
+        return start_folder(path, self._write_tensors)
+
+    def _stores_weights(self) -> bool:
+        return self.lora or self.config.checkpoint_start_weights or len(self.ledger) > 0
+
+    def _write_tensors(self, tmp: Path) -> None:
+        """The checkpoint's large files: trainable weights (unless pristine, see ``checkpoint_start_weights``) and AdamW state."""
         from safetensors.torch import save_file
 
-        save_file(self._trainable_state(), str(tmp / "trainable.safetensors"))
-        torch.save(self.trainer.optimizer.state_dict(), tmp / "optimizer.pt")
+        if self._stores_weights():
+            save_file(self._trainable_state(), str(tmp / "trainable.safetensors"))
+        if self.config.checkpoint_optimizer:
+            torch.save(self.trainer.optimizer.state_dict(), tmp / "optimizer.pt")
+
+    def _write_state(self, tmp: Path) -> None:
+        """The checkpoint's small files: random states, sampler state and ledger."""
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -427,15 +451,21 @@ class Distiller:
         state = json.loads((path / "state.json").read_text())
         if state["capabilities"] != self.capabilities or state["lora"] != self.lora:
             raise ValueError("checkpoint was written by a Distiller with other capabilities or LoRA setting")
-        weights = load_file(str(path / "trainable.safetensors"))
+        pristine = not (path / "trainable.safetensors").is_file() and state["step"] == 0 and not self.lora
+        weights = dict(self.models.student.named_parameters()) if pristine else load_file(str(path / "trainable.safetensors"))
         expected = {n for n, p in self.student.named_parameters() if p.requires_grad}
         if set(weights) != expected:
             raise ValueError("checkpoint weights do not match the student's trainable parameters")
         with torch.no_grad():
             params = dict(self.student.named_parameters())
             for n, w in weights.items():
-                params[n].copy_(w.to(params[n].device))
-        self.trainer.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+                params[n].copy_(w.to(params[n].device, params[n].dtype))
+        if (path / "optimizer.pt").is_file():
+            self.trainer.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+        else:  # stored without optimizer state (checkpoint_optimizer=False): AdamW starts afresh
+            self.trainer.optimizer.state.clear()
+            for group in self.trainer.optimizer.param_groups:
+                group["lr"] = self.trainer.optimizer.defaults["lr"]
         rng = torch.load(path / "torch_rng.pt", weights_only=True)
         torch.set_rng_state(rng["torch"])
         if "cuda" in rng and torch.cuda.is_available():

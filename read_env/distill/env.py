@@ -16,7 +16,8 @@ into the next step; the last step spends what its capabilities leave on more ans
 ones (``DistillationEnv.spends_remainder``; ``ReAD-Mini-v0`` turns it off to keep its published episodes),
 and what it still leaves (less than the shortest next prompt plus two tokens) is the budget left unspent.
 
-Runs survive: each episode writes ``run_dir/episode-NNNN/`` (created once its reset succeeded) with
+Runs survive (the folders are kept by :class:`~read_env.distill.run_store.RunStore`): each episode writes
+``run_dir/episode-NNNN/`` (created once its reset succeeded) with
 ``history.jsonl`` (one JSON object per completed step, step 0 = reset), the distiller's ``ledger.jsonl``
 and ``checkpoint-T`` for the last completed step ``T`` only (crash-safe writes; the previous checkpoint is
 deleted only after the next one and its history line are on disk). History and ledger lines are written
@@ -46,10 +47,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
-from itertools import takewhile
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +56,10 @@ import numpy as np
 
 from read_env.allocation_env import AllocationEnv
 from read_env.distill.config import DistillerConfig
-from read_env.distill.safe_files import append_line, keep_lines, read_lines
+from read_env.distill.run_store import RunStore, read_history
 from read_env.records import to_jsonable
 
-HISTORY = "history.jsonl"
+__all__ = ["DistillationEnv", "read_history"]
 DEFAULT_BUDGET_TOKENS = 12_000
 DEFAULT_NUM_STEPS = 6
 
@@ -137,16 +136,23 @@ class DistillationEnv(AllocationEnv):
         self.config = {"capabilities": list(self.capabilities), "budget_tokens": self.budget_tokens, "num_steps": self.num_steps,
                        "distiller": self.distiller_config.run_identity()}  # resume refuses an episode of another config
         self.device = device
-        self.run_dir = Path(run_dir)
         self.utility_every = utility_every
         self.progress = progress
-        self.keep_episodes = keep_episodes
         self.scratch = scratch
+        self.store = RunStore(run_dir, scratch, keep_episodes)
         self.resume = resume and not scratch
         self._may_resume = self.resume
         self._models = None
         self.distiller = None
-        self.episode_dir: Path | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        return self.store.run_dir
+
+    @property
+    def episode_dir(self) -> Path | None:
+        """The current episode's folder (``None`` before the first reset and after a scratch episode)."""
+        return self.store.episode_dir
 
     def _check_models(self) -> None:
         """Raise at construction when the configured models or teacher engine cannot be used offline."""
@@ -167,12 +173,13 @@ class DistillationEnv(AllocationEnv):
     # --------------------------------------------------------------------------------- episodes
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         may_resume, self._may_resume = self._may_resume, False
-        unfinished = self._unfinished_episode() if may_resume else None
+        unfinished = self.store.unfinished(self.config) if may_resume else None
         if unfinished is not None:
             return self._resume(*unfinished)
         observation, info = super().reset(seed=seed, options=options)
         try:
-            self._commit({"config": self.config, "seed": self._distiller_seed, "requirement": self.requirement.tolist(), **self._record(info)})
+            record = {"config": self.config, "seed": self._distiller_seed, "requirement": self.requirement.tolist(), **self._record(info)}
+            self.store.commit(record)
         except OSError:
             shutil.rmtree(self.episode_dir, ignore_errors=True)  # a failed reset leaves no episode folder
             self._truncated = True  # and no episode to step
@@ -182,13 +189,7 @@ class DistillationEnv(AllocationEnv):
     def _begin(self, prepared: dict[str, Any]) -> tuple[np.ndarray, float]:
         from tqdm import tqdm
 
-        if self.scratch:
-            self._remove_scratch()
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            episode_dir = Path(tempfile.mkdtemp(prefix="scratch-", dir=self.run_dir))
-        else:
-            numbers = [int(path.name[8:]) for path in self._episodes()]
-            episode_dir = self.run_dir / f"episode-{max(numbers, default=-1) + 1:04d}"
+        episode_dir = self.store.new_folder()
         self._distiller_seed = int(self.np_random.integers(2**31))
         with tqdm(total=2, desc="ReAD-v0 reset", unit="stage", disable=not self.progress, leave=False) as bar:
             bar.set_postfix_str("loading models and teacher references")
@@ -201,7 +202,7 @@ class DistillationEnv(AllocationEnv):
                 shutil.rmtree(episode_dir, ignore_errors=True)  # a failed reset leaves no episode folder
                 raise
             bar.update()
-        self.distiller, self.episode_dir = distiller, episode_dir
+        self.distiller, self.store.episode_dir = distiller, episode_dir
         return outcome.probe.profile, outcome.utility
 
     def _make_distiller(self, episode_dir: Path, seed: int):
@@ -251,7 +252,7 @@ class DistillationEnv(AllocationEnv):
         message = f"{type(error).__name__}: {error}"
         try:
             self.distiller.rollback(self._step)
-            self.distiller.prune_checkpoints(keep=self._step)
+            self.store.prune_checkpoints(keep=self._step)
         except Exception as rollback_error:  # noqa: BLE001
             message += f"; rollback to checkpoint-{self._step} failed too ({type(rollback_error).__name__}: {rollback_error})"
         if self.resume:
@@ -266,45 +267,32 @@ class DistillationEnv(AllocationEnv):
 
     def step(self, action: np.ndarray):
         self._check_running()
-        before = (self.profile, self.allocation, self.delta, self.utility, self._step, self.tokens_used_total)
+        before = self.episode_state()
         observation, reward, terminated, truncated, info = super().step(action)
         try:
-            self._commit({"reward": reward, "terminated": terminated, "truncated": truncated, **self._record(info)})
+            self.store.commit({"reward": reward, "terminated": terminated, "truncated": truncated, **self._record(info)})
         except OSError as error:  # the history line is the commit point: without it the step did not happen
             if truncated:
                 info["error"] += f"; the truncated step's history line was not written either ({error})"
             else:
-                self.profile, self.allocation, self.delta, self.utility, self._step, self.tokens_used_total = before
+                self.restore_episode_state(before)
                 observation, reward, terminated, truncated, info = self._truncated_step(info["allocation"], self._abort(error, info["tokens_allotted"]))
                 self._write_truncated(reward, info)
         if truncated:
             self._may_resume = self.resume
         if self.scratch and (terminated or truncated):
-            self._remove_scratch()
+            self.store.remove_scratch()
         elif terminated:
             try:
                 self.distiller.finish()
             except OSError as error:  # the episode is complete and its last checkpoint kept: report, do not raise
                 info["error"] = f"the finished episode's files were not written: {type(error).__name__}: {error}"
-            if self.keep_episodes is not None:
-                self._drop_old_episodes()
+            self.store.drop_old_episodes()
         return observation, reward, terminated, truncated, info
 
-    def _drop_old_episodes(self) -> None:
-        """Delete the finished episode folders of ``run_dir`` but the newest ``keep_episodes``."""
-        finished = [path for path in self._episodes() if (records := read_history(path)) and records[-1].get("terminated")]
-        for old in finished[: -self.keep_episodes]:
-            shutil.rmtree(old, ignore_errors=True)
-
     def close(self) -> None:
-        self._remove_scratch()
+        self.store.remove_scratch()
         super().close()
-
-    def _remove_scratch(self) -> None:
-        """Delete the folder of the current scratch episode, if any."""
-        if self.scratch and self.episode_dir is not None:
-            shutil.rmtree(self.episode_dir, ignore_errors=True)
-            self.episode_dir = None
 
     # ------------------------------------------------------------------------------- persistence
     def _record(self, info: dict[str, Any]) -> dict[str, Any]:
@@ -318,51 +306,39 @@ class DistillationEnv(AllocationEnv):
         }
         return {**{key: to_jsonable(value) for key, value in info.items()}, **state}
 
-    def _commit(self, record: dict[str, Any]) -> None:
-        """Append the step's history line (the commit point), then drop every checkpoint but this step's
-        (a scratch episode keeps its only one, ``checkpoint-0``)."""
-        append_line(self.episode_dir / HISTORY, record)
-        self.distiller.prune_checkpoints(keep=0 if self.scratch else record["step"])
-
     def _write_truncated(self, reward: float, info: dict[str, Any]) -> None:
         """Record a truncated step in the history when the disk allows (resume skips it either way)."""
         try:
-            self._commit({"reward": reward, "terminated": False, "truncated": True, **self._record(info)})
+            self.store.commit({"reward": reward, "terminated": False, "truncated": True, **self._record(info)})
         except OSError as error:
             info["error"] += f"; the truncated step's history line was not written either ({error})"
-
-    def _episodes(self) -> list[Path]:
-        """The episode folders of ``run_dir``, oldest first."""
-        return sorted(path for path in self.run_dir.glob("episode-*") if path.name[8:].isdigit()) if self.run_dir.is_dir() else []
-
-    def _unfinished_episode(self) -> tuple[Path, list[dict[str, Any]]] | None:
-        episodes = self._episodes()
-        if not episodes:
-            return None
-        records = list(takewhile(lambda record: not record.get("truncated"), read_history(episodes[-1])))
-        if not records or records[-1].get("terminated"):
-            return None
-        if records[0]["config"] != self.config:
-            raise ValueError(f"{episodes[-1]} was run with another configuration; pass resume=False or another run_dir")
-        return episodes[-1], records
 
     def _resume(self, episode_dir: Path, records: list[dict[str, Any]]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         first, last = records[0], records[-1]
         self.distiller = self._make_distiller(episode_dir, first["seed"])
         self.distiller.rollback(last["step"])
-        keep_lines(episode_dir / HISTORY, len(records))  # drop a torn or truncated step's line (needs no free space)
-        self.episode_dir, self._distiller_seed = episode_dir, first["seed"]
-        self.distiller.prune_checkpoints(keep=last["step"])
+        self.store.reopen(episode_dir, records)
+        self._distiller_seed = first["seed"]
         self._set_task(first["task"], np.array(first["requirement"]))
-        self.profile, self.allocation, self.delta = (np.array(last[key]) for key in ("profile", "allocation", "delta"))
-        self.utility, self._step, self.tokens_used_total = last["utility"], last["step"], last["tokens_used_total"]
+        self.restore_episode_state(last)
         self._truncated = False
         self._np_random = np.random.Generator(np.random.PCG64())
         self._np_random.bit_generator.state = last["np_random"]
         info = {"task": self.task_name, "utility": self.utility, "tokens_used_total": self.tokens_used_total, "step": self._step, "resumed": True}
         return self._observation(), info
 
+    HISTORY_ONLY = ("reward", "terminated", "truncated", "profile", "delta", "np_random", "ledger", "config", "seed", "requirement")
+    """Keys of a history line that are not the step's ``info``."""
 
-def read_history(episode_dir: str | Path) -> list[dict[str, Any]]:
-    """The recorded steps of an episode folder's ``history.jsonl`` (a torn last line is ignored)."""
-    return read_lines(Path(episode_dir) / HISTORY)
+    def replay(self) -> tuple[dict[str, np.ndarray], dict[str, Any], list[tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]]]:
+        """The current episode's committed steps as they were first returned: ``reset()``'s observation and info,
+        then ``step()``'s result for each step (info as stored in the history: arrays as lists, timings as
+        measured then). After a ``reset()`` that resumed (``info["resumed"]``), a caller replays these to bring
+        its own state (an agent's) to where the episode continues."""
+        first, *steps = read_history(self.episode_dir)[: self._step + 1]
+        reset_info = {key: first[key] for key in ("task", "utility", "tokens_used_total", "step")}
+        results = [(self._observation_of(record["profile"], record["allocation"], record["delta"], record["tokens_used_total"]),
+                    record["reward"], record["terminated"], record["truncated"],
+                    {key: value for key, value in record.items() if key not in self.HISTORY_ONLY}) for record in steps]
+        return self._observation_of(first["profile"], first["allocation"], first["delta"], 0), reset_info, results
+

@@ -1,12 +1,19 @@
 """compare on Ray (a local Ray started here): the same records as the local backend, resumable, through the CLI."""
 
 import json
+import os
+import signal
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import ray  # the [ray] extra, part of [test]
 
 from agents.cli import main
 from agents.harness.compare import CompareConfig, load_records, run_compare
+from read_env.distill.env import read_history
 
 
 def grid(out, backend="local"):
@@ -56,7 +63,58 @@ def test_real_episodes_on_ray_each_get_their_own_run_folder(tmp_path, local_ray,
         assert len(episodes) == 1 and json.loads((episodes[0] / "history.jsonl").read_text().splitlines()[-1])["tokens_used_total"] == 600
     assert [record["tokens"] for record in load_records(tmp_path)] == [[300, 300], [300, 300]]
     stale = tmp_path / "env" / "uniform-math-600-2" / "episode-0000"
-    stale.mkdir(parents=True)  # an episode the killed driver left midway
+    stale.mkdir(parents=True)  # an episode killed before its reset was committed: nothing to resume
     run_compare(CompareConfig(["uniform"], ["math"], [600], [2], env_id="ReAD-v0", env_kwargs=env_kwargs, num_steps=2, out_dir=str(tmp_path), backend="ray"),
                 progress=False)
-    assert [path.name for path in stale.parent.glob("episode-*")] == ["episode-0000"] and (stale / "history.jsonl").is_file()  # rerun from its start
+    assert sorted(path.name for path in stale.parent.glob("episode-*")) == ["episode-0000", "episode-0001"]  # run from its start beside it
+    assert len(read_history(stale.parent / "episode-0001")) == 3
+
+
+def test_a_ray_actor_killed_mid_episode_is_restarted_and_resumes_to_the_uninterrupted_record(tmp_path, local_ray, tiny_models, one_torch_thread):
+    from tests.agents.test_compare_resume import BUDGET, STEPS, sweep, without_timing
+
+    run_compare(sweep(tiny_models, tmp_path / "local"), progress=False)
+    history = tmp_path / "ray" / "env" / f"exp3-math-{BUDGET}-0" / "episode-0000" / "history.jsonl"
+    killed = []
+
+    def kill_the_task_mid_episode():
+        deadline = time.time() + 300
+        while time.time() < deadline and len(read_history(history.parent)) < 3:
+            time.sleep(0.05)
+        raylet = ray._private.worker._global_node.all_processes["raylet"][0].process.pid  # the local Ray this test started
+        workers = [int(pid) for task in Path(f"/proc/{raylet}/task").iterdir() for pid in (task / "children").read_text().split()]
+        running = [pid for pid in workers if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::EpisodeWorker")]
+        for pid in running:  # the episodes' actors; Ray restarts each and retries its episode
+            os.kill(pid, signal.SIGKILL)
+        killed.append((len(read_history(history.parent)) - 1, len(running)))
+
+    killer = threading.Thread(target=kill_the_task_mid_episode)
+    killer.start()
+    run_compare(replace(sweep(tiny_models, tmp_path / "ray"), backend="ray"), progress=False)
+    killer.join()
+    (committed, tasks), = killed
+    assert 2 <= committed < STEPS and tasks >= 1
+    assert without_timing(load_records(tmp_path / "ray")) == without_timing(load_records(tmp_path / "local"))
+    assert [path.name for path in history.parent.parent.glob("episode-*")] == ["episode-0000"]  # continued, not restarted
+    assert [record["step"] for record in read_history(history.parent)] == list(range(STEPS + 1))
+
+
+def models_of_the_process(job):
+    """A job reporting its process and the identity of the models it was handed (loaded once per process)."""
+    from read_env.distill.config import DistillerConfig
+    from read_env.distill.models import shared_models
+
+    config = DistillerConfig(teacher=job["teacher"], student=job["student"])
+    return {"pid": os.getpid(), "models": id(shared_models(config, "cpu"))}
+
+
+def test_ray_actors_keep_their_models_across_the_episodes_they_run(local_ray, tiny_models):
+    from agents.harness.ray_backend import actor_count, run_on_ray
+    from tests.agents.test_compare_ray import models_of_the_process  # noqa: F811 - by a module name the actors can import
+
+    assert actor_count({"CPU": 2.0}, 0.0, 8) == 2 and actor_count({"CPU": 16.0, "GPU": 4.0}, 1.0, 8) == 4
+    assert actor_count({"CPU": 16.0}, 0.0, 3) == 3 and actor_count({"CPU": 16.0, "GPU": 1.0}, 1.0, 8) == 1
+    results = list(run_on_ray(models_of_the_process, [tiny_models] * 6))
+    processes = {result["pid"] for result in results}
+    assert len(results) == 6 and len(processes) <= 2  # two actors (two CPUs) ran the six jobs
+    assert len({(result["pid"], result["models"]) for result in results}) == len(processes)  # one load per actor
