@@ -68,11 +68,18 @@ def probe_items(capability: str, n: int, use_banks: bool = True) -> list[Prompt]
 @torch.no_grad()
 def continuation_logprobs(model, pairs: Sequence[tuple[list[int], list[int]]], pad_id: int,
                           batch_size: int = 16) -> list[np.ndarray]:
-    """Per-token log-probs of each continuation given its prompt (token-id lists).
+    """Per-token log-probs of each continuation given its (non-empty) prompt (token-id lists).
 
+    Pairs are batched by total length (right-padded); the decoder (``model.get_decoder()``) runs on each batch
+    and the LM head (``model.get_output_embeddings()``, so logits = ``head(last_hidden_state)`` as in Llama,
+    Qwen2 and Mistral) only on the hidden states that predict a continuation token: ``sum(len(c))`` rows of
+    the vocabulary projection per batch, not ``batch x (longest - shortest prompt + continuation)``.
     Returns one float64 array per pair with ``len(continuation)`` entries.
     """
+    if any(not p for p, _ in pairs):
+        raise ValueError("continuation_logprobs needs a non-empty prompt for every pair (the first token has no prediction)")
     device = next(model.parameters()).device
+    decoder, head = model.get_decoder(), model.get_output_embeddings()
     out: list[np.ndarray | None] = [None] * len(pairs)
     order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
     for k in tqdm(range(0, len(order), batch_size), desc="scoring answers", unit="batch", delay=5, leave=False):
@@ -84,14 +91,14 @@ def continuation_logprobs(model, pairs: Sequence[tuple[list[int], list[int]]], p
         for r, s in enumerate(seqs):
             ids[r, :len(s)] = torch.tensor(s)
             mask[r, :len(s)] = 1
-        start = max(min(len(pairs[i][0]) for i in idx) - 1, 0)
-        keep = torch.arange(start, L - 1, device=device)
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=keep).logits
-        logp = F.log_softmax(logits.float(), dim=-1)
-        for r, i in enumerate(idx):
-            p, c = pairs[i]
-            pos = torch.arange(len(p) - 1 - start, len(p) - 1 - start + len(c), device=device)
-            out[i] = logp[r, pos, torch.tensor(c, device=device)].double().cpu().numpy()
+        hidden = decoder(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).last_hidden_state  # [B, L, H]
+        rows = torch.tensor([r for r, i in enumerate(idx) for _ in pairs[i][1]], dtype=torch.long, device=device)
+        cols = torch.tensor([len(pairs[i][0]) - 1 + t for i in idx for t in range(len(pairs[i][1]))], dtype=torch.long, device=device)
+        targets = torch.tensor([t for i in idx for t in pairs[i][1]], dtype=torch.long, device=device)
+        logits = head(hidden[rows, cols]).float()  # [N, V], N = continuation tokens of the batch
+        logp = (logits.gather(1, targets[:, None])[:, 0] - torch.logsumexp(logits, dim=-1)).double().cpu()
+        for i, part in zip(idx, logp.split([len(pairs[i][1]) for i in idx])):
+            out[i] = part.numpy()
     return out  # type: ignore[return-value]
 
 
