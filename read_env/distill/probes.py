@@ -18,9 +18,14 @@ Scoring (per item, then the mean over a capability's items; ``stderr = std(ddof=
   chance-normalized score (below 0) shows nothing. References and ``nll_teacher`` are
   computed once per teacher (:meth:`ProbeSuite.build_references`) and can be cached on disk.
 
+With ``score="correctness"`` (:data:`PROBE_SCORES`) a free-form item instead scores 1 when the student's greedy
+answer passes the item's automatic check (:func:`~read_env.distill.evaluation.check_answer`, as evaluation
+scores it: exact number, contains, unit tests, ...) and 0 otherwise; no teacher references are needed.
+
 Items come from the probe split of the real banks or from template items with a fixed seed per
 capability (``10_000 + index in CAPABILITIES``), never from the generation stream (their hashes
-go into the leakage filter). Tokenization is cached; forward passes are batched.
+go into the leakage filter). The correctness probe draws only items with a check, distinct and outside
+the evaluation items (``exclude``). Tokenization is cached; forward passes and generation are batched.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 import numpy as np
 import torch
@@ -37,6 +42,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import banks
+from .config import PROBE_SCORES
 from .generation import SamplingConfig, chat_text, generate_batch
 from .prompts import CAPABILITIES, Prompt, template_items, text_hash
 from .safe_files import replace_file
@@ -54,15 +60,26 @@ class ProbeResult:
     item_scores: list[np.ndarray] = field(default_factory=list)
 
 
-def probe_items(capability: str, n: int, use_banks: bool = True) -> list[Prompt]:
-    """The ``n`` fixed probe items of ``capability`` (bank probe split first, then templates)."""
-    items: list[Prompt] = []
-    if use_banks:
-        items = list(banks.bank_splits(capability)["probe"][:n])
-    if len(items) < n:
-        seed = PROBE_SEED_BASE + CAPABILITIES.index(capability)
-        items += template_items(capability, n - len(items), seed)
-    return items
+def probe_items(capability: str, n: int, use_banks: bool = True, exclude: Collection[str] | None = None) -> list[Prompt]:
+    """The ``n`` fixed probe items of ``capability`` (bank probe split first, then templates).
+
+    ``exclude=None``: the imitation probe's items, as ReAD-v0 draws them. A set of text hashes (the evaluation
+    items'): only distinct items with an automatic check whose hash is not in it; fewer than ``n`` such items
+    raises ``ValueError``.
+    """
+    items: list[Prompt] = list(banks.bank_splits(capability)["probe"][:n]) if use_banks else []
+    seed = PROBE_SEED_BASE + CAPABILITIES.index(capability)
+    if exclude is None:
+        return items + (template_items(capability, n - len(items), seed) if len(items) < n else [])
+    chosen, seen = [], set(exclude)
+    for p in items + template_items(capability, 8 * n + 64, seed):
+        if p.check is not None and text_hash(p.text) not in seen and len(chosen) < n:
+            chosen.append(p)
+            seen.add(text_hash(p.text))
+    if len(chosen) < n:
+        raise ValueError(f"only {len(chosen)} distinct {capability} probe items with a check lie outside the evaluation items; "
+                         f"asked for {n} (lower probe_items)")
+    return chosen
 
 
 @torch.no_grad()
@@ -129,11 +146,18 @@ def option_probabilities(model, items: Sequence[tuple[list[int], list[int]]], pa
 class ProbeSuite:
     """Probe items for ``capabilities`` with cached tokenization for one student tokenizer."""
 
-    def __init__(self, capabilities: Sequence[str], n_items: int = 16, use_banks: bool = True):
+    def __init__(self, capabilities: Sequence[str], n_items: int = 16, use_banks: bool = True, score: str = "imitation",
+                 exclude: Collection[str] = (), max_new_tokens: int = 128):
+        """``score`` in :data:`PROBE_SCORES`; for ``"correctness"``: ``exclude`` the evaluation items' text hashes,
+        ``max_new_tokens`` the cap of the student's greedy answers (the imitation probe ignores both)."""
+        if score not in PROBE_SCORES:
+            raise ValueError(f"unknown probe score {score!r}; expected one of {list(PROBE_SCORES)}")
         self.capabilities = list(capabilities)
-        self.items = {c: probe_items(c, n_items, use_banks) for c in self.capabilities}
+        self.score, self.max_new_tokens = score, max_new_tokens
+        drawn_outside = set(exclude) if score == "correctness" else None
+        self.items = {c: probe_items(c, n_items, use_banks, drawn_outside) for c in self.capabilities}
         self.references: dict[str, dict] = {}  # item hash -> {"text", "teacher_logprob"}
-        self._cache: dict[int, list[list[tuple[list[int], list[int], int | None]]]] = {}
+        self._cache: dict[int, list[list[tuple[list[int], list[int], float | None]]]] = {}
 
     def hashes(self) -> set[str]:
         return {text_hash(p.text) for items in self.items.values() for p in items}
@@ -142,7 +166,10 @@ class ProbeSuite:
                          cache_file: str | Path | None = None) -> None:
         """Greedy teacher answers for the free-form items and the teacher's mean log-probability of
         each (loaded from ``cache_file`` if present, missing ones added and saved). ``load_teacher()``
-        returns (teacher model, tokenizer); it is called only when some reference is missing."""
+        returns (teacher model, tokenizer); it is called only when some reference is missing. The correctness probe
+        needs none: nothing is done."""
+        if self.score == "correctness":
+            return
         path = Path(cache_file) if cache_file else None
         if path is not None and path.exists():
             self.references = json.loads(path.read_text())
@@ -170,7 +197,8 @@ class ProbeSuite:
     def _pairs(self, tokenizer) -> list[list[tuple[list[int], list[int], float | None]]]:
         """Per capability, per item: (prompt ids, continuation ids, teacher mean log-prob or None).
 
-        For multiple-choice items the continuation holds the option letters' single token ids.
+        For multiple-choice items the continuation holds the option letters' single token ids; free-form items of the
+        correctness probe have no continuation and ``None``.
         """
         key = id(tokenizer)
         if key not in self._cache:
@@ -185,6 +213,8 @@ class ProbeSuite:
                         if any(len(ids) != 1 for ids in letters):
                             raise ValueError("option letters must be single tokens for this tokenizer")
                         rows.append((prompt_ids, [ids[0] for ids in letters], None))
+                    elif self.score == "correctness":
+                        rows.append((prompt_ids, [], None))
                     else:
                         ref = self.references.get(text_hash(p.text))
                         if ref is None:
@@ -201,19 +231,18 @@ class ProbeSuite:
         was_training = model.training
         model.eval()
         per_cap = self._pairs(tokenizer)
-        mc = [(p, c) for rows in per_cap for p, c, ref in rows if ref is None]
-        free = [(p, c) for rows in per_cap for p, c, ref in rows if ref is not None]
+        rows = [(p, row) for c, cap_rows in zip(self.capabilities, per_cap) for p, row in zip(self.items[c], cap_rows)]
+        mc = [row[:2] for p, row in rows if p.check == "mc"]
+        free = [(p, row) for p, row in rows if p.check != "mc"]
         mc_scores = iter(option_probabilities(model, mc, tokenizer.pad_token_id, batch_size))
-        free_lps = iter(continuation_logprobs(model, free, tokenizer.pad_token_id, batch_size))
+        if self.score == "correctness":
+            free_scores = iter(self._correct(model, tokenizer, free, batch_size))
+        else:
+            free_lps = continuation_logprobs(model, [row[:2] for _, row in free], tokenizer.pad_token_id, batch_size)
+            free_scores = iter(imitation_score(row[2], lp) for (_, row), lp in zip(free, free_lps))
         profile, stderr, all_scores = [], [], []
-        for c, rows in zip(self.capabilities, per_cap):
-            scores = []
-            for p, (_, _, teacher_lp) in zip(self.items[c], rows):
-                if teacher_lp is None:
-                    scores.append(float(next(mc_scores)[p.gold]))
-                else:
-                    teacher_nll, student_nll = -teacher_lp, -next(free_lps).mean()
-                    scores.append(float(teacher_nll / max(teacher_nll + student_nll, 1e-12)))
+        for c in self.capabilities:
+            scores = [float(next(mc_scores)[p.gold]) if p.check == "mc" else next(free_scores) for p in self.items[c]]
             s = np.clip(np.array(scores), 0.0, 1.0)
             all_scores.append(s)
             profile.append(s.mean())
@@ -221,3 +250,27 @@ class ProbeSuite:
         if was_training:
             model.train()
         return ProbeResult(np.array(profile), np.array(stderr), time.perf_counter() - t0, all_scores)
+
+    def _correct(self, model, tokenizer, free: Sequence[tuple[Prompt, tuple[list[int], list[int], None]]],
+                 batch_size: int) -> list[float]:
+        """1.0 where the student's greedy answer (at most ``max_new_tokens``) to a free-form item passes its check,
+        else 0.0; generated in batches of similar prompt lengths."""
+        from .evaluation import check_answer  # evaluation imports this module
+
+        cfg = SamplingConfig(max_new_tokens=self.max_new_tokens, temperature=0.0, batch_size=batch_size)
+        order = sorted(range(len(free)), key=lambda i: len(free[i][1][0]))
+        scores = [0.0] * len(free)
+        for k in range(0, len(order), batch_size):
+            idx = order[k:k + batch_size]
+            texts = [chat_text(tokenizer, free[i][0].text) for i in idx]
+            answers = generate_batch(model, tokenizer, texts, [self.max_new_tokens] * len(idx), cfg)
+            for i, (tokens, _) in zip(idx, answers):
+                scores[i] = float(check_answer(free[i][0], tokenizer.decode(tokens, skip_special_tokens=True)))
+        return scores
+
+
+def imitation_score(teacher_logprob: float, student_logprobs: np.ndarray) -> float:
+    """``nll_t / (nll_t + nll_s)`` from the teacher's mean log-prob of its reference and the student's per-token
+    log-probs of it (see module docstring)."""
+    teacher_nll, student_nll = -teacher_logprob, -student_logprobs.mean()
+    return float(teacher_nll / max(teacher_nll + student_nll, 1e-12))
