@@ -2,9 +2,10 @@
 
 1. Imitation probe (``ProbeSuite.run``) seconds per step with today's ``continuation_logprobs`` (the LM head from each
    batch's shortest prompt onward, :func:`today_logprobs`) and with the new one (the LM head on continuation positions
-   only), interleaved in one run on the same student; the largest profile difference; the LM head's GFLOP and the share
-   of padded tokens of each; the peak extra resident memory of one probe pass of each, in a fresh child process
-   (``/proc/self/statm`` polled every 2 ms: torch's allocations are invisible to tracemalloc).
+   only, in batches capped at 20% padding), interleaved in one run on the same student; the largest profile difference;
+   the LM head's GFLOP and the share of padded tokens of each; the peak extra resident memory of one probe pass of
+   each, in a fresh child process (``/proc/self/statm`` polled every 2 ms: torch's allocations are invisible to
+   tracemalloc).
 2. Per model (the student, and the teacher with ``--with-teacher``) and capability: the imitation and correctness
    probes (``probe_score="correctness"``: the greedy answer passes the item's check) with their standard errors and
    seconds, and the held-out evaluation; the Pearson correlation of each probe with the evaluation over the
@@ -72,18 +73,16 @@ VARIANTS = {"today": today_logprobs, "new": NEW_LOGPROBS}
 
 
 def head_cost(pairs, batch_size: int, hidden: int, vocab: int) -> dict[str, float]:
-    """LM head GFLOP of each variant (2 * hidden * vocab per projected position) and the share of padded tokens."""
-    order = sorted(pairs, key=lambda pc: len(pc[0]) + len(pc[1]))
-    today = new = padded = total = 0
-    for k in range(0, len(order), batch_size):
-        batch = order[k:k + batch_size]
-        L = max(len(p) + len(c) for p, c in batch)
-        today += len(batch) * (L - max(min(len(p) for p, _ in batch) - 1, 0) - 1)
-        new += sum(len(c) for _, c in batch)
-        padded += sum(L - len(p) - len(c) for p, c in batch)
-        total += len(batch) * L
+    """LM head GFLOP of each variant (2 * hidden * vocab per projected position) and each one's share of padded tokens
+    (today: chunks of ``batch_size`` in length order; new: :func:`~read_env.distill.probes.length_batches`)."""
+    lengths = [len(p) + len(c) for p, c in pairs]
+    order = sorted(range(len(pairs)), key=lambda i: lengths[i])
+    batches = {"today": [order[k:k + batch_size] for k in range(0, len(order), batch_size)],
+               "new": probes.length_batches(lengths, batch_size)}
+    today = sum(len(b) * (max(lengths[i] for i in b) - max(min(len(pairs[i][0]) for i in b) - 1, 0) - 1) for b in batches["today"])
+    padding = {name: 1 - sum(lengths) / sum(len(b) * max(lengths[i] for i in b) for b in bs) for name, bs in batches.items()}
     flop = 2 * hidden * vocab / 1e9
-    return {"today": today * flop, "new": new * flop, "padding": padded / max(total, 1)}
+    return {"today": today * flop, "new": sum(len(c) for _, c in pairs) * flop, "padding": padding}
 
 
 def resident_bytes() -> int:
@@ -112,6 +111,34 @@ def child_peak(args) -> None:
     print(json.dumps({"peak_extra_mb": (max(peak[0], resident_bytes()) - base) / 2**20}))
 
 
+def compare_lm_heads(args, suite, student, tok, s_dir, references) -> None:
+    """Part 1 (module docstring): today's and the new ``continuation_logprobs`` in the imitation probe."""
+    seconds: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    profiles: dict[str, np.ndarray] = {}
+    for r in range(args.repeats):
+        for name in (list(VARIANTS) if r % 2 == 0 else list(VARIANTS)[::-1]):
+            probes.continuation_logprobs = VARIANTS[name]
+            result = suite.run(student, tok)
+            seconds[name].append(result.seconds)
+            profiles[name] = result.profile
+    probes.continuation_logprobs = NEW_LOGPROBS
+    free = [(p, c) for rows in suite._pairs(tok) for p, c, ref in rows if ref is not None]
+    cost = head_cost(free, 16, student.config.hidden_size, student.config.vocab_size)
+    print(f"LM head GFLOP per probe: today {cost['today']:.1f}  new {cost['new']:.1f}; padded share of the batches' tokens: "
+          f"today {cost['padding']['today']:.3f}  new {cost['padding']['new']:.3f}")
+    print(f"largest |profile today - new|: {np.abs(profiles['today'] - profiles['new']).max():.2e}")
+    peaks = {}
+    for name in VARIANTS:
+        command = [sys.executable, __file__, "--child", name, "--student-dir", str(s_dir), "--references", str(references),
+                   "--items", str(args.items), "--ref-tokens", str(args.ref_tokens), "--threads", str(torch.get_num_threads())]
+        out = subprocess.run(command + (["--tiny"] if args.tiny else []), capture_output=True, text=True, check=True).stdout
+        peaks[name] = json.loads(out.strip().splitlines()[-1])["peak_extra_mb"]
+    print(f"peak extra resident memory of a probe pass (MB): today {peaks['today']:.0f}  new {peaks['new']:.0f}")
+    print("probe seconds per step: " + "  ".join(f"{name} {np.mean(s):.2f} (runs {', '.join(f'{x:.2f}' for x in s)})"
+                                                 for name, s in seconds.items())
+          + f"  ratio today/new {np.mean(seconds['today']) / np.mean(seconds['new']):.2f}x")
+
+
 def pearson(x, y) -> float:
     x, y = np.asarray(x, float), np.asarray(y, float)
     return float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else float("nan")
@@ -122,7 +149,7 @@ def main() -> None:
     ap.add_argument("--tiny", action="store_true", help="tiny random models and template items instead of SmolLM2 and the banks")
     ap.add_argument("--items", type=int, default=16, help="probe items per capability")
     ap.add_argument("--eval-items", type=int, default=8, help="evaluation items per capability")
-    ap.add_argument("--repeats", type=int, default=3, help="timed probe passes per variant (interleaved)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed probe passes per variant (interleaved; 0: skip part 1)")
     ap.add_argument("--ref-tokens", type=int, default=32, help="teacher reference tokens (probe_max_new_tokens)")
     ap.add_argument("--answer-tokens", type=int, default=128, help="student answer cap of correctness and evaluation (eval_max_new_tokens)")
     ap.add_argument("--with-teacher", action="store_true", help="also probe and evaluate the teacher")
@@ -153,29 +180,8 @@ def main() -> None:
     print(f"threads={torch.get_num_threads()} items={args.items}/capability teacher={t_dir} student={s_dir} "
           f"references {time.perf_counter() - t0:.1f} s")
 
-    seconds: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    profiles: dict[str, np.ndarray] = {}
-    for r in range(args.repeats):
-        for name in (list(VARIANTS) if r % 2 == 0 else list(VARIANTS)[::-1]):
-            probes.continuation_logprobs = VARIANTS[name]
-            result = suite.run(student, tok)
-            seconds[name].append(result.seconds)
-            profiles[name] = result.profile
-    probes.continuation_logprobs = NEW_LOGPROBS
-    free = [(p, c) for rows in suite._pairs(tok) for p, c, ref in rows if ref is not None]
-    cost = head_cost(free, 16, student.config.hidden_size, student.config.vocab_size)
-    print(f"LM head GFLOP per probe: today {cost['today']:.1f}  new {cost['new']:.1f}; padded share of the batches' tokens {cost['padding']:.3f}")
-    print(f"largest |profile today - new|: {np.abs(profiles['today'] - profiles['new']).max():.2e}")
-    peaks = {}
-    for name in VARIANTS:
-        command = [sys.executable, __file__, "--child", name, "--student-dir", str(s_dir), "--references", str(references),
-                   "--items", str(args.items), "--ref-tokens", str(args.ref_tokens), "--threads", str(torch.get_num_threads())]
-        out = subprocess.run(command + (["--tiny"] if args.tiny else []), capture_output=True, text=True, check=True).stdout
-        peaks[name] = json.loads(out.strip().splitlines()[-1])["peak_extra_mb"]
-    print(f"peak extra resident memory of a probe pass (MB): today {peaks['today']:.0f}  new {peaks['new']:.0f}")
-    print("probe seconds per step: " + "  ".join(f"{name} {np.mean(s):.2f} (runs {', '.join(f'{x:.2f}' for x in s)})"
-                                                 for name, s in seconds.items())
-          + f"  ratio today/new {np.mean(seconds['today']) / np.mean(seconds['new']):.2f}x")
+    if args.repeats:
+        compare_lm_heads(args, suite, student, tok, s_dir, references)
 
     evaluator = Evaluator(args.caps, args.eval_items, not args.tiny, args.answer_tokens)
     try:

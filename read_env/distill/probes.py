@@ -48,6 +48,7 @@ from .prompts import CAPABILITIES, Prompt, template_items, text_hash
 from .safe_files import replace_file
 
 PROBE_SEED_BASE = 10_000
+MAX_PADDING = 0.2  # largest share of padded tokens in a batch of continuation_logprobs
 
 
 @dataclass
@@ -82,12 +83,27 @@ def probe_items(capability: str, n: int, use_banks: bool = True, exclude: Collec
     return chosen
 
 
+def length_batches(lengths: Sequence[int], batch_size: int, max_padding: float = MAX_PADDING) -> list[list[int]]:
+    """Indices into ``lengths`` in batches of ascending length: at most ``batch_size`` each, and a new batch wherever
+    the next (longer) item would make padding more than ``max_padding`` of the batch's padded tokens."""
+    batches: list[list[int]] = []
+    total = 0
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        if batches and len(batches[-1]) < batch_size and total + lengths[i] >= (1 - max_padding) * (len(batches[-1]) + 1) * lengths[i]:
+            batches[-1].append(i)
+            total += lengths[i]
+        else:
+            batches.append([i])
+            total = lengths[i]
+    return batches
+
+
 @torch.no_grad()
 def continuation_logprobs(model, pairs: Sequence[tuple[list[int], list[int]]], pad_id: int,
                           batch_size: int = 16) -> list[np.ndarray]:
     """Per-token log-probs of each continuation given its (non-empty) prompt (token-id lists).
 
-    Pairs are batched by total length (right-padded); the decoder (``model.get_decoder()``) runs on each batch
+    Pairs are batched by total length (:func:`length_batches`, right-padded); the decoder (``model.get_decoder()``) runs on each batch
     and the LM head (``model.get_output_embeddings()``, so logits = ``head(last_hidden_state)`` as in Llama,
     Qwen2 and Mistral) only on the hidden states that predict a continuation token: ``sum(len(c))`` rows of
     the vocabulary projection per batch, not ``batch x (longest - shortest prompt + continuation)``.
@@ -98,9 +114,8 @@ def continuation_logprobs(model, pairs: Sequence[tuple[list[int], list[int]]], p
     device = next(model.parameters()).device
     decoder, head = model.get_decoder(), model.get_output_embeddings()
     out: list[np.ndarray | None] = [None] * len(pairs)
-    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
-    for k in tqdm(range(0, len(order), batch_size), desc="scoring answers", unit="batch", delay=5, leave=False):
-        idx = order[k:k + batch_size]
+    batches = length_batches([len(p) + len(c) for p, c in pairs], batch_size)
+    for idx in tqdm(batches, desc="scoring answers", unit="batch", delay=5, leave=False):
         seqs = [pairs[i][0] + pairs[i][1] for i in idx]
         L = max(map(len, seqs))
         ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from read_env.distill.assets import load_model
-from read_env.distill.probes import ProbeSuite, continuation_logprobs, probe_items
+from read_env.distill.probes import ProbeSuite, continuation_logprobs, length_batches, probe_items
 from read_env.distill.prompts import Prompt
 from read_env.distill.training import apply_lora
 
@@ -100,3 +100,15 @@ def test_probe_score_option_is_checked():
         ProbeSuite(["math"], n_items=2, use_banks=False, score="accuracy")
     with pytest.raises(ValueError, match=r"only \d+ distinct multilingual probe items with a check .* asked for 1000"):
         ProbeSuite(["multilingual"], n_items=1000, use_banks=False, score="correctness")  # a few dozen templates exist
+
+
+def test_length_batches_cap_size_and_padding():
+    lengths = [53, 640, 60, 61, 200, 70, 65, 300, 58, 1000, 59, 62, 66, 71, 75, 80, 90, 99]
+    batches = length_batches(lengths, batch_size=4, max_padding=0.2)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    flat = [lengths[i] for b in batches for i in b]
+    assert flat == sorted(lengths) and all(len(b) <= 4 for b in batches)
+    for b in batches:
+        padded = len(b) * max(lengths[i] for i in b)
+        assert padded - sum(lengths[i] for i in b) <= 0.2 * padded
+    assert len(batches) < len(lengths)  # similar lengths share a batch
