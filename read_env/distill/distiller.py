@@ -165,8 +165,9 @@ class Distiller:
         self.sampling = SamplingConfig(max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p,
                                        batch_size=config.gen_batch_size)
 
-        self.probes = ProbeSuite(self.capabilities, config.probe_items, config.use_banks)
         self.evaluator = Evaluator(self.capabilities, config.eval_items, config.use_banks, config.eval_max_new_tokens)
+        self.probes = ProbeSuite(self.capabilities, config.probe_items, config.use_banks, config.probe_score,
+                                 self.evaluator.hashes(), config.eval_max_new_tokens)
         forbidden = self.probes.hashes() | self.evaluator.hashes()
         gen_banks: dict[str, list[Prompt]] = {}
         if config.use_banks:

@@ -18,9 +18,14 @@ Scoring (per item, then the mean over a capability's items; ``stderr = std(ddof=
   chance-normalized score (below 0) shows nothing. References and ``nll_teacher`` are
   computed once per teacher (:meth:`ProbeSuite.build_references`) and can be cached on disk.
 
+With ``score="correctness"`` (:data:`PROBE_SCORES`) a free-form item instead scores 1 when the student's greedy
+answer passes the item's automatic check (:func:`~read_env.distill.evaluation.check_answer`, as evaluation
+scores it: exact number, contains, unit tests, ...) and 0 otherwise; no teacher references are needed.
+
 Items come from the probe split of the real banks or from template items with a fixed seed per
 capability (``10_000 + index in CAPABILITIES``), never from the generation stream (their hashes
-go into the leakage filter). Tokenization is cached; forward passes are batched.
+go into the leakage filter). The correctness probe draws only items with a check, distinct and outside
+the evaluation items (``exclude``). Tokenization is cached; forward passes and generation are batched.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 import numpy as np
 import torch
@@ -37,11 +42,13 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import banks
-from .generation import SamplingConfig, chat_text
+from .config import PROBE_SCORES
+from .generation import SamplingConfig, chat_text, generate_batch
 from .prompts import CAPABILITIES, Prompt, template_items, text_hash
 from .safe_files import replace_file
 
 PROBE_SEED_BASE = 10_000
+MAX_PADDING = 0.2  # largest share of padded tokens in a batch of continuation_logprobs
 
 
 @dataclass
@@ -54,29 +61,61 @@ class ProbeResult:
     item_scores: list[np.ndarray] = field(default_factory=list)
 
 
-def probe_items(capability: str, n: int, use_banks: bool = True) -> list[Prompt]:
-    """The ``n`` fixed probe items of ``capability`` (bank probe split first, then templates)."""
-    items: list[Prompt] = []
-    if use_banks:
-        items = list(banks.bank_splits(capability)["probe"][:n])
-    if len(items) < n:
-        seed = PROBE_SEED_BASE + CAPABILITIES.index(capability)
-        items += template_items(capability, n - len(items), seed)
-    return items
+def probe_items(capability: str, n: int, use_banks: bool = True, exclude: Collection[str] | None = None) -> list[Prompt]:
+    """The ``n`` fixed probe items of ``capability`` (bank probe split first, then templates).
+
+    ``exclude=None``: the imitation probe's items, as ReAD-v0 draws them. A set of text hashes (the evaluation
+    items'): only distinct items with an automatic check whose hash is not in it; fewer than ``n`` such items
+    raises ``ValueError``.
+    """
+    items: list[Prompt] = list(banks.bank_splits(capability)["probe"][:n]) if use_banks else []
+    seed = PROBE_SEED_BASE + CAPABILITIES.index(capability)
+    if exclude is None:
+        return items + (template_items(capability, n - len(items), seed) if len(items) < n else [])
+    chosen, seen = [], set(exclude)
+    for p in items + template_items(capability, 8 * n + 64, seed):
+        if p.check is not None and text_hash(p.text) not in seen and len(chosen) < n:
+            chosen.append(p)
+            seen.add(text_hash(p.text))
+    if len(chosen) < n:
+        raise ValueError(f"only {len(chosen)} distinct {capability} probe items with a check lie outside the evaluation items; "
+                         f"asked for {n} (lower probe_items)")
+    return chosen
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, max_padding: float = MAX_PADDING) -> list[list[int]]:
+    """Indices into ``lengths`` in batches of ascending length: at most ``batch_size`` each, and a new batch wherever
+    the next (longer) item would make padding more than ``max_padding`` of the batch's padded tokens."""
+    batches: list[list[int]] = []
+    total = 0
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        if batches and len(batches[-1]) < batch_size and total + lengths[i] >= (1 - max_padding) * (len(batches[-1]) + 1) * lengths[i]:
+            batches[-1].append(i)
+            total += lengths[i]
+        else:
+            batches.append([i])
+            total = lengths[i]
+    return batches
 
 
 @torch.no_grad()
 def continuation_logprobs(model, pairs: Sequence[tuple[list[int], list[int]]], pad_id: int,
                           batch_size: int = 16) -> list[np.ndarray]:
-    """Per-token log-probs of each continuation given its prompt (token-id lists).
+    """Per-token log-probs of each continuation given its (non-empty) prompt (token-id lists).
 
+    Pairs are batched by total length (:func:`length_batches`, right-padded); the decoder (``model.get_decoder()``) runs on each batch
+    and the LM head (``model.get_output_embeddings()``, so logits = ``head(last_hidden_state)`` as in Llama,
+    Qwen2 and Mistral) only on the hidden states that predict a continuation token: ``sum(len(c))`` rows of
+    the vocabulary projection per batch, not ``batch x (longest - shortest prompt + continuation)``.
     Returns one float64 array per pair with ``len(continuation)`` entries.
     """
+    if any(not p for p, _ in pairs):
+        raise ValueError("continuation_logprobs needs a non-empty prompt for every pair (the first token has no prediction)")
     device = next(model.parameters()).device
+    decoder, head = model.get_decoder(), model.get_output_embeddings()
     out: list[np.ndarray | None] = [None] * len(pairs)
-    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
-    for k in tqdm(range(0, len(order), batch_size), desc="scoring answers", unit="batch", delay=5, leave=False):
-        idx = order[k:k + batch_size]
+    batches = length_batches([len(p) + len(c) for p, c in pairs], batch_size)
+    for idx in tqdm(batches, desc="scoring answers", unit="batch", delay=5, leave=False):
         seqs = [pairs[i][0] + pairs[i][1] for i in idx]
         L = max(map(len, seqs))
         ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)
@@ -84,14 +123,14 @@ def continuation_logprobs(model, pairs: Sequence[tuple[list[int], list[int]]], p
         for r, s in enumerate(seqs):
             ids[r, :len(s)] = torch.tensor(s)
             mask[r, :len(s)] = 1
-        start = max(min(len(pairs[i][0]) for i in idx) - 1, 0)
-        keep = torch.arange(start, L - 1, device=device)
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=keep).logits
-        logp = F.log_softmax(logits.float(), dim=-1)
-        for r, i in enumerate(idx):
-            p, c = pairs[i]
-            pos = torch.arange(len(p) - 1 - start, len(p) - 1 - start + len(c), device=device)
-            out[i] = logp[r, pos, torch.tensor(c, device=device)].double().cpu().numpy()
+        hidden = decoder(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).last_hidden_state  # [B, L, H]
+        rows = torch.tensor([r for r, i in enumerate(idx) for _ in pairs[i][1]], dtype=torch.long, device=device)
+        cols = torch.tensor([len(pairs[i][0]) - 1 + t for i in idx for t in range(len(pairs[i][1]))], dtype=torch.long, device=device)
+        targets = torch.tensor([t for i in idx for t in pairs[i][1]], dtype=torch.long, device=device)
+        logits = head(hidden[rows, cols]).float()  # [N, V], N = continuation tokens of the batch
+        logp = (logits.gather(1, targets[:, None])[:, 0] - torch.logsumexp(logits, dim=-1)).double().cpu()
+        for i, part in zip(idx, logp.split([len(pairs[i][1]) for i in idx])):
+            out[i] = part.numpy()
     return out  # type: ignore[return-value]
 
 
@@ -122,11 +161,18 @@ def option_probabilities(model, items: Sequence[tuple[list[int], list[int]]], pa
 class ProbeSuite:
     """Probe items for ``capabilities`` with cached tokenization for one student tokenizer."""
 
-    def __init__(self, capabilities: Sequence[str], n_items: int = 16, use_banks: bool = True):
+    def __init__(self, capabilities: Sequence[str], n_items: int = 16, use_banks: bool = True, score: str = "imitation",
+                 exclude: Collection[str] = (), max_new_tokens: int = 128):
+        """``score`` in :data:`PROBE_SCORES`; for ``"correctness"``: ``exclude`` the evaluation items' text hashes,
+        ``max_new_tokens`` the cap of the student's greedy answers (the imitation probe ignores both)."""
+        if score not in PROBE_SCORES:
+            raise ValueError(f"unknown probe score {score!r}; expected one of {list(PROBE_SCORES)}")
         self.capabilities = list(capabilities)
-        self.items = {c: probe_items(c, n_items, use_banks) for c in self.capabilities}
+        self.score, self.max_new_tokens = score, max_new_tokens
+        drawn_outside = set(exclude) if score == "correctness" else None
+        self.items = {c: probe_items(c, n_items, use_banks, drawn_outside) for c in self.capabilities}
         self.references: dict[str, dict] = {}  # item hash -> {"text", "teacher_logprob"}
-        self._cache: dict[int, list[list[tuple[list[int], list[int], int | None]]]] = {}
+        self._cache: dict[int, list[list[tuple[list[int], list[int], float | None]]]] = {}
 
     def hashes(self) -> set[str]:
         return {text_hash(p.text) for items in self.items.values() for p in items}
@@ -138,7 +184,10 @@ class ProbeSuite:
         returns (teacher engine, teacher tokenizer), the engine answering ``generate`` and ``reference_logprobs``
         (:class:`~read_env.distill.engines.TeacherEngine`); it is called only when some reference is missing.
         A reference is the answer's tokens decoded with their special tokens (its end-of-sequence token when
-        finished; an engine without token ids: its text and the tokenizer's EOS token when finished)."""
+        finished; an engine without token ids: its text and the tokenizer's EOS token when finished). The
+        correctness probe needs none: nothing is done."""
+        if self.score == "correctness":
+            return
         path = Path(cache_file) if cache_file else None
         if path is not None and path.exists():
             self.references = json.loads(path.read_text())
@@ -166,7 +215,8 @@ class ProbeSuite:
     def _pairs(self, tokenizer) -> list[list[tuple[list[int], list[int], float | None]]]:
         """Per capability, per item: (prompt ids, continuation ids, teacher mean log-prob or None).
 
-        For multiple-choice items the continuation holds the option letters' single token ids.
+        For multiple-choice items the continuation holds the option letters' single token ids; free-form items of the
+        correctness probe have no continuation and ``None``.
         """
         key = id(tokenizer)
         if key not in self._cache:
@@ -181,6 +231,8 @@ class ProbeSuite:
                         if any(len(ids) != 1 for ids in letters):
                             raise ValueError("option letters must be single tokens for this tokenizer")
                         rows.append((prompt_ids, [ids[0] for ids in letters], None))
+                    elif self.score == "correctness":
+                        rows.append((prompt_ids, [], None))
                     else:
                         ref = self.references.get(text_hash(p.text))
                         if ref is None:
@@ -197,19 +249,18 @@ class ProbeSuite:
         was_training = model.training
         model.eval()
         per_cap = self._pairs(tokenizer)
-        mc = [(p, c) for rows in per_cap for p, c, ref in rows if ref is None]
-        free = [(p, c) for rows in per_cap for p, c, ref in rows if ref is not None]
+        rows = [(p, row) for c, cap_rows in zip(self.capabilities, per_cap) for p, row in zip(self.items[c], cap_rows)]
+        mc = [row[:2] for p, row in rows if p.check == "mc"]
+        free = [(p, row) for p, row in rows if p.check != "mc"]
         mc_scores = iter(option_probabilities(model, mc, tokenizer.pad_token_id, batch_size))
-        free_lps = iter(continuation_logprobs(model, free, tokenizer.pad_token_id, batch_size))
+        if self.score == "correctness":
+            free_scores = iter(self._correct(model, tokenizer, free, batch_size))
+        else:
+            free_lps = continuation_logprobs(model, [row[:2] for _, row in free], tokenizer.pad_token_id, batch_size)
+            free_scores = iter(imitation_score(row[2], lp) for (_, row), lp in zip(free, free_lps))
         profile, stderr, all_scores = [], [], []
-        for c, rows in zip(self.capabilities, per_cap):
-            scores = []
-            for p, (_, _, teacher_lp) in zip(self.items[c], rows):
-                if teacher_lp is None:
-                    scores.append(float(next(mc_scores)[p.gold]))
-                else:
-                    teacher_nll, student_nll = -teacher_lp, -next(free_lps).mean()
-                    scores.append(float(teacher_nll / max(teacher_nll + student_nll, 1e-12)))
+        for c in self.capabilities:
+            scores = [float(next(mc_scores)[p.gold]) if p.check == "mc" else next(free_scores) for p in self.items[c]]
             s = np.clip(np.array(scores), 0.0, 1.0)
             all_scores.append(s)
             profile.append(s.mean())
@@ -217,3 +268,27 @@ class ProbeSuite:
         if was_training:
             model.train()
         return ProbeResult(np.array(profile), np.array(stderr), time.perf_counter() - t0, all_scores)
+
+    def _correct(self, model, tokenizer, free: Sequence[tuple[Prompt, tuple[list[int], list[int], None]]],
+                 batch_size: int) -> list[float]:
+        """1.0 where the student's greedy answer (at most ``max_new_tokens``) to a free-form item passes its check,
+        else 0.0; generated in batches of similar prompt lengths."""
+        from .evaluation import check_answer  # evaluation imports this module
+
+        cfg = SamplingConfig(max_new_tokens=self.max_new_tokens, temperature=0.0, batch_size=batch_size)
+        order = sorted(range(len(free)), key=lambda i: len(free[i][1][0]))
+        scores = [0.0] * len(free)
+        for k in range(0, len(order), batch_size):
+            idx = order[k:k + batch_size]
+            texts = [chat_text(tokenizer, free[i][0].text) for i in idx]
+            answers = generate_batch(model, tokenizer, texts, [self.max_new_tokens] * len(idx), cfg)
+            for i, (tokens, _) in zip(idx, answers):
+                scores[i] = float(check_answer(free[i][0], tokenizer.decode(tokens, skip_special_tokens=True)))
+        return scores
+
+
+def imitation_score(teacher_logprob: float, student_logprobs: np.ndarray) -> float:
+    """``nll_t / (nll_t + nll_s)`` from the teacher's mean log-prob of its reference and the student's per-token
+    log-probs of it (see module docstring)."""
+    teacher_nll, student_nll = -teacher_logprob, -student_logprobs.mean()
+    return float(teacher_nll / max(teacher_nll + student_nll, 1e-12))
