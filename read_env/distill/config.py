@@ -106,11 +106,12 @@ class DistillerConfig:
                      "tokens_per_step", "micro_tokens", "probe_items", "probe_max_new_tokens", "eval_items", "eval_max_new_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"DistillerConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("generation_share", "bank_share", "kd_alpha", "warmup_share"):
+        for name in ("generation_share", "bank_share", "kd_alpha"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"DistillerConfig.{name} must be in [0, 1], got {getattr(self, name)}")
         ranges = {"teacher_retries": (self.teacher_retries >= 0, ">= 0"), "temperature": (self.temperature >= 0, ">= 0"), "lr": (self.lr > 0, "> 0"),
-                  "teacher_timeout_s": (self.teacher_timeout_s > 0, "> 0"), "top_p": (0 < self.top_p <= 1, "in (0, 1]")}
+                  "teacher_timeout_s": (self.teacher_timeout_s > 0, "> 0"), "top_p": (0 < self.top_p <= 1, "in (0, 1]"),
+                  "warmup_share": (0 <= self.warmup_share < 1, "in [0, 1)")}
         for name, (within, rule) in ranges.items():
             if not within:
                 raise ValueError(f"DistillerConfig.{name} must be {rule}, got {getattr(self, name)}")
