@@ -211,52 +211,74 @@ def pack_rows(batch: Sequence[TrainExample], micro_tokens: int) -> list[list[Tra
 
 def packed_row(row: Sequence[TrainExample], device: str | torch.device) -> dict[str, torch.Tensor]:
     """One packed row: ``input_ids`` and ``position_ids`` [1, T] (T = the row's tokens; positions restart at 0 for
-    each example), ``positions`` [N] (the row positions that predict answer tokens) and ``targets`` [N] (those
-    tokens), on ``device``."""
-    ids, pos, positions, targets, offset = [], [], [], [], 0
+    each example), ``cu_seq_lens`` [n + 1] int32 (the examples' bounds: 0, len_1, len_1 + len_2, ..., T),
+    ``positions`` [N] (the row positions that predict answer tokens) and ``targets`` [N] (those tokens), on ``device``."""
+    ids, pos, bounds, positions, targets = [], [], [0], [], []
     for e in row:
+        offset = bounds[-1]
         ids += e.input_ids
         pos += range(len(e))
         first = max(e.n_prompt, 1)
         positions += range(offset + first - 1, offset + len(e) - 1)
         targets += e.input_ids[first:]
-        offset += len(e)
-    return {name: torch.tensor(values, dtype=torch.long).to(device, non_blocking=True)
-            for name, values in (("input_ids", [ids]), ("position_ids", [pos]), ("positions", positions), ("targets", targets))}
+        bounds.append(offset + len(e))
+    tensors = {"input_ids": [ids], "position_ids": [pos], "positions": positions, "targets": targets}
+    out = {name: torch.tensor(values, dtype=torch.long).to(device, non_blocking=True) for name, values in tensors.items()}
+    out["cu_seq_lens"] = torch.tensor(bounds, dtype=torch.int32).to(device, non_blocking=True)
+    return out
+
+
+PACKED_ATTENTION = "read_env_packed_sdpa"
+"""The attention implementation (transformers' ``AttentionInterface``) the packed loop uses in place of SDPA or eager."""
+
+
+def packed_sdpa(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask, dropout: float = 0.0,
+                scaling: float | None = None, cu_seq_lens_q: torch.Tensor | None = None, **kwargs) -> tuple[torch.Tensor, None]:
+    """transformers attention function for one packed row: causal SDPA within each example (bounds ``cu_seq_lens_q``),
+    none across, and no [T, T] mask (a block-diagonal mask would compute every block of the row).
+    ``query`` [1, H, T, D], ``key`` / ``value`` [1, H_kv, T, D] -> ([1, T, H, D], None)."""
+    bounds = cu_seq_lens_q.tolist()
+    gqa = query.shape[1] != key.shape[1]
+    out = torch.cat([F.scaled_dot_product_attention(query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], dropout_p=dropout, scale=scaling,
+                                                    is_causal=True, enable_gqa=gqa) for a, b in zip(bounds, bounds[1:])], dim=2)
+    return out.transpose(1, 2).contiguous(), None
 
 
 class AnswerCrossEntropy(torch.autograd.Function):
     """Summed cross-entropy of the logits ``hidden @ weight.T`` [N, V] against ``targets`` [N], ``chunk`` rows at a
-    time. The gradients are computed in the forward pass (scaled by the incoming one in backward), so no [N, V]
-    logits are kept for backward; matmuls run in autocast's dtype, softmax and sums in fp32.
+    time, matmuls in ``dtype`` (autocast off), softmax and sums in fp32. The gradients are computed in the forward
+    pass (scaled by the incoming one in backward), so no [N, V] logits are kept; the weight's gradient comes in
+    the weight's own dtype (no cast of a [V, d] gradient).
 
-    ``AnswerCrossEntropy.apply(hidden [N, d], weight [V, d], targets [N] long, chunk) -> scalar fp32``."""
+    ``AnswerCrossEntropy.apply(hidden [N, d], weight [V, d], targets [N] long, chunk, dtype) -> scalar fp32``."""
 
     @staticmethod
-    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int) -> torch.Tensor:
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int, dtype: torch.dtype) -> torch.Tensor:
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
-        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if ctx.needs_input_grad[1] else None
-        for k in range(0, hidden.shape[0], chunk):
-            h, t = hidden[k:k + chunk], targets[k:k + chunk]
-            logits = (h @ weight.T).float()
-            lse = logits.logsumexp(-1)
-            total += (lse - logits.gather(1, t[:, None]).squeeze(1)).sum()
-            grad = logits.sub_(lse[:, None]).exp_()
-            grad[torch.arange(len(t), device=t.device), t] -= 1.0
-            grad = grad.to(h.dtype)
-            if grad_hidden is not None:
-                grad_hidden[k:k + chunk] = grad @ weight
-            if grad_weight is not None:
-                grad_weight += (grad.T @ h).float()
-        ctx.save_for_backward(grad_hidden, None if grad_weight is None else grad_weight.to(weight.dtype))
+        grad_weight = torch.zeros_like(weight) if ctx.needs_input_grad[1] else None
+        with torch.autocast(hidden.device.type, enabled=False):
+            w = weight.to(dtype)
+            for k in range(0, hidden.shape[0], chunk):
+                h, t = hidden[k:k + chunk].to(dtype), targets[k:k + chunk]
+                logits = (h @ w.T).float()
+                lse = logits.logsumexp(-1)
+                total += (lse - logits.gather(1, t[:, None]).squeeze(1)).sum()
+                grad = logits.sub_(lse[:, None]).exp_()
+                grad[torch.arange(len(t), device=t.device), t] -= 1.0
+                grad = grad.to(dtype)
+                if grad_hidden is not None:
+                    grad_hidden[k:k + chunk] = grad @ w
+                if grad_weight is not None:
+                    grad_weight.addmm_(grad.T, h) if dtype == weight.dtype else grad_weight.add_(grad.T @ h)
+        ctx.save_for_backward(grad_hidden, grad_weight)
         return total
 
     @staticmethod
     def backward(ctx, grad_total: torch.Tensor):
         grad_hidden, grad_weight = ctx.saved_tensors
-        return (None if grad_hidden is None else grad_hidden * grad_total,
-                None if grad_weight is None else grad_weight * grad_total, None, None)
+        return (None if grad_hidden is None else grad_hidden.mul_(grad_total),
+                None if grad_weight is None else grad_weight.mul_(grad_total), None, None, None)
 
 
 class Trainer:
@@ -290,6 +312,10 @@ class Trainer:
         self.pad_id, self.kd_alpha, self.kd_temperature = pad_id, kd_alpha, kd_temperature
         self.batch_size, self.micro_batch, self.max_grad_norm = batch_size, micro_batch, max_grad_norm
         self.packed, self.tokens_per_step, self.micro_tokens, self.ce_chunk = packed, tokens_per_step, micro_tokens, ce_chunk
+        if packed:
+            from transformers import AttentionInterface
+
+            AttentionInterface.register(PACKED_ATTENTION, packed_sdpa)
         self.fault_hook = fault_hook
         self.device = next(model.parameters()).device
         self.bf16 = {"cuda": self.device.type == "cuda", "auto": fast_bf16(self.device), "off": False}[bf16]
@@ -350,10 +376,20 @@ class Trainer:
     def _row_loss(self, row: Sequence[TrainExample]) -> torch.Tensor:
         """Summed cross-entropy of one packed row's answer tokens (a scalar on the device, backward-ready)."""
         b = packed_row(row, self.device)
-        with self._autocast():
-            hidden = self.model.get_decoder()(input_ids=b["input_ids"], position_ids=b["position_ids"], use_cache=False).last_hidden_state
-            head = self.model.get_output_embeddings()
-            return AnswerCrossEntropy.apply(hidden[0].index_select(0, b["positions"]), head.weight, b["targets"], self.ce_chunk)
+        decoder = self.model.get_decoder()
+        config, implementation = decoder.config, decoder.config._attn_implementation
+        bounds = {"cu_seq_lens_q": b["cu_seq_lens"], "cu_seq_lens_k": b["cu_seq_lens"], "max_length_q": max(map(len, row)),
+                  "max_length_k": max(map(len, row))}  # flash attention's variable-length arguments
+        try:
+            if implementation in ("sdpa", "eager"):
+                config._attn_implementation = PACKED_ATTENTION
+            with self._autocast():
+                hidden = decoder(input_ids=b["input_ids"], position_ids=b["position_ids"], use_cache=False, **bounds).last_hidden_state
+        finally:
+            config._attn_implementation = implementation
+        weight = self.model.get_output_embeddings().weight
+        return AnswerCrossEntropy.apply(hidden[0].index_select(0, b["positions"]), weight, b["targets"], self.ce_chunk,
+                                        torch.bfloat16 if self.bf16 else weight.dtype)
 
     def accumulate(self, batch: Sequence[TrainExample], stats: TrainStats) -> torch.Tensor:
         """Gradients of the packed loop's loss on ``batch`` (sum of answer-token losses / answer tokens) in the
