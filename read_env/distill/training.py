@@ -20,9 +20,10 @@
 * **Packed** (``packed=True``, objective ``"sft"``): padding-free. The examples, in a seeded random order, fill
   optimizer steps of about ``tokens_per_step`` tokens (:func:`pack_steps`); a step's examples are concatenated
   into rows of at most ``micro_tokens`` tokens (one forward pass each, shape [1, T]), every example with its own
-  position ids 0..len-1. transformers reads the restarts of the position ids as sequence boundaries (no
-  attention across examples: a block-diagonal causal mask with SDPA or eager attention, variable-length
-  kernels with flash attention), so no padding is computed. The LM head and cross-entropy run on the answer
+  position ids 0..len-1 and no attention across examples: a student with SDPA or eager attention runs
+  :func:`packed_sdpa` (causal SDPA within each example: no [T, T] block-diagonal mask, whose off-diagonal blocks
+  would be computed too), one with flash attention its variable-length kernel (``cu_seq_lens``); no padding is
+  computed. The LM head and cross-entropy run on the answer
   positions only, ``ce_chunk`` positions at a time (:class:`AnswerCrossEntropy`: no [N, V] logits kept); the
   loss is summed on the device, one host sync per optimizer step. On OOM ``micro_tokens`` is halved.
 * Full fine-tuning or LoRA (:func:`apply_lora`, peft), AdamW (fused on CUDA when packed), gradient clipping 1.0,

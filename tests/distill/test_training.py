@@ -197,10 +197,13 @@ def test_packed_oom_halves_micro_tokens_without_double_counting(tiny_models):
             raise torch.OutOfMemoryError("simulated CUDA out of memory")
 
     model, ref_model = load_model(tiny_models["student"]), load_model(tiny_models["student"])
-    stats = Trainer(model, pad_id=tok.pad_token_id, lr=1e-3, packed=True, micro_tokens=8 * limit, fault_hook=hook).train(exs, np.random.default_rng(0))
-    assert stats.oom_retries >= 1 and stats.micro_batch == 8 * limit // 2 ** stats.oom_retries and calls[0] == sum(map(len, exs)) > limit
+    faulty = Trainer(model, pad_id=tok.pad_token_id, lr=1e-3, packed=True, micro_tokens=8 * limit, fault_hook=hook)
+    stats = faulty.train(exs, np.random.default_rng(0))
+    assert stats.oom_retries >= 1 and stats.micro_batch == 8 * limit // 2 ** stats.oom_retries
+    assert calls[0] == sum(map(len, exs)) > limit
     assert stats.tokens == sum(map(len, exs))  # each example counted once
-    ref = Trainer(ref_model, pad_id=tok.pad_token_id, lr=1e-3, packed=True, micro_tokens=stats.micro_batch).train(exs, np.random.default_rng(0))
+    ref = Trainer(ref_model, pad_id=tok.pad_token_id, lr=1e-3, packed=True, micro_tokens=stats.micro_batch)
+    ref = ref.train(exs, np.random.default_rng(0))
     assert ref.tokens == stats.tokens and ref.loss == pytest.approx(stats.loss, abs=1e-6)
     for (n, a), (_, b) in zip(model.named_parameters(), ref_model.named_parameters()):
         assert torch.allclose(a, b, atol=1e-6), n  # retried work did not add extra gradient
@@ -209,7 +212,8 @@ def test_packed_oom_halves_micro_tokens_without_double_counting(tiny_models):
         raise torch.OutOfMemoryError("simulated")
 
     with pytest.raises(torch.OutOfMemoryError):
-        Trainer(load_model(tiny_models["student"]), pad_id=tok.pad_token_id, packed=True, fault_hook=always).train(exs, np.random.default_rng(0))
+        doomed = Trainer(load_model(tiny_models["student"]), pad_id=tok.pad_token_id, packed=True, fault_hook=always)
+        doomed.train(exs, np.random.default_rng(0))
 
 
 def test_packed_needs_sft_and_bf16_a_known_mode(tiny_models):
