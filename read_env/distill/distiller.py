@@ -80,7 +80,7 @@ class StepReport:
     seconds: float
     generation_seconds: float
     training_seconds: float
-    micro_batch: int
+    micro_batch: int  # sequences a forward pass at the step's end (padded loop), or tokens a row (packed: micro_tokens)
     oom_retries: int = 0
 
     @property

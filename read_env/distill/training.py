@@ -78,7 +78,7 @@ class TrainStats:
     label_tokens: int = 0
     tokens_per_capability: dict[int, int] = field(default_factory=dict)
     steps: int = 0
-    micro_batch: int = 0
+    micro_batch: int = 0  # sequences a forward pass (padded loop) or tokens a row (packed), after any OOM halving
     oom_retries: int = 0
     seconds: float = 0.0
     weighted_loss: float = 0.0  # sum over optimizer steps of mean loss x label tokens
