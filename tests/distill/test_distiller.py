@@ -141,3 +141,48 @@ def test_distiller_oom_injection_reports_halved_micro_batch(make_distiller):
     r = d.distill(np.array([400, 400, 400]), 0.0)
     assert r.micro_batch == 1 and r.oom_retries == 2
     assert r.tokens_trained == d.ledger.total_trained and r.tokens_spent <= 1200
+
+
+def test_packed_training_books_the_same_ledger(make_distiller, tmp_path):
+    """The packed loop trains the same prompt + answer tokens as the padded one: every ledger count is equal."""
+    entries = {}
+    for packed in (False, True):
+        d = make_distiller(run_dir=tmp_path / f"packed{packed}", packed=packed, tokens_per_step=200, micro_tokens=100)
+        reports = [d.distill(np.array(tokens), progress=step / 2) for step, tokens in enumerate([[300, 200, 101], [250, 0, 400]])]
+        assert all(r.examples > 0 and np.isfinite(r.loss) for r in reports)
+        entries[packed] = [{k: v for k, v in vars(e).items() if k != "extra"} for e in d.ledger.entries]
+    assert entries[True] == entries[False] and sum(sum(e["trained"]) for e in entries[True]) > 0
+
+
+def test_warmup_cosine_runs_over_the_episode_budget(make_distiller):
+    from read_env.distill.training import warmup_cosine
+
+    with pytest.raises(ValueError, match="pass budget_tokens >= 1"):
+        make_distiller(lr_schedule="warmup_cosine")
+    d = make_distiller(lr_schedule="warmup_cosine", budget_tokens=2000, batch_size=2, micro_batch=2)
+    lr_at = d._lr_at(0.5, 500)
+    assert lr_at(0.0) == pytest.approx(1e-3 * warmup_cosine(0.5)) and lr_at(1.0) == pytest.approx(1e-3 * warmup_cosine(0.75))
+    d.distill(np.array([300, 300, 300]), progress=0.5)
+    last = d.trainer.optimizer.param_groups[0]["lr"]
+    assert 1e-3 * warmup_cosine(0.95) < last < 1e-3 * warmup_cosine(0.5)  # decayed within the step's share of the budget
+    assert make_distiller()._lr_at(0.5, 500) is None  # constant: the configured lr
+
+
+def test_answers_that_ended_train_their_eos(make_distiller):
+    d = make_distiller()
+    eos = d.student_tok.eos_token_id
+    assert d._answer_ids(None, "The answer is 4.", finished=True)[-1] == eos  # text from a server: EOS appended
+    assert eos not in d._answer_ids(None, "The answer is 4.", finished=False)
+    assert d._answer_ids([5, 6, eos], "ignored", finished=True) == [5, 6, eos]  # the engine's tokens end with its EOS
+
+
+@pytest.mark.parametrize("options,match", [({"packed": True, "objective": "kd"}, "packed=True trains objective='sft' only"),
+                                           ({"bf16": "always"}, "unknown bf16 'always'"),
+                                           ({"lr_schedule": "step"}, "unknown lr_schedule 'step'"),
+                                           ({"tokens_per_step": 0}, "tokens_per_step must be >= 1"),
+                                           ({"warmup_share": 1.0}, r"warmup_share must be in \[0, 1\), got 1.0")])
+def test_bad_training_options_name_the_option(options, match):
+    from read_env.distill.config import DistillerConfig
+
+    with pytest.raises(ValueError, match=match):
+        DistillerConfig(**options)

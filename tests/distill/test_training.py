@@ -7,8 +7,8 @@ import torch.nn.functional as F
 
 from read_env.distill.assets import load_model, load_tokenizer
 from read_env.distill.generation import chat_text
-from read_env.distill.training import (TrainExample, Trainer, VocabularyMismatchError, apply_lora,
-                                       check_same_vocab, fit_budget, length_batches)
+from read_env.distill.training import (TrainExample, Trainer, TrainStats, VocabularyMismatchError, apply_lora,
+                                       check_same_vocab, fit_budget, length_batches, pack_rows, pack_steps)
 
 
 def _examples(tok, n=6):
@@ -104,3 +104,121 @@ def test_simulated_oom_halves_micro_batch_without_double_counting(tiny_models):
     with pytest.raises(torch.OutOfMemoryError):
         Trainer(load_model(tiny_models["student"]), pad_id=tok.pad_token_id, batch_size=4, micro_batch=4,
                 fault_hook=always).train(exs, np.random.default_rng(0))
+
+
+def _varied(tok, n=7):
+    """Examples of several prompt and answer lengths (capabilities 0..2)."""
+    out = []
+    for i in range(n):
+        prompt = tok(chat_text(tok, "Add the numbers " + " and ".join(str(3 * j + i) for j in range(1 + i % 4)) + "."),
+                     add_special_tokens=False)["input_ids"]
+        answer = tok(" ".join(f"step {j}: {j * i}" for j in range(1 + (5 * i) % 7)), add_special_tokens=False)["input_ids"]
+        out.append(TrainExample(prompt + answer + [tok.eos_token_id], len(prompt), capability=i % 3))
+    return out
+
+
+def _grads(model):
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_packed_and_padded_losses_and_gradients_agree(tiny_models, lora):
+    tok = load_tokenizer(tiny_models["student"])
+    model = load_model(tiny_models["student"])
+    if lora:
+        torch.manual_seed(0)
+        model = apply_lora(model, r=4, alpha=8)
+    exs = _varied(tok)
+    padded = Trainer(model, pad_id=tok.pad_token_id, batch_size=len(exs), micro_batch=3)
+    mean_padded = padded._run_batch(exs, TrainStats())
+    grads_padded = _grads(model)
+    packed = Trainer(model, pad_id=tok.pad_token_id, packed=True, micro_tokens=3 * max(map(len, exs)) // 2, ce_chunk=5, bf16="off")
+    assert len(pack_rows(exs, packed.micro_tokens)) > 1  # several forward passes, several loss chunks each
+    mean_packed = packed.accumulate(exs, TrainStats()).item()
+    grads_packed = _grads(model)
+    assert mean_packed == pytest.approx(mean_padded, abs=1e-5)
+    assert grads_packed.keys() == grads_padded.keys() and grads_padded
+    for name, grad in grads_padded.items():
+        torch.testing.assert_close(grads_packed[name], grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_packed_rows_do_not_attend_across_examples(tiny_models):
+    tok = load_tokenizer(tiny_models["student"])
+    trainer = Trainer(load_model(tiny_models["student"]), pad_id=tok.pad_token_id, packed=True, bf16="off")
+    a, b = _varied(tok, 2)
+    other = TrainExample([t + 1 for t in a.input_ids], a.n_prompt)  # every token of the first example changed
+    with torch.no_grad():
+        alone = trainer._row_loss([b]).item()
+        after_a = trainer._row_loss([a, b]).item() - trainer._row_loss([a]).item()
+        after_other = trainer._row_loss([other, b]).item() - trainer._row_loss([other]).item()
+        glued = TrainExample(a.input_ids + b.input_ids, a.n_prompt)  # one sequence: b sees a
+        glued_b = trainer._row_loss([glued]).item() - trainer._row_loss([TrainExample(a.input_ids, a.n_prompt)]).item()
+    assert after_a == pytest.approx(alone, abs=1e-4) and after_other == pytest.approx(alone, abs=1e-4)
+    assert abs(glued_b - alone) > 1e-3  # the check can fail: attending to a changes b's loss
+
+
+def test_packed_training_counts_the_same_tokens(tiny_models):
+    tok = load_tokenizer(tiny_models["student"])
+    exs = _varied(tok, 9)
+    steps = pack_steps(exs, 120, np.random.default_rng(0))
+    assert sorted(map(id, (e for s in steps for e in s))) == sorted(map(id, exs))
+    assert all(sum(map(len, s)) <= 120 or len(s) == 1 for s in steps) and len(steps) > 1
+    counted = []
+    for packed in (False, True):
+        trainer = Trainer(load_model(tiny_models["student"]), pad_id=tok.pad_token_id, lr=1e-3, batch_size=3, micro_batch=3,
+                          packed=packed, tokens_per_step=120, micro_tokens=60)
+        stats = trainer.train(exs, np.random.default_rng(0))
+        counted.append((stats.tokens, stats.label_tokens, stats.tokens_per_capability))
+        assert np.isfinite(stats.loss) and stats.steps == (len(steps) if packed else 3)
+    assert counted[0] == counted[1] == (sum(map(len, exs)), sum(len(e) - e.n_prompt for e in exs),
+                                        {c: sum(len(e) for e in exs if e.capability == c) for c in range(3)})
+
+
+def test_bf16_autocast_loss_is_close_to_fp32(tiny_models):
+    tok = load_tokenizer(tiny_models["student"])
+    model = load_model(tiny_models["student"])
+    exs = _varied(tok)
+    trainer = Trainer(model, pad_id=tok.pad_token_id, packed=True, bf16="off")
+    fp32 = trainer.accumulate(exs, TrainStats()).item()
+    trainer.bf16 = True  # forced: "auto" turns it on only where the device has native bf16
+    bf16 = trainer.accumulate(exs, TrainStats()).item()
+    assert bf16 == pytest.approx(fp32, rel=2e-2) and bf16 != fp32
+
+
+def test_packed_oom_halves_micro_tokens_without_double_counting(tiny_models):
+    tok = load_tokenizer(tiny_models["student"])
+    exs = _varied(tok, 6)
+    limit = 2 * max(map(len, exs))
+    calls = []
+
+    def hook(n):
+        calls.append(n)
+        if n > limit:
+            raise torch.OutOfMemoryError("simulated CUDA out of memory")
+
+    model, ref_model = load_model(tiny_models["student"]), load_model(tiny_models["student"])
+    faulty = Trainer(model, pad_id=tok.pad_token_id, lr=1e-3, packed=True, micro_tokens=8 * limit, fault_hook=hook)
+    stats = faulty.train(exs, np.random.default_rng(0))
+    assert stats.oom_retries >= 1 and stats.micro_batch == 8 * limit // 2 ** stats.oom_retries
+    assert calls[0] == sum(map(len, exs)) > limit
+    assert stats.tokens == sum(map(len, exs))  # each example counted once
+    ref = Trainer(ref_model, pad_id=tok.pad_token_id, lr=1e-3, packed=True, micro_tokens=stats.micro_batch)
+    ref = ref.train(exs, np.random.default_rng(0))
+    assert ref.tokens == stats.tokens and ref.loss == pytest.approx(stats.loss, abs=1e-6)
+    for (n, a), (_, b) in zip(model.named_parameters(), ref_model.named_parameters()):
+        assert torch.allclose(a, b, atol=1e-6), n  # retried work did not add extra gradient
+
+    def always(n):
+        raise torch.OutOfMemoryError("simulated")
+
+    with pytest.raises(torch.OutOfMemoryError):
+        doomed = Trainer(load_model(tiny_models["student"]), pad_id=tok.pad_token_id, packed=True, fault_hook=always)
+        doomed.train(exs, np.random.default_rng(0))
+
+
+def test_packed_needs_sft_and_bf16_a_known_mode(tiny_models):
+    model = load_model(tiny_models["student"])
+    with pytest.raises(ValueError, match="packed=True trains objective='sft' only"):
+        Trainer(model, pad_id=0, packed=True, objective="kd", teacher=model)
+    with pytest.raises(ValueError, match="bf16 must be one of"):
+        Trainer(model, pad_id=0, bf16="always")
