@@ -173,7 +173,7 @@ class DistillationEnv(AllocationEnv):
     # --------------------------------------------------------------------------------- episodes
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         may_resume, self._may_resume = self._may_resume, False
-        unfinished = self.store.unfinished(self.config) if may_resume else None
+        unfinished = self.store.unfinished(self.config, same_run) if may_resume else None
         if unfinished is not None:
             return self._resume(*unfinished)
         observation, info = super().reset(seed=seed, options=options)
@@ -343,3 +343,14 @@ class DistillationEnv(AllocationEnv):
                     {key: value for key, value in record.items() if key not in self.HISTORY_ONLY}) for record in steps]
         return self._observation_of(first["profile"], first["allocation"], first["delta"], 0), reset_info, results
 
+
+def same_run(saved: dict[str, Any], config: dict[str, Any]) -> bool:
+    """Whether an episode saved with the environment config ``saved`` computes what ``config`` computes; a
+    :class:`DistillerConfig` field added since ``saved`` was written counts at its default (so older run folders
+    still resume)."""
+    defaults = DistillerConfig().run_identity()
+
+    def complete(values: dict[str, Any]) -> dict[str, Any]:
+        return {**values, "distiller": {**defaults, **values.get("distiller", {})}}
+
+    return complete(saved) == complete(config)

@@ -10,8 +10,10 @@ deleted when the episode ends; they keep ``checkpoint-0`` only and are never res
 
 from __future__ import annotations
 
+import operator
 import shutil
 import tempfile
+from collections.abc import Callable
 from itertools import takewhile
 from pathlib import Path
 from typing import Any
@@ -68,16 +70,18 @@ class RunStore:
         numbers = [int(path.name[8:]) for path in self.episodes()]
         return self.run_dir / f"episode-{max(numbers, default=-1) + 1:04d}"
 
-    def unfinished(self, config: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]] | None:
+    def unfinished(self, config: dict[str, Any], same: Callable[[dict[str, Any], dict[str, Any]], bool] = operator.eq
+                   ) -> tuple[Path, list[dict[str, Any]]] | None:
         """The newest episode folder and its committed records (those before a truncated step) when that episode
-        is unfinished, else ``None``; ``ValueError`` when it was run with another ``config``."""
+        is unfinished, else ``None``; ``ValueError`` when it was run with another ``config`` (``same(saved, config)``
+        is false)."""
         episodes = self.episodes()
         if not episodes:
             return None
         records = list(takewhile(lambda record: not record.get("truncated"), read_history(episodes[-1])))
         if not records or records[-1].get("terminated"):
             return None
-        if records[0]["config"] != config:
+        if not same(records[0]["config"], config):
             raise ValueError(f"{episodes[-1]} was run with another configuration; pass resume=False or another run_dir")
         return episodes[-1], records
 

@@ -59,3 +59,15 @@ def test_scratch_episodes_live_in_a_temporary_folder_removed_by_the_next_and_at_
     assert not first.exists() and store.episodes() == []
     store.remove_scratch()
     assert list(tmp_path.iterdir()) == [] and store.episode_dir is None
+
+
+def test_an_episode_saved_before_a_distiller_field_existed_resumes_unless_the_field_is_changed():
+    from read_env.distill.config import DistillerConfig
+    from read_env.distill.env import same_run
+
+    now = {"budget_tokens": 100, "distiller": DistillerConfig().run_identity()}
+    older = {"budget_tokens": 100, "distiller": {key: value for key, value in now["distiller"].items() if key != "packed"}}
+    assert same_run(older, now)
+    assert not same_run(older, {**now, "distiller": DistillerConfig(packed=True).run_identity()})
+    assert not same_run(older, {**now, "budget_tokens": 200})
+    assert not same_run({**older, "distiller": {**older["distiller"], "lr": 1e-3}}, now)
