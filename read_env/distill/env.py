@@ -7,7 +7,12 @@ A step (see :class:`read_env.distill.distiller.Distiller` for the details and th
 3. the student trains on the answers (prompt tokens masked) within the training tokens;
 4. probes measure the student's profile [K] in [0, 1] (standard errors in ``info["probe_stderr"]``);
 5. task utility (``r . held-out scores``) is measured after reset, every ``utility_every`` steps and at the
-   end; between measurements ``info["utility"]`` repeats the last one (``info["utility_measured"]``).
+   end; between measurements ``info["utility"]`` repeats the last one (``info["utility_measured"]``). With each
+   measurement (and at reset) ``info["utility_stderr"]`` is its standard error and ``info["eval_stderr"]`` [K]
+   those of the capabilities' held-out scores (from the items' sample variance:
+   :class:`~read_env.distill.evaluation.EvalResult`; NaN for a capability of fewer than 2 items). With
+   ``DistillerConfig.item_source="full_splits"`` the reset's ``info["decontamination"]`` reports the probe and
+   evaluation items the n-gram check removed (:func:`~read_env.distill.decontamination.decontamination_report`).
 
 Token accounting: ``info["tokens_used_total"]`` is the budget handed to the backend so far (the contract's
 count, equal to the ledger's allotted total), ``info["tokens_spent_total"]`` what the teacher generated and
@@ -134,6 +139,12 @@ class DistillationEnv(AllocationEnv):
         direct = {"teacher": teacher, "student": student, "objective": objective, "lora": lora, "teacher_engine": teacher_engine, "teacher_url": teacher_url}
         self.distiller_config = replace(base, **{key: value for key, value in direct.items() if value is not None})
         self._check_models()
+        if self.distiller_config.item_source == "full_splits":
+            from read_env.distill.decontamination import take
+
+            for capability in self.capabilities:  # raises naming the capability and the counts
+                take(capability, "probe", self.distiller_config.probe_items, self.distiller_config.use_banks)
+                take(capability, "eval", self.distiller_config.eval_items, self.distiller_config.use_banks)
         self.config = {"capabilities": list(self.capabilities), "budget_tokens": self.budget_tokens, "num_steps": self.num_steps,
                        "distiller": self.distiller_config.run_identity()}  # resume refuses an episode of another config
         self.device = device
@@ -171,6 +182,7 @@ class DistillationEnv(AllocationEnv):
         if unfinished is not None:
             return self._resume(*unfinished)
         observation, info = super().reset(seed=seed, options=options)
+        info.update(self._start_info)
         try:
             self._commit({"config": self.config, "seed": self._distiller_seed, "requirement": self.requirement.tolist(), **self._record(info)})
         except OSError:
@@ -202,7 +214,17 @@ class DistillationEnv(AllocationEnv):
                 raise
             bar.update()
         self.distiller, self.episode_dir = distiller, episode_dir
+        self._start_info = self._evaluation_info(outcome.evaluation)
+        if self.distiller_config.item_source == "full_splits":
+            from read_env.distill.decontamination import decontamination_report
+
+            self._start_info["decontamination"] = decontamination_report(self.config["capabilities"], self.distiller_config.use_banks)
         return outcome.probe.profile, outcome.utility
+
+    def _evaluation_info(self, evaluation: Any) -> dict[str, Any]:
+        """The standard errors of a measured utility (``evaluation``: an EvalResult; none without one or without its
+        item scores, as ReAD-Mini's)."""
+        return {} if evaluation is None or not evaluation.item_scores else {"utility_stderr": evaluation.utility_stderr(self.requirement), "eval_stderr": evaluation.stderr}
 
     def _make_distiller(self, episode_dir: Path, seed: int):
         from read_env.distill.distiller import Distiller  # torch and transformers only when used
@@ -226,6 +248,7 @@ class DistillationEnv(AllocationEnv):
         report, probe = outcome.report, outcome.probe
         return probe.profile, self.utility if outcome.utility is None else outcome.utility, {
             **self.step_extra(split, report, probe, outcome.totals, measure),
+            **self._evaluation_info(outcome.evaluation),
             "seconds": {"generation": report.generation_seconds, "training": report.training_seconds, "distill": report.seconds, "probe": probe.seconds},
         }
 

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import banks
+from . import banks, decontamination
 from .generation import SamplingConfig, chat_text, generate_batch
 from .prompts import CAPABILITIES, Prompt, template_items, text_hash
 from .safe_files import replace_file
@@ -54,8 +54,11 @@ class ProbeResult:
     item_scores: list[np.ndarray] = field(default_factory=list)
 
 
-def probe_items(capability: str, n: int, use_banks: bool = True) -> list[Prompt]:
-    """The ``n`` fixed probe items of ``capability`` (bank probe split first, then templates)."""
+def probe_items(capability: str, n: int, use_banks: bool = True, item_source: str = "legacy") -> list[Prompt]:
+    """The ``n`` fixed probe items of ``capability`` (``"legacy"``: bank probe split first, then templates;
+    ``"full_splits"``: :func:`~read_env.distill.decontamination.take`, a ``ValueError`` when fewer exist)."""
+    if item_source == "full_splits":
+        return decontamination.take(capability, "probe", n, use_banks)
     items: list[Prompt] = []
     if use_banks:
         items = list(banks.bank_splits(capability)["probe"][:n])
@@ -122,9 +125,9 @@ def option_probabilities(model, items: Sequence[tuple[list[int], list[int]]], pa
 class ProbeSuite:
     """Probe items for ``capabilities`` with cached tokenization for one student tokenizer."""
 
-    def __init__(self, capabilities: Sequence[str], n_items: int = 16, use_banks: bool = True):
+    def __init__(self, capabilities: Sequence[str], n_items: int = 16, use_banks: bool = True, item_source: str = "legacy"):
         self.capabilities = list(capabilities)
-        self.items = {c: probe_items(c, n_items, use_banks) for c in self.capabilities}
+        self.items = {c: probe_items(c, n_items, use_banks, item_source) for c in self.capabilities}
         self.references: dict[str, dict] = {}  # item hash -> {"text", "teacher_logprob"}
         self._cache: dict[int, list[list[tuple[list[int], list[int], int | None]]]] = {}
 
