@@ -94,7 +94,8 @@ def _mmlu(root: Path, splits: tuple[str, ...] = ("test",)) -> list[Prompt]:
                 choices = ast.literal_eval(choices)
             out.append(Prompt("general_knowledge", "bank:mmlu", mc_prompt(row["question"], list(choices)), 0.0,
                               answer=LETTERS[int(row["answer"])], check="mc", choices=list(choices),
-                              gold=int(row["answer"]), meta={"question": row["question"], "subject": subj.name, "content": _content(row["question"], choices)}))
+                              gold=int(row["answer"]),
+                              meta={"question": row["question"], "subject": subj.name, "content": _content(row["question"], choices)}))
     return out
 
 
@@ -139,7 +140,8 @@ def _math(root: Path) -> list[Prompt]:
         for doc in _jsonl_gz(path):
             if re.fullmatch(r"-?\d+(\.\d+)?", doc["answer"].strip()):
                 out.append(Prompt("math", "bank:math", doc["problem"].strip() + "\nSolve step by step, then give the final number.", 0.0,
-                                  answer=doc["answer"].strip(), check="number", meta={"solution": doc["solution"], "content": doc["problem"]}))
+                                  answer=doc["answer"].strip(), check="number",
+                                  meta={"solution": doc["solution"], "content": doc["problem"]}))
     return out
 
 
@@ -164,7 +166,8 @@ def _code(root: Path) -> list[Prompt]:
         text = "Complete the following Python function.\n```python\n" + doc["prompt"] + "```"
         tests = doc["test"] + f"\ncheck({doc['entry_point']})\n"
         out.append(Prompt("code", "bank:humaneval", text, 0.0, check="python", tests=tests,
-                          meta={"solution": doc["prompt"] + doc["canonical_solution"], "prefix": doc["prompt"], "content": " ".join(doc["prompt"].split())}))
+                          meta={"solution": doc["prompt"] + doc["canonical_solution"], "prefix": doc["prompt"],
+                                "content": " ".join(doc["prompt"].split())}))
     return out
 
 

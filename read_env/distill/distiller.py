@@ -165,9 +165,9 @@ class Distiller:
         self.sampling = SamplingConfig(max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p,
                                        batch_size=config.gen_batch_size)
 
-        self.probes = ProbeSuite(self.capabilities, config.probe_items, config.use_banks, config.item_source)
+        self.probes = ProbeSuite(self.capabilities, config.probe_items, config.use_banks, config.item_source, config.clip_items)
         self.evaluator = Evaluator(self.capabilities, config.eval_items, config.use_banks, config.eval_max_new_tokens,
-                                   item_source=config.item_source)
+                                   item_source=config.item_source, clip_items=config.clip_items)
         forbidden = self.probes.hashes() | self.evaluator.hashes()
         gen_banks: dict[str, list[Prompt]] = {}
         if config.item_source == "full_splits":
@@ -177,7 +177,8 @@ class Distiller:
                 split = banks.bank_splits(c)
                 forbidden |= {text_hash(p.text) for p in split["probe"] + split["eval"]}
                 gen_banks[c] = split["generation"]
-        role_split = [c for c in self.capabilities if config.item_source == "full_splits" and decontamination.template_evaluated(c, config.use_banks)]
+        role_split = [c for c in self.capabilities
+                      if config.item_source == "full_splits" and decontamination.template_evaluated(c, config.use_banks)]
         self.sampler = PromptSampler(self.capabilities, seed=seed, forbidden=forbidden, banks=gen_banks,
                                      bank_share=config.bank_share, role_split=role_split)
         ref_file = Path(reference_dir or self.run_dir) / f"probe_references_{text_hash(str(self.models.teacher_path))[:12]}.json"

@@ -12,7 +12,8 @@ A step (see :class:`read_env.distill.distiller.Distiller` for the details and th
    those of the capabilities' held-out scores (from the items' sample variance:
    :class:`~read_env.distill.evaluation.EvalResult`; NaN for a capability of fewer than 2 items). With
    ``DistillerConfig.item_source="full_splits"`` the reset's ``info["decontamination"]`` reports the probe and
-   evaluation items the n-gram check removed (:func:`~read_env.distill.decontamination.decontamination_report`).
+   evaluation items the n-gram check removed (:func:`~read_env.distill.decontamination.decontamination_report`)
+   and ``info["items"]`` the probe and evaluation items used per capability (``{"probe": [K], "eval": [K]}``).
 
 Token accounting: ``info["tokens_used_total"]`` is the budget handed to the backend so far (the contract's
 count, equal to the ledger's allotted total), ``info["tokens_spent_total"]`` what the teacher generated and
@@ -139,12 +140,13 @@ class DistillationEnv(AllocationEnv):
         direct = {"teacher": teacher, "student": student, "objective": objective, "lora": lora, "teacher_engine": teacher_engine, "teacher_url": teacher_url}
         self.distiller_config = replace(base, **{key: value for key, value in direct.items() if value is not None})
         self._check_models()
-        if self.distiller_config.item_source == "full_splits":
+        config = self.distiller_config
+        if config.item_source == "full_splits" and not config.clip_items:
             from read_env.distill.decontamination import take
 
             for capability in self.capabilities:  # raises naming the capability and the counts
-                take(capability, "probe", self.distiller_config.probe_items, self.distiller_config.use_banks)
-                take(capability, "eval", self.distiller_config.eval_items, self.distiller_config.use_banks)
+                take(capability, "probe", config.probe_items, config.use_banks)
+                take(capability, "eval", config.eval_items, config.use_banks)
         self.config = {"capabilities": list(self.capabilities), "budget_tokens": self.budget_tokens, "num_steps": self.num_steps,
                        "distiller": self.distiller_config.run_identity()}  # resume refuses an episode of another config
         self.device = device
@@ -219,12 +221,16 @@ class DistillationEnv(AllocationEnv):
             from read_env.distill.decontamination import decontamination_report
 
             self._start_info["decontamination"] = decontamination_report(self.config["capabilities"], self.distiller_config.use_banks)
+            self._start_info["items"] = {"probe": [len(distiller.probes.items[c]) for c in distiller.capabilities],
+                                         "eval": [len(distiller.evaluator.items[c]) for c in distiller.capabilities]}
         return outcome.probe.profile, outcome.utility
 
     def _evaluation_info(self, evaluation: Any) -> dict[str, Any]:
         """The standard errors of a measured utility (``evaluation``: an EvalResult; none without one or without its
         item scores, as ReAD-Mini's)."""
-        return {} if evaluation is None or not evaluation.item_scores else {"utility_stderr": evaluation.utility_stderr(self.requirement), "eval_stderr": evaluation.stderr}
+        if evaluation is None or not evaluation.item_scores:
+            return {}
+        return {"utility_stderr": evaluation.utility_stderr(self.requirement), "eval_stderr": evaluation.stderr}
 
     def _make_distiller(self, episode_dir: Path, seed: int):
         from read_env.distill.distiller import Distiller  # torch and transformers only when used

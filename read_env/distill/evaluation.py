@@ -49,12 +49,12 @@ EVAL_SEED_BASE = 20_000
 _NUM = re.compile(r"-?\d+(?:\.\d+)?")
 
 
-def evaluation_items(capability: str, n: int, use_banks: bool = True, item_source: str = "legacy") -> list[Prompt]:
+def evaluation_items(capability: str, n: int, use_banks: bool = True, item_source: str = "legacy", clip: bool = False) -> list[Prompt]:
     """The ``n`` fixed evaluation items of ``capability``: ``"legacy"``: the bank eval split (at most 64), filled up
-    with templates; ``"full_splits"``: :func:`~read_env.distill.decontamination.take` (a ``ValueError`` when fewer
-    than ``n`` exist)."""
+    with templates; ``"full_splits"``: :func:`~read_env.distill.decontamination.take` (when fewer than ``n`` exist:
+    all of them with ``clip``, else a ``ValueError``)."""
     if item_source == "full_splits":
-        return decontamination.take(capability, "eval", n, use_banks)
+        return decontamination.take(capability, "eval", n, use_banks, clip)
     if item_source != "legacy":
         raise ValueError(f"unknown item_source {item_source!r}; expected one of {list(ITEM_SOURCES)}")
     items: list[Prompt] = list(banks.bank_splits(capability)["eval"][:n]) if use_banks else []
@@ -182,9 +182,9 @@ class Evaluator:
     """Held-out evaluation items for ``capabilities`` (:func:`evaluation_items`); :meth:`run` scores a student."""
 
     def __init__(self, capabilities: Sequence[str], n_items: int = 8, use_banks: bool = True,
-                 max_new_tokens: int = 128, code_timeout: float = 5.0, item_source: str = "legacy"):
+                 max_new_tokens: int = 128, code_timeout: float = 5.0, item_source: str = "legacy", clip_items: bool = False):
         self.capabilities = list(capabilities)
-        self.items = {c: evaluation_items(c, n_items, use_banks, item_source) for c in self.capabilities}
+        self.items = {c: evaluation_items(c, n_items, use_banks, item_source, clip_items) for c in self.capabilities}
         self.max_new_tokens, self.code_timeout = max_new_tokens, code_timeout
 
     def hashes(self) -> set[str]:

@@ -54,11 +54,12 @@ class ProbeResult:
     item_scores: list[np.ndarray] = field(default_factory=list)
 
 
-def probe_items(capability: str, n: int, use_banks: bool = True, item_source: str = "legacy") -> list[Prompt]:
+def probe_items(capability: str, n: int, use_banks: bool = True, item_source: str = "legacy", clip: bool = False) -> list[Prompt]:
     """The ``n`` fixed probe items of ``capability`` (``"legacy"``: bank probe split first, then templates;
-    ``"full_splits"``: :func:`~read_env.distill.decontamination.take`, a ``ValueError`` when fewer exist)."""
+    ``"full_splits"``: :func:`~read_env.distill.decontamination.take`, all of them with ``clip`` when fewer exist, else
+    a ``ValueError``)."""
     if item_source == "full_splits":
-        return decontamination.take(capability, "probe", n, use_banks)
+        return decontamination.take(capability, "probe", n, use_banks, clip)
     items: list[Prompt] = []
     if use_banks:
         items = list(banks.bank_splits(capability)["probe"][:n])
@@ -125,9 +126,10 @@ def option_probabilities(model, items: Sequence[tuple[list[int], list[int]]], pa
 class ProbeSuite:
     """Probe items for ``capabilities`` with cached tokenization for one student tokenizer."""
 
-    def __init__(self, capabilities: Sequence[str], n_items: int = 16, use_banks: bool = True, item_source: str = "legacy"):
+    def __init__(self, capabilities: Sequence[str], n_items: int = 16, use_banks: bool = True, item_source: str = "legacy",
+                 clip_items: bool = False):
         self.capabilities = list(capabilities)
-        self.items = {c: probe_items(c, n_items, use_banks, item_source) for c in self.capabilities}
+        self.items = {c: probe_items(c, n_items, use_banks, item_source, clip_items) for c in self.capabilities}
         self.references: dict[str, dict] = {}  # item hash -> {"text", "teacher_logprob"}
         self._cache: dict[int, list[list[tuple[list[int], list[int], int | None]]]] = {}
 

