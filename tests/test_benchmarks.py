@@ -38,6 +38,9 @@ CASES = {  # case: its steps (script, arguments, a regular expression its standa
                             rf"generation tokens/s: reference {NUMBER}\s+ours {NUMBER}[\s\S]*training tokens/s:\s+reference {NUMBER}")],
     "env_speed": [("env_speed.py", "--seconds 0.02 --num-envs 8 --breakdown --num-threads 2".split(),
                    rf"ReAD-Fitted-v0 vector, 8 envs\s+{NUMBER} env-steps/s[\s\S]*ReAD-Surrogate-v2 vector, per row: compiled step")],
+    "eval_power": [("eval_power.py", "--tiny --items 3 --max-new-tokens 4 --threads 1".split(),
+                    rf"general_knowledge\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+3\s+[\d,]+"
+                    rf"[\s\S]*chat_assistant\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}  (enough items|too few in)")],
     "fitted_world_baseline": [("fitted_world_baseline.py", ["{data}", "--holdout", "0.5"], rf"held-out profile RMS {NUMBER} points")],
     "identifier_error": [("identifier_error.py", "--steps 5 --train-cards 16 --heldout-cards 8".split(),
                           rf"\| task cards \(read_env.tasks\) \| 15 \| {NUMBER} \| {NUMBER} \|")],

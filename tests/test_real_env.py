@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from read_env.distill.decontamination import held_out_splits
 from read_env.distill.env import read_history
+from read_env.distill.prompts import CAPABILITIES
 from tests.conftest import kill_mid_episode
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -42,7 +44,11 @@ def make(tiny_models, run_dir, **kwargs):
 
 
 def run_episode(env, seed=0):
-    observation, info = env.reset(seed=seed)
+    env.reset(seed=seed)
+    return steps_to_end(env)
+
+
+def steps_to_end(env):
     infos, terminated, truncated = [], False, False
     action = np.linspace(-1, 1, 8, dtype=np.float32)
     while not (terminated or truncated):
@@ -366,3 +372,32 @@ def test_a_step_that_trains_nothing_repeats_the_last_probe(tiny_models, tmp_path
     next_observation, _, terminated, _, info = env.step(np.zeros(8, dtype=np.float32))
     assert terminated and info["tokens_trained"] == 0 and calls["probe"] == 0
     np.testing.assert_array_equal(next_observation["profile"], observation["profile"])
+
+
+@pytest.mark.parametrize("item_source", ["legacy", "full_splits"])
+def test_measured_utility_comes_with_its_standard_errors(tiny_models, tmp_path, item_source):
+    env = make(tiny_models, tmp_path / "runs", num_steps=2, budget_tokens=800, distiller_config={"item_source": item_source})
+    _, info = env.reset(seed=0)
+    infos = [info, *steps_to_end(env)]
+    weights = env.unwrapped.requirement / env.unwrapped.requirement.sum()
+    for info in (infos[0], infos[-1]):
+        assert info["eval_stderr"].shape == (8,) and (info["eval_stderr"] >= 0).all()
+        used = weights > 0
+        assert info["utility_stderr"] == pytest.approx(np.sqrt(((weights[used] * info["eval_stderr"][used]) ** 2).sum()))
+    assert not infos[1]["utility_measured"] and "utility_stderr" not in infos[1]
+    assert ("decontamination" in infos[0]) == (item_source == "full_splits")
+    if item_source == "full_splits":
+        assert set(infos[0]["decontamination"]["removed"]) == set(env.unwrapped.capabilities)
+        assert infos[0]["items"] == {"probe": [3] * 8, "eval": [2] * 8}
+        assert read_history(env.unwrapped.episode_dir)[0]["decontamination"] == infos[0]["decontamination"]
+
+
+def test_more_full_split_items_than_exist_fail_at_make_unless_clipped(tiny_models, tmp_path):
+    with pytest.raises(ValueError, match=r"general_knowledge: 100000 eval items requested, \d+ available"):
+        make(tiny_models, tmp_path / "runs", distiller_config={"item_source": "full_splits", "eval_items": 100_000})
+    assert not (tmp_path / "runs").exists()
+    clipped = {"item_source": "full_splits", "clip_items": True, "probe_items": 10_000, "eval_items": 1}
+    env = make(tiny_models, tmp_path / "runs", num_steps=1, distiller_config=clipped)
+    _, info = env.reset(seed=0)
+    assert info["items"]["probe"][CAPABILITIES.index("multilingual")] == len(held_out_splits("multilingual", False)["probe"]) < 10_000
+    assert info["items"]["eval"] == [1] * 8

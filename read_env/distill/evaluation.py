@@ -10,7 +10,16 @@ Per capability ``u_c in [0, 1]``:
   the templates (fixed seed ``20_000 + index``), scored by each template's check (number, contains,
   upper-case, word limit, JSON keys, JSON tool call, bullet count, prefix, python tests).
 
-``utility(r) = sum_c r_c u_c / sum_c r_c`` for a requirement vector ``r >= 0``.
+``item_source="full_splits"`` (:mod:`read_env.distill.decontamination`) takes the items from every installed
+benchmark test split instead, disjoint from everything trained on, and a request beyond what exists is an error.
+
+``utility(r) = sum_c w_c u_c`` with ``w = r / sum_c r_c`` for a requirement vector ``r >= 0`` (uniform when
+``r = 0``). Standard errors: per capability ``se_c = std(item scores, ddof=1) / sqrt(n_c)`` (the binomial
+``sqrt(p (1 - p) / (n_c - 1))`` for 0/1 items; NaN below 2 items), and ``utility_stderr = sqrt(sum_c w_c^2 se_c^2)``
+(items of different capabilities independent).
+
+Greedy answers are generated in batches of similar prompt length; the generated programs of a capability are tested
+in parallel, one limited process each (:func:`run_python_tests`, ``CODE_WORKERS`` at a time).
 """
 
 from __future__ import annotations
@@ -22,14 +31,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import banks
+from . import banks, decontamination
+from .config import ITEM_SOURCES
 from .generation import SamplingConfig, chat_text, generate_batch
 from .probes import continuation_logprobs
 from .prompts import CAPABILITIES, Prompt, normalize_text, template_items, text_hash
@@ -38,8 +49,14 @@ EVAL_SEED_BASE = 20_000
 _NUM = re.compile(r"-?\d+(?:\.\d+)?")
 
 
-def evaluation_items(capability: str, n: int, use_banks: bool = True) -> list[Prompt]:
-    """The ``n`` fixed evaluation items of ``capability`` (bank eval split, else templates)."""
+def evaluation_items(capability: str, n: int, use_banks: bool = True, item_source: str = "legacy", clip: bool = False) -> list[Prompt]:
+    """The ``n`` fixed evaluation items of ``capability``: ``"legacy"``: the bank eval split (at most 64), filled up
+    with templates; ``"full_splits"``: :func:`~read_env.distill.decontamination.take` (when fewer than ``n`` exist:
+    all of them with ``clip``, else a ``ValueError``)."""
+    if item_source == "full_splits":
+        return decontamination.take(capability, "eval", n, use_banks, clip)
+    if item_source != "legacy":
+        raise ValueError(f"unknown item_source {item_source!r}; expected one of {list(ITEM_SOURCES)}")
     items: list[Prompt] = list(banks.bank_splits(capability)["eval"][:n]) if use_banks else []
     if len(items) < n:
         pool = template_items(capability, 4 * n + 8, EVAL_SEED_BASE + CAPABILITIES.index(capability))
@@ -126,24 +143,48 @@ def check_answer(item: Prompt, output: str, timeout: float = 5.0) -> bool:
 
 @dataclass
 class EvalResult:
-    """``scores`` [K] in [0,1] per capability, ``n_items`` [K], ``seconds`` wall time."""
+    """``scores`` [K] in [0,1] per capability, ``n_items`` [K], ``seconds`` wall time, ``item_scores``: per
+    capability each item's score in {0, 1} (empty when only the means are known)."""
 
     scores: np.ndarray
     n_items: np.ndarray
     seconds: float
+    item_scores: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def stderr(self) -> np.ndarray:
+        """[K] standard error of each capability's score (see the module docstring); NaN without item scores."""
+        if not self.item_scores:
+            return np.full(len(self.scores), np.nan)
+        return np.array([np.std(x, ddof=1) / np.sqrt(len(x)) if len(x) > 1 else np.nan for x in self.item_scores])
+
+    def weights(self, requirement: np.ndarray) -> np.ndarray:
+        """[K] the utility's weights: ``r / sum(r)`` with ``r = max(requirement, 0)``, uniform when that sums to 0."""
+        r = np.clip(np.asarray(requirement, dtype=float), 0, None)
+        return r / r.sum() if r.sum() > 0 else np.full(len(self.scores), 1 / len(self.scores))
 
     def utility(self, requirement: np.ndarray) -> float:
         r = np.clip(np.asarray(requirement, dtype=float), 0, None)
         return float((r * self.scores).sum() / r.sum()) if r.sum() > 0 else float(self.scores.mean())
 
+    def utility_stderr(self, requirement: np.ndarray) -> float:
+        """Standard error of :meth:`utility`: ``sqrt(sum_c w_c^2 se_c^2)`` over the capabilities with ``w_c > 0``."""
+        w = self.weights(requirement)
+        used = w > 0
+        return float(np.sqrt(((w[used] * self.stderr[used]) ** 2).sum()))
+
+
+CODE_WORKERS = max(os.cpu_count() or 1, 1)
+"""Generated programs tested at once (one limited process each) by :meth:`Evaluator.run`."""
+
 
 class Evaluator:
-    """Held-out evaluation items for ``capabilities``; :meth:`run` scores a student."""
+    """Held-out evaluation items for ``capabilities`` (:func:`evaluation_items`); :meth:`run` scores a student."""
 
     def __init__(self, capabilities: Sequence[str], n_items: int = 8, use_banks: bool = True,
-                 max_new_tokens: int = 128, code_timeout: float = 5.0):
+                 max_new_tokens: int = 128, code_timeout: float = 5.0, item_source: str = "legacy", clip_items: bool = False):
         self.capabilities = list(capabilities)
-        self.items = {c: evaluation_items(c, n_items, use_banks) for c in self.capabilities}
+        self.items = {c: evaluation_items(c, n_items, use_banks, item_source, clip_items) for c in self.capabilities}
         self.max_new_tokens, self.code_timeout = max_new_tokens, code_timeout
 
     def hashes(self) -> set[str]:
@@ -154,7 +195,7 @@ class Evaluator:
         t0 = time.perf_counter()
         model.eval()
         enc = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]
-        scores, counts = [], []
+        item_scores = []
         for c in tqdm(self.capabilities, desc="evaluating held-out items", unit="capability", delay=5, leave=False):
             items = self.items[c]
             ok: list[bool] = []
@@ -170,12 +211,14 @@ class Evaluator:
                     k += n
             gen = [p for p in items if p.check != "mc"]
             cfg = SamplingConfig(max_new_tokens=self.max_new_tokens, temperature=0.0, batch_size=batch_size)
+            outputs: list[str] = []
             for k in range(0, len(gen), batch_size):
                 chunk = gen[k:k + batch_size]
                 rows = generate_batch(model, tokenizer, [chat_text(tokenizer, p.text) for p in chunk],
                                       [self.max_new_tokens] * len(chunk), cfg)
-                for p, (toks, _) in zip(chunk, rows):
-                    ok.append(check_answer(p, tokenizer.decode(toks, skip_special_tokens=True), self.code_timeout))
-            scores.append(float(np.mean(ok)) if ok else 0.0)
-            counts.append(len(ok))
-        return EvalResult(np.array(scores), np.array(counts), time.perf_counter() - t0)
+                outputs += [tokenizer.decode(toks, skip_special_tokens=True) for toks, _ in rows]
+            with ThreadPoolExecutor(CODE_WORKERS) as pool:  # the programs run in their own processes
+                ok += pool.map(lambda pair: check_answer(*pair, self.code_timeout), zip(gen, outputs))
+            item_scores.append(np.array(ok, dtype=float))
+        scores = np.array([x.mean() if len(x) else 0.0 for x in item_scores])
+        return EvalResult(scores, np.array([len(x) for x in item_scores]), time.perf_counter() - t0, item_scores)

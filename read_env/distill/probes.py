@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import banks
+from . import banks, decontamination
 from .config import PROBE_SCORES
 from .generation import SamplingConfig, chat_text, generate_batch
 from .prompts import CAPABILITIES, Prompt, template_items, text_hash
@@ -61,13 +61,18 @@ class ProbeResult:
     item_scores: list[np.ndarray] = field(default_factory=list)
 
 
-def probe_items(capability: str, n: int, use_banks: bool = True, exclude: Collection[str] | None = None) -> list[Prompt]:
-    """The ``n`` fixed probe items of ``capability`` (bank probe split first, then templates).
+def probe_items(capability: str, n: int, use_banks: bool = True, exclude: Collection[str] | None = None,
+                item_source: str = "legacy", clip: bool = False) -> list[Prompt]:
+    """The ``n`` fixed probe items of ``capability``.
 
-    ``exclude=None``: the imitation probe's items, as ReAD-v0 draws them. A set of text hashes (the evaluation
-    items'): only distinct items with an automatic check whose hash is not in it; fewer than ``n`` such items
-    raises ``ValueError``.
+    ``item_source="full_splits"``: :func:`~read_env.distill.decontamination.take` (disjoint from the evaluation items
+    by construction; all of them with ``clip`` when fewer exist, else a ``ValueError``). ``"legacy"``: bank probe
+    split first, then templates; ``exclude=None``: the imitation probe's items, as ReAD-v0 draws them; a set of text
+    hashes (the evaluation items'): only distinct items with an automatic check whose hash is not in it; fewer than
+    ``n`` such items raises ``ValueError``.
     """
+    if item_source == "full_splits":
+        return decontamination.take(capability, "probe", n, use_banks, clip)
     items: list[Prompt] = list(banks.bank_splits(capability)["probe"][:n]) if use_banks else []
     seed = PROBE_SEED_BASE + CAPABILITIES.index(capability)
     if exclude is None:
@@ -162,15 +167,15 @@ class ProbeSuite:
     """Probe items for ``capabilities`` with cached tokenization for one student tokenizer."""
 
     def __init__(self, capabilities: Sequence[str], n_items: int = 16, use_banks: bool = True, score: str = "imitation",
-                 exclude: Collection[str] = (), max_new_tokens: int = 128):
+                 exclude: Collection[str] = (), max_new_tokens: int = 128, item_source: str = "legacy", clip_items: bool = False):
         """``score`` in :data:`PROBE_SCORES`; for ``"correctness"``: ``exclude`` the evaluation items' text hashes,
-        ``max_new_tokens`` the cap of the student's greedy answers (the imitation probe ignores both)."""
+        ``max_new_tokens`` the cap of the student's greedy answers (the imitation probe ignores both); ``item_source`` and ``clip_items`` as in :func:`probe_items`."""
         if score not in PROBE_SCORES:
             raise ValueError(f"unknown probe score {score!r}; expected one of {list(PROBE_SCORES)}")
         self.capabilities = list(capabilities)
         self.score, self.max_new_tokens = score, max_new_tokens
         drawn_outside = set(exclude) if score == "correctness" else None
-        self.items = {c: probe_items(c, n_items, use_banks, drawn_outside) for c in self.capabilities}
+        self.items = {c: probe_items(c, n_items, use_banks, drawn_outside, item_source, clip_items) for c in self.capabilities}
         self.references: dict[str, dict] = {}  # item hash -> {"text", "teacher_logprob"}
         self._cache: dict[int, list[list[tuple[list[int], list[int], float | None]]]] = {}
 

@@ -15,6 +15,11 @@
   supply part of the generation prompts (``bank_share``), split disjointly from probe/eval items.
 * **Leakage filter** (:func:`leakage_filter`): generation prompts whose SHA-256 of normalized
   text (lowercase, punctuation stripped, whitespace collapsed) is in a forbidden set are dropped.
+* **Roles by hash** (:func:`split_role`, ``item_source="full_splits"``): an item whose source has no training
+  split of its own (a test-only benchmark, a template fill) goes to generation, probes or evaluation by a stable
+  function of its text hash, so the three never share a text; the sampler drops template fills of the
+  capabilities evaluated on templates whose role is not generation (``role_split``). :func:`template_pool` is
+  the fixed, finite set of template fills the probe and evaluation items of those capabilities come from.
 """
 
 from __future__ import annotations
@@ -72,6 +77,24 @@ def normalize_text(text: str) -> str:
 def text_hash(text: str) -> str:
     """SHA-256 hex digest of :func:`normalize_text`."""
     return hashlib.sha256(normalize_text(text).encode("utf-8")).hexdigest()
+
+
+GENERATION_SHARE = 0.3
+"""Share of a test-only source's items (by text hash) that go to generation (:func:`split_role`)."""
+PROBE_SHARE = 0.2
+"""Share of the held-out items (by text hash) that go to probes; the rest are evaluation items."""
+
+
+def split_role(digest: str, test_only: bool) -> str:
+    """``"generation"``, ``"probe"`` or ``"eval"`` for an item of text hash ``digest`` (hex): the hash's leading 52
+    bits as a fraction ``f`` in [0, 1); a test-only source's item with ``f < GENERATION_SHARE`` is a generation
+    item, the others (rescaled to [0, 1)) are probe items below ``PROBE_SHARE`` and evaluation items above it."""
+    f = int(digest[:13], 16) / 16 ** 13
+    if test_only:
+        if f < GENERATION_SHARE:
+            return "generation"
+        f = (f - GENERATION_SHARE) / (1 - GENERATION_SHARE)
+    return "probe" if f < PROBE_SHARE else "eval"
 
 
 def leakage_filter(prompts: Iterable[Prompt], forbidden: set[str]) -> list[Prompt]:
@@ -223,6 +246,25 @@ def template_items(capability: str, n: int, seed: int) -> list[Prompt]:
     return out
 
 
+TEMPLATE_POOL_SEED = 30_000
+TEMPLATE_POOL_DRAWS = 2_000
+"""Fills drawn per template for :func:`template_pool` (seed ``TEMPLATE_POOL_SEED + index in CAPABILITIES``)."""
+
+
+@lru_cache(maxsize=None)
+def template_pool(capability: str) -> tuple[Prompt, ...]:
+    """The distinct fills among ``TEMPLATE_POOL_DRAWS`` draws of each template of ``capability`` (fixed seed),
+    bucketed and sorted by text hash: the finite item set ``item_source="full_splits"`` splits by :func:`split_role`."""
+    rng = np.random.default_rng(TEMPLATE_POOL_SEED + CAPABILITIES.index(capability))
+    items: dict[str, Prompt] = {}
+    for template in templates_for(capability):
+        for _ in range(TEMPLATE_POOL_DRAWS):
+            p = fill_template(template, rng)
+            p.bucket = bucket_of(capability, p.difficulty)
+            items.setdefault(text_hash(p.text), p)
+    return tuple(items[h] for h in sorted(items))
+
+
 def tokenizer_corpus(n_per_template: int = 6) -> list[str]:
     """Deterministic text sample of all templates (to train tiny test tokenizers)."""
     rng = np.random.default_rng(7)
@@ -247,11 +289,13 @@ class PromptSampler:
         banks: optional ``{capability: [Prompt, ...]}`` generation-split bank items.
         bank_share: probability of drawing a bank item when the capability has a bank.
         window, max_share: template share cap (per capability).
+        role_split: capabilities whose template fills are kept only when :func:`split_role` (test-only) gives them
+            the generation role (those evaluated on templates under ``item_source="full_splits"``).
     """
 
     def __init__(self, capabilities: Sequence[str], seed: int = 0, forbidden: set[str] | None = None,
                  banks: dict[str, list[Prompt]] | None = None, bank_share: float = 0.5,
-                 window: int = 128, max_share: float = 0.25, max_tries: int = 64):
+                 window: int = 128, max_share: float = 0.25, max_tries: int = 64, role_split: Iterable[str] = ()):
         for c in capabilities:
             templates_for(c)
         self.capabilities = list(capabilities)
@@ -260,6 +304,7 @@ class PromptSampler:
         self.banks = {c: leakage_filter(items, self.forbidden) for c, items in (banks or {}).items() if items}
         self.bank_share = bank_share
         self.window, self.max_share, self.max_tries = window, max_share, max_tries
+        self.role_split = frozenset(role_split)
         self.recent: dict[str, deque] = {c: deque(maxlen=window) for c in self.capabilities}
         self.dropped = 0  # prompts rejected by the leakage filter
 
@@ -282,7 +327,8 @@ class PromptSampler:
         best: Prompt | None = None
         for _ in range(self.max_tries):
             p = fill_template(eligible[int(self.rng.integers(len(eligible)))], self.rng)
-            if text_hash(p.text) in self.forbidden:
+            digest = text_hash(p.text)
+            if digest in self.forbidden or (capability in self.role_split and split_role(digest, True) != "generation"):
                 self.dropped += 1
                 continue
             p.bucket = bucket_of(capability, p.difficulty)
