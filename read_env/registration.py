@@ -16,6 +16,7 @@ FITTED_V1_ID = "ReAD-Fitted-v1"
 MINI_ID = "ReAD-Mini-v0"
 MINI_V1_ID = "ReAD-Mini-v1"
 REAL_ID = "ReAD-v0"
+REAL_V1_ID = "ReAD-v1"
 DEFAULT_ENV_ID = SURROGATE_V2_ID
 """The id of every default: the library's (``Setting``, ``run_episode``, ``CompareConfig``, SB3 and JAX PPO), the
 command line's and the examples'. The newest surrogate, so Gymnasium's out-of-date warning never prints on a
@@ -27,6 +28,22 @@ V2_OPTIONS = {"utility_family": "shortfall", "probe_bias": 0.5}
 ``probe_bias`` 0.5: the share of the probe noise variance that is the probe suite's persistent bias. The paper does
 not measure it; half is a modelling choice between v1's fresh noise (0) and a deterministic probe of a fixed suite,
 whose whole error is the suite's (1)."""
+
+REAL_V1_OPTIONS = {
+    # measurement: clean, decontaminated items, enough of them for a 1-point standard error of utility wherever the
+    # installed data holds them (docs/evaluation.md), and a probe that scores answers rather than imitation
+    "item_source": "full_splits", "clip_items": True, "eval_items": 2500, "probe_score": "correctness", "probe_items": 64,
+    "max_new_tokens": 512, "eval_max_new_tokens": 512,  # room for chain-of-thought and code
+    # training: padding-free packed steps, bf16 where the device computes it natively, warm-up + cosine over the budget
+    "packed": True, "bf16": "auto", "lr_schedule": "warmup_cosine",
+    # teacher: every capability's prompts in the same engine calls, its native bf16, references from the engine
+    "batch_capabilities": True, "teacher_dtype": "auto", "engine_references": True,
+    # checkpoints: written while the student is measured, no copy of the untrained weights
+    "checkpoint_async": True, "checkpoint_start_weights": False,
+}
+"""What ``ReAD-v1`` sets on ReAD-v0's code (:class:`~read_env.distill.config.DistillerConfig` options; a
+``distiller_config`` dict applies on top). Sized for a GPU: on a CPU pass smaller ``eval_items`` / ``probe_items``.
+Where each value comes from: ``docs/real-distillation.md`` (section "ReAD-v1")."""
 
 _SURROGATE_V0 = {"entry_point": "read_env.surrogate.env:SurrogateEnv",
                  "vector_entry_point": "read_env.surrogate.vector_env:SurrogateVectorEnv"}
@@ -42,6 +59,8 @@ REGISTRATIONS: dict[str, dict[str, Any]] = {
     MINI_ID: {"entry_point": "read_env.mini.env:MiniEnv"},  # bit-exact under a seed on CPU (threads fixed)
     MINI_V1_ID: {"entry_point": "read_env.mini.env:MiniV1Env"},  # MiniEnv with V1_DEFAULTS under the caller's options
     REAL_ID: {"entry_point": "read_env.distill.env:DistillationEnv", "nondeterministic": True},
+    REAL_V1_ID: {"entry_point": "read_env.distill.env:DistillationEnv", "nondeterministic": True,
+                 "kwargs": {"preset": REAL_V1_OPTIONS, "run_dir": "runs/ReAD-v1"}},  # v0's code with the v1 options
 }
 """``gym.register``'s keywords of every id."""
 ENV_IDS = tuple(REGISTRATIONS)

@@ -401,3 +401,20 @@ def test_more_full_split_items_than_exist_fail_at_make_unless_clipped(tiny_model
     _, info = env.reset(seed=0)
     assert info["items"]["probe"][CAPABILITIES.index("multilingual")] == len(held_out_splits("multilingual", False)["probe"]) < 10_000
     assert info["items"]["eval"] == [1] * 8
+
+
+def test_read_v1_is_v0_with_its_preset_under_the_callers_options(tiny_models, tmp_path):
+    from read_env.registration import REAL_V1_OPTIONS
+
+    small = {**FAST, "eval_items": 4, "probe_items": 4, "max_new_tokens": 12, "eval_max_new_tokens": 8, "tokens_per_step": 256}
+    env = gym.make("ReAD-v1", teacher=tiny_models["teacher"], student=tiny_models["student"], run_dir=str(tmp_path / "runs"),
+                   device="cpu", budget_tokens=1200, num_steps=3, task="math_word_problems", progress=False, distiller_config=small)
+    config = env.unwrapped.distiller_config
+    assert {key: getattr(config, key) for key in REAL_V1_OPTIONS} == {**REAL_V1_OPTIONS, **{key: small[key] for key in REAL_V1_OPTIONS if key in small}}
+    assert gym.spec("ReAD-v1").nondeterministic and env.unwrapped.run_dir == tmp_path / "runs"
+    _, reset_info = env.reset(seed=0)
+    assert reset_info["utility_stderr"] >= 0 and len(reset_info["eval_stderr"]) == 8 and "decontamination" in reset_info
+    infos = steps_to_end(env)
+    assert infos[-1]["tokens_spent_total"] <= infos[-1]["tokens_used_total"] == 1200
+    assert np.isfinite(infos[-1]["utility_stderr"])
+    env.close()

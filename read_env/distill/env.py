@@ -77,7 +77,9 @@ class DistillationEnv(AllocationEnv):
         teacher, student, objective, lora, teacher_engine, teacher_url: the :class:`DistillerConfig` fields of
             the same names, when given (they override ``distiller_config``).
         distiller_config: a :class:`~read_env.distill.config.DistillerConfig` or its JSON dict (unknown keys
-            raise at construction).
+            raise at construction); a dict applies on top of ``preset``, a ``DistillerConfig`` replaces it.
+        preset: the ``DistillerConfig`` options an id sets (``ReAD-v0``: none; ``ReAD-v1``:
+            :data:`~read_env.registration.REAL_V1_OPTIONS`).
         device: ``"auto"`` (GPU when present), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ... (checked at construction).
         run_dir: folder of the episodes' histories, ledgers and checkpoints.
         resume: let the first ``reset()`` continue an unfinished episode in ``run_dir``, and the ``reset()``
@@ -110,6 +112,7 @@ class DistillationEnv(AllocationEnv):
         teacher_engine: str | None = None,
         teacher_url: str | None = None,
         distiller_config: DistillerConfig | Mapping[str, Any] | None = None,
+        preset: Mapping[str, Any] | None = None,
         device: str = "auto",
         run_dir: str = "runs/ReAD-v0",
         resume: bool = True,
@@ -135,7 +138,12 @@ class DistillationEnv(AllocationEnv):
             from read_env.distill.models import torch_device
 
             torch_device(device)  # raises naming the device
-        base = distiller_config if isinstance(distiller_config, DistillerConfig) else DistillerConfig.from_dict(distiller_config or {})
+        if isinstance(distiller_config, DistillerConfig):
+            base = distiller_config
+        elif distiller_config is None or isinstance(distiller_config, Mapping):
+            base = DistillerConfig.from_dict({**(preset or {}), **(distiller_config or {})})
+        else:
+            DistillerConfig.from_dict(distiller_config)  # raises naming the type
         direct = {"teacher": teacher, "student": student, "objective": objective, "lora": lora, "teacher_engine": teacher_engine, "teacher_url": teacher_url}
         self.distiller_config = replace(base, **{key: value for key, value in direct.items() if value is not None})
         self._check_models()

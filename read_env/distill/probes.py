@@ -66,13 +66,20 @@ def probe_items(capability: str, n: int, use_banks: bool = True, exclude: Collec
     """The ``n`` fixed probe items of ``capability``.
 
     ``item_source="full_splits"``: :func:`~read_env.distill.decontamination.take` (disjoint from the evaluation items
-    by construction; all of them with ``clip`` when fewer exist, else a ``ValueError``). ``"legacy"``: bank probe
+    by construction; those with an automatic check when ``exclude`` is a set; all of them with ``clip`` when fewer
+    exist, else a ``ValueError``). ``"legacy"``: bank probe
     split first, then templates; ``exclude=None``: the imitation probe's items, as ReAD-v0 draws them; a set of text
     hashes (the evaluation items'): only distinct items with an automatic check whose hash is not in it; fewer than
     ``n`` such items raises ``ValueError``.
     """
     if item_source == "full_splits":
-        return decontamination.take(capability, "probe", n, use_banks, clip)
+        if exclude is None:
+            return decontamination.take(capability, "probe", n, use_banks, clip)
+        items = [p for p in decontamination.held_out_splits(capability, use_banks)["probe"] if p.check is not None]
+        if len(items) < n and not (clip and items):
+            raise ValueError(f"{capability}: {n} probe items with a check requested, {len(items)} available "
+                             "(item_source='full_splits'; lower probe_items or set clip_items=True)")
+        return items[:n]
     items: list[Prompt] = list(banks.bank_splits(capability)["probe"][:n]) if use_banks else []
     seed = PROBE_SEED_BASE + CAPABILITIES.index(capability)
     if exclude is None:
