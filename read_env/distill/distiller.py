@@ -59,7 +59,8 @@ from .generation import SamplingConfig, chat_text, generate_budgeted
 from .ledger import LedgerEntry, LedgerError, TokenLedger, largest_remainder_split, split_generation_training
 from .models import LoadedModels, load_models
 from .probes import ProbeResult, ProbeSuite
-from .prompts import CAPABILITIES, Prompt, PromptSampler, text_hash
+from .pool import PoolMissError, pool_engine
+from .prompts import BUCKETS, CAPABILITIES, Prompt, PromptSampler, PromptStreams, text_hash
 from .training import TrainExample, Trainer, TrainStats, apply_lora, check_same_vocab, fit_budget
 
 
@@ -114,6 +115,22 @@ class StepOutcome:
     totals: dict[str, int]
 
 
+def generation_filters(capabilities: Sequence[str], config: DistillerConfig, probes: ProbeSuite | None = None,
+                       evaluator: Evaluator | None = None) -> tuple[set[str], dict[str, list[Prompt]]]:
+    """What generation prompts of ``capabilities`` are drawn with: the forbidden hashes (probe and evaluation items,
+    the banks' probe and evaluation splits) and the banks' generation splits (``config.use_banks``)."""
+    probes = probes or ProbeSuite(capabilities, config.probe_items, config.use_banks)
+    evaluator = evaluator or Evaluator(capabilities, config.eval_items, config.use_banks, config.eval_max_new_tokens)
+    forbidden = probes.hashes() | evaluator.hashes()
+    gen_banks: dict[str, list[Prompt]] = {}
+    if config.use_banks:
+        for c in capabilities:
+            split = banks.bank_splits(c)
+            forbidden |= {text_hash(p.text) for p in split["probe"] + split["eval"]}
+            gen_banks[c] = split["generation"]
+    return forbidden, gen_banks
+
+
 class Distiller:
     """Budgeted teacher -> student distillation backend of one episode (see the module docstring).
 
@@ -166,19 +183,14 @@ class Distiller:
 
         self.probes = ProbeSuite(self.capabilities, config.probe_items, config.use_banks)
         self.evaluator = Evaluator(self.capabilities, config.eval_items, config.use_banks, config.eval_max_new_tokens)
-        forbidden = self.probes.hashes() | self.evaluator.hashes()
-        gen_banks: dict[str, list[Prompt]] = {}
-        if config.use_banks:
-            for c in self.capabilities:
-                split = banks.bank_splits(c)
-                forbidden |= {text_hash(p.text) for p in split["probe"] + split["eval"]}
-                gen_banks[c] = split["generation"]
-        self.sampler = PromptSampler(self.capabilities, seed=seed, forbidden=forbidden, banks=gen_banks,
-                                     bank_share=config.bank_share)
+        forbidden, gen_banks = generation_filters(self.capabilities, config, self.probes, self.evaluator)
+        self.sampler = (PromptStreams if config.prompt_streams else PromptSampler)(self.capabilities, seed=seed, forbidden=forbidden,
+                                                                                   banks=gen_banks, bank_share=config.bank_share)
         ref_file = Path(reference_dir or self.run_dir) / f"probe_references_{text_hash(str(self.models.teacher_path))[:12]}.json"
         self.probes.build_references(self.models.teacher_with_tokenizer, config.probe_max_new_tokens,
                                      config.gen_batch_size, ref_file)
         self.ledger = TokenLedger(self.run_dir / "ledger.jsonl")
+        self.engine = self.models.engine if config.teacher_pool is None else pool_engine(config, self.models)
         self._prompt_len_cache: dict[str, list[int]] = {}
 
     # ------------------------------------------------------------------ helpers
@@ -256,6 +268,8 @@ class Distiller:
             examples += kept
             left -= more + used
             generation_seconds += seconds
+        if self.config.teacher_pool is not None:
+            self.engine.flush()  # answers a fallback generated
         return StepDraft(allotted, carry_in, generated, trained, examples, self._replay(examples), self._lr_at(progress, int(allotted.sum())),
                          progress, started, generation_seconds)
 
@@ -294,9 +308,16 @@ class Distiller:
         ``min_new_tokens``: (tokens generated, examples, seconds)."""
         if generation_cap <= 0:
             return 0, [], 0.0
-        generation = generate_budgeted(self.models.engine, lambda: self.sampler.sample_one(self.capabilities[k], progress),
-                                       generation_cap, allowance, lambda prompt: len(self._student_prompt_ids(prompt)),
-                                       self.sampling, min_new_tokens)
+        try:
+            generation = generate_budgeted(self.engine, lambda: self.sampler.sample_one(self.capabilities[k], progress),
+                                           generation_cap, allowance, lambda prompt: len(self._student_prompt_ids(prompt)),
+                                           self.sampling, min_new_tokens)
+        except PoolMissError as miss:
+            c = self.capabilities[k]
+            drawn = " / ".join(f"{self.sampler.used[(c, b)]} {b}" for b in BUCKETS)
+            covered = self.engine.pool.card["covered"].get(c, {})
+            raise PoolMissError(miss.pool, miss.texts, f" of capability {c!r} (this episode has drawn {drawn} elements of its streams; "
+                                                       f"the pool covers {covered or 'none'})") from None
         candidates = [TrainExample(self._student_prompt_ids(c.prompt) + self._answer_ids(c.token_ids, c.text, c.finished),
                                    len(self._student_prompt_ids(c.prompt)), k) for c in generation.completions]
         return generation.generated, [example for example in candidates if len(example) > example.n_prompt], generation.seconds

@@ -69,8 +69,9 @@ class DistillationEnv(AllocationEnv):
     """The contract of :class:`~read_env.allocation_env.AllocationEnv` on real teacher -> student distillation.
 
     Args (beyond the contract's):
-        teacher, student, objective, lora, teacher_engine, teacher_url: the :class:`DistillerConfig` fields of
-            the same names, when given (they override ``distiller_config``).
+        teacher, student, objective, lora, teacher_engine, teacher_url, teacher_pool: the :class:`DistillerConfig`
+            fields of the same names, when given (they override ``distiller_config``); ``teacher_pool`` (a pool
+            folder or ``"auto"``) also sets ``prompt_streams=True``.
         distiller_config: a :class:`~read_env.distill.config.DistillerConfig` or its JSON dict (unknown keys
             raise at construction).
         device: ``"auto"`` (GPU when present), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ... (checked at construction).
@@ -104,6 +105,7 @@ class DistillationEnv(AllocationEnv):
         lora: bool | None = None,
         teacher_engine: str | None = None,
         teacher_url: str | None = None,
+        teacher_pool: str | None = None,
         distiller_config: DistillerConfig | Mapping[str, Any] | None = None,
         device: str = "auto",
         run_dir: str = "runs/ReAD-v0",
@@ -131,7 +133,8 @@ class DistillationEnv(AllocationEnv):
 
             torch_device(device)  # raises naming the device
         base = distiller_config if isinstance(distiller_config, DistillerConfig) else DistillerConfig.from_dict(distiller_config or {})
-        direct = {"teacher": teacher, "student": student, "objective": objective, "lora": lora, "teacher_engine": teacher_engine, "teacher_url": teacher_url}
+        direct = {"teacher": teacher, "student": student, "objective": objective, "lora": lora, "teacher_engine": teacher_engine, "teacher_url": teacher_url,
+                  "teacher_pool": teacher_pool, "prompt_streams": True if teacher_pool is not None else None}
         self.distiller_config = replace(base, **{key: value for key, value in direct.items() if value is not None})
         self._check_models()
         self.config = {"capabilities": list(self.capabilities), "budget_tokens": self.budget_tokens, "num_steps": self.num_steps,
@@ -159,6 +162,10 @@ class DistillationEnv(AllocationEnv):
 
             config = self.distiller_config
             check_teacher_server(config.teacher_url, config.teacher_model or config.teacher)  # the embedded teacher's name: at reset
+        if self.distiller_config.teacher_pool is not None:
+            from read_env.distill.pool import check_pool_folder
+
+            check_pool_folder(self.distiller_config)
         if self.distiller_config.teacher_engine == "vllm":
             from read_env.distill.engines.vllm_engine import require_vllm
 
