@@ -132,10 +132,14 @@ class DistillationEnv(AllocationEnv):
             from read_env.distill.models import torch_device
 
             torch_device(device)  # raises naming the device
-        base = distiller_config if isinstance(distiller_config, DistillerConfig) else DistillerConfig.from_dict(distiller_config or {})
         direct = {"teacher": teacher, "student": student, "objective": objective, "lora": lora, "teacher_engine": teacher_engine, "teacher_url": teacher_url,
                   "teacher_pool": teacher_pool, "prompt_streams": True if teacher_pool is not None else None}
-        self.distiller_config = replace(base, **{key: value for key, value in direct.items() if value is not None})
+        direct = {key: value for key, value in direct.items() if value is not None}
+        if isinstance(distiller_config, DistillerConfig):
+            self.distiller_config = replace(distiller_config, **direct)
+        else:
+            options = distiller_config or {}
+            self.distiller_config = DistillerConfig.from_dict({**options, **direct} if isinstance(options, Mapping) else options)
         self._check_models()
         self.config = {"capabilities": list(self.capabilities), "budget_tokens": self.budget_tokens, "num_steps": self.num_steps,
                        "distiller": self.distiller_config.run_identity()}  # resume refuses an episode of another config

@@ -352,7 +352,8 @@ class PromptStreams:
     A draw of capability ``c`` at ``progress`` picks the bucket ``b`` by :func:`curriculum` with the episode's
     generator (``seed``) and returns the next unused element of the (``c``, ``b``) stream (:func:`stream_prompt`,
     the same for every seed): episodes of any seed and allocation draw the streams' prefixes, which a teacher
-    pool (:mod:`read_env.distill.pool`) answers once. Same arguments and interface as :class:`PromptSampler`.
+    pool (:mod:`read_env.distill.pool`) answers once. The arguments of :class:`PromptSampler`, and its
+    ``sample_one``, ``state_dict`` and ``load_state_dict``.
     """
 
     def __init__(self, capabilities: Sequence[str], seed: int = 0, forbidden: set[str] | None = None,
