@@ -349,10 +349,12 @@ def stream_prompt(capability: str, bucket: str, index: int, forbidden: set[str] 
 class PromptStreams:
     """Generation prompts drawn from fixed streams, so that episodes share them (``DistillerConfig.prompt_streams``).
 
-    A draw of capability ``c`` at ``progress`` picks the bucket ``b`` by :func:`curriculum` with the episode's
-    generator (``seed``) and returns the next unused element of the (``c``, ``b``) stream (:func:`stream_prompt`,
-    the same for every seed): episodes of any seed and allocation draw the streams' prefixes, which a teacher
-    pool (:mod:`read_env.distill.pool`) answers once. The arguments of :class:`PromptSampler`, and its
+    A draw of capability ``c`` at ``progress`` picks the bucket ``b`` by :func:`curriculum` with the capability's own
+    generator (seeded by ``seed`` and ``c``: its i-th draw uses the same uniform number whatever the other
+    capabilities drew) and returns the next unused element of the (``c``, ``b``) stream (:func:`stream_prompt`, the
+    same for every seed): episodes of any seed and allocation draw the streams' prefixes, which a teacher pool
+    (:mod:`read_env.distill.pool`) answers once, and two allocations of one seed the same prompts of a capability
+    as far as both go (up to a curriculum phase change at another draw). The arguments of :class:`PromptSampler`, and its
     ``sample_one``, ``state_dict`` and ``load_state_dict``.
     """
 
@@ -361,7 +363,7 @@ class PromptStreams:
         for c in capabilities:
             templates_for(c)
         self.capabilities = list(capabilities)
-        self.rng = np.random.default_rng(seed)
+        self.rngs = {c: np.random.default_rng((seed, CAPABILITIES.index(c))) for c in self.capabilities}
         self.forbidden = frozenset(forbidden or ())
         self.banks = {c: leakage_filter(items, set(self.forbidden)) for c, items in (banks or {}).items() if items}
         self.bank_share = bank_share
@@ -373,15 +375,16 @@ class PromptStreams:
 
     def sample_one(self, capability: str, progress: float) -> Prompt:
         """The next element of ``capability``'s stream of the bucket :func:`curriculum` (``progress``) picks."""
-        bucket = BUCKETS[int(self.rng.choice(3, p=curriculum(progress)))]
+        bucket = BUCKETS[int(self.rngs[capability].choice(3, p=curriculum(progress)))]
         index = self.used[(capability, bucket)]
         self.used[(capability, bucket)] = index + 1
         return self.element(capability, bucket, index)
 
     def state_dict(self) -> dict:
-        """JSON-able state (rng + elements drawn per stream)."""
-        return {"rng": self.rng.bit_generator.state, "used": [[c, b, n] for (c, b), n in self.used.items()]}
+        """JSON-able state (the capabilities' generators + elements drawn per stream)."""
+        return {"rngs": {c: rng.bit_generator.state for c, rng in self.rngs.items()}, "used": [[c, b, n] for (c, b), n in self.used.items()]}
 
     def load_state_dict(self, state: dict) -> None:
-        self.rng.bit_generator.state = state["rng"]
+        for c, rng_state in state["rngs"].items():
+            self.rngs[c].bit_generator.state = rng_state
         self.used = {(c, b): int(n) for c, b, n in state["used"]}

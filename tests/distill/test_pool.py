@@ -82,6 +82,19 @@ def test_stream_elements_are_the_same_for_every_seed_and_allocation():
     assert drawn[0] != drawn[1]  # the seeds pick other buckets, and the allocations other counts
 
 
+def test_two_allocations_of_one_seed_draw_the_same_prompts_of_a_capability_as_far_as_both_go():
+    drawn = []
+    for order in (["math", "code"] * 30, ["code"] * 7 + ["math"] * 50):
+        streams = PromptStreams(["math", "code"], seed=5)
+        per_capability: dict[str, list[str]] = {"math": [], "code": []}
+        for capability in order:
+            per_capability[capability].append(streams.sample_one(capability, progress=0.5).text)
+        drawn.append(per_capability)
+    for capability in ("math", "code"):
+        short, long = sorted((drawn[0][capability], drawn[1][capability]), key=len)
+        assert len(short) >= 7 and long[:len(short)] == short
+
+
 def test_stream_state_round_trips():
     streams = PromptStreams(["tool_use"], seed=3)
     for _ in range(5):
