@@ -63,6 +63,8 @@ CASES = {  # case: its steps (script, arguments, a regular expression its standa
     "surrogate_headroom": [("surrogate_headroom.py",
                             "--budgets 20 --steps 4 --tasks math,code --per-task --fine-check --ablate --prerequisite-scales 2".split(),
                             rf"20M  uniform {NUMBER}  task_static {NUMBER} .* headroom {NUMBER}[\s\S]*shortfall[\s\S]*ablation: neither")],
+    "teacher_pool": [("teacher_pool.py", "--tiny --seeds 2 --budget 800 --steps 2".split(),
+                      rf"pooled  paired difference: mean {NUMBER}, sd {NUMBER} points over 2 seeds\nsd ratio online / pooled: ")],
 }
 REQUIRES = {"jax_speed": ("jax", "stable_baselines3")}
 
