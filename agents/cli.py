@@ -578,17 +578,18 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--refit-all", action="store_true", help="recency/ensemble: after validation, fit the chosen model on every episode and write that")
     fit.set_defaults(func=cmd_fit_world)
 
-    pool = command("pool", "the teacher's answers to ReAD-v0's prompt streams, generated once: build (or extend) a pool, or show its card")
+    pool = command("pool", "the teacher's answers to ReAD-v0's prompt streams, generated once: build (or extend) a pool, "
+                           "or show its card")
     pool.add_argument("action", choices=["build", "show"], help="build: generate what the pool lacks; show: print its card")
     pool.add_argument("path", help="the pool's folder (use it as gym.make('ReAD-v0', teacher_pool=PATH))")
     pool.add_argument("--per-bucket", type=positive_int, default=64, help="stream elements answered per capability and difficulty bucket")
     pool.add_argument("--capabilities", type=parse_capabilities, default="all", help="comma list of capabilities, or all")
     pool.add_argument("--teacher", default=None, help="teacher folder or cached hub id (default: the embedded SmolLM2-135M-Instruct)")
-    pool.add_argument("--teacher-engine", choices=["hf", "openai", "vllm"], default=None, help="where the answers are generated (default hf)")
+    pool.add_argument("--teacher-engine", choices=["hf", "openai", "vllm"], default=None, help="where answers are generated (default hf)")
     pool.add_argument("--teacher-url", default=None, help="the OpenAI-compatible server of --teacher-engine openai (http://HOST:PORT/v1)")
     pool.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                      help="a DistillerConfig option (JSON value), repeatable; the episodes' decoding (max_new_tokens, temperature, top_p) and "
-                           "prompt settings (probe_items, eval_items, use_banks, bank_share) must be theirs: they are the pool's key")
+                      help="a DistillerConfig option (JSON value), repeatable; the pool's key holds the episodes' decoding "
+                           "(max_new_tokens, temperature, top_p) and prompt settings (probe_items, eval_items, use_banks, bank_share)")
     pool.add_argument("--device", default="auto", help="torch device of an in-process teacher: auto, cpu, cuda, ...")
     pool.add_argument("--batch-size", type=positive_int, default=None, help="prompts per engine call (default: the gen_batch_size option)")
     pool.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 
-def final_profile(models: dict[str, str], run_dir: Path, seed: int, action: np.ndarray, args: argparse.Namespace, pool: Path | None) -> float:
+def final_profile(models: dict[str, str], run_dir: Path, seed: int, action: np.ndarray, args: argparse.Namespace,
+                  pool: Path | None) -> float:
     """100 x the mean probe profile after one episode."""
     import gymnasium as gym
 
@@ -66,19 +67,22 @@ def main() -> None:
             from read_env.distill.assets import build_tiny_llama
 
             teacher = build_tiny_llama(Path(scratch) / "teacher", num_layers=2, seed=0)
-            models = {"teacher": str(teacher), "student": str(build_tiny_llama(Path(scratch) / "student", num_layers=1, seed=1, tokenizer=teacher))}
+            student = build_tiny_llama(Path(scratch) / "student", num_layers=1, seed=1, tokenizer=teacher)
+            models = {"teacher": str(teacher), "student": str(student)}
         print(f"ReAD-v0, {args.budget:,} tokens, {args.steps} steps, temperature {args.temperature}, {args.seeds} seeds"
               f"{' (tiny models)' if models else ''}: skewed - even final mean profile (points)")
         differences: dict[str, list[float]] = {"online": [], "pooled": []}
         for seed in range(args.seeds):
             for mode, pool in (("online", None), ("pooled", Path(scratch) / "pool")):
-                pair = [final_profile(models, Path(scratch) / f"{mode}-{name}", seed, action, args, pool) for name, action in (("even", even), ("skewed", skewed))]
+                pair = [final_profile(models, Path(scratch) / f"{mode}-{name}", seed, action, args, pool)
+                        for name, action in (("even", even), ("skewed", skewed))]
                 differences[mode].append(pair[1] - pair[0])
             print(f"seed {seed}: online {differences['online'][-1]:+.3f}, pooled {differences['pooled'][-1]:+.3f}", flush=True)
     sd = {mode: statistics.stdev(values) if len(values) > 1 else float("nan") for mode, values in differences.items()}
     for mode, values in differences.items():
         print(f"{mode:7s} paired difference: mean {statistics.fmean(values):+.3f}, sd {sd[mode]:.3f} points over {len(values)} seeds")
-    print(f"sd ratio online / pooled: {sd['online'] / sd['pooled']:.2f}" if sd["pooled"] > 0 else "sd ratio online / pooled: pooled sd is 0")
+    ratio = f"{sd['online'] / sd['pooled']:.2f}" if sd["pooled"] > 0 else "none (the pooled sd is 0)"
+    print(f"sd ratio online / pooled: {ratio}")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ from urllib.parse import urlparse
 
 TEACHER_ENGINES = ("hf", "openai", "vllm")
 # Where and how a run executes, not what it computes: a resumed run may change them.
-OPERATIONAL_FIELDS = ("cache", "teacher_url", "teacher_concurrency", "teacher_retries", "teacher_timeout_s", "keep_after_episode", "teacher_pool",
-                      "pool_fallback")
+OPERATIONAL_FIELDS = ("cache", "teacher_url", "teacher_concurrency", "teacher_retries", "teacher_timeout_s", "keep_after_episode",
+                      "teacher_pool", "pool_fallback")
 OBJECTIVES = ("sft", "kd")
 KEEP_AFTER_EPISODE = ("weights", "nothing", "checkpoint")
 

@@ -132,8 +132,8 @@ class DistillationEnv(AllocationEnv):
             from read_env.distill.models import torch_device
 
             torch_device(device)  # raises naming the device
-        direct = {"teacher": teacher, "student": student, "objective": objective, "lora": lora, "teacher_engine": teacher_engine, "teacher_url": teacher_url,
-                  "teacher_pool": teacher_pool, "prompt_streams": True if teacher_pool is not None else None}
+        direct = {"teacher": teacher, "student": student, "objective": objective, "lora": lora, "teacher_engine": teacher_engine,
+                  "teacher_url": teacher_url, "teacher_pool": teacher_pool, "prompt_streams": True if teacher_pool is not None else None}
         direct = {key: value for key, value in direct.items() if value is not None}
         if isinstance(distiller_config, DistillerConfig):
             self.distiller_config = replace(distiller_config, **direct)

@@ -27,18 +27,16 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from .config import DistillerConfig
 from .engines import Answer, TeacherEngineError
-from .generation import SamplingConfig
+from .generation import SamplingConfig, chat_text
 from .prompts import BUCKETS, CAPABILITIES, STREAM_SEED, PromptStreams
 from .safe_files import replace_file
 
@@ -93,7 +91,6 @@ def streams_for(config: DistillerConfig) -> PromptStreams:
     return PromptStreams(CAPABILITIES, forbidden=forbidden, banks=banks, bank_share=config.bank_share)
 
 
-@lru_cache(maxsize=8)
 def prompt_source(config: DistillerConfig) -> dict[str, Any]:
     """What the streams are drawn from, and its ``hash`` (templates, stream seed, forbidden items, banks)."""
     streams = streams_for(config)
@@ -105,9 +102,11 @@ def prompt_source(config: DistillerConfig) -> dict[str, Any]:
             "hash": digest.hexdigest()[:16]}
 
 
-def pool_key(config: DistillerConfig, teacher: str) -> dict[str, Any]:
-    """(teacher, prompt hash, sampling): the answers a pool holds; ``teacher`` is the resolved teacher folder or name."""
-    return {"teacher": teacher_fingerprint(teacher), "prompts": prompt_source(config)["hash"], "sampling": sampling_key(config)}
+def pool_key(config: DistillerConfig, teacher: str, source: dict[str, Any] | None = None) -> dict[str, Any]:
+    """(teacher, prompt hash, sampling): the answers a pool holds; ``teacher`` is the resolved teacher folder or name,
+    ``source`` :func:`prompt_source` (computed when not given)."""
+    source = source or prompt_source(config)
+    return {"teacher": teacher_fingerprint(teacher), "prompts": source["hash"], "sampling": sampling_key(config)}
 
 
 def auto_path(config: DistillerConfig, key: dict[str, Any]) -> Path:
@@ -154,6 +153,10 @@ class TeacherPool:
         self.pending: list[dict[str, Any]] = []
         self._load()
 
+    def refresh(self) -> None:
+        """Load the shards other processes added since."""
+        self._load()
+
     def _load(self) -> None:
         from datasets import load_from_disk
 
@@ -187,8 +190,8 @@ class TeacherPool:
             if digest in self.index:
                 continue
             self.index[digest] = (-1, len(self.pending))
-            self.pending.append({"capability": capability, "bucket": bucket, "prompt": text, "prompt_sha256": digest,
-                                 "token_ids": answer.token_ids, "text": answer.text, "finished": answer.finished, "generated": answer.generated})
+            self.pending.append({"capability": capability, "bucket": bucket, "prompt": text, "prompt_sha256": digest, "token_ids": answer.token_ids,
+                                 "text": answer.text, "finished": answer.finished, "generated": answer.generated})
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -243,17 +246,6 @@ class TeacherPool:
             self._load()
 
 
-_open: dict[tuple[str, str], TeacherPool] = {}
-
-
-def shared_pool(path: str | Path, key: dict[str, Any], source: dict[str, Any] | None = None, create: bool = False) -> TeacherPool:
-    """:class:`TeacherPool`, opened once per process and key (episodes, agents and profiling runs share it)."""
-    name = (str(Path(path).expanduser().resolve()), json.dumps(key, sort_keys=True))
-    if name not in _open:
-        _open[name] = TeacherPool(path, key, source, create)
-    return _open[name]
-
-
 class PoolEngine:
     """A teacher engine answering from ``pool`` (cut at each cap); ``fallback`` (an engine, or ``None`` to raise
     :class:`PoolMissError`) generates what the pool lacks, with the pool's cap, and adds it to the pool."""
@@ -267,6 +259,9 @@ class PoolEngine:
     def generate(self, prompts: Sequence[str], caps: Sequence[int], sampling: SamplingConfig) -> list[Answer]:
         """Answers to user-turn ``prompts`` with per-prompt caps (<= the pool's ``max_new_tokens``)."""
         missing = list(dict.fromkeys(text for text in prompts if text not in self.pool))
+        if missing:  # another process may have added them since
+            self.pool.refresh()
+            missing = [text for text in missing if text not in self.pool]
         if missing and self.fallback is None:
             raise PoolMissError(self.pool.path, missing)
         if missing:
@@ -280,7 +275,8 @@ class PoolEngine:
 
 def check_pool_folder(config: DistillerConfig) -> None:
     """Raise :class:`PoolError` at once when ``config.teacher_pool`` is a folder without a pool and nothing would create one."""
-    if config.teacher_pool not in (None, "auto") and not config.pool_fallback and not (Path(config.teacher_pool).expanduser() / CARD).is_file():
+    folder = config.teacher_pool
+    if folder not in (None, "auto") and not config.pool_fallback and not (Path(folder).expanduser() / CARD).is_file():
         raise PoolError(f"no teacher pool at teacher_pool={config.teacher_pool} ({CARD} missing): build one with "
                         f"`read-env pool build {config.teacher_pool}`, or set pool_fallback=True to grow it during the episodes")
 
@@ -289,11 +285,17 @@ def pool_engine(config: DistillerConfig, models) -> PoolEngine:
     """The engine of ``config.teacher_pool`` (a folder, or ``"auto"``: :func:`auto_path`, created on first use) for
     :func:`~read_env.distill.models.load_models` output ``models``, whose engine is the fallback when
     ``config.pool_fallback`` or ``"auto"`` (then a missing folder is created)."""
-    key = pool_key(config, models.teacher_path)
     auto = config.teacher_pool == "auto"
-    path = auto_path(config, key) if auto else Path(config.teacher_pool)
-    pool = shared_pool(path, key, prompt_source(config), create=auto or config.pool_fallback)
-    return PoolEngine(pool, models.teacher_tokenizer, models.engine if auto or config.pool_fallback else None)
+    settings = json.dumps(["pool key", config.to_dict()], sort_keys=True)
+    if settings not in models.opened:
+        source = prompt_source(config)
+        models.opened[settings] = source, pool_key(config, models.teacher_path, source)
+    source, key = models.opened[settings]
+    path = auto_path(config, key) if auto else Path(config.teacher_pool).expanduser().resolve()
+    name = json.dumps([str(path), key], sort_keys=True)
+    if name not in models.opened:  # opened once per loaded models: the episodes, agents and profiling runs of a process share it
+        models.opened[name] = TeacherPool(path, key, source, create=auto or config.pool_fallback)
+    return PoolEngine(models.opened[name], models.teacher_tokenizer, models.engine if auto or config.pool_fallback else None)
 
 
 def build_pool(path: str | Path, config: DistillerConfig, capabilities: Sequence[str] = CAPABILITIES, per_bucket: int = 64,
@@ -313,7 +315,8 @@ def build_pool(path: str | Path, config: DistillerConfig, capabilities: Sequence
     if per_bucket < 1:
         raise ValueError(f"per_bucket must be >= 1, got {per_bucket}")
     teacher = models.teacher_path if models is not None else resolve_model_path(config.teacher, "teacher", config.cache)
-    pool = TeacherPool(path, pool_key(config, teacher), prompt_source(config), create=True)  # refuses another key before loading
+    source = prompt_source(config)
+    pool = TeacherPool(path, pool_key(config, teacher, source), source, create=True)  # refuses another key before loading
     models = models or load_models(config, device)
     streams = streams_for(config)
     todo: dict[str, Any] = {}
@@ -334,10 +337,8 @@ def build_pool(path: str | Path, config: DistillerConfig, capabilities: Sequence
             pool.add([p.text for p in batch], answers, [(p.capability, p.bucket) for p in batch])
             generated += sum(a.generated for a in answers)
             if models.teacher_tokenizer is not None:
-                from .generation import chat_text
-
-                prompt_tokens += sum(len(models.teacher_tokenizer(chat_text(models.teacher_tokenizer, p.text), add_special_tokens=False)["input_ids"])
-                                     for p in batch)
+                tokenizer = models.teacher_tokenizer
+                prompt_tokens += sum(len(tokenizer(chat_text(tokenizer, p.text), add_special_tokens=False)["input_ids"]) for p in batch)
             bar.update(len(batch))
             if len(pool.pending) >= SHARD_ROWS:
                 pool.flush()
@@ -349,10 +350,3 @@ def build_pool(path: str | Path, config: DistillerConfig, capabilities: Sequence
     pool.flush(build, {c: {b: per_bucket for b in BUCKETS} for c in capabilities})
     return pool.card
 
-
-def remove_pool(path: str | Path) -> None:
-    """Delete a pool folder (only one with a pool card)."""
-    path = Path(path)
-    if not (path / CARD).is_file():
-        raise PoolError(f"{path} holds no {CARD}: not a teacher pool")
-    shutil.rmtree(path)

@@ -382,7 +382,8 @@ class PromptStreams:
 
     def state_dict(self) -> dict:
         """JSON-able state (the capabilities' generators + elements drawn per stream)."""
-        return {"rngs": {c: rng.bit_generator.state for c, rng in self.rngs.items()}, "used": [[c, b, n] for (c, b), n in self.used.items()]}
+        return {"rngs": {c: rng.bit_generator.state for c, rng in self.rngs.items()},
+                "used": [[c, b, n] for (c, b), n in self.used.items()]}
 
     def load_state_dict(self, state: dict) -> None:
         for c, rng_state in state["rngs"].items():

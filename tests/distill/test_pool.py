@@ -34,8 +34,8 @@ def config(tiny_models, **options) -> DistillerConfig:
 def episode(tiny_models, run_dir, seed=0, **kwargs):
     """One 3-step episode of 1,200 tokens (greedy decoding): the infos of its steps."""
     options = {**GREEDY, **kwargs.pop("distiller_config", {})}
-    env = gym.make("ReAD-v0", teacher=tiny_models["teacher"], student=tiny_models["student"], run_dir=str(run_dir), device="cpu", budget_tokens=1200,
-                   num_steps=3, task="math_word_problems", progress=False, distiller_config=options, **kwargs)
+    env = gym.make("ReAD-v0", teacher=tiny_models["teacher"], student=tiny_models["student"], run_dir=str(run_dir), device="cpu",
+                   budget_tokens=1200, num_steps=3, task="math_word_problems", progress=False, distiller_config=options, **kwargs)
     env.reset(seed=seed)
     action = np.linspace(-1, 1, 8, dtype=np.float32)
     infos, done = [], False
@@ -119,7 +119,8 @@ def test_an_answer_cut_at_a_cap_equals_the_answer_generated_with_that_cap_under_
         assert [cut(row, cap, tokenizer) for row in rows] == engine.generate(prompts, [cap] * 3, greedy)
 
 
-def test_a_pooled_episode_equals_the_online_one_under_greedy_decoding_and_generates_nothing(tiny_models, tmp_path, count_generation, monkeypatch):
+def test_a_pooled_episode_equals_the_online_one_under_greedy_decoding_and_generates_nothing(tiny_models, tmp_path, count_generation,
+                                                                                             monkeypatch):
     card = build_pool(tmp_path / "pool", config(tiny_models), per_bucket=8, device="cpu", progress=False)
     assert card["rows"] == len(count_generation) > 0 and card["builds"][-1]["generated_tokens"] == card["generated_tokens"]
     online = episode(tiny_models, tmp_path / "online")
@@ -161,15 +162,17 @@ def test_a_build_extends_a_pool_and_refuses_one_of_another_key(tiny_models, tmp_
     first = build_pool(tmp_path / "pool", config(tiny_models), capabilities=["code"], per_bucket=2, device="cpu", progress=False)
     asked = len(count_generation)
     second = build_pool(tmp_path / "pool", config(tiny_models), capabilities=["code"], per_bucket=5, device="cpu", progress=False)
-    new = {stream_prompt("code", b, i).text for b in BUCKETS for i in range(5)} - {stream_prompt("code", b, i).text for b in BUCKETS for i in range(2)}
+    elements = {n: {stream_prompt("code", b, i).text for b in BUCKETS for i in range(n)} for n in (2, 5)}
+    new = elements[5] - elements[2]
     assert len(count_generation) - asked == second["builds"][-1]["prompts"] == len(new)
-    assert second["rows"] == first["rows"] + len(new) and len(second["builds"]) == 2 and second["covered"]["code"] == {b: 5 for b in BUCKETS}
+    assert second["rows"] == first["rows"] + len(new) and len(second["builds"]) == 2
+    assert second["covered"]["code"] == {b: 5 for b in BUCKETS}
     assert len(list((tmp_path / "pool" / "shards").iterdir())) == 2
     with pytest.raises(PoolError, match=r"another sampling \(\{'max_new_tokens.: 24, .temperature.: 0.0"):
         build_pool(tmp_path / "pool", config(tiny_models, temperature=0.5), per_bucket=1, device="cpu", progress=False)
     with pytest.raises(PoolError, match="another teacher"):
-        build_pool(tmp_path / "pool", config(tiny_models, teacher=tiny_models["other"], student=tiny_models["other"]), per_bucket=1, device="cpu",
-                   progress=False)
+        build_pool(tmp_path / "pool", config(tiny_models, teacher=tiny_models["other"], student=tiny_models["other"]), per_bucket=1,
+                   device="cpu", progress=False)
     with pytest.raises(PoolError, match="another prompts"):
         build_pool(tmp_path / "pool", config(tiny_models, probe_items=4), per_bucket=1, device="cpu", progress=False)
 
@@ -197,7 +200,8 @@ def test_bad_pool_options_fail_at_construction(options, match):
 
 def test_a_missing_pool_folder_fails_at_make(tiny_models, tmp_path):
     with pytest.raises(PoolError, match=rf"no teacher pool at teacher_pool={tmp_path / 'nowhere'} \(card.json missing\): build one with"):
-        gym.make("ReAD-v0", teacher=tiny_models["teacher"], student=tiny_models["student"], run_dir=str(tmp_path / "runs"), teacher_pool=str(tmp_path / "nowhere"))
+        gym.make("ReAD-v0", teacher=tiny_models["teacher"], student=tiny_models["student"], run_dir=str(tmp_path / "runs"),
+                 teacher_pool=str(tmp_path / "nowhere"))
 
 
 def test_the_prompt_source_hash_follows_what_the_streams_are_drawn_from():
@@ -209,7 +213,8 @@ def test_the_prompt_source_hash_follows_what_the_streams_are_drawn_from():
 
 def test_pool_command_builds_shows_and_refuses_another_key(tiny_models, tmp_path, capsys):
     path = str(tmp_path / "pool")
-    common = ["--teacher", tiny_models["teacher"], "--device", "cpu", "--quiet", "--option", "use_banks=false", "--option", "max_new_tokens=6"]
+    common = ["--teacher", tiny_models["teacher"], "--device", "cpu", "--quiet", "--option", "use_banks=false",
+              "--option", "max_new_tokens=6"]
     assert main(["pool", "build", path, "--capabilities", "multilingual", "--per-bucket", "2", *common]) == 0
     assert capsys.readouterr().out.startswith(f"{path}: ")
     assert main(["pool", "show", path]) == 0
@@ -218,3 +223,15 @@ def test_pool_command_builds_shows_and_refuses_another_key(tiny_models, tmp_path
     assert main(["pool", "build", path, *common, "--option", "temperature=0"]) == 2
     assert "read-env pool: error: teacher pool" in capsys.readouterr().err
     assert main(["pool", "show", str(Path(path) / "nothing")]) == 2
+
+
+def test_an_open_pool_answers_what_another_writer_added_since(tiny_models, tmp_path):
+    options = config(tiny_models)
+    build_pool(tmp_path / "pool", options, capabilities=["code"], per_bucket=1, device="cpu", progress=False)
+    engine = pool_module.PoolEngine(TeacherPool(tmp_path / "pool", pool_key(options, tiny_models["teacher"])), tokenizer=None)
+    later = stream_prompt("code", "hard", 3).text
+    with pytest.raises(pool_module.PoolMissError, match="has no answer to 1 prompt"):
+        engine.generate([later], [24], SamplingConfig(24, 0.0))
+    build_pool(tmp_path / "pool", options, capabilities=["code"], per_bucket=4, device="cpu", progress=False)  # another writer
+    (answer,) = engine.generate([later], [24], SamplingConfig(24, 0.0))
+    assert 1 <= answer.generated == len(answer.token_ids) <= 24
