@@ -13,7 +13,7 @@ API (all token counts are integers; ``K = len(capabilities)``)::
 
 The models come from :func:`~read_env.distill.models.load_models` (pass ``models=`` to reuse those of an
 earlier episode, and with them the untrained student's measurement); the teacher answers through its engine
-(:mod:`read_env.distill.engines`).
+(:mod:`read_env.distill.engines`), or from a teacher pool (``config.teacher_pool``: :mod:`read_env.distill.pool`).
 
 A step (:meth:`Distiller.distill`) follows the budget rule of :mod:`read_env.distill.ledger`:
 the carried remainder is added to ``tokens`` in proportion to ``tokens``; each capability's
