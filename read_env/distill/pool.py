@@ -7,8 +7,9 @@ stream elements are the same for every seed and allocation, so the answers are g
 Folder ``PATH``:
 
 * ``card.json``: the **key** (teacher fingerprint, prompt-source hash, sampling: :func:`pool_key`), the prompt
-  source, the stream elements answered per capability and bucket (``covered``), the rows and token counts, and
-  one record per build (time, prompts, tokens, seconds, tokens/s, engine).
+  source, the stream elements answered per capability and bucket (``covered``), the rows and token counts, one
+  record per build (time, prompts, tokens, seconds, tokens/s, engine), and what episodes' fallbacks added
+  (``episodes``: answers, tokens, seconds).
 * ``shards/NNNNNN-*/``: Hugging Face ``datasets`` datasets (Arrow, ``save_to_disk``), one per build or flush, one
   row per distinct prompt: ``capability``, ``bucket`` (``None`` for answers an episode's fallback added),
   ``prompt``, ``prompt_sha256`` (of the exact text), ``token_ids`` (the teacher's tokens, ``None`` from a server),
@@ -190,8 +191,9 @@ class TeacherPool:
             if digest in self.index:
                 continue
             self.index[digest] = (-1, len(self.pending))
-            self.pending.append({"capability": capability, "bucket": bucket, "prompt": text, "prompt_sha256": digest, "token_ids": answer.token_ids,
-                                 "text": answer.text, "finished": answer.finished, "generated": answer.generated})
+            self.pending.append({"capability": capability, "bucket": bucket, "prompt": text, "prompt_sha256": digest,
+                                 "token_ids": answer.token_ids, "text": answer.text, "finished": answer.finished,
+                                 "generated": answer.generated})
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -203,9 +205,10 @@ class TeacherPool:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def flush(self, build: dict[str, Any] | None = None, covered: dict[str, dict[str, int]] | None = None) -> None:
+    def flush(self, build: dict[str, Any] | None = None, covered: dict[str, dict[str, int]] | None = None, seconds: float = 0.0) -> None:
         """Write the pending answers as a new shard and update the card (``build``: a record to add; ``covered``:
-        stream elements now answered, per capability and bucket)."""
+        stream elements now answered, per capability and bucket; without ``build``, the answers and their
+        generation ``seconds`` are added to the card's ``"episodes"`` totals: what episodes' fallbacks generated)."""
         from datasets import Dataset, Features, Sequence as Seq, Value
         from datasets import utils as datasets_progress
 
@@ -218,7 +221,7 @@ class TeacherPool:
             card_file = self.path / CARD
             if card_file.is_file():  # another process may have flushed since
                 on_disk = json.loads(card_file.read_text())
-                self.card.update({k: on_disk[k] for k in ("covered", "rows", "generated_tokens", "builds")})
+                self.card.update({k: on_disk[k] for k in ("covered", "rows", "generated_tokens", "builds", "episodes") if k in on_disk})
             self._load()
             rows = [row for row in self.pending if self.index.get(row["prompt_sha256"], (-1,))[0] < 0]
             if rows:
@@ -240,6 +243,10 @@ class TeacherPool:
                     mine[bucket] = max(mine.get(bucket, 0), count)
             if build is not None:
                 self.card["builds"].append(build)
+            elif rows:
+                grown = self.card.setdefault("episodes", {"answers": 0, "generated_tokens": 0, "seconds": 0.0})
+                grown.update(answers=grown["answers"] + len(rows), seconds=round(grown["seconds"] + seconds, 3),
+                             generated_tokens=grown["generated_tokens"] + sum(r["generated"] for r in rows))
             replace_file(card_file, (json.dumps(self.card, indent=1) + "\n").encode())
             self.pending = []
             self.index = {digest: where for digest, where in self.index.items() if where[0] >= 0}
@@ -255,6 +262,7 @@ class PoolEngine:
     def __init__(self, pool: TeacherPool, tokenizer, fallback=None):
         self.pool, self.tokenizer, self.fallback = pool, tokenizer, fallback
         self.max_new_tokens = int(pool.card["key"]["sampling"]["max_new_tokens"])
+        self.seconds = 0.0  # spent generating answers not yet flushed
 
     def generate(self, prompts: Sequence[str], caps: Sequence[int], sampling: SamplingConfig) -> list[Answer]:
         """Answers to user-turn ``prompts`` with per-prompt caps (<= the pool's ``max_new_tokens``)."""
@@ -265,12 +273,15 @@ class PoolEngine:
         if missing and self.fallback is None:
             raise PoolMissError(self.pool.path, missing)
         if missing:
+            started = time.perf_counter()
             self.pool.add(missing, self.fallback.generate(missing, [self.max_new_tokens] * len(missing), sampling))
+            self.seconds += time.perf_counter() - started
         return [cut(self.pool.row(text), cap, self.tokenizer) for text, cap in zip(prompts, caps)]
 
     def flush(self) -> None:
         """Store the answers the fallback generated (:meth:`TeacherPool.flush`)."""
-        self.pool.flush()
+        self.pool.flush(seconds=self.seconds)
+        self.seconds = 0.0
 
 
 def check_pool_folder(config: DistillerConfig) -> None:

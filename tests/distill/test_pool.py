@@ -182,7 +182,8 @@ def test_the_auto_pool_is_built_on_first_use_in_the_cache_and_reused(tiny_models
     first = episode(tiny_models, tmp_path / "runs", teacher_pool="auto", distiller_config=options)
     assert count_generation and not any("error" in info for info in first)
     (folder,) = (tmp_path / "cache" / "pools").iterdir()
-    assert json.loads((folder / "card.json").read_text())["rows"] == len(set(count_generation))
+    card = json.loads((folder / "card.json").read_text())
+    assert card["rows"] == card["episodes"]["answers"] == len(set(count_generation)) and card["episodes"]["seconds"] > 0
     count_generation.clear()
     second = episode(tiny_models, tmp_path / "runs", teacher_pool="auto", distiller_config=options)
     assert count_generation == [] and not any("error" in info for info in second)
