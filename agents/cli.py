@@ -1,5 +1,5 @@
 """The ``read-env`` command line: ``demo`` (the main job), ``run``, ``compare``, ``train``, ``agents``, ``log-episodes``, ``fit-world``,
-``estimate``.
+``estimate``, ``pool``.
 
 Examples (``run``, ``compare`` and ``train`` default to ``ReAD-Surrogate-v2``, ``read_env.DEFAULT_ENV_ID``; without
 ``--budget(s)`` or ``--steps`` a command runs the environment's own budget and steps, and says which)::
@@ -14,6 +14,7 @@ Examples (``run``, ``compare`` and ``train`` default to ``ReAD-Surrogate-v2``, `
     read-env log-episodes --env-id ReAD-Mini-v0 --tasks math_word_problems --budgets 250k,1M --seeds 5 --out data/mini --workers 2
     read-env fit-world runs/ReAD-Mini-v0                 # world.json, for ReAD-Surrogate-v0 (--model ensemble: fitted_world.json)
     read-env estimate --teacher qwen2.5-7b --student qwen2.5-0.5b --budget 20M,150M --engine vllm   # predicted hours, inputs printed
+    read-env pool build pools/smollm2 --per-bucket 64    # the teacher's answers, shared by ReAD-v0 episodes (teacher_pool=PATH)
 
 Utility is printed in points (100 x utility, 0-100). ``run``, ``compare`` and ``train`` end with a short table or
 line; ``--json`` prints their full record instead, for scripts. A mistake in the input (an unknown task, agent
@@ -138,6 +139,17 @@ def parse_tasks(text: str) -> list[str]:
 def task_count(text: str) -> int:
     """A count of tasks: a positive integer, or a comma list of :func:`parse_tasks`."""
     return positive_int(text) if text.isdigit() else len(parse_tasks(text))
+
+
+def parse_capabilities(text: str) -> list[str]:
+    """A comma list of capability names, or ``all``."""
+    from read_env.capabilities import PAPER_CAPABILITIES
+
+    names = list(PAPER_CAPABILITIES) if text == "all" else [name.strip() for name in text.split(",")]
+    for name in names:
+        if name not in PAPER_CAPABILITIES:
+            raise argparse.ArgumentTypeError(unknown("capability", name, PAPER_CAPABILITIES))
+    return names
 
 
 def positive_int(text: str) -> int:
@@ -398,6 +410,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pool(args: argparse.Namespace) -> int:
+    from read_env.distill.config import DistillerConfig
+    from read_env.distill.pool import PoolError, build_pool
+
+    if args.action == "show":
+        card = Path(args.path) / "card.json"
+        if not card.is_file():
+            raise UsageError(f"no teacher pool at {args.path} (card.json missing)")
+        print(card.read_text(), end="")
+        return 0
+    options = parse_env_kwargs(args.option, "--option")
+    options.update({key: value for key, value in (("teacher", args.teacher), ("teacher_engine", args.teacher_engine),
+                                                   ("teacher_url", args.teacher_url)) if value is not None})
+    try:
+        config = DistillerConfig.from_dict(options)
+    except (TypeError, ValueError) as error:
+        raise UsageError(str(error)) from error
+    args.kept = f"the answers of {args.path} written so far (rerun the command to continue)"
+    try:
+        card = build_pool(args.path, config, args.capabilities, args.per_bucket, args.device, args.batch_size, progress=not args.quiet)
+    except PoolError as error:
+        raise UsageError(str(error)) from error
+    build = card["builds"][-1]
+    print(f"{args.path}: {card['rows']} answers ({card['generated_tokens']:,} teacher tokens); this build: {build['prompts']} answers, "
+          f"{build['generated_tokens']:,} tokens in {build['seconds']:.1f} s ({build['tokens_per_s'] or 0:,.0f} tokens/s)")
+    return 0
+
+
 def cmd_agents(args: argparse.Namespace) -> int:
     from agents.registry import AGENTS
 
@@ -631,6 +671,23 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--no-pool", action="store_true", help="every episode generates its teacher data online (today's ReAD-v0)")
     est.add_argument("--json", action="store_true", help="print every figure and input as JSON")
     est.set_defaults(func=cmd_estimate)
+
+    pool = command("pool", "the teacher's answers to ReAD-v0's prompt streams, generated once: build (or extend) a pool, "
+                           "or show its card")
+    pool.add_argument("action", choices=["build", "show"], help="build: generate what the pool lacks; show: print its card")
+    pool.add_argument("path", help="the pool's folder (use it as gym.make('ReAD-v0', teacher_pool=PATH))")
+    pool.add_argument("--per-bucket", type=positive_int, default=64, help="stream elements answered per capability and difficulty bucket")
+    pool.add_argument("--capabilities", type=parse_capabilities, default="all", help="comma list of capabilities, or all")
+    pool.add_argument("--teacher", default=None, help="teacher folder or cached hub id (default: the embedded SmolLM2-135M-Instruct)")
+    pool.add_argument("--teacher-engine", choices=["hf", "openai", "vllm"], default=None, help="where answers are generated (default hf)")
+    pool.add_argument("--teacher-url", default=None, help="the OpenAI-compatible server of --teacher-engine openai (http://HOST:PORT/v1)")
+    pool.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                      help="a DistillerConfig option (JSON value), repeatable; the pool's key holds the episodes' decoding "
+                           "(max_new_tokens, temperature, top_p) and prompt settings (probe_items, eval_items, use_banks, bank_share)")
+    pool.add_argument("--device", default="auto", help="torch device of an in-process teacher: auto, cpu, cuda, ...")
+    pool.add_argument("--batch-size", type=positive_int, default=None, help="prompts per engine call (default: the gen_batch_size option)")
+    pool.add_argument("--quiet", action="store_true", help="no progress bar")
+    pool.set_defaults(func=cmd_pool)
 
     ag = command("agents", "list the agent names")
     ag.set_defaults(func=cmd_agents)

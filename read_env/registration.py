@@ -36,7 +36,10 @@ REAL_V1_OPTIONS = {
     "max_new_tokens": 512, "eval_max_new_tokens": 512,  # room for chain-of-thought and code
     # training: padding-free packed steps, bf16 where the device computes it natively, warm-up + cosine over the budget
     "packed": True, "bf16": "auto", "lr_schedule": "warmup_cosine",
-    # teacher: every capability's prompts in the same engine calls, its native bf16, references from the engine
+    # teacher: answers generated once in a pool shared by every episode, seed, agent and profiling run (prompt streams
+    # common to all allocations); every capability's prompts in the same engine calls, its native bf16, references
+    # from the engine
+    "prompt_streams": True, "teacher_pool": "auto",
     "batch_capabilities": True, "teacher_dtype": "auto", "engine_references": True,
     # checkpoints: written while the student is measured, no copy of the untrained weights
     "checkpoint_async": True, "checkpoint_start_weights": False,

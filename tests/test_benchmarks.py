@@ -77,6 +77,8 @@ CASES = {  # case: its steps (script, arguments, a regular expression its standa
                             "--tiny --threads 1 --gen-tokens 20 --max-new-tokens 8 --repeats 1 --concurrency 1,2 --requests-per-slot 1".split(),
                             rf"capabilities together: +{NUMBER} tokens/s \({NUMBER}x\), same answers: True[\s\S]*"
                             rf"openai concurrency 2: {NUMBER} tokens/s")],
+    "teacher_pool": [("teacher_pool.py", "--tiny --seeds 2 --budget 800 --steps 2".split(),
+                      rf"pooled  paired difference: mean {NUMBER}, sd {NUMBER} points over 2 seeds\nsd ratio online / pooled: ")],
 }
 REQUIRES = {"jax_speed": ("jax", "stable_baselines3")}
 

@@ -17,7 +17,8 @@ TEACHER_DTYPES = ("auto", "bfloat16", "float32")
 # Where and how a run executes, not what it computes: a resumed run may change them.
 OPERATIONAL_FIELDS = ("cache", "teacher_url", "teacher_concurrency", "teacher_retries", "teacher_timeout_s", "keep_after_episode",
                       "tensor_parallel_size", "gpu_memory_utilization", "max_num_seqs", "max_model_len",
-                      "checkpoint_dtype", "checkpoint_optimizer", "checkpoint_start_weights", "checkpoint_async")
+                      "checkpoint_dtype", "checkpoint_optimizer", "checkpoint_start_weights", "checkpoint_async",
+                      "teacher_pool", "pool_fallback")
 OBJECTIVES = ("sft", "kd")
 KEEP_AFTER_EPISODE = ("weights", "nothing", "checkpoint")
 CHECKPOINT_DTYPES = ("float32", "bfloat16", "float16")
@@ -66,6 +67,12 @@ class DistillerConfig:
     n-gram decontaminated: :mod:`read_env.distill.decontamination`; asking for more items than exist is an error,
     unless ``clip_items``: then a capability with fewer uses all it has, and the reset's ``info["items"]`` reports the
     counts used).
+    Teacher data: ``prompt_streams`` draws generation prompts from fixed per-(capability, bucket) streams
+    (:class:`~read_env.distill.prompts.PromptStreams`: episodes of every seed and allocation share them) instead of
+    ReAD-v0's per-episode sampler; ``teacher_pool`` (needs ``prompt_streams``): a teacher pool folder
+    (:mod:`read_env.distill.pool`, ``read-env pool build``) whose answers replace generation, or ``"auto"``: the
+    pool of these models and settings in ``cache``, grown on demand; ``pool_fallback``: generate (and add to the
+    pool) the answers a pool lacks instead of raising (always on with ``"auto"``).
     ``keep_after_episode``: what a finished episode keeps: ``"weights"`` (the student in ``final/``),
     ``"nothing"``, or ``"checkpoint"`` (weights, optimizer and random states).
     Checkpoints (what a step writes to be rolled back to or resumed from; the defaults are the full, exact
@@ -128,6 +135,9 @@ class DistillerConfig:
     checkpoint_optimizer: bool = True
     checkpoint_start_weights: bool = True
     checkpoint_async: bool = False
+    prompt_streams: bool = False
+    teacher_pool: str | None = None
+    pool_fallback: bool = False
 
     def __post_init__(self) -> None:
         for spec in fields(self):
@@ -177,7 +187,12 @@ class DistillerConfig:
                 raise ValueError(f"teacher_engine='openai' needs teacher_url = http(s)://HOST:PORT/v1, got {self.teacher_url!r}")
             if self.objective == "kd":
                 raise ValueError("objective='kd' needs the teacher's logits: use teacher_engine='hf'")
-        elif self.teacher_url is not None:
+        if self.teacher_pool is not None and not self.prompt_streams:
+            raise ValueError("teacher_pool answers the prompt streams: set prompt_streams=True (ReAD-v0's per-episode sampler "
+                             "draws prompts no pool holds)")
+        if self.pool_fallback and self.teacher_pool is None:
+            raise ValueError("pool_fallback=True needs a teacher_pool (a folder or 'auto')")
+        if self.teacher_url is not None and self.teacher_engine != "openai":
             raise ValueError(f"teacher_url is only used with teacher_engine='openai' (teacher_engine={self.teacher_engine!r})")
 
     def _check_choice(self, name: str, choices: tuple[str | None, ...]) -> None:

@@ -13,7 +13,7 @@ API (all token counts are integers; ``K = len(capabilities)``)::
 
 The models come from :func:`~read_env.distill.models.load_models` (pass ``models=`` to reuse those of an
 earlier episode, and with them the untrained student's measurement); the teacher answers through its engine
-(:mod:`read_env.distill.engines`).
+(:mod:`read_env.distill.engines`), or from a teacher pool (``config.teacher_pool``: :mod:`read_env.distill.pool`).
 
 A step (:meth:`Distiller.distill`) follows the budget rule of :mod:`read_env.distill.ledger`:
 the carried remainder is added to ``tokens`` in proportion to ``tokens``; each capability's
@@ -46,7 +46,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -59,8 +59,9 @@ from .generation import GenerationResult, SamplingConfig, chat_text, generate_bu
 from .ledger import LedgerEntry, LedgerError, TokenLedger, largest_remainder_split, split_generation_training
 from .models import LoadedModels, load_models
 from .probes import ProbeResult, ProbeSuite
+from .pool import PoolMissError, pool_engine
+from .prompts import BUCKETS, CAPABILITIES, Prompt, PromptSampler, PromptStreams, text_hash
 from .run_store import checkpoint_path, prune_checkpoints
-from .prompts import CAPABILITIES, Prompt, PromptSampler, text_hash
 from .training import TrainExample, Trainer, TrainStats, apply_lora, budget_schedule, check_same_vocab, fit_budget
 
 
@@ -114,6 +115,29 @@ class StepOutcome:
     utility: float | None  # None when not measured this step
     totals: dict[str, int]
     evaluation: EvalResult | None = None  # the evaluation behind ``utility`` (its standard errors)
+
+
+def sampler_options(capabilities: Sequence[str], config: DistillerConfig, probes: ProbeSuite | None = None,
+                    evaluator: Evaluator | None = None) -> dict[str, Any]:
+    """The keyword arguments generation prompts of ``capabilities`` are drawn with (:class:`PromptSampler` and
+    :class:`PromptStreams`): ``forbidden`` hashes (probe and evaluation items, the legacy banks' probe and evaluation
+    splits), the banks' generation splits, ``bank_share`` and the capabilities whose template fills are split by role
+    (``item_source="full_splits"``)."""
+    evaluator = evaluator or Evaluator(capabilities, config.eval_items, config.use_banks, config.eval_max_new_tokens,
+                                       item_source=config.item_source, clip_items=config.clip_items)
+    probes = probes or ProbeSuite(capabilities, config.probe_items, config.use_banks, config.probe_score, evaluator.hashes(),
+                                  config.eval_max_new_tokens, config.item_source, config.clip_items)
+    forbidden = probes.hashes() | evaluator.hashes()
+    gen_banks: dict[str, list[Prompt]] = {}
+    if config.item_source == "full_splits":
+        gen_banks = {c: decontamination.held_out_splits(c, config.use_banks)["generation"] for c in capabilities}
+    elif config.use_banks:
+        for c in capabilities:
+            split = banks.bank_splits(c)
+            forbidden |= {text_hash(p.text) for p in split["probe"] + split["eval"]}
+            gen_banks[c] = split["generation"]
+    role_split = [c for c in capabilities if config.item_source == "full_splits" and decontamination.template_evaluated(c, config.use_banks)]
+    return {"forbidden": forbidden, "banks": gen_banks, "bank_share": config.bank_share, "role_split": role_split}
 
 
 class Distiller:
@@ -175,24 +199,14 @@ class Distiller:
                                    item_source=config.item_source, clip_items=config.clip_items)
         self.probes = ProbeSuite(self.capabilities, config.probe_items, config.use_banks, config.probe_score,
                                  self.evaluator.hashes(), config.eval_max_new_tokens, config.item_source, config.clip_items)
-        forbidden = self.probes.hashes() | self.evaluator.hashes()
-        gen_banks: dict[str, list[Prompt]] = {}
-        if config.item_source == "full_splits":
-            gen_banks = {c: decontamination.held_out_splits(c, config.use_banks)["generation"] for c in self.capabilities}
-        elif config.use_banks:
-            for c in self.capabilities:
-                split = banks.bank_splits(c)
-                forbidden |= {text_hash(p.text) for p in split["probe"] + split["eval"]}
-                gen_banks[c] = split["generation"]
-        role_split = [c for c in self.capabilities
-                      if config.item_source == "full_splits" and decontamination.template_evaluated(c, config.use_banks)]
-        self.sampler = PromptSampler(self.capabilities, seed=seed, forbidden=forbidden, banks=gen_banks,
-                                     bank_share=config.bank_share, role_split=role_split)
+        self.sampler = (PromptStreams if config.prompt_streams else PromptSampler)(
+            self.capabilities, seed=seed, **sampler_options(self.capabilities, config, self.probes, self.evaluator))
         source = self.models.reference_source(config.engine_references)
         ref_file = Path(reference_dir or self.run_dir) / f"probe_references_{text_hash(source)[:12]}.json"
         self.probes.build_references(lambda: self.models.reference_engine(config.engine_references), config.probe_max_new_tokens,
                                      config.gen_batch_size, ref_file)
         self.ledger = TokenLedger(self.run_dir / "ledger.jsonl")
+        self.engine = self.models.engine if config.teacher_pool is None else pool_engine(config, self.models)
         self._prompt_len_cache: dict[str, list[int]] = {}
 
     # ------------------------------------------------------------------ helpers
@@ -269,6 +283,8 @@ class Distiller:
             examples += kept
             left -= more + used
             generation_seconds += seconds
+        if self.config.teacher_pool is not None:
+            self.engine.flush()  # answers a fallback generated
         return StepDraft(allotted, carry_in, generated, trained, examples, self._replay(examples), self._lr_at(progress, int(allotted.sum())),
                          progress, started, generation_seconds)
 
@@ -313,7 +329,7 @@ class Distiller:
             return [(generated, examples) for generated, examples, _ in answers], sum(seconds for *_, seconds in answers)
         asked = [(k, cap, allowance) for k, cap, allowance in requests if cap > 0]
         generations = generate_budgeted_together(
-            self.models.engine, [(functools.partial(self.sampler.sample_one, self.capabilities[k], progress), cap, allowance)
+            self.engine, [(functools.partial(self.sampler.sample_one, self.capabilities[k], progress), cap, allowance)
                                  for k, cap, allowance in asked],
             lambda prompt: len(self._student_prompt_ids(prompt)), self.sampling, min_new_tokens)
         by_k = {k: (generation.generated, self._examples(k, generation)) for (k, _, _), generation in zip(asked, generations)}
@@ -331,9 +347,16 @@ class Distiller:
         ``min_new_tokens``: (tokens generated, examples, seconds)."""
         if generation_cap <= 0:
             return 0, [], 0.0
-        generation = generate_budgeted(self.models.engine, lambda: self.sampler.sample_one(self.capabilities[k], progress),
-                                       generation_cap, allowance, lambda prompt: len(self._student_prompt_ids(prompt)),
-                                       self.sampling, min_new_tokens)
+        try:
+            generation = generate_budgeted(self.engine, lambda: self.sampler.sample_one(self.capabilities[k], progress),
+                                           generation_cap, allowance, lambda prompt: len(self._student_prompt_ids(prompt)),
+                                           self.sampling, min_new_tokens)
+        except PoolMissError as miss:
+            c = self.capabilities[k]
+            drawn = " / ".join(f"{self.sampler.used[(c, b)]} {b}" for b in BUCKETS)
+            covered = self.engine.pool.card["covered"].get(c, {})
+            raise PoolMissError(miss.pool, miss.texts, f" of capability {c!r} (this episode has drawn {drawn} elements of its streams; "
+                                                       f"the pool covers {covered or 'none'})") from None
         return generation.generated, self._examples(k, generation), generation.seconds
 
     def checkpoint_path(self, step: int) -> Path:

@@ -74,8 +74,9 @@ class DistillationEnv(AllocationEnv):
     """The contract of :class:`~read_env.allocation_env.AllocationEnv` on real teacher -> student distillation.
 
     Args (beyond the contract's):
-        teacher, student, objective, lora, teacher_engine, teacher_url: the :class:`DistillerConfig` fields of
-            the same names, when given (they override ``distiller_config``).
+        teacher, student, objective, lora, teacher_engine, teacher_url, teacher_pool: the :class:`DistillerConfig`
+            fields of the same names, when given (they override ``distiller_config``); ``teacher_pool`` (a pool
+            folder or ``"auto"``) also sets ``prompt_streams=True``.
         distiller_config: a :class:`~read_env.distill.config.DistillerConfig` or its JSON dict (unknown keys
             raise at construction); a dict applies on top of ``preset``, a ``DistillerConfig`` replaces it.
         preset: the ``DistillerConfig`` options an id sets (``ReAD-v0``: none; ``ReAD-v1``:
@@ -111,6 +112,7 @@ class DistillationEnv(AllocationEnv):
         lora: bool | None = None,
         teacher_engine: str | None = None,
         teacher_url: str | None = None,
+        teacher_pool: str | None = None,
         distiller_config: DistillerConfig | Mapping[str, Any] | None = None,
         preset: Mapping[str, Any] | None = None,
         device: str = "auto",
@@ -138,14 +140,14 @@ class DistillationEnv(AllocationEnv):
             from read_env.distill.models import torch_device
 
             torch_device(device)  # raises naming the device
+        direct = {"teacher": teacher, "student": student, "objective": objective, "lora": lora, "teacher_engine": teacher_engine,
+                  "teacher_url": teacher_url, "teacher_pool": teacher_pool, "prompt_streams": True if teacher_pool is not None else None}
+        direct = {key: value for key, value in direct.items() if value is not None}
         if isinstance(distiller_config, DistillerConfig):
-            base = distiller_config
-        elif distiller_config is None or isinstance(distiller_config, Mapping):
-            base = DistillerConfig.from_dict({**(preset or {}), **(distiller_config or {})})
+            self.distiller_config = replace(distiller_config, **direct)
         else:
-            DistillerConfig.from_dict(distiller_config)  # raises naming the type
-        direct = {"teacher": teacher, "student": student, "objective": objective, "lora": lora, "teacher_engine": teacher_engine, "teacher_url": teacher_url}
-        self.distiller_config = replace(base, **{key: value for key, value in direct.items() if value is not None})
+            options = distiller_config or {}
+            self.distiller_config = DistillerConfig.from_dict({**(preset or {}), **options, **direct} if isinstance(options, Mapping) else options)
         self._check_models()
         config = self.distiller_config
         if config.item_source == "full_splits" and not config.clip_items:
@@ -186,6 +188,10 @@ class DistillationEnv(AllocationEnv):
 
             config = self.distiller_config
             check_teacher_server(config.teacher_url, config.teacher_model or config.teacher)  # the embedded teacher's name: at reset
+        if self.distiller_config.teacher_pool is not None:
+            from read_env.distill.pool import check_pool_folder
+
+            check_pool_folder(self.distiller_config)
         if self.distiller_config.teacher_engine == "vllm":
             from read_env.distill.engines.vllm_engine import require_vllm
 

@@ -52,6 +52,7 @@ class LoadedModels:
     teacher_tokenizer: Any | None  # None when the engine is a remote server
     _teacher: torch.nn.Module | None = field(default=None, repr=False)
     start: dict[str, Any] = field(default_factory=dict, repr=False)  # the untrained student's measurements, by settings
+    opened: dict[str, Any] = field(default_factory=dict, repr=False)  # teacher pools opened for these models, by settings
 
     teacher_dtype: str | None = None  # DistillerConfig.teacher_dtype
 

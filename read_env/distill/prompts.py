@@ -357,3 +357,85 @@ class PromptSampler:
         for c, items in state["recent"].items():
             self.recent[c] = deque(items, maxlen=self.window)
         self.dropped = int(state["dropped"])
+
+
+# ----------------------------------------------------------------------------- streams
+STREAM_SEED = 31_337  # seeds every stream element (with its capability, bucket and index)
+
+
+def stream_prompt(capability: str, bucket: str, index: int, forbidden: set[str] = frozenset(),
+                  bank: Sequence[Prompt] = (), bank_share: float = 0.5, max_tries: int = 64, role_split: bool = False) -> Prompt:
+    """Element ``index`` >= 0 of the (``capability``, ``bucket``) prompt stream: a pure function of its arguments.
+
+    Drawn as :meth:`PromptSampler.sample_one` draws for a target bucket (a ``bank`` item of the bucket with
+    probability ``bank_share``, else a template fill of the bucket, never a ``forbidden`` hash, with ``role_split``
+    only a fill whose :func:`split_role` is generation), from a
+    generator seeded by (:data:`STREAM_SEED`, capability, bucket, index) alone; no template share cap.
+    """
+    rng = np.random.default_rng((STREAM_SEED, CAPABILITIES.index(capability), BUCKETS.index(bucket), int(index)))
+    if bank and rng.random() < bank_share:
+        items = [p for p in bank if p.bucket == bucket] or list(bank)
+        p = items[int(rng.integers(len(items)))]
+        return Prompt(**{**p.to_dict(), "meta": dict(p.meta)})
+    temps = templates_for(capability)
+    best: Prompt | None = None
+    for _ in range(max_tries):
+        p = fill_template(temps[int(rng.integers(len(temps)))], rng)
+        digest = text_hash(p.text)
+        if digest in forbidden or (role_split and split_role(digest, True) != "generation"):
+            continue
+        p.bucket = bucket_of(capability, p.difficulty)
+        if p.bucket == bucket:
+            return p
+        if best is None or abs(BUCKETS.index(p.bucket) - BUCKETS.index(bucket)) < abs(BUCKETS.index(best.bucket) - BUCKETS.index(bucket)):
+            best = p
+    if best is None:
+        raise RuntimeError(f"leakage filter rejected every prompt for {capability}")
+    return best
+
+
+class PromptStreams:
+    """Generation prompts drawn from fixed streams, so that episodes share them (``DistillerConfig.prompt_streams``).
+
+    A draw of capability ``c`` at ``progress`` picks the bucket ``b`` by :func:`curriculum` with the capability's own
+    generator (seeded by ``seed`` and ``c``: its i-th draw uses the same uniform number whatever the other
+    capabilities drew) and returns the next unused element of the (``c``, ``b``) stream (:func:`stream_prompt`, the
+    same for every seed): episodes of any seed and allocation draw the streams' prefixes, which a teacher pool
+    (:mod:`read_env.distill.pool`) answers once, and two allocations of one seed the same prompts of a capability
+    as far as both go (up to a curriculum phase change at another draw). The arguments of :class:`PromptSampler`, and its
+    ``sample_one``, ``state_dict`` and ``load_state_dict``.
+    """
+
+    def __init__(self, capabilities: Sequence[str], seed: int = 0, forbidden: set[str] | None = None,
+                 banks: dict[str, list[Prompt]] | None = None, bank_share: float = 0.5, role_split: Iterable[str] = ()):
+        for c in capabilities:
+            templates_for(c)
+        self.capabilities = list(capabilities)
+        self.role_split = frozenset(role_split)
+        self.rngs = {c: np.random.default_rng((seed, CAPABILITIES.index(c))) for c in self.capabilities}
+        self.forbidden = frozenset(forbidden or ())
+        self.banks = {c: leakage_filter(items, set(self.forbidden)) for c, items in (banks or {}).items() if items}
+        self.bank_share = bank_share
+        self.used = {(c, b): 0 for c in self.capabilities for b in BUCKETS}  # elements drawn per stream
+
+    def element(self, capability: str, bucket: str, index: int) -> Prompt:
+        """Element ``index`` of a stream."""
+        return stream_prompt(capability, bucket, index, self.forbidden, self.banks.get(capability, ()), self.bank_share,
+                             role_split=capability in self.role_split)
+
+    def sample_one(self, capability: str, progress: float) -> Prompt:
+        """The next element of ``capability``'s stream of the bucket :func:`curriculum` (``progress``) picks."""
+        bucket = BUCKETS[int(self.rngs[capability].choice(3, p=curriculum(progress)))]
+        index = self.used[(capability, bucket)]
+        self.used[(capability, bucket)] = index + 1
+        return self.element(capability, bucket, index)
+
+    def state_dict(self) -> dict:
+        """JSON-able state (the capabilities' generators + elements drawn per stream)."""
+        return {"rngs": {c: rng.bit_generator.state for c, rng in self.rngs.items()},
+                "used": [[c, b, n] for (c, b), n in self.used.items()]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for c, rng_state in state["rngs"].items():
+            self.rngs[c].bit_generator.state = rng_state
+        self.used = {(c, b): int(n) for c, b, n in state["used"]}

@@ -111,17 +111,17 @@ def test_sft_with_different_vocabulary_works(tiny_models, tmp_path):
     assert 0 < r.tokens_spent <= 600 and r.examples > 0
 
 
-@pytest.mark.parametrize("lora", [False, True])
-def test_checkpoint_round_trip_gives_identical_next_step(make_distiller, tmp_path, lora):
+@pytest.mark.parametrize("lora, streams", [(False, False), (True, False), (False, True)])
+def test_checkpoint_round_trip_gives_identical_next_step(make_distiller, tmp_path, lora, streams):
     run = tmp_path / f"run{lora}"
-    a = make_distiller(run_dir=run, lora=lora, objective="kd" if lora else "sft")
+    a = make_distiller(run_dir=run, lora=lora, objective="kd" if lora else "sft", prompt_streams=streams)
     a.distill(np.array([300, 200, 100]), 0.0)
     a.save_checkpoint(tmp_path / "ck")
     r_a = a.distill(np.array([250, 250, 250]), 0.5)  # the step a killed run would redo
     w_a = {n: p.detach().clone() for n, p in a.student.named_parameters()}
     totals_a = a.ledger.totals()
 
-    b = make_distiller(run_dir=run, lora=lora, objective="kd" if lora else "sft")
+    b = make_distiller(run_dir=run, lora=lora, objective="kd" if lora else "sft", prompt_streams=streams)
     b.load_checkpoint(tmp_path / "ck")
     assert len(b.ledger) == 1  # the step after the checkpoint is not counted twice
     r_b = b.distill(np.array([250, 250, 250]), 0.5)
