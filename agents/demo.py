@@ -10,7 +10,9 @@ the trained student's weights) and, while the ReAD bandit profiles, its scratch 
 
 Set-up is done once: the first reset loads the models, builds the probe references and measures the
 untrained student; the bandit's profiling runs and the next agent's episode reuse all three
-(:func:`read_env.distill.models.shared_models`).
+(:func:`read_env.distill.models.shared_models`). The teacher's answers come from the automatic teacher-data pool
+beside the embedded models (``teacher_pool="auto"``, :mod:`read_env.distill.pool`): an answer is generated the
+first time any episode asks for it and reused by every later episode, profiling run and demo.
 
 The student trains LoRA adapters (rank 8, peft) at a learning rate of 1e-3, so a checkpoint (adapter and
 its AdamW state) is a few MB and the run folder stays well under 500 MB; ``lora=False`` fine-tunes all
@@ -51,7 +53,8 @@ class DemoConfig:
     out: str = "runs/demo"
     lora: bool = True
     lr: float | None = None  # None: LORA_LR with LoRA, DistillerConfig's default (2e-5) for full fine-tuning
-    distiller_config: dict[str, Any] = field(default_factory=lambda: {"probe_items": 8, "eval_items": 4, "max_new_tokens": 48})
+    distiller_config: dict[str, Any] = field(default_factory=lambda: {"probe_items": 8, "eval_items": 4, "max_new_tokens": 48,
+                                                                      "prompt_streams": True, "teacher_pool": "auto"})
 
 
 def run_demo(config: DemoConfig) -> dict[str, Any]:

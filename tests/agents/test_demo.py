@@ -19,7 +19,8 @@ def test_demo_writes_summary_plot_histories_and_tensorboard(tmp_path, monkeypatc
     original = runner.run_episode
 
     def with_tiny_models(factory, env_id, task, budget, steps, seed, env_kwargs, **kwargs):
-        options = {"use_banks": False, "probe_items": 2, "eval_items": 1, "max_new_tokens": 8, "eval_max_new_tokens": 8, "probe_max_new_tokens": 6}
+        options = {"use_banks": False, "probe_items": 2, "eval_items": 1, "max_new_tokens": 8, "eval_max_new_tokens": 8, "probe_max_new_tokens": 6,
+                   "cache": str(tmp_path / "cache")}
         env_kwargs = {**env_kwargs, "teacher": str(teacher), "student": str(student), "distiller_config": {**env_kwargs["distiller_config"], **options}}
         return original(factory, env_id, task, budget, steps, seed, env_kwargs, **kwargs)
 
@@ -41,5 +42,7 @@ def test_demo_writes_summary_plot_histories_and_tensorboard(tmp_path, monkeypatc
         assert sorted(path.name for path in episode.iterdir()) == ["final", "history.jsonl", "ledger.jsonl"]  # no optimizer state left
         assert (episode / "final" / "adapter_config.json").is_file()  # the demo trains LoRA adapters: the student's weights are not copied
         assert not list((episode / "final").glob("model*.safetensors"))
+    (pool,) = (tmp_path / "cache" / "pools").iterdir()  # the teacher's answers, in the automatic pool beside the models
+    assert json.loads((pool / "card.json").read_text())["rows"] > 0
     run_demo(DemoConfig(budget_tokens=600, num_steps=3, out=str(tmp_path / "demo"), device="cpu", agents=("uniform",)))
     assert sorted(path.name for path in (tmp_path / "demo").iterdir()) == ["run-000", "run-001"]  # a rerun gets a fresh run

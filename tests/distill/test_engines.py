@@ -67,8 +67,8 @@ def test_capabilities_together_give_each_capability_its_own_answers_and_counts_u
 
 def test_batch_capabilities_step_uses_one_call_per_round_and_keeps_the_budget_rule(make_distiller):
     together = make_distiller(batch_capabilities=True, temperature=0.0)
-    counting = CountingEngine(together.models.engine)
-    together.models.engine = counting
+    counting = CountingEngine(together.engine)
+    together.engine = counting
     report = together.distill(np.array([300, 200, 101]), progress=0.5)
     assert report.tokens_spent + report.carry_out == 601 and report.examples > 0
     assert np.all(report.generated + report.trained <= np.array([300, 200, 101]))

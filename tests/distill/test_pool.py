@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import gymnasium as gym
@@ -50,6 +51,15 @@ def episode(tiny_models, run_dir, seed=0, **kwargs):
 def history(episode_dir):
     """An episode's history without its timings."""
     return [{key: value for key, value in record.items() if key != "seconds"} for record in read_history(episode_dir)]
+
+
+def share_references(source: Path, *targets: Path) -> None:
+    """Copy the teacher's probe references (built by the first episode in ``source``) into the other run folders, so that
+    only answers for training remain to generate there."""
+    for target in targets:
+        target.mkdir()
+        for references in source.glob("probe_references_*.json"):
+            shutil.copy(references, target)
 
 
 @pytest.fixture
@@ -124,6 +134,7 @@ def test_a_pooled_episode_equals_the_online_one_under_greedy_decoding_and_genera
     card = build_pool(tmp_path / "pool", config(tiny_models), per_bucket=8, device="cpu", progress=False)
     assert card["rows"] == len(count_generation) > 0 and card["builds"][-1]["generated_tokens"] == card["generated_tokens"]
     online = episode(tiny_models, tmp_path / "online")
+    share_references(tmp_path / "online", tmp_path / "pooled")
     count_generation.clear()
     cuts = []
     monkeypatch.setattr(pool_module, "cut", lambda row, cap, tokenizer: cuts.append(row["generated"] > cap) or cut(row, cap, tokenizer))
@@ -145,6 +156,7 @@ def test_a_pool_that_runs_out_names_the_capability_or_generates_the_rest_when_as
     assert "pool_fallback=True" in error
 
     online = episode(tiny_models, tmp_path / "online")
+    share_references(tmp_path / "online", tmp_path / "grown", tmp_path / "again")
     count_generation.clear()
     grown = episode(tiny_models, tmp_path / "grown", teacher_pool=str(tmp_path / "pool"), distiller_config={"pool_fallback": True})
     assert count_generation and not any("error" in info for info in grown)
@@ -179,6 +191,9 @@ def test_a_build_extends_a_pool_and_refuses_one_of_another_key(tiny_models, tmp_
 
 def test_the_auto_pool_is_built_on_first_use_in_the_cache_and_reused(tiny_models, tmp_path, count_generation):
     options = {"cache": str(tmp_path / "cache")}
+    episode(tiny_models, tmp_path / "online")
+    share_references(tmp_path / "online", tmp_path / "runs")
+    count_generation.clear()
     first = episode(tiny_models, tmp_path / "runs", teacher_pool="auto", distiller_config=options)
     assert count_generation and not any("error" in info for info in first)
     (folder,) = (tmp_path / "cache" / "pools").iterdir()
