@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from read_env.distill import probes
 from read_env.distill.assets import build_tiny_llama, ensure_default_student, ensure_default_teacher, load_model, load_tokenizer
+from read_env.distill.engines.hf import HFEngine
 from read_env.distill.evaluation import Evaluator
 from read_env.distill.prompts import CAPABILITIES
 
@@ -51,13 +52,8 @@ def today_logprobs(model, pairs, pad_id, batch_size=16):
     order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
     for k in range(0, len(order), batch_size):
         idx = order[k:k + batch_size]
-        seqs = [pairs[i][0] + pairs[i][1] for i in idx]
-        L = max(map(len, seqs))
-        ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), L), dtype=torch.long)
-        for r, s in enumerate(seqs):
-            ids[r, :len(s)] = torch.tensor(s)
-            mask[r, :len(s)] = 1
+        ids, mask = probes.pad_right([pairs[i][0] + pairs[i][1] for i in idx], pad_id)
+        L = ids.shape[1]
         start = max(min(len(pairs[i][0]) for i in idx) - 1, 0)
         keep = torch.arange(start, L - 1, device=device)
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=keep).logits
@@ -176,7 +172,8 @@ def main() -> None:
     references = work / f"probe_references_{'tiny' if args.tiny else 'smollm2'}_{args.items}_{args.ref_tokens}.json"
     suite = probes.ProbeSuite(args.caps, args.items, not args.tiny)
     t0 = time.perf_counter()
-    suite.build_references(lambda: (teacher, load_tokenizer(t_dir)), args.ref_tokens, cache_file=references)
+    teacher_tok = load_tokenizer(t_dir)
+    suite.build_references(lambda: (HFEngine(teacher, teacher_tok), teacher_tok), args.ref_tokens, cache_file=references)
     print(f"threads={torch.get_num_threads()} items={args.items}/capability teacher={t_dir} student={s_dir} "
           f"references {time.perf_counter() - t0:.1f} s")
 

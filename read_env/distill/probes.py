@@ -110,6 +110,16 @@ def length_batches(lengths: Sequence[int], batch_size: int, max_padding: float =
     return batches
 
 
+def pad_right(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id lists as right-padded ``(ids, attention_mask)``, both ``[len(seqs), longest]`` long tensors."""
+    ids = torch.full((len(seqs), max(map(len, seqs))), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for r, s in enumerate(seqs):
+        ids[r, :len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[r, :len(s)] = 1
+    return ids, mask
+
+
 @torch.no_grad()
 def continuation_logprobs(model, pairs: Sequence[tuple[list[int], list[int]]], pad_id: int,
                           batch_size: int = 16) -> list[np.ndarray]:
@@ -128,13 +138,7 @@ def continuation_logprobs(model, pairs: Sequence[tuple[list[int], list[int]]], p
     out: list[np.ndarray | None] = [None] * len(pairs)
     batches = length_batches([len(p) + len(c) for p, c in pairs], batch_size)
     for idx in tqdm(batches, desc="scoring answers", unit="batch", delay=5, leave=False):
-        seqs = [pairs[i][0] + pairs[i][1] for i in idx]
-        L = max(map(len, seqs))
-        ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), L), dtype=torch.long)
-        for r, s in enumerate(seqs):
-            ids[r, :len(s)] = torch.tensor(s)
-            mask[r, :len(s)] = 1
+        ids, mask = pad_right([pairs[i][0] + pairs[i][1] for i in idx], pad_id)
         hidden = decoder(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).last_hidden_state  # [B, L, H]
         rows = torch.tensor([r for r, i in enumerate(idx) for _ in pairs[i][1]], dtype=torch.long, device=device)
         cols = torch.tensor([len(pairs[i][0]) - 1 + t for i in idx for t in range(len(pairs[i][1]))], dtype=torch.long, device=device)
@@ -155,12 +159,7 @@ def option_probabilities(model, items: Sequence[tuple[list[int], list[int]]], pa
     out: list[np.ndarray] = []
     for k in tqdm(range(0, len(items), batch_size), desc="scoring options", unit="batch", delay=5, leave=False):
         chunk = items[k:k + batch_size]
-        L = max(len(p) for p, _ in chunk)
-        ids = torch.full((len(chunk), L), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(chunk), L), dtype=torch.long)
-        for r, (p, _) in enumerate(chunk):
-            ids[r, :len(p)] = torch.tensor(p)
-            mask[r, :len(p)] = 1
+        ids, mask = pad_right([p for p, _ in chunk], pad_id)
         last = sorted({len(p) - 1 for p, _ in chunk})  # the vocabulary projection only where a row's prompt ends
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=torch.tensor(last, device=device)).logits
         for r, (p, options) in enumerate(chunk):
