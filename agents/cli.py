@@ -560,7 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--steps", type=positive_int, default=None, help=f"decision steps per episode; {OWN}")
 
     defaults = DemoConfig()
-    demo = command("demo", "the main job: the ReAD bandit and uniform on real distillation (ReAD-v0); about 7 minutes on 2 CPU cores")
+    demo = command("demo", "the main job: the ReAD bandit and uniform on real distillation (ReAD-v0); about 5 minutes on 2 CPU cores")
     demo.add_argument("--task", type=parse_task, default=defaults.task, help="task whose utility is measured (see read_env/tasks.py)")
     demo.add_argument("--budget", type=parse_budget, default=defaults.budget_tokens, help=f"episode budget in {BUDGET_FORMAT}")
     demo.add_argument("--steps", type=int, default=defaults.num_steps, help="decision steps per episode")
