@@ -23,6 +23,7 @@ at DistillerConfig's learning rate of 2e-5 unless ``lr`` says otherwise.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -77,7 +78,10 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
                 return make_agent(name, setting, seed=config.seed, **overrides)
 
             env_kwargs = {"run_dir": str(out / "env"), "resume": False, "device": config.device, "distiller_config": distiller_config}
-            episodes[name], _ = run_episode(factory, REAL_ID, config.task, config.budget_tokens, config.num_steps, config.seed, env_kwargs, on_step=log)
+            with warnings.catch_warnings():  # the demo plays ReAD-v0 on purpose: ReAD-v1, Gymnasium's suggestion, is sized for a GPU
+                warnings.filterwarnings("ignore", message=f".*{REAL_ID} is out of date", category=DeprecationWarning)
+                episodes[name], _ = run_episode(factory, REAL_ID, config.task, config.budget_tokens, config.num_steps, config.seed, env_kwargs,
+                                                on_step=log)
 
     summary = {
         "config": asdict(config),
