@@ -91,9 +91,10 @@ def streams_for(config: DistillerConfig) -> PromptStreams:
     return PromptStreams(CAPABILITIES, **sampler_options(CAPABILITIES, config))
 
 
-def prompt_source(config: DistillerConfig) -> dict[str, Any]:
-    """What the streams are drawn from, and its ``hash`` (templates, stream seed, forbidden items, banks)."""
-    streams = streams_for(config)
+def prompt_source(config: DistillerConfig, streams: PromptStreams | None = None) -> dict[str, Any]:
+    """What the streams are drawn from (``streams``: :func:`streams_for` ``config``, built when not given), and its
+    ``hash`` (templates, stream seed, forbidden items, banks)."""
+    streams = streams or streams_for(config)
     digest = hashlib.sha256(resources.files("read_env.distill").joinpath("data/templates.json").read_bytes())
     digest.update(json.dumps([STREAM_SEED, config.bank_share, sorted(streams.forbidden),
                               {c: [p.text for p in items] for c, items in sorted(streams.banks.items())}]).encode())
@@ -327,10 +328,10 @@ def build_pool(path: str | Path, config: DistillerConfig, capabilities: Sequence
     if per_bucket < 1:
         raise ValueError(f"per_bucket must be >= 1, got {per_bucket}")
     teacher = models.teacher_path if models is not None else resolve_model_path(config.teacher, "teacher", config.cache)
-    source = prompt_source(config)
+    streams = streams_for(config)
+    source = prompt_source(config, streams)
     pool = TeacherPool(path, pool_key(config, teacher, source), source, create=True)  # refuses another key before loading
     models = models or load_models(config, device)
-    streams = streams_for(config)
     todo: dict[str, Any] = {}
     for capability in capabilities:
         for bucket in BUCKETS:
