@@ -15,6 +15,7 @@ FITTED_ID = "ReAD-Fitted-v0"
 FITTED_V1_ID = "ReAD-Fitted-v1"
 MINI_ID = "ReAD-Mini-v0"
 MINI_V1_ID = "ReAD-Mini-v1"
+MINI_V2_ID = "ReAD-Mini-v2"
 REAL_ID = "ReAD-v0"
 REAL_V1_ID = "ReAD-v1"
 DEFAULT_ENV_ID = SURROGATE_V2_ID
@@ -61,6 +62,7 @@ REGISTRATIONS: dict[str, dict[str, Any]] = {
     FITTED_V1_ID: {**_FITTED, "kwargs": {"world": "mini_v1"}},  # v0's code with the world fitted to ReAD-Mini-v1 as its default
     MINI_ID: {"entry_point": "read_env.mini.env:MiniEnv"},  # bit-exact under a seed on CPU (threads fixed)
     MINI_V1_ID: {"entry_point": "read_env.mini.env:MiniV1Env"},  # MiniEnv with V1_DEFAULTS under the caller's options
+    MINI_V2_ID: {"entry_point": "read_env.mini.env:MiniV2Env"},  # MiniEnv with V2_DEFAULTS under the caller's options
     REAL_ID: {"entry_point": "read_env.distill.env:DistillationEnv", "nondeterministic": True},
     REAL_V1_ID: {"entry_point": "read_env.distill.env:DistillationEnv", "nondeterministic": True,
                  "kwargs": {"preset": REAL_V1_OPTIONS, "run_dir": "runs/ReAD-v1"}},  # v0's code with the v1 options

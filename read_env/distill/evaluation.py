@@ -164,8 +164,10 @@ class EvalResult:
         return r / r.sum() if r.sum() > 0 else np.full(len(self.scores), 1 / len(self.scores))
 
     def utility(self, requirement: np.ndarray) -> float:
+        """``r . scores / sum(r)`` over the capabilities with ``r > 0`` (the others may be unscored: NaN)."""
         r = np.clip(np.asarray(requirement, dtype=float), 0, None)
-        return float((r * self.scores).sum() / r.sum()) if r.sum() > 0 else float(self.scores.mean())
+        used = r > 0
+        return float((r[used] * self.scores[used]).sum() / r.sum()) if r.sum() > 0 else float(self.scores.mean())
 
     def utility_stderr(self, requirement: np.ndarray) -> float:
         """Standard error of :meth:`utility`: ``sqrt(sum_c w_c^2 se_c^2)`` over the capabilities with ``w_c > 0``."""

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from read_env.capabilities import PAPER_CAPABILITIES
 from read_env.distill.config import DistillerConfig
 from read_env.distill.distiller import Distiller
 from read_env.distill.evaluation import EvalResult
@@ -47,17 +48,25 @@ from read_env.mini.teacher import Teacher
 
 class ItemSampler:
     """Draws training items of family ``index`` (at a uniform one of ``levels``) and the teacher's answers,
-    and replay examples of the student's pre-training corpus, from seeded generators."""
+    and replay examples of the student's pre-training corpus, from seeded generators.
 
-    def __init__(self, teacher: Teacher, levels: Sequence[int], seed: int, student: StudentConfig) -> None:
+    ``streams=False`` (v0, v1): one generator draws the items of every capability, so two allocations under one
+    seed draw different items. ``streams=True`` (v2): each capability draws from its own generator, seeded by the
+    seed and the capability (its index among the paper's eight), so under one seed every allocation trains on the same sequence of items of
+    each capability (common random numbers: paired comparisons differ only by what the allocations differ in).
+    """
+
+    def __init__(self, teacher: Teacher, levels: Sequence[int], seed: int, student: StudentConfig, streams: bool = False) -> None:
         self.teacher, self.levels, self.student = teacher, tuple(levels), student
         self.rng = np.random.default_rng([seed, 1])
         self.replay_rng = np.random.default_rng([seed, 2])
+        self.streams = [np.random.default_rng([seed, 3, PAPER_CAPABILITIES.index(family.capability)]) for family in teacher.families] if streams else []
 
     def sample(self, index: int) -> TrainExample:
-        level = self.levels[0] if len(self.levels) == 1 else int(self.rng.choice(self.levels))
-        prompt, _ = self.teacher.families[index].training_item(self.rng, level)
-        return example(prompt, self.teacher.answer(index, prompt, self.rng), index)
+        rng = self.streams[index] if self.streams else self.rng
+        level = self.levels[0] if len(self.levels) == 1 else int(rng.choice(self.levels))
+        prompt, _ = self.teacher.families[index].training_item(rng, level)
+        return example(prompt, self.teacher.answer(index, prompt, rng), index)
 
     def replay(self, tokens: int) -> list[TrainExample]:
         """Pre-training examples of at least ``tokens`` tokens in all (none when ``tokens`` <= 0), capability -1."""
@@ -69,31 +78,51 @@ class ItemSampler:
         return drawn
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rng": self.rng.bit_generator.state, "replay_rng": self.replay_rng.bit_generator.state}
+        state = {"rng": self.rng.bit_generator.state, "replay_rng": self.replay_rng.bit_generator.state}
+        return state | ({"streams": [rng.bit_generator.state for rng in self.streams]} if self.streams else {})
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]
         self.replay_rng.bit_generator.state = state["replay_rng"]
+        for rng, saved in zip(self.streams, state.get("streams", []), strict=True):
+            rng.bit_generator.state = saved
 
 
 def held_out(family_list: Sequence[Family], split: str, count: int, levels: Sequence[int]) -> list[list[TrainExample]]:
     """Per family, ``count`` fixed held-out examples (exact answers) of ``split``, as equal shares of ``levels``
-    as ``count`` allows (the first levels take the remainder)."""
+    as ``count`` allows (the first levels take the remainder); a level with fewer distinct items than its share
+    (v2's evaluation split of level-1 facts) gives all it has and the next levels take the rest. Raises
+    ``ValueError`` when the family has fewer than ``count`` in all."""
     shares = [count // len(levels) + (i < count % len(levels)) for i in range(len(levels))]
-    return [[example(prompt, answer, index) for level, share in zip(levels, shares) if share for prompt, answer in family.heldout_items(split, share, level)]
-            for index, family in enumerate(family_list)]
+    sets = []
+    for index, family in enumerate(family_list):
+        items, owed = [], 0
+        for level, share in zip(levels, shares):
+            if share + owed:
+                found = family.heldout_items(split, share + owed, level, at_most=True)
+                items += [example(prompt, answer, index) for prompt, answer in found]
+                owed = share + owed - len(found)
+        if owed:
+            raise ValueError(f"{family.capability} has fewer than {count} distinct {split} items over levels {list(levels)}")
+        sets.append(items)
+    return sets
+
+
+def item_scores(model: torch.nn.Module, items: list[list[TrainExample]], metric: str = "exact") -> list[np.ndarray]:
+    """Per capability, each item's score [n_k] in [0, 1] under ``metric`` ([M, n_k] for a stack of M students)."""
+    flat = [item for group in items for item in group]
+    scores = answer_scores(model, flat, metric)
+    bounds = np.cumsum([0] + [len(group) for group in items])
+    return [scores[..., start:end] for start, end in zip(bounds[:-1], bounds[1:])]
 
 
 def accuracy(model: torch.nn.Module, items: list[list[TrainExample]], metric: str = "exact") -> tuple[np.ndarray, np.ndarray]:
     """Mean score [K] in [0, 1] per capability under ``metric`` and its standard error [K] (binomial for
     ``"exact"``, the items' sample standard deviation / sqrt(count) for ``"token"``); [M, K] each for a stack of
     M students (:func:`~read_env.mini.student.answer_scores`)."""
-    flat = [item for group in items for item in group]
-    scores = answer_scores(model, flat, metric)
-    bounds = np.cumsum([0] + [len(group) for group in items])
-    groups = [scores[..., start:end] for start, end in zip(bounds[:-1], bounds[1:])]
+    groups = item_scores(model, items, metric)
     means = np.stack([group.mean(axis=-1) for group in groups], axis=-1)
-    counts = np.diff(bounds)
+    counts = np.array([group.shape[-1] for group in groups])
     if metric == "exact":
         return means, np.sqrt(means * (1.0 - means) / counts)
     spread = [group.std(ddof=1, axis=-1) if group.shape[-1] > 1 else np.zeros(group.shape[:-1]) for group in groups]
@@ -119,6 +148,13 @@ class MiniDistiller(Distiller):
         budget_tokens: the episode's budget (the learning-rate schedule runs over it).
         lr_schedule: ``"constant"`` or ``"warmup_cosine"`` over the budget, warm-up ``warmup_share``.
         replay_share: share in [0, 1) of trained tokens that are replayed pre-training examples.
+        item_streams: each capability's training items from its own generator (:class:`ItemSampler`).
+        final_items: 0 (v0, v1): task utility on ``eval_items`` items of the ``"eval"`` split every step. More
+            (v2, whose families have a ``"validation"`` split): task utility on ``eval_items`` items of the
+            validation split every step, and :meth:`final_evaluation` on ``final_items`` items of the ``"eval"``
+            split, for the episode's final numbers only.
+        scored: the capabilities [K] (bools) that :meth:`evaluate` and :meth:`final_evaluation` score (the task's
+            required ones: utility reads no other); the others are NaN. ``None``: all.
         (LoRA: ``config.lora`` and ``config.lora_r``.)
     """
 
@@ -137,6 +173,9 @@ class MiniDistiller(Distiller):
         lr_schedule: str = "constant",
         warmup_share: float = 0.1,
         replay_share: float = 0.0,
+        item_streams: bool = False,
+        final_items: int = 0,
+        scored: Sequence[bool] | None = None,
         cache_dir: str | Path | None = None,
     ) -> None:
         if config.keep_after_episode == "weights":
@@ -158,9 +197,12 @@ class MiniDistiller(Distiller):
         if config.lora:
             self.student = apply_lora(self.student, r=config.lora_r, alpha=2 * config.lora_r).eval()
         self.trainer = Trainer(self.student, pad_id=PAD, lr=config.lr, batch_size=config.batch_size, micro_batch=config.micro_batch)
-        self.sampler = ItemSampler(self.teacher, levels, seed, student)
+        self.sampler = ItemSampler(self.teacher, levels, seed, student, streams=item_streams)
+        self.scored = list(range(self.K)) if scored is None else [k for k in range(self.K) if scored[k]]
+        scored_families = [family_list[k] for k in self.scored]
         self.probe_set = held_out(family_list, "probe", config.probe_items, levels)
-        self.eval_set = held_out(family_list, "eval", config.eval_items, levels)
+        self.eval_set = held_out(scored_families, "validation" if final_items else "eval", config.eval_items, levels)
+        self.final_set = held_out(scored_families, "eval", final_items, levels) if final_items else []
         self.ledger = TokenLedger(self.run_dir / "ledger.jsonl")
 
     def start_measurement(self) -> tuple[ProbeResult, EvalResult]:
@@ -174,10 +216,21 @@ class MiniDistiller(Distiller):
         return ProbeResult(scores, stderr, time.perf_counter() - start)
 
     def evaluate(self) -> EvalResult:
-        """Mean score [K] on the held-out evaluation items (disjoint from the probe items)."""
+        """Mean score [K] on the held-out items of task utility (the ``"eval"`` split, or ``"validation"`` with
+        ``final_items``; disjoint from the probe items); NaN for a capability not ``scored``."""
+        return self._scores(self.eval_set, with_items=False)
+
+    def final_evaluation(self) -> EvalResult:
+        """Scores [K] on the ``final_items`` items of the ``"eval"`` split (NaN for a capability not ``scored``),
+        with each item's score."""
+        return self._scores(self.final_set, with_items=True)
+
+    def _scores(self, sets: list[list[TrainExample]], with_items: bool) -> EvalResult:
         start = time.perf_counter()
-        scores, _ = accuracy(self.student, self.eval_set, self.metric)
-        return EvalResult(scores, np.array([len(group) for group in self.eval_set]), time.perf_counter() - start)
+        scores, counts, per_item = np.full(self.K, np.nan), np.zeros(self.K, dtype=int), [np.full(0, np.nan) for _ in range(self.K)]
+        for k, group in zip(self.scored, item_scores(self.student, sets, self.metric)):
+            scores[k], counts[k], per_item[k] = group.mean(), len(group), group
+        return EvalResult(scores, counts, time.perf_counter() - start, per_item if with_items else [])
 
     def _answers(self, k: int, generation_cap: int, allowance: int, progress: float, min_new_tokens: int) -> tuple[int, list[TrainExample], float]:
         """Teacher-answered items of capability ``k`` while answers fit ``generation_cap`` and prompt + answer

@@ -62,7 +62,8 @@ from read_env.mini.teacher import check_error_rates
 
 DEFAULT_BUDGET_TOKENS = 1_000_000
 DEFAULT_NUM_STEPS = 20
-_V0_TRAINING = {"metric": "exact", "lr_schedule": "constant", "warmup_share": 0.1, "replay_share": 0.0, "lora": False, "lora_r": 8}
+_V0_TRAINING = {"metric": "exact", "lr_schedule": "constant", "warmup_share": 0.1, "replay_share": 0.0, "lora": False, "lora_r": 8,
+                "item_streams": False, "final_items": 0}
 """Options added after ReAD-Mini-v0, with v0's values: the recorded configuration holds them only where they
 differ, so v0's histories keep their configuration (and resume)."""
 V1_DEFAULTS: dict[str, Any] = {
@@ -80,6 +81,15 @@ V1_DEFAULTS: dict[str, Any] = {
     "run_dir": "runs/ReAD-Mini-v1",
 }
 """The options ``ReAD-Mini-v1`` is registered with."""
+V2_DEFAULTS: dict[str, Any] = {
+    **V1_DEFAULTS,
+    "skills": "v2",
+    "item_streams": True,
+    "final_items": 600,
+    "run_dir": "runs/ReAD-Mini-v2",
+}
+"""The options ``ReAD-Mini-v2`` is registered with: v1's, on the v2 skills (two capabilities with real
+prerequisites), each capability's items from its own generator, and three disjoint held-out sets."""
 
 
 class MiniEnv(DistillationEnv):
@@ -126,6 +136,8 @@ class MiniEnv(DistillationEnv):
         replay_share: float = 0.0,
         lora: bool = False,
         lora_r: int = 8,
+        item_streams: bool = False,
+        final_items: int = 0,
         probe_items: int = 64,
         eval_items: int = 64,
         generation_share: float = 0.4,
@@ -138,8 +150,11 @@ class MiniEnv(DistillationEnv):
     ) -> None:
         if skills not in SKILL_SETS:
             raise ValueError(f"skills must be one of {list(SKILL_SETS)}, got {skills!r}")
-        training = {"metric": metric, "lr_schedule": lr_schedule, "warmup_share": warmup_share, "replay_share": replay_share, "lora": lora, "lora_r": lora_r}
+        training = {"metric": metric, "lr_schedule": lr_schedule, "warmup_share": warmup_share, "replay_share": replay_share, "lora": lora, "lora_r": lora_r,
+                    "item_streams": item_streams, "final_items": final_items}
         check_training(training)
+        if final_items and not any(name == "validation" for name, _ in next(iter(SKILL_SETS[skills][0].values())).splits):
+            raise ValueError(f"final_items needs a skill set with a validation split (v2), got skills={skills!r}")
         config = DistillerConfig(lr=lr, batch_size=batch_size, micro_batch=batch_size, probe_items=probe_items, eval_items=eval_items,
                                  generation_share=generation_share, keep_after_episode="checkpoint", lora=lora, lora_r=lora_r)
         contract_args = {"budget_tokens": DEFAULT_BUDGET_TOKENS, "num_steps": DEFAULT_NUM_STEPS, **contract_args}
@@ -173,6 +188,10 @@ class MiniEnv(DistillationEnv):
     def _distill(self, allocation: np.ndarray, tokens: int) -> tuple[np.ndarray, float, dict[str, Any]]:
         profile, utility, extra = super()._distill(allocation, tokens)
         self._seconds = extra.pop("seconds", {})  # wall-clock timings go to the history only: info stays deterministic
+        if self.training["final_items"] and self._step + 1 == self.num_steps and not extra.get("truncated"):
+            final = self.distiller.final_evaluation()
+            extra |= {"final_utility": final.utility(self.requirement), "final_utility_stderr": final.utility_stderr(self.requirement),
+                      "final_scores": final.scores, "final_stderr": final.stderr}
         return profile, utility, extra
 
     def _record(self, info: dict[str, Any]) -> dict[str, Any]:
@@ -187,8 +206,9 @@ class MiniEnv(DistillationEnv):
         if self.threads is not None:
             torch.set_num_threads(self.threads)
         training = {name: value for name, value in self.training.items() if name not in ("lora", "lora_r")}
+        scored = self.requirement > 0 if self.training["final_items"] else None  # v2 scores only what task utility reads
         return MiniDistiller(self.capabilities, self.distiller_config, episode_dir, seed=seed, student=self.student_config, error_rates=self.error_rates,
-                             difficulty=self.config["difficulty"], budget_tokens=self.budget_tokens, cache_dir=self.cache_dir, **training)
+                             difficulty=self.config["difficulty"], budget_tokens=self.budget_tokens, cache_dir=self.cache_dir, scored=scored, **training)
 
 
 class MiniV1Env(MiniEnv):
@@ -198,11 +218,22 @@ class MiniV1Env(MiniEnv):
         super().__init__(**{**V1_DEFAULTS, **options})
 
 
+class MiniV2Env(MiniEnv):
+    """``ReAD-Mini-v2``: a :class:`MiniEnv` with :data:`V2_DEFAULTS` under the caller's options."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**{**V2_DEFAULTS, **options})
+
+
 def check_training(options: Mapping[str, Any]) -> None:
-    """Raise ``ValueError`` naming a bad training option (metric, lr_schedule, warmup_share, replay_share, lora, lora_r)."""
+    """Raise ``ValueError`` naming a bad training option (metric, lr_schedule, warmup_share, replay_share, lora, lora_r,
+    item_streams, final_items)."""
     if options["metric"] not in METRICS or options["lr_schedule"] not in LR_SCHEDULES:
         raise ValueError(f"metric must be one of {list(METRICS)} and lr_schedule one of {list(LR_SCHEDULES)}, got {options['metric']!r}, {options['lr_schedule']!r}")
     if not 0.0 <= options["warmup_share"] < 1.0 or not 0.0 <= options["replay_share"] < 1.0:
         raise ValueError(f"warmup_share and replay_share must be in [0, 1), got {options['warmup_share']!r}, {options['replay_share']!r}")
     if not isinstance(options["lora"], bool) or isinstance(options["lora_r"], bool) or not isinstance(options["lora_r"], int) or options["lora_r"] < 1:
         raise ValueError(f"lora must be a bool and lora_r a positive integer, got {options['lora']!r}, {options['lora_r']!r}")
+    final_items = options.get("final_items", 0)
+    if not isinstance(options.get("item_streams", False), bool) or isinstance(final_items, bool) or not isinstance(final_items, int) or final_items < 0:
+        raise ValueError(f"item_streams must be a bool and final_items a non-negative integer, got {options.get('item_streams')!r}, {final_items!r}")

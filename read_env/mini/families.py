@@ -41,8 +41,8 @@ PAD, SEP, EOS = 0, 1, 2
 """Special token ids: padding, prompt/answer separator, end of answer. Characters follow from id 3."""
 VOCAB_SIZE = 3 + len(CHARACTERS)
 DIFFICULTIES = (1, 2, 3)
-SPLITS = ("probe", "eval", "train")
 SPLIT_PERCENT = {"probe": range(0, 10), "eval": range(10, 20), "train": range(20, 100)}
+"""Each split's hash buckets (of 100) in ReAD-Mini-v0 and v1: a family of another version may name its own."""
 FAMILIES_VERSION = 1
 """Bumped whenever any generator or solver changes (cached students are keyed by it)."""
 
@@ -196,15 +196,18 @@ class Family:
     solve: Callable[[str], str]
     levels: tuple[int, ...] = DIFFICULTIES
     """The difficulties ``generate`` accepts."""
+    splits: tuple[tuple[str, range], ...] = tuple(SPLIT_PERCENT.items())
+    """(split name, its hash buckets of 100): disjoint, covering 0-99, one of them ``"train"``."""
 
     def item(self, rng: np.random.Generator, difficulty: int) -> tuple[str, str]:
         prompt = self.generate(rng, check_difficulty(difficulty, self.levels))
         return prompt, self.solve(prompt)
 
     def split(self, prompt: str) -> str:
-        """``"probe"``, ``"eval"`` or ``"train"``: fixed by a SHA-256 hash of the family and prompt."""
+        """The prompt's split (``"probe"``, ``"eval"``, ``"train"``, ... of :attr:`splits`): fixed by a SHA-256 hash of
+        the family and prompt."""
         bucket = int.from_bytes(hashlib.sha256(f"{self.capability}|{prompt}".encode()).digest()[:8], "big") % 100
-        return next(name for name in SPLITS if bucket in SPLIT_PERCENT[name])
+        return next(name for name, buckets in self.splits if bucket in buckets)
 
     def training_item(self, rng: np.random.Generator, difficulty: int) -> tuple[str, str]:
         """A (prompt, exact answer) from the training split (held-out prompts are redrawn)."""
@@ -213,13 +216,16 @@ class Family:
             if self.split(prompt) == "train":
                 return prompt, answer
 
-    def heldout_items(self, split: str, count: int, difficulty: int, seed: int = 0) -> list[tuple[str, str]]:
-        """``count`` distinct (prompt, exact answer) of the ``split`` ("probe" or "eval"), fixed by ``seed``.
+    def heldout_items(self, split: str, count: int, difficulty: int, seed: int = 0, at_most: bool = False) -> list[tuple[str, str]]:
+        """``count`` distinct (prompt, exact answer) of the held-out ``split`` (a split of :attr:`splits` other than
+        ``"train"``), fixed by ``seed``.
 
-        Raises ``ValueError`` when the family has too few such items at this difficulty.
+        Raises ``ValueError`` when the family has too few such items at this difficulty, unless ``at_most``: then the
+        distinct ones found in ``20 * count + 1000`` draws (fewer than ``count`` only where the level has fewer).
         """
-        if split not in ("probe", "eval"):
-            raise ValueError(f"held-out split must be 'probe' or 'eval', got {split!r}")
+        held_out = [name for name, _ in self.splits if name != "train"]
+        if split not in held_out:
+            raise ValueError(f"held-out split must be one of {held_out}, got {split!r}")
         rng = np.random.default_rng([seed, PAPER_CAPABILITIES.index(self.capability), difficulty])
         items: dict[str, str] = {}
         for _ in range(20 * count + 1000):
@@ -228,6 +234,8 @@ class Family:
                 items.setdefault(prompt, answer)
                 if len(items) == count:
                     return list(items.items())
+        if at_most:
+            return list(items.items())
         raise ValueError(f"{self.capability} has fewer than {count} distinct {split} items at difficulty {difficulty}")
 
 

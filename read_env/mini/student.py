@@ -10,6 +10,8 @@ Pre-training (:func:`pretrain`: prompt tokens masked, one pass, AdamW) draws fro
   rest background documents (:func:`~read_env.mini.skills.background_document`, every token trained); with
   ``pretrain_schedule="warmup_cosine"`` the learning rate warms up over the first 10% and decays to 10% of
   ``pretrain_lr`` (:func:`~read_env.distill.training.warmup_cosine`), as pre-training runs do.
+* ``skills="v2"`` (ReAD-Mini-v2): the v1 corpus over :data:`~read_env.mini.skills_v2.SKILLS_V2` (the same
+  background text).
 
 The checkpoint is built on first use and cached under ``cache_dir`` (default ``$READ_ENV_MINI_CACHE`` or
 ``~/.cache/read_env/mini``) in a folder named by a hash of the configuration and the skills' version; the
@@ -42,14 +44,16 @@ import torch
 from read_env.distill.training import LR_SCHEDULES, TrainExample, Trainer, warmup_cosine
 from read_env.mini.families import DIFFICULTIES, EOS, FAMILIES, FAMILIES_VERSION, PAD, SEP, VOCAB_SIZE, Family, encode
 from read_env.mini.skills import LEVELS, SKILLS, SKILLS_VERSION, background_document
+from read_env.mini.skills_v2 import SKILLS_V2, SKILLS_V2_VERSION
 
 CACHE_ENV = "READ_ENV_MINI_CACHE"
 PRETRAIN_CHUNK_TOKENS = 100_000
-SKILL_SETS: dict[str, tuple[dict[str, Family], tuple[int, ...]]] = {"v0": (FAMILIES, DIFFICULTIES), "v1": (SKILLS, LEVELS)}
+SKILL_SETS: dict[str, tuple[dict[str, Family], tuple[int, ...]]] = {"v0": (FAMILIES, DIFFICULTIES), "v1": (SKILLS, LEVELS), "v2": (SKILLS_V2, LEVELS)}
 """Skill set name -> (families by capability, their difficulty levels)."""
 STUDENT_PRESETS: dict[str, dict[str, Any]] = {
     "v0": {},
     "v1": {"skills": "v1", "background_share": 0.9, "pretrain_tokens": 3_000_000, "pretrain_schedule": "warmup_cosine"},
+    "v2": {"skills": "v2", "background_share": 0.9, "pretrain_tokens": 3_000_000, "pretrain_schedule": "warmup_cosine"},
 }
 """Each skill set's student defaults (``StudentConfig`` fields), under the options an environment is given."""
 METRICS = ("exact", "token")
@@ -71,7 +75,7 @@ class StudentConfig:
     pretrain_lr: float = 1e-3
     pretrain_batch_size: int = 32
     seed: int = 0
-    skills: str = "v0"  # the family set of the corpus: "v0" or "v1" (SKILL_SETS)
+    skills: str = "v0"  # the family set of the corpus: "v0", "v1" or "v2" (SKILL_SETS)
     background_share: float = 0.0  # share of pre-training examples that are background documents, in [0, 1)
     pretrain_schedule: str = "constant"  # or "warmup_cosine"
 
@@ -103,6 +107,7 @@ class StudentConfig:
     def key(self) -> str:
         fields = self.recorded()
         versions = {"families_version": FAMILIES_VERSION} | ({"skills_version": SKILLS_VERSION} if self.skills != "v0" else {})
+        versions |= {"skills_v2_version": SKILLS_V2_VERSION} if self.skills == "v2" else {}
         text = json.dumps({**fields, **versions}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -195,7 +200,7 @@ def load_student(config: StudentConfig, cache_dir: str | os.PathLike[str] | None
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         save_file({name: tensor.detach().contiguous() for name, tensor in model.state_dict().items() if name != "lm_head.weight"}, str(tmp / "model.safetensors"))
-        (tmp / "config.json").write_text(json.dumps({**asdict(config), "families_version": FAMILIES_VERSION, "skills_version": SKILLS_VERSION}, indent=1))
+        (tmp / "config.json").write_text(json.dumps({**asdict(config), "key": config.key()}, indent=1))
         try:
             tmp.rename(folder)
         except OSError:  # another process cached it first: use theirs
