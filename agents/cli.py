@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from read_env.registration import DEFAULT_ENV_ID, ENV_IDS, MINI_V1_ID, episode_defaults
+from read_env.registration import DEFAULT_ENV_ID, ENV_IDS, MINI_V2_ID, episode_defaults
 from read_env.tasks import MULTI_CAPABILITY_TASKS, RANDOM_TASK, SINGLE_CAPABILITY_TASKS, TASKS
 
 if TYPE_CHECKING:
@@ -628,7 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
     log.add_argument("--out", required=True, help="the data set's folder (episodes.jsonl, card.json, CARD.md)")
     log.add_argument("--quiet", action="store_true", help="no progress bar")
     common(log)
-    log.set_defaults(func=cmd_log_episodes, env_id=MINI_V1_ID)
+    log.set_defaults(func=cmd_log_episodes, env_id=MINI_V2_ID)
 
     fit = command("fit-world", "fit the surrogate's world parameters to recorded histories or trajectories")
     fit.add_argument("histories", nargs="+", help="run folders, episode folders, history.jsonl or trajectory .json files")

@@ -25,7 +25,7 @@ from tests.conftest import assert_same, kill_mid_episode
 REPO = Path(__file__).resolve().parents[1]
 TINY_STUDENT = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64, "pretrain_tokens": 20_000}
 TINY = {"student": TINY_STUDENT, "probe_items": 12, "eval_items": 12, "budget_tokens": 12_000, "num_steps": 4}
-MINI_IDS = ["ReAD-Mini-v0", "ReAD-Mini-v1"]
+MINI_IDS = ["ReAD-Mini-v0", "ReAD-Mini-v1", "ReAD-Mini-v2"]
 
 
 @pytest.fixture(scope="module")

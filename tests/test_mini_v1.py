@@ -155,7 +155,7 @@ def test_v0_configuration_and_cache_key_are_unchanged(cache, tmp_path):
         ({"replay_share": 1.0}, "replay_share"),
         ({"warmup_share": -0.1}, "warmup_share"),
         ({"lora_r": 0}, "lora_r"),
-        ({"skills": "v2"}, "skills"),
+        ({"skills": "v3"}, "skills"),
         ({"student": {"skills": "v0", "background_share": 0.0}}, "skills"),
         ({"student": {"background_share": 1.0}}, "background_share"),
         ({"student": {"pretrain_schedule": "linear"}}, "pretrain_schedule"),

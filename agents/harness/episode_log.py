@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.harness.compare import CompareConfig, load_records, run_compare
-from read_env.registration import MINI_V1_ID, resolve_episode
+from read_env.registration import MINI_V2_ID, resolve_episode
 
 DEFAULT_SCHEDULES = ("random", "schedule_mixture", "schedule_blocks", "schedule_phases", "uniform", "task_static")
 CARD_FORMAT = "read-env-episodes/1"
@@ -43,7 +43,7 @@ class LogConfig:
     (``budgets`` or ``num_steps`` None: the environment's own, :func:`read_env.episode_defaults`)."""
 
     out_dir: str
-    env_id: str = MINI_V1_ID
+    env_id: str = MINI_V2_ID
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
     tasks: Sequence[str] = ("math_word_problems",)
     budgets: Sequence[int] | None = None

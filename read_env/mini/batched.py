@@ -249,6 +249,9 @@ def _play(members: Sequence[Member], envs: list[Any], device: str | torch.device
         raise ValueError(f"batched students play ReAD-Mini environments, got {type(first).__name__}")
     if first.training["lora"]:
         raise ValueError("batched students train every weight: lora=True is not supported here")
+    if first.training["final_items"]:
+        raise ValueError("batched students score every capability on one held-out set: final_items (ReAD-Mini-v2's per-task validation and "
+                         "final evaluation) is not supported here; play those episodes singly or set final_items=0")
     allocations = _allocations(members, first.num_steps, len(first.capabilities), first.action_mode, first.logit_temperature)
     episodes = [BatchedEpisode(member.task, int(member.seed)) for member in members]
     for env, member, episode in zip(envs, members, episodes):

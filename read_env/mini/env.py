@@ -1,4 +1,4 @@
-"""``ReAD-Mini-v0`` and ``ReAD-Mini-v1``: real budgeted distillation in miniature, a tiny transformer student
+"""``ReAD-Mini-v0``, ``ReAD-Mini-v1`` and ``ReAD-Mini-v2``: real budgeted distillation in miniature, a tiny transformer student
 on eight synthetic skills.
 
 Dynamics of a step with allocation ``w`` [K] and ``n`` tokens (see :mod:`read_env.mini.backend`):
@@ -13,10 +13,16 @@ Dynamics of a step with allocation ``w`` [K] and ``n`` tokens (see :mod:`read_en
    pre-trained and cached) trains one pass on the answers: cross-entropy with prompt tokens masked, AdamW
    (:class:`read_env.distill.training.Trainer`) with its state kept across steps;
 4. the profile [K] is the mean score on ``probe_items`` held-out items per capability
-   (``info["probe_stderr"]``: standard errors); task utility is ``r . score`` on ``eval_items`` other
-   held-out items, measured every step.
+   (``info["probe_stderr"]``: standard errors); task utility is ``r . score / sum(r)`` on ``eval_items`` other
+   held-out items, measured every step (v2: validation items; and once after the last step on ``final_items``
+   evaluation items, ``info["final_utility"]``).
 
-The two ids differ by options (``gym.make`` arguments override either's defaults):
+The ids differ by options (``gym.make`` arguments override any id's defaults); ``ReAD-Mini-v2``
+(:data:`V2_DEFAULTS`) is v1 with ``skills="v2"`` (:mod:`read_env.mini.skills_v2`: reasoning and steerability items
+contain another capability's skill as a sub-step), ``item_streams=True`` (each capability's training items from
+its own generator: common random numbers across allocations under one seed) and ``final_items=600`` (three
+disjoint held-out sets: probe, validation for the per-step utility, evaluation after the last step; validation and
+evaluation score only the task's required capabilities).
 
 ==================  ====================================================  ===================================================
 option              ``ReAD-Mini-v0``                                      ``ReAD-Mini-v1`` (:data:`V1_DEFAULTS`)
@@ -107,6 +113,9 @@ class MiniEnv(DistillationEnv):
         lr_schedule, warmup_share: ``"constant"`` or ``"warmup_cosine"`` over the episode's budget.
         replay_share: share in [0, 1) of the trained tokens that replay pre-training data (outside the budget).
         lora, lora_r: train LoRA adapters (peft) of this rank instead of all weights.
+        item_streams: each capability's training items from its own generator (common random numbers).
+        final_items: 0, or evaluation items per capability scored once after the last step (needs a skill set with
+            a validation split, ``"v2"``: the per-step utility then reads validation items).
         probe_items, eval_items: held-out items per capability for the profile and for task utility.
         generation_share: share of each capability's tokens that caps teacher generation.
         cache_dir: where pre-trained students are cached (default ``$READ_ENV_MINI_CACHE`` or

@@ -107,9 +107,9 @@ def test_cli_logs_fits_and_the_world_runs(tmp_path, capsys):
 def test_the_library_logs_at_the_environments_own_budget_and_steps_without_a_warning(tmp_path):
     import warnings
 
-    from read_env import MINI_V1_ID, episode_defaults
+    from read_env import MINI_V2_ID, episode_defaults
 
-    assert LogConfig(str(tmp_path)).env_id == MINI_V1_ID  # real episodes by default, on the current miniature
+    assert LogConfig(str(tmp_path)).env_id == MINI_V2_ID  # real episodes by default, on the current miniature
     config = LogConfig(str(tmp_path / "data"), "ReAD-Surrogate-v2", tasks=["math"], seeds=[0], schedules=["uniform"])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
