@@ -14,9 +14,12 @@ schedules, and the agents of ``--agents`` (default the ReAD bandit and AIOLI). `
 options to ``gym.make`` (e.g. a tiny student to try the script in seconds). The final task utility is the
 last step's ``info["utility"]`` (held-out evaluation items).
 
-``report`` prints and writes ``question.csv`` (method, mean, 95% t interval over seeds), every method's paired
-difference to task-static, and the paired difference ``best schedule - best fixed`` (the better of the two- and three-phase schedules by its search
-utility, so the evaluation seeds do not choose it) with its 95% t interval.
+``report`` prints and writes ``question.csv`` (method, mean, 95% t interval over seeds, and the values in seed
+order with their seeds), ``question_episodes.csv`` (task, method, seed, utility: every paired interval reproduces
+from it), every method's paired difference to task-static, and the paired difference ``best schedule - best fixed`` (the better of the two- and three-phase schedules by its search
+utility, so the evaluation seeds do not choose it) with its 95% t interval. ``power`` reads the paired 95% intervals
+of ``question.txt`` back and prints, per contrast, the standard deviation of the paired differences they imply, the
+smallest effect detectable at 80% power with those seeds, and the seeds a 1-point effect would need.
 
 Resumable: every episode's final utility is appended to ``OUT/episodes.jsonl`` under a key naming its task,
 method, schedule (digest of its allocations) or agent, and seed; a rerun reads it back instead of replaying
@@ -192,7 +195,8 @@ def report(out: Path, docs: Path) -> None:
 
     records = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines() if line.strip()]
     found = {f"{path.stem.split('-')[1]}|{path.stem.split('-')[2]}": json.loads(path.read_text()) for path in out.glob("found-*-*.json")}
-    rows = ["task,method,seeds,mean,ci95,values"]
+    rows = ["task,method,seeds,mean,ci95,values,value_seeds"]
+    episodes = ["task,method,seed,utility"]
     lines = []
     for task in dict.fromkeys(record["task"] for record in records):
         mine = [record for record in records if record["task"] == task and not record["method"].startswith("search-")]
@@ -201,7 +205,9 @@ def report(out: Path, docs: Path) -> None:
             by_method.setdefault(record["method"], {})[record["seed"]] = 100 * record["utility"]
         for method, values in by_method.items():
             mean, half, _ = mean_ci(np.array(list(values.values())))
-            rows.append(f"{task},{method},{len(values)},{mean:.2f},{half:.2f},{' '.join(f'{v:.1f}' for v in values.values())}")
+            seeds = sorted(values)
+            rows.append(f"{task},{method},{len(values)},{mean:.2f},{half:.2f},{' '.join(f'{values[s]:.1f}' for s in seeds)},{' '.join(map(str, seeds))}")
+            episodes += [f"{task},{method},{seed},{values[seed]:.4f}" for seed in seeds]
         if "task_static" in by_method:  # every method against task-static, paired by seed
             for method, values in by_method.items():
                 seeds = sorted(set(values) & set(by_method["task_static"]))
@@ -219,13 +225,33 @@ def report(out: Path, docs: Path) -> None:
             lines.append(f"{task}: best schedule ({kind}) - best fixed = {mean:+.2f} points, 95% CI [{mean - half:+.2f}, {mean + half:+.2f}] over {len(seeds)} paired seeds")
     docs.mkdir(parents=True, exist_ok=True)
     (docs / "question.csv").write_text("\n".join(rows) + "\n")
+    (docs / "question_episodes.csv").write_text("\n".join(episodes) + "\n")
     (docs / "question.txt").write_text("\n".join(lines) + "\n")
     print("\n".join(rows + lines))
 
 
+def power(docs: Path) -> None:
+    """Per paired contrast of ``docs/question.txt``: the sd its 95% t interval implies, the smallest effect
+    detectable at 80% power (two-sided 5%) with its seeds, and the seeds a 1-point effect needs."""
+    import re
+
+    from scipy import stats
+
+    print("contrast,seeds,sd,detectable,seeds_for_1_point")
+    pattern = re.compile(r"^(.*?) = ([-+.\d]+) points, 95% CI \[([-+.\d]+), ([-+.\d]+)\] over (\d+) paired seeds")
+    for line in (docs / "question.txt").read_text().splitlines():
+        match = pattern.match(line)
+        if not match:
+            continue
+        n, half = int(match[5]), (float(match[4]) - float(match[3])) / 2
+        sd = half * np.sqrt(n) / stats.t.ppf(0.975, n - 1)
+        needed = next(m for m in range(2, 10_000) if (stats.t.ppf(0.975, m - 1) + stats.t.ppf(0.8, m - 1)) * sd / np.sqrt(m) <= 1.0)
+        print(f"{match[1]},{n},{sd:.2f},{(stats.t.ppf(0.975, n - 1) + stats.t.ppf(0.8, n - 1)) * sd / np.sqrt(n):.2f},{needed}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=("run", "report"))
+    parser.add_argument("kind", choices=("run", "report", "power"))
     parser.add_argument("--tasks", default="math,math_word_problems,coding_assistant")
     parser.add_argument("--stage", choices=("search", "evaluate", "all"), default="all")
     parser.add_argument("--kinds", default=",".join(PHASES), help="searches to run (fixed, two_phase, three_phase)")
@@ -241,6 +267,8 @@ def main() -> None:
     ENV_KWARGS.update({key: json.loads(value) for key, value in (item.split("=", 1) for item in args.env_kwarg)})
     if args.kind == "report":
         report(Path(args.out), Path(args.docs))
+    elif args.kind == "power":
+        power(Path(args.docs))
     else:
         run(args)
 

@@ -23,6 +23,7 @@ import argparse
 import json
 import time
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
@@ -34,10 +35,19 @@ from read_env.tasks import TASKS
 
 ENV_ID = "ReAD-Mini-v2"
 K = len(PAPER_CAPABILITIES)
-STEPS = 8
-EVAL_SEEDS = tuple(range(20))
-VALIDATION_SEEDS = (1000, 1001, 1002, 1003)
-PILOT_SEEDS = tuple(range(100, 108))
+
+
+@dataclass(frozen=True)
+class Design:
+    """The protocol's numbers (its defaults); ``--eval-seeds`` and the like shrink it to try the script."""
+
+    steps: int = 8
+    eval_seeds: tuple[int, ...] = tuple(range(20))
+    validation_seeds: tuple[int, ...] = (1000, 1001, 1002, 1003)
+    pilot_seeds: tuple[int, ...] = tuple(range(100, 108))
+    grid_step: int = 4  # grid allocations are multiples of 1/grid_step over the task's required capabilities
+
+
 PILOT_TASKS = ("math", "math_word_problems")
 ORDER_TASKS = {
     # task: (prerequisite, dependent, fragile): pre-registered in the protocol
@@ -46,8 +56,6 @@ ORDER_TASKS = {
 }
 CONTROL_TASK = "math"
 AGENTS = ("read_bandit", "read_lookahead")
-GRID_STEP = 4  # grid allocations are multiples of 1/GRID_STEP over the task's required capabilities
-FRAGILE_LATE_SHARE = 0.25  # the fragile capability's tokens go as late as possible, filling the last steps
 
 
 def requirement(task: str) -> np.ndarray:
@@ -58,33 +66,33 @@ def index(name: str) -> int:
     return PAPER_CAPABILITIES.index(name)
 
 
-# ------------------------------------------------------------------------------------------ schedules [STEPS, K]
-def fixed(allocation: np.ndarray) -> np.ndarray:
-    return np.tile(np.asarray(allocation, dtype=float) / np.sum(allocation), (STEPS, 1))
+# ------------------------------------------------------------------------------------------ schedules [steps, K]
+def fixed(allocation: np.ndarray, steps: int) -> np.ndarray:
+    return np.tile(np.asarray(allocation, dtype=float) / np.sum(allocation), (steps, 1))
 
 
-def ordered(totals: np.ndarray, first: int, second: int) -> np.ndarray:
+def ordered(totals: np.ndarray, first: int, second: int, steps: int) -> np.ndarray:
     """A schedule with the token shares ``totals`` [K] over the episode in which capability ``first`` takes all of
     the pair's tokens of the early steps and ``second`` all of the late ones; the other capabilities keep their
     share every step. ``ordered(t, b, a)`` is the reverse; :func:`fixed` (``totals``) the mixture."""
-    schedule = fixed(totals)
+    schedule = fixed(totals, steps)
     pool = schedule[0, first] + schedule[0, second]  # the pair's share of every step
-    left = totals[first] / totals.sum() * STEPS  # step-units of ``first`` still to place
-    for step in range(STEPS):
+    left = totals[first] / totals.sum() * steps  # step-units of ``first`` still to place
+    for step in range(steps):
         take = min(pool, left)
         schedule[step, first], schedule[step, second] = take, pool - take
         left -= take
     return schedule
 
 
-def late(totals: np.ndarray, fragile: int) -> np.ndarray:
+def late(totals: np.ndarray, fragile: int, steps: int) -> np.ndarray:
     """The token shares ``totals`` [K] with capability ``fragile``'s tokens as late as possible: it fills the last
     steps whole, then part of the step before; every other capability splits the rest of each step in proportion
     to its total, so each keeps its share of the episode."""
     shares = totals / totals.sum()
-    schedule = np.zeros((STEPS, K))
-    left = shares[fragile] * STEPS
-    for step in reversed(range(STEPS)):
+    schedule = np.zeros((steps, K))
+    left = shares[fragile] * steps
+    for step in reversed(range(steps)):
         schedule[step, fragile] = min(1.0, left)
         left -= schedule[step, fragile]
     others = shares.copy()
@@ -94,19 +102,19 @@ def late(totals: np.ndarray, fragile: int) -> np.ndarray:
     return schedule
 
 
-def grid(task: str) -> list[np.ndarray]:
-    """Every allocation over the task's required capabilities in multiples of 1/``GRID_STEP`` (zeros allowed)."""
+def grid(task: str, grid_step: int) -> list[np.ndarray]:
+    """Every allocation over the task's required capabilities in multiples of 1/``grid_step`` (zeros allowed)."""
     required = np.flatnonzero(requirement(task) > 0)
     points: list[np.ndarray] = []
 
     def fill(prefix: list[int]) -> None:
         if len(prefix) == len(required) - 1:
-            counts = prefix + [GRID_STEP - sum(prefix)]
+            counts = prefix + [grid_step - sum(prefix)]
             allocation = np.zeros(K)
-            allocation[required] = np.array(counts) / GRID_STEP
+            allocation[required] = np.array(counts) / grid_step
             points.append(allocation)
             return
-        for count in range(GRID_STEP - sum(prefix) + 1):
+        for count in range(grid_step - sum(prefix) + 1):
             fill(prefix + [count])
 
     fill([])
@@ -114,51 +122,52 @@ def grid(task: str) -> list[np.ndarray]:
 
 
 # ------------------------------------------------------------------------------------------ the plan
-def plan(records: dict[str, dict], stage: str) -> list[tuple[str, str, str, int, np.ndarray | str]]:
-    """Every episode of the experiment: (key, task, method, seed, schedule [STEPS, K] or agent name). Episodes
+def plan(records: dict[str, dict], stage: str, design: Design) -> list[tuple[str, str, str, int, np.ndarray | str]]:
+    """Every episode of the experiment: (key, task, method, seed, schedule [steps, K] or agent name). Episodes
     that need the grid's winner appear once every grid episode of their task is in ``records``."""
     jobs: list[tuple[str, str, str, int, np.ndarray | str]] = []
 
     def add(task: str, method: str, seed: int, what: np.ndarray | str) -> None:
         jobs.append((f"{task}|{method}|{seed}", task, method, seed, what))
 
+    steps = design.steps
     for task in PILOT_TASKS:
-        for seed in PILOT_SEEDS:
-            add(task, "uniform", seed, fixed(np.ones(K)))
-            add(task, "task_static", seed, fixed(requirement(task)))
+        for seed in design.pilot_seeds:
+            add(task, "uniform", seed, fixed(np.ones(K), steps))
+            add(task, "task_static", seed, fixed(requirement(task), steps))
     if stage == "pilot":
         return jobs
     for task, (first, second, fragile) in ORDER_TASKS.items():
         r = requirement(task)
-        points = grid(task)
+        points = grid(task, design.grid_step)
         for number, point in enumerate(points):
-            for seed in VALIDATION_SEEDS:
-                add(task, f"grid{number:02d}", seed, fixed(point))
-        best = grid_best(records, task, points)
-        for seed in EVAL_SEEDS:
-            add(task, "uniform", seed, fixed(np.ones(K)))
-            add(task, "task_static", seed, fixed(r))
-            add(task, "prerequisite_first", seed, ordered(r, index(first), index(second)))
-            add(task, "prerequisite_last", seed, ordered(r, index(second), index(first)))
+            for seed in design.validation_seeds:
+                add(task, f"grid{number:02d}", seed, fixed(point, steps))
+        best = grid_best(records, task, points, design.validation_seeds)
+        for seed in design.eval_seeds:
+            add(task, "uniform", seed, fixed(np.ones(K), steps))
+            add(task, "task_static", seed, fixed(r, steps))
+            add(task, "prerequisite_first", seed, ordered(r, index(first), index(second), steps))
+            add(task, "prerequisite_last", seed, ordered(r, index(second), index(first), steps))
             for agent in AGENTS:
                 add(task, agent, seed, agent)
             if best is not None:
-                add(task, "grid_best", seed, fixed(best))
-                add(task, "grid_best_fragile_late", seed, late(best, index(fragile)))
-    for seed in EVAL_SEEDS:
-        add(CONTROL_TASK, "uniform", seed, fixed(np.ones(K)))
-        add(CONTROL_TASK, "task_static", seed, fixed(requirement(CONTROL_TASK)))
+                add(task, "grid_best", seed, fixed(best, steps))
+                add(task, "grid_best_fragile_late", seed, late(best, index(fragile), steps))
+    for seed in design.eval_seeds:
+        add(CONTROL_TASK, "uniform", seed, fixed(np.ones(K), steps))
+        add(CONTROL_TASK, "task_static", seed, fixed(requirement(CONTROL_TASK), steps))
         for agent in AGENTS:
             add(CONTROL_TASK, agent, seed, agent)
     return jobs
 
 
-def grid_best(records: dict[str, dict], task: str, points: list[np.ndarray]) -> np.ndarray | None:
+def grid_best(records: dict[str, dict], task: str, points: list[np.ndarray], seeds: tuple[int, ...]) -> np.ndarray | None:
     """The grid allocation with the highest mean final validation utility over the validation seeds (ties: the
     first), or ``None`` until every grid episode of ``task`` is recorded."""
     means = []
     for number in range(len(points)):
-        values = [records.get(f"{task}|grid{number:02d}|{seed}") for seed in VALIDATION_SEEDS]
+        values = [records.get(f"{task}|grid{number:02d}|{seed}") for seed in seeds]
         if any(value is None for value in values):
             return None
         means.append(np.mean([value["validation_utility"] for value in values]))
@@ -178,11 +187,11 @@ def read_records(out: Path) -> dict[str, dict]:
     return records
 
 
-def play(out: Path, key: str, task: str, seed: int, what: np.ndarray | str, env_kwargs: dict) -> dict:
+def play(out: Path, key: str, task: str, seed: int, what: np.ndarray | str, steps: int, env_kwargs: dict) -> dict:
     """One episode of a fixed schedule or an agent: its record (final info and allocations)."""
     folder = out / "runs" / key.replace("|", "-")
     is_agent = isinstance(what, str)  # an agent's episode restarts after a kill: it cannot be replayed into the middle
-    env = gym.make(ENV_ID, task=task, num_steps=STEPS, run_dir=str(folder), action_mode="simplex", **{**env_kwargs, "resume": not is_agent})
+    env = gym.make(ENV_ID, task=task, num_steps=steps, run_dir=str(folder), action_mode="simplex", **{**env_kwargs, "resume": not is_agent})
     agent = None
     if is_agent:
         from agents.base import Setting
@@ -194,7 +203,7 @@ def play(out: Path, key: str, task: str, seed: int, what: np.ndarray | str, env_
     observation, info = env.reset(seed=seed)
     if agent is not None:
         agent.reset(observation, info)
-    done = info.get("step", 0) >= STEPS
+    done = info.get("step", 0) >= steps
     while not done:
         action = agent.act(observation) if agent is not None else what[info["step"]]
         next_observation, reward, terminated, truncated, info = env.step(np.asarray(action, dtype=np.float32))
@@ -222,13 +231,13 @@ def _history(env: gym.Env) -> list[dict]:
     return read_history(env.unwrapped.episode_dir)
 
 
-def run(out: Path, worker: str, stage: str, env_kwargs: dict) -> None:
+def run(out: Path, worker: str, stage: str, design: Design, env_kwargs: dict) -> None:
     mine, workers = (int(part) for part in worker.split("/"))
     out.mkdir(parents=True, exist_ok=True)
     ledger = out / f"episodes-{mine}.jsonl"
     while True:
         records = read_records(out)
-        pending = [job for job in plan(records, stage) if job[0] not in records]
+        pending = [job for job in plan(records, stage, design) if job[0] not in records]
         todo = [job for job in pending if zlib.crc32(job[0].encode()) % workers == mine]
         if not todo:
             if not pending:
@@ -237,7 +246,7 @@ def run(out: Path, worker: str, stage: str, env_kwargs: dict) -> None:
             continue
         key, task, _, seed, what = todo[0]
         start = time.perf_counter()
-        record = play(out, key, task, seed, what, env_kwargs)
+        record = play(out, key, task, seed, what, design.steps, env_kwargs)
         with open(ledger, "a") as file:
             file.write(json.dumps(record) + "\n")
         print(f"{key}: final {100 * record['final_utility']:.2f} validation {100 * record['validation_utility']:.2f} "
@@ -290,7 +299,7 @@ def summarize(differences: np.ndarray) -> dict[str, float]:
     return {"n": n, "mean": mean, "half": half, "p": p, "sd": sd, "detectable": detectable}
 
 
-def report(out: Path, docs: Path) -> None:
+def report(out: Path, docs: Path, design: Design) -> None:
     records = read_records(out)
     docs.mkdir(parents=True, exist_ok=True)
     rows = ["task,method,seed,final_utility,final_utility_stderr,validation_utility"]
@@ -300,15 +309,16 @@ def report(out: Path, docs: Path) -> None:
     (docs / "episodes.csv").write_text("\n".join(rows) + "\n")
     lines = []
     for task in PILOT_TASKS:
-        pilot = summarize(paired(records, task, "task_static", "uniform", PILOT_SEEDS)) if paired(records, task, "task_static", "uniform", PILOT_SEEDS).size > 1 else None
-        if pilot:
+        differences = paired(records, task, "task_static", "uniform", design.pilot_seeds)
+        if differences.size > 1:
+            pilot = summarize(differences)
             lines.append(f"pilot {task}: task_static - uniform = {pilot['mean']:+.2f} points, sd of paired differences {pilot['sd']:.2f} over {pilot['n']} seeds")
     found = []
     for task in ORDER_TASKS:
-        best = grid_best(records, task, grid(task))
+        best = grid_best(records, task, grid(task, design.grid_step), design.validation_seeds)
         if best is not None:
             found.append(f"{task}: grid_best = " + ", ".join(f"{PAPER_CAPABILITIES[k]} {best[k]:.2f}" for k in np.flatnonzero(best)))
-    results = [(task, a, b, question, summarize(d)) for task, a, b, question in CONTRASTS if (d := paired(records, task, a, b, EVAL_SEEDS)).size > 1]
+    results = [(task, a, b, question, summarize(d)) for task, a, b, question in CONTRASTS if (d := paired(records, task, a, b, design.eval_seeds)).size > 1]
     adjusted = holm([result[4]["p"] for result in results]) if results else []
     table = ["task,question,contrast,seeds,mean,ci95_low,ci95_high,p,p_holm,sd,detectable"]
     for (task, a, b, question, s), p_holm in zip(results, adjusted):
@@ -329,12 +339,20 @@ def main() -> None:
     parser.add_argument("--worker", default="0/1", help="i/n: this process plays the episodes whose key hashes to i modulo n")
     parser.add_argument("--stage", choices=("pilot", "all"), default="all")
     parser.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=JSON", help="an option for gym.make (repeatable)")
+    protocol = Design()
+    parser.add_argument("--steps", type=int, default=protocol.steps)
+    parser.add_argument("--eval-seeds", type=int, default=len(protocol.eval_seeds), help="seeds 0..N-1")
+    parser.add_argument("--validation-seeds", type=int, default=len(protocol.validation_seeds), help="seeds 1000..")
+    parser.add_argument("--pilot-seeds", type=int, default=len(protocol.pilot_seeds), help="seeds 100..")
+    parser.add_argument("--grid-step", type=int, default=protocol.grid_step)
     args = parser.parse_args()
+    design = Design(args.steps, tuple(range(args.eval_seeds)), tuple(range(1000, 1000 + args.validation_seeds)), tuple(range(100, 100 + args.pilot_seeds)),
+                    args.grid_step)
     env_kwargs = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.env_kwarg)}
     if args.kind == "report":
-        report(Path(args.out), Path(args.docs))
+        report(Path(args.out), Path(args.docs), design)
     else:
-        run(Path(args.out), args.worker, args.stage, env_kwargs)
+        run(Path(args.out), args.worker, args.stage, design, env_kwargs)
 
 
 if __name__ == "__main__":

@@ -52,8 +52,15 @@ CASES = {  # case: its steps (script, arguments, a regular expression its standa
          rf"math best two_phase: search utility {NUMBER}"),
         ("mini_question.py", ["report", "--out", "{work}/question", "--docs", "{work}/question-docs"],
          rf"math: best schedule \(two_phase\) - best fixed = {NUMBER} points"),
+        ("mini_question.py", ["power", "--docs", "{work}/question-docs"], rf"math: uniform - task_static,2,{NUMBER},{NUMBER},\d+"),
         ("sim_to_real.py", ["--world", "mini_v1", "--real", "{work}/question", "--budget", "12000"],
          rf"math,task_static,2,{NUMBER},{NUMBER},{NUMBER},{NUMBER}[\s\S]*Spearman\(predicted, measured\) over \d methods"),
+    ],
+    "mini_v2_experiment": [
+        ("mini_v2_experiment.py", [*"run --steps 2 --eval-seeds 2 --validation-seeds 1 --pilot-seeds 2 --grid-step 1 --out {work}/v2".split(),
+                                   *"--env-kwarg budget_tokens=3000 --env-kwarg final_items=12".split(), *TINY_MINI], r"math\|read_lookahead\|1: final"),
+        ("mini_v2_experiment.py", "report --steps 2 --eval-seeds 2 --validation-seeds 1 --pilot-seeds 2 --grid-step 1 --out {work}/v2 --docs {work}/v2-docs".split(),
+         rf"multilingual_qa \(order\): prerequisite_first - prerequisite_last = {NUMBER} points, 95% CI \[{NUMBER}, {NUMBER}\]"),
     ],
     "mini_research": [
         ("mini_research.py", [*"transfer --budget 12000 --steps 2 --seeds 0 --out {work}/research".split(), *TINY_MINI], "lingual-seed0"),
