@@ -57,9 +57,9 @@ CASES = {  # case: its steps (script, arguments, a regular expression its standa
          rf"math,task_static,2,{NUMBER},{NUMBER},{NUMBER},{NUMBER}[\s\S]*Spearman\(predicted, measured\) over \d methods"),
     ],
     "mini_v2_experiment": [
-        ("mini_v2_experiment.py", [*"run --steps 2 --eval-seeds 2 --validation-seeds 1 --pilot-seeds 2 --grid-step 1 --out {work}/v2".split(),
+        ("mini_v2_experiment.py", [*"run --steps 2 --eval-seeds 2 --validation-seeds 1 --pilot-seeds 2 --grid-step 1 --bandit-seeds 1 --out {work}/v2".split(),
                                    *"--env-kwarg budget_tokens=3000 --env-kwarg final_items=12".split(), *TINY_MINI], r"math\|read_lookahead\|1: final"),
-        ("mini_v2_experiment.py", "report --steps 2 --eval-seeds 2 --validation-seeds 1 --pilot-seeds 2 --grid-step 1 --out {work}/v2 --docs {work}/v2-docs".split(),
+        ("mini_v2_experiment.py", "report --steps 2 --eval-seeds 2 --validation-seeds 1 --pilot-seeds 2 --grid-step 1 --bandit-seeds 1 --out {work}/v2 --docs {work}/v2-docs".split(),
          rf"multilingual_qa \(order\): prerequisite_first - prerequisite_last = {NUMBER} points, 95% CI \[{NUMBER}, {NUMBER}\]"),
     ],
     "mini_research": [
