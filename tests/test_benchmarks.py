@@ -61,6 +61,8 @@ CASES = {  # case: its steps (script, arguments, a regular expression its standa
                                    *"--env-kwarg budget_tokens=3000 --env-kwarg final_items=12".split(), *TINY_MINI], r"math\|read_lookahead\|1: final"),
         ("mini_v2_experiment.py", "report --steps 2 --eval-seeds 2 --validation-seeds 1 --pilot-seeds 2 --grid-step 1 --bandit-seeds 1 --out {work}/v2 --docs {work}/v2-docs".split(),
          rf"multilingual_qa \(order\): prerequisite_first - prerequisite_last = {NUMBER} points, 95% CI \[{NUMBER}, {NUMBER}\]"),
+        ("mini_v2_world.py", "--out {work}/v2 --docs {work}/v2-docs --steps 2 --eval-seeds 2 --iterations 5 --save {work}/world.json".split(),
+         rf"noise ceiling \(evaluation\): R2 {NUMBER}[\s\S]*ensemble \(probe\): R2 {NUMBER}, Spearman [-\w.]+, Kendall [-\w.]+ over 14 schedule means"),
     ],
     "mini_research": [
         ("mini_research.py", [*"transfer --budget 12000 --steps 2 --seeds 0 --out {work}/research".split(), *TINY_MINI], "lingual-seed0"),
