@@ -12,7 +12,8 @@ plays only the pilot (uniform and task-static on 8 seeds of the two variance tas
 is a line of its worker's ledger, and a killed one resumes from its run folder.
 
 ``report`` writes ``episodes.csv`` (one row per episode: task, method, seed, final utility in points and its
-standard error, validation utility; every interval reproduces from it), ``contrasts.csv`` and ``results.txt``
+standard error, validation utility; every interval reproduces from it), ``methods.csv`` (each method's mean and 95%
+t half-width over the evaluation seeds), ``grid.csv`` (each grid point's validation mean), ``contrasts.csv`` and ``results.txt``
 (each pre-registered contrast: paired mean difference over seeds, 95% t interval, p-value, Holm-adjusted p-value,
 the standard deviation of the paired differences and the smallest effect the seeds can detect).
 """
@@ -301,6 +302,8 @@ def summarize(differences: np.ndarray) -> dict[str, float]:
 
 
 def report(out: Path, docs: Path, design: Design) -> None:
+    from scipy import stats
+
     records = read_records(out)
     docs.mkdir(parents=True, exist_ok=True)
     rows = ["task,method,seed,final_utility,final_utility_stderr,validation_utility"]
@@ -314,11 +317,24 @@ def report(out: Path, docs: Path, design: Design) -> None:
         if differences.size > 1:
             pilot = summarize(differences)
             lines.append(f"pilot {task}: task_static - uniform = {pilot['mean']:+.2f} points, sd of paired differences {pilot['sd']:.2f} over {pilot['n']} seeds")
-    found = []
+    found, grid_rows = [], ["task,point,allocation,validation_seeds,validation_mean"]
     for task in ORDER_TASKS:
-        best = grid_best(records, task, grid(task, design.grid_step), design.validation_seeds)
+        points = grid(task, design.grid_step)
+        for number, point in enumerate(points):
+            values = [records[key]["validation_utility"] for s in design.validation_seeds if (key := f"{task}|grid{number:02d}|{s}") in records]
+            shares = " ".join(f"{PAPER_CAPABILITIES[k]}={point[k]:.2f}" for k in np.flatnonzero(point))
+            grid_rows.append(f"{task},grid{number:02d},{shares},{len(values)},{100 * np.mean(values):.3f}" if values else f"{task},grid{number:02d},{shares},0,")
+        best = grid_best(records, task, points, design.validation_seeds)
         if best is not None:
             found.append(f"{task}: grid_best = " + ", ".join(f"{PAPER_CAPABILITIES[k]} {best[k]:.2f}" for k in np.flatnonzero(best)))
+    (docs / "grid.csv").write_text("\n".join(grid_rows) + "\n")
+    method_rows = ["task,method,seeds,mean,ci95"]
+    for task, method in dict.fromkeys((r["task"], r["method"]) for r in sorted(records.values(), key=lambda r: (r["task"], r["method"]))):
+        values = np.array([100 * records[key]["final_utility"] for s in design.eval_seeds if (key := f"{task}|{method}|{s}") in records])
+        if len(values) > 1:
+            half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+            method_rows.append(f"{task},{method},{len(values)},{values.mean():.3f},{half:.3f}")
+    (docs / "methods.csv").write_text("\n".join(method_rows) + "\n")
     results = [(task, a, b, question, summarize(d)) for task, a, b, question in CONTRASTS if (d := paired(records, task, a, b, design.eval_seeds)).size > 1]
     adjusted = holm([result[4]["p"] for result in results]) if results else []
     table = ["task,question,contrast,seeds,mean,ci95_low,ci95_high,p,p_holm,sd,detectable"]
