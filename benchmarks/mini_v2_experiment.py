@@ -123,16 +123,19 @@ def grid(task: str, grid_step: int) -> list[np.ndarray]:
 
 
 # ------------------------------------------------------------------------------------------ the plan
-def plan(records: dict[str, dict], stage: str, design: Design) -> list[tuple[str, str, str, int, np.ndarray | str]]:
+def plan(records: dict[str, dict], stage: str, design: Design, ppo_jax: str | None = None) -> list[tuple[str, str, str, int, np.ndarray | str]]:
     """Every episode of the experiment: (key, task, method, seed, schedule [steps, K] or agent name). Episodes
     that need the grid's winner appear once every grid episode of their task is in ``records``; the agents' come
-    after every fixed schedule's, ``read_bandit``'s (the costliest) last."""
+    after every fixed schedule's, ``read_bandit``'s (the costliest) last. ``stage="ppo_jax"``: only stage 2, the
+    ``ppo_jax:PATH`` policy on every task and evaluation seed."""
     jobs: list[tuple[str, str, str, int, np.ndarray | str]] = []
 
     def add(task: str, method: str, seed: int, what: np.ndarray | str) -> None:
         jobs.append((f"{task}|{method}|{seed}", task, method, seed, what))
 
     steps = design.steps
+    if stage == "ppo_jax":
+        return [(f"{task}|ppo_jax|{seed}", task, "ppo_jax", seed, f"ppo_jax:{ppo_jax}") for seed in design.eval_seeds for task in (*ORDER_TASKS, CONTROL_TASK)]
     for task in PILOT_TASKS:
         for seed in design.pilot_seeds:
             add(task, "uniform", seed, fixed(np.ones(K), steps))
@@ -193,15 +196,17 @@ def play(out: Path, key: str, task: str, seed: int, what: np.ndarray | str, step
     """One episode of a fixed schedule or an agent: its record (final info and allocations)."""
     folder = out / "runs" / key.replace("|", "-")
     is_agent = isinstance(what, str)  # an agent's episode restarts after a kill: it cannot be replayed into the middle
-    env = gym.make(ENV_ID, task=task, num_steps=steps, run_dir=str(folder), action_mode="simplex", **{**env_kwargs, "resume": not is_agent})
+    options = {"task": task, "num_steps": steps, "run_dir": str(folder), **env_kwargs, "resume": not is_agent}
+    env = gym.make(ENV_ID, action_mode="simplex", **options)
     agent = None
     if is_agent:
         from agents.base import Setting
         from agents.registry import make_agent
 
         agent = make_agent(what, Setting.from_env(env, ENV_ID, env_kwargs), seed=seed)
-        if agent.action_mode != "simplex":
-            raise ValueError(f"{what} acts in {agent.action_mode!r} mode; this experiment plays simplex agents")
+        if agent.action_mode != "simplex":  # ppo_jax acts in logits
+            env.close()
+            env = gym.make(ENV_ID, action_mode=agent.action_mode, **options)
     observation, info = env.reset(seed=seed)
     if agent is not None:
         agent.reset(observation, info)
@@ -233,13 +238,15 @@ def _history(env: gym.Env) -> list[dict]:
     return read_history(env.unwrapped.episode_dir)
 
 
-def run(out: Path, worker: str, stage: str, design: Design, env_kwargs: dict) -> None:
+def run(out: Path, worker: str, stage: str, design: Design, env_kwargs: dict, ppo_jax: str | None = None) -> None:
     mine, workers = (int(part) for part in worker.split("/"))
+    if stage == "ppo_jax" and not (ppo_jax and Path(ppo_jax).is_file()):
+        raise FileNotFoundError(f"--stage ppo_jax needs --ppo-jax PATH of a saved ppo_jax network, got {ppo_jax!r}")
     out.mkdir(parents=True, exist_ok=True)
-    ledger = out / f"episodes-{mine}.jsonl"
+    ledger = out / (f"episodes-{mine}.jsonl" if stage != "ppo_jax" else f"episodes-ppo_jax-{mine}.jsonl")
     while True:
         records = read_records(out)
-        pending = [job for job in plan(records, stage, design) if job[0] not in records]
+        pending = [job for job in plan(records, stage, design, ppo_jax) if job[0] not in records]
         todo = [job for job in pending if zlib.crc32(job[0].encode()) % workers == mine]
         if not todo:
             if not pending:
@@ -270,6 +277,11 @@ CONTRASTS = [  # (task, method, baseline, question): pre-registered in the proto
     (CONTROL_TASK, "read_bandit", "task_static", "adaptivity"),
     (CONTROL_TASK, "read_lookahead", "task_static", "adaptivity"),
 ]
+
+
+STAGE2_CONTRASTS = [*[(task, "ppo_jax", "grid_best", "adaptivity (stage 2)") for task in ORDER_TASKS],
+                    (CONTROL_TASK, "ppo_jax", "task_static", "adaptivity (stage 2)")]
+"""Stage 2's contrasts: their own Holm family (the protocol reports them separately)."""
 
 
 def paired(records: dict[str, dict], task: str, method: str, baseline: str, seeds: tuple[int, ...]) -> np.ndarray:
@@ -335,8 +347,11 @@ def report(out: Path, docs: Path, design: Design) -> None:
             half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
             method_rows.append(f"{task},{method},{len(values)},{values.mean():.3f},{half:.3f}")
     (docs / "methods.csv").write_text("\n".join(method_rows) + "\n")
-    results = [(task, a, b, question, summarize(d)) for task, a, b, question in CONTRASTS if (d := paired(records, task, a, b, design.eval_seeds)).size > 1]
-    adjusted = holm([result[4]["p"] for result in results]) if results else []
+    results, adjusted = [], []
+    for family in (CONTRASTS, STAGE2_CONTRASTS):
+        measured = [(task, a, b, question, summarize(d)) for task, a, b, question in family if (d := paired(records, task, a, b, design.eval_seeds)).size > 1]
+        results += measured
+        adjusted += holm([result[4]["p"] for result in measured]) if measured else []
     table = ["task,question,contrast,seeds,mean,ci95_low,ci95_high,p,p_holm,sd,detectable"]
     for (task, a, b, question, s), p_holm in zip(results, adjusted):
         table.append(f"{task},{question},{a} - {b},{s['n']},{s['mean']:.3f},{s['mean'] - s['half']:.3f},{s['mean'] + s['half']:.3f},"
@@ -354,7 +369,8 @@ def main() -> None:
     parser.add_argument("--out", default="runs/mini-v2")
     parser.add_argument("--docs", default="docs/results/mini_v2")
     parser.add_argument("--worker", default="0/1", help="i/n: this process plays the episodes whose key hashes to i modulo n")
-    parser.add_argument("--stage", choices=("pilot", "all"), default="all")
+    parser.add_argument("--stage", choices=("pilot", "all", "ppo_jax"), default="all", help="ppo_jax: stage 2, the policy of --ppo-jax")
+    parser.add_argument("--ppo-jax", help="stage 2: a ppo_jax network (model.npz) trained on a world fitted to the pilot and grid episodes")
     parser.add_argument("--env-kwarg", action="append", default=[], metavar="KEY=JSON", help="an option for gym.make (repeatable)")
     protocol = Design()
     parser.add_argument("--steps", type=int, default=protocol.steps)
@@ -370,7 +386,7 @@ def main() -> None:
     if args.kind == "report":
         report(Path(args.out), Path(args.docs), design)
     else:
-        run(Path(args.out), args.worker, args.stage, design, env_kwargs)
+        run(Path(args.out), args.worker, args.stage, design, env_kwargs, args.ppo_jax)
 
 
 if __name__ == "__main__":
