@@ -461,7 +461,8 @@ def cmd_log_episodes(args: argparse.Namespace) -> int:
 
 
 def cmd_fit_world(args: argparse.Namespace) -> int:
-    from read_env.surrogate.fit_world import calibrated_env_id, fit_world, load_episodes, write_world
+    from read_env.episodes import load_episodes
+    from read_env.surrogate.fit_world import calibrated_env_id, fit_world, write_world
 
     with user_input("histories"):
         episodes = load_episodes(args.histories)

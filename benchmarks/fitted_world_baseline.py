@@ -11,8 +11,9 @@ from collections import defaultdict
 
 import numpy as np
 
+from read_env.episodes import load_episodes
 from read_env.fitted.validate import final_utilities, spearman, split_by_schedule
-from read_env.surrogate.fit_world import fit_world, load_episodes, simulate
+from read_env.surrogate.fit_world import fit_world, simulate
 
 
 def main() -> None:

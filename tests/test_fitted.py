@@ -11,10 +11,10 @@ import pytest
 
 import read_env  # noqa: F401
 from read_env.capabilities import PAPER_CAPABILITIES
+from read_env.episodes import Episode
 from read_env.fitted import kernel
 from read_env.fitted.validate import choose, schedule_key, spearman, split_by_schedule, validate
 from read_env.fitted.world import FittedWorld
-from read_env.surrogate.fit_world import Episode
 
 K = len(PAPER_CAPABILITIES)
 BUDGET = 1_000_000

@@ -12,7 +12,7 @@ minimized with Adam (full batch). The torch rollout below computes the equations
 * Ensemble: ``members`` networks, each trained on its own bootstrap resample of the training episodes (drawn
   by episode) from its own initialization.
 
-Input: :class:`read_env.surrogate.fit_world.Episode` records; the token scale is the largest budget.
+Input: :class:`read_env.episodes.Episode` records; the token scale is the largest budget.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from read_env.episodes import Episode
 from read_env.fitted import kernel
 from read_env.fitted.world import FittedWorld
-from read_env.surrogate.fit_world import Episode
 from read_env.surrogate.path_world import default_prerequisites
 
 RECENCY_ITERATIONS = 600

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from read_env.episodes import Episode
 from read_env.fitted.world import FittedWorld
-from read_env.surrogate.fit_world import Episode
 from read_env.utility import power_mean
 
 MIN_GROUP = 3
