@@ -1,5 +1,5 @@
 """The calibrated fit (``read-env fit-world``'s default, ``ReAD-Surrogate-v0/v1`` worlds) on the held-out schedules
-that ``fit-world --model`` validates on: the same split and measures (:mod:`read_env.fitted.validate`), as a baseline.
+that ``fit-world --model`` validates on: the same split and measures (:mod:`read_env.fit.validate`), as a baseline.
 
 Run: ``python benchmarks/fitted_world_baseline.py DATA_SET [--holdout 0.33] [--path-terms]``.
 """
@@ -12,8 +12,8 @@ from collections import defaultdict
 import numpy as np
 
 from read_env.episodes import load_episodes
-from read_env.fitted.validate import final_utilities, spearman, split_by_schedule
-from read_env.surrogate.fit_world import fit_world, simulate
+from read_env.fit.calibrated import fit_world, simulate
+from read_env.fit.validate import final_utilities, spearman, split_by_schedule
 
 
 def main() -> None:

@@ -185,12 +185,12 @@ def fit_and_validate(episodes: Sequence[Episode], models: Sequence[str], holdout
                      seed: int = 0, data: str = "", options: dict[str, dict[str, Any]] | None = None,
                      refit_all: bool = False) -> tuple[FittedWorld, dict[str, dict[str, Any]]]:
     """Fit each of ``models`` to the training schedules, validate on the held-out ones
-    (:mod:`read_env.fitted.validate`), write the better world to ``output`` (its ``fit`` record holds every
+    (:mod:`read_env.fit.validate`), write the better world to ``output`` (its ``fit`` record holds every
     model's validation) and the report to ``report`` (default: ``OUTPUT_report``); ``options[model]`` go to
     its fit (``iterations``, ``members``, ``hidden``). With ``refit_all`` the chosen model is fitted again on
     every episode, held-out ones included, and that world is written (the validation then describes the
     procedure on a split, not the written world). Returns (world, results)."""
-    from read_env.fitted.validate import choose, schedule_key, split_by_schedule, validate, write_report
+    from read_env.fit.validate import choose, schedule_key, split_by_schedule, validate, write_report
 
     training, heldout = split_by_schedule(episodes, holdout)
     worlds = {name: fit(name, training, seed=seed, **(options or {}).get(name, {})) for name in models}
