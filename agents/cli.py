@@ -467,8 +467,7 @@ def cmd_fit_world(args: argparse.Namespace) -> int:
     with user_input("histories"):
         episodes = load_episodes(args.histories)
     if args.model != "calibrated":
-        from read_env.fit.fitted import fit_and_validate
-        from read_env.fit.validate import split_by_schedule
+        from read_env.fit.validate import fit_and_validate, split_by_schedule
 
         output = args.output or FITTED_WORLD_FILE
         with user_input("--holdout"):

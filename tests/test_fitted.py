@@ -257,7 +257,7 @@ def test_shipped_worlds_load_and_run(env_id, world):
 
 def test_fit_and_validate_writes_the_better_world_and_a_report(tmp_path):
     pytest.importorskip("torch")
-    from read_env.fit.fitted import fit_and_validate
+    from read_env.fit.validate import fit_and_validate
 
     episodes = episodes_of(recency_world(), 16)
     world, results = fit_and_validate(episodes, ["recency", "ensemble"], 0.25, tmp_path / "world.json", seed=0, data="toy",

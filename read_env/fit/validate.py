@@ -18,6 +18,9 @@ allocations and tokens; an ensemble predicts its members' mean):
   held-out schedules, averaged weighted by the group's schedules (the goal: >= 0.8), and pooled over every
   (task, budget, schedule);
 * ``best_in_top3``: the share of groups whose measured best schedule is among the 3 predicted best.
+
+:func:`fit_and_validate` fits candidate models (:func:`read_env.fit.fit`) to the training schedules, validates them
+on the held-out ones and writes the chosen world with its report (``read-env fit-world --model``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from typing import Any
 import numpy as np
 
 from read_env.episodes import Episode
+from read_env.fit import fit
+from read_env.fitted import kernel
 from read_env.fitted.world import FittedWorld
 from read_env.utility import power_mean
 
@@ -142,6 +147,39 @@ def choose(results: dict[str, dict[str, Any]]) -> str:
         return (round(rho, 6) if rho is not None else -2.0, -results[name]["rms_points_all"])  # rounding: equal ranks tie
 
     return max(results, key=key)
+
+
+def fit_and_validate(episodes: Sequence[Episode], models: Sequence[str], holdout: float, output: str | Path, report: str | Path | None = None,
+                     seed: int = 0, data: str = "", options: dict[str, dict[str, Any]] | None = None,
+                     refit_all: bool = False) -> tuple[FittedWorld, dict[str, dict[str, Any]]]:
+    """Fit each of ``models`` (``recency``, ``ensemble``) to the training schedules, validate on the held-out ones
+    (the measures above), write the better world to ``output`` (its ``fit`` record holds every
+    model's validation) and the report to ``report`` (default: ``OUTPUT_report``); ``options[model]`` go to
+    its fit (``iterations``, ``members``, ``hidden``). With ``refit_all`` the chosen model is fitted again on
+    every episode, held-out ones included, and that world is written (the validation then describes the
+    procedure on a split, not the written world). Returns (world, results)."""
+    unknown = [name for name in models if name not in kernel.KINDS]
+    if unknown:
+        raise ValueError(f"models {unknown} are not fitted-world kinds; expected some of {list(kernel.KINDS)}")
+    training, heldout = split_by_schedule(episodes, holdout)
+    worlds = {name: fit(name, training, seed=seed, **(options or {}).get(name, {})) for name in models}
+    results = {name: validate(world, heldout) for name, world in worlds.items()}
+    for name, world in worlds.items():
+        results[name]["rms_points_train"] = validate(world, training)["rms_points_all"]
+    chosen = choose(results)
+    output = Path(output)
+    folder = Path(report) if report is not None else output.with_name(output.stem + "_report")
+    write_report(results, worlds, heldout, chosen, folder, data)
+    world = fit(chosen, episodes, seed=seed, **(options or {}).get(chosen, {})) if refit_all else worlds[chosen]
+    steps = [len(episode.tokens) for episode in training]
+    world.fit = {"data": data, "num_steps": max(set(steps), key=steps.count), "training_episodes": len(training),
+                 "training_schedules": len({schedule_key(e) for e in training}), "chosen": chosen,
+                 "rule": "the higher within-group Spearman on held-out schedules, then the lower held-out profile RMS",
+                 "validation": {name: {key: value for key, value in result.items() if key != "episodes"} for name, result in results.items()},
+                 "heldout_episodes": results[chosen]["episodes"], "report": str(folder / "report.md"), "seed": seed,
+                 "fitted_on": f"all {len(episodes)} episodes, after validation" if refit_all else f"the {len(training)} training episodes"}
+    world.save(output)
+    return world, results
 
 
 def write_report(results: dict[str, dict[str, Any]], worlds: dict[str, FittedWorld], heldout: Sequence[Episode], chosen: str, out: str | Path,
