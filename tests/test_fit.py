@@ -28,7 +28,7 @@ def paper_episodes(count: int = 6, steps: int = 5) -> list[Episode]:
     for index in range(count):
         allocations = rng.dirichlet(np.full(len(world.capabilities), 0.5), size=steps)
         tokens = np.full(steps, budget / steps)
-        episode = Episode(f"paper/{index}", list(world.capabilities), budget, world.student.copy(), tokens, allocations, np.zeros_like(allocations))
+        episode = Episode(f"paper/{index}", list(world.capabilities), budget, world.student.copy(), tokens, allocations, 0 * allocations)
         episode.profiles = simulate(world, episode)
         episodes.append(episode)
     return episodes

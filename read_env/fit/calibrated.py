@@ -139,7 +139,8 @@ def fit_world(episodes: Sequence[Episode], holdout: float = 0.2, path_terms: boo
         if best is None or error < best[0]:
             best = (error, world)
     error, world = best
-    world = World(capabilities, student, teacher, budgets, world.transfer, world.forgetting_tokens, DEFAULT_TRAIN_NOISE, float(np.mean(stderrs)) if stderrs else error / 100)
+    probe_noise = float(np.mean(stderrs)) if stderrs else error / 100
+    world = World(capabilities, student, teacher, budgets, world.transfer, world.forgetting_tokens, DEFAULT_TRAIN_NOISE, probe_noise)
     if path_terms:
         error, world = _fit_path_terms(world, training, largest)
     report = {

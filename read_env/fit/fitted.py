@@ -40,7 +40,8 @@ def batch(episodes: Sequence[Episode], token_scale: float) -> dict[str, torch.Te
     allocations and profiles [E, T, K], mask [E, T] (1 on recorded steps)."""
     steps, k = max(len(episode.tokens) for episode in episodes), len(episodes[0].start)
     out = {name: np.zeros((len(episodes), steps)) for name in ("tokens", "progress", "mask")}
-    out.update(allocations=np.zeros((len(episodes), steps, k)), profiles=np.zeros((len(episodes), steps, k)), start=np.array([e.start for e in episodes]))
+    out.update(allocations=np.zeros((len(episodes), steps, k)), profiles=np.zeros((len(episodes), steps, k)),
+               start=np.array([e.start for e in episodes]))
     for row, episode in enumerate(episodes):
         t = len(episode.tokens)
         out["tokens"][row, :t] = episode.tokens / token_scale
@@ -124,8 +125,9 @@ def fit_recency(episodes: Sequence[Episode], iterations: int = RECENCY_ITERATION
         value.requires_grad_(True)
 
     def theta() -> torch.Tensor:
-        blocks = [torch.sigmoid(raw["floor"]), torch.sigmoid(raw["ceiling"]), torch.exp(raw["learn"]).reshape(-1), (torch.exp(raw["forget"]) * off).reshape(-1),
-                  (torch.exp(raw["prerequisites"]) * graph).reshape(-1), raw["schedule"], torch.exp(raw["repair"])]
+        blocks = [torch.sigmoid(raw["floor"]), torch.sigmoid(raw["ceiling"]), torch.exp(raw["learn"]).reshape(-1),
+                  (torch.exp(raw["forget"]) * off).reshape(-1), (torch.exp(raw["prerequisites"]) * graph).reshape(-1), raw["schedule"],
+                  torch.exp(raw["repair"])]
         return torch.cat(blocks)
 
     optimizer = torch.optim.Adam(list(raw.values()), lr=RECENCY_LR)
@@ -139,8 +141,8 @@ def fit_recency(episodes: Sequence[Episode], iterations: int = RECENCY_ITERATION
     return FittedWorld("recency", capabilities, start.numpy(), parameters, scale, 0, _probe_noise(episodes))
 
 
-def fit_ensemble(episodes: Sequence[Episode], members: int = ENSEMBLE_MEMBERS, hidden: int = ENSEMBLE_HIDDEN, iterations: int = ENSEMBLE_ITERATIONS,
-                 seed: int = 0) -> FittedWorld:
+def fit_ensemble(episodes: Sequence[Episode], members: int = ENSEMBLE_MEMBERS, hidden: int = ENSEMBLE_HIDDEN,
+                 iterations: int = ENSEMBLE_ITERATIONS, seed: int = 0) -> FittedWorld:
     """The ensemble world fitted to ``episodes`` (see the module docstring); member ``m`` is seeded ``seed + m``."""
     if members < 1 or hidden < 1:
         raise ValueError(f"members and hidden must be positive, got {members}, {hidden}")
