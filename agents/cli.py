@@ -461,13 +461,13 @@ def cmd_log_episodes(args: argparse.Namespace) -> int:
 
 
 def cmd_fit_world(args: argparse.Namespace) -> int:
-    from read_env.surrogate.fit_world import calibrated_env_id, fit_world, load_episodes, write_world
+    from read_env.episodes import load_episodes
+    from read_env.fit.calibrated import calibrated_env_id, fit_world, write_world
 
     with user_input("histories"):
         episodes = load_episodes(args.histories)
     if args.model != "calibrated":
-        from read_env.fitted.fit import fit_and_validate
-        from read_env.fitted.validate import split_by_schedule
+        from read_env.fit.validate import fit_and_validate, split_by_schedule
 
         output = args.output or FITTED_WORLD_FILE
         with user_input("--holdout"):

@@ -1,5 +1,5 @@
 """The calibrated fit (``read-env fit-world``'s default, ``ReAD-Surrogate-v0/v1`` worlds) on the held-out schedules
-that ``fit-world --model`` validates on: the same split and measures (:mod:`read_env.fitted.validate`), as a baseline.
+that ``fit-world --model`` validates on: the same split and measures (:mod:`read_env.fit.validate`), as a baseline.
 
 Run: ``python benchmarks/fitted_world_baseline.py DATA_SET [--holdout 0.33] [--path-terms]``.
 """
@@ -11,8 +11,10 @@ from collections import defaultdict
 
 import numpy as np
 
-from read_env.fitted.validate import final_utilities, spearman, split_by_schedule
-from read_env.surrogate.fit_world import fit_world, load_episodes, simulate
+from read_env.episodes import load_episodes
+from read_env.fit import fit
+from read_env.fit.calibrated import simulate
+from read_env.fit.validate import final_utilities, spearman, split_by_schedule
 
 
 def main() -> None:
@@ -22,7 +24,7 @@ def main() -> None:
     parser.add_argument("--path-terms", action="store_true", help="fit ReAD-Surrogate-v1's path terms too")
     args = parser.parse_args()
     training, heldout = split_by_schedule(load_episodes(args.data), args.holdout)
-    world, _ = fit_world(training, holdout=0.0, path_terms=args.path_terms)
+    world = fit("calibrated", training, path_terms=args.path_terms)
     predicted = [simulate(world, episode) for episode in heldout]
     errors = np.concatenate([p - e.profiles for p, e in zip(predicted, heldout)])
     guess, real = final_utilities(heldout, predicted)

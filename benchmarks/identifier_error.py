@@ -17,7 +17,7 @@ from dataclasses import fields
 
 import numpy as np
 
-from read_env.aux_cards import draw_cards
+from agents.policies.aux_cards import draw_cards
 from agents.policies.candidates import top_k_indices
 from agents.policies.identifier import IdentifierConfig, evaluate, train_identifier, true_requirements
 from read_env.surrogate.world import World

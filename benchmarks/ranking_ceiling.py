@@ -17,8 +17,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from read_env.fitted.validate import schedule_key
-from read_env.surrogate.fit_world import load_episodes
+from read_env.episodes import load_episodes
+from read_env.fit.validate import schedule_key
 
 
 def main() -> None:

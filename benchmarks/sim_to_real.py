@@ -26,7 +26,7 @@ import read_env  # noqa: F401
 from agents.harness.runner import run_episode
 from agents.harness.stats import mean_ci
 from agents.registry import make_agent
-from read_env.fitted.validate import spearman
+from read_env.fit.validate import spearman
 
 SCHEDULES = ("uniform", "task_static", "best_fixed", "best_two_phase", "best_three_phase")
 

@@ -11,10 +11,10 @@ import pytest
 
 import read_env  # noqa: F401
 from read_env.capabilities import PAPER_CAPABILITIES
+from read_env.episodes import Episode
+from read_env.fit.validate import choose, schedule_key, spearman, split_by_schedule, validate
 from read_env.fitted import kernel
-from read_env.fitted.validate import choose, schedule_key, spearman, split_by_schedule, validate
 from read_env.fitted.world import FittedWorld
-from read_env.surrogate.fit_world import Episode
 
 K = len(PAPER_CAPABILITIES)
 BUDGET = 1_000_000
@@ -58,7 +58,7 @@ def episodes_of(world: FittedWorld, count: int, steps: int = 6, seed: int = 0) -
 @pytest.mark.parametrize("make", [recency_world, ensemble_world])
 def test_kernel_matches_the_torch_rollout(make):
     torch = pytest.importorskip("torch")
-    from read_env.fitted.fit import batch, rollout
+    from read_env.fit.fitted import batch, rollout
 
     world = make()
     episodes = episodes_of(world, 4)
@@ -92,7 +92,7 @@ def test_recency_one_hot_phases_overwrite_and_mixtures_keep():
 
 def test_recency_fit_reproduces_its_training_points():
     pytest.importorskip("torch")
-    from read_env.fitted.fit import fit_recency
+    from read_env.fit.fitted import fit_recency
 
     truth = recency_world()
     episodes = episodes_of(truth, 16)
@@ -103,7 +103,7 @@ def test_recency_fit_reproduces_its_training_points():
 
 def test_fits_are_seeded():
     pytest.importorskip("torch")
-    from read_env.fitted.fit import fit_ensemble
+    from read_env.fit.fitted import fit_ensemble
 
     episodes = episodes_of(recency_world(), 6)
     first, second = (fit_ensemble(episodes, members=2, hidden=4, iterations=20, seed=5) for _ in range(2))
@@ -257,7 +257,7 @@ def test_shipped_worlds_load_and_run(env_id, world):
 
 def test_fit_and_validate_writes_the_better_world_and_a_report(tmp_path):
     pytest.importorskip("torch")
-    from read_env.fitted.fit import fit_and_validate
+    from read_env.fit.validate import fit_and_validate
 
     episodes = episodes_of(recency_world(), 16)
     world, results = fit_and_validate(episodes, ["recency", "ensemble"], 0.25, tmp_path / "world.json", seed=0, data="toy",

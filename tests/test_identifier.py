@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from read_env.aux_cards import card_text, draw_cards
+from agents.policies.aux_cards import card_text, draw_cards
 from agents.policies.identifier import (
     IdentifierConfig,
     evaluate,

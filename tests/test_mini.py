@@ -241,7 +241,8 @@ def replay_rmse_points(world_data, episodes):
 
 
 def test_fitted_world_reproduces_surrogate_trajectories(tmp_path):
-    from read_env.surrogate.fit_world import fit_world, load_episodes, write_world
+    from read_env.episodes import load_episodes
+    from read_env.fit.calibrated import fit_world, write_world
     from read_env.trajectory import RecordTrajectory
 
     rng = np.random.default_rng(0)
@@ -262,7 +263,8 @@ def test_fitted_world_reproduces_surrogate_trajectories(tmp_path):
 
 
 def test_path_terms_fit_recovers_v1_dynamics_better_than_v0(tmp_path):
-    from read_env.surrogate.fit_world import fit_world, load_episodes, write_world
+    from read_env.episodes import load_episodes
+    from read_env.fit.calibrated import fit_world, write_world
     from read_env.surrogate.path_world import PathWorld
     from read_env.trajectory import RecordTrajectory
 
@@ -286,7 +288,7 @@ def test_path_terms_fit_recovers_v1_dynamics_better_than_v0(tmp_path):
 
 def test_fit_world_cli_on_mini_run_folders(cache, tmp_path, capsys):
     from agents.cli import main
-    from read_env.surrogate.fit_world import load_episodes
+    from read_env.episodes import load_episodes
 
     rng = np.random.default_rng(1)
     for seed in range(3):
@@ -305,7 +307,8 @@ def test_fit_world_cli_on_mini_run_folders(cache, tmp_path, capsys):
 
 
 def test_fit_world_bad_input_is_named(tmp_path):
-    from read_env.surrogate.fit_world import fit_world, load_episodes
+    from read_env.episodes import load_episodes
+    from read_env.fit.calibrated import fit_world
 
     with pytest.raises(FileNotFoundError, match="nowhere"):
         load_episodes([tmp_path / "nowhere"])

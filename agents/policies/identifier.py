@@ -4,7 +4,7 @@ Model: a word tokenizer whose vocabulary is built from the training cards, a sma
 (``transformers.BertModel`` from a ``BertConfig``, randomly initialized, no hub download), mean pooling over
 the card's tokens, a two-layer MLP and a softmax over the K capabilities: ``g_phi(card)`` [K].
 
-Training data, interventions on auxiliary tasks (:mod:`read_env.aux_cards`, cards with known utilities
+Training data, interventions on auxiliary tasks (:mod:`agents.policies.aux_cards`, cards with known utilities
 ``F = power_mean(., a, p)``): from the world's start state, a sparse Dirichlet allocation ``w`` (1 to
 ``max_support`` capabilities, ``Dirichlet(1)`` weights) spends ``probe_tokens`` tokens; ``ds = s1 - s0``
 (noise-free profiles of the world) and ``dU = F(s1) - F(s0)``. Loss, the paper's::
@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from transformers import BertConfig, BertModel
 
-from read_env.aux_cards import card_text, draw_cards
+from agents.policies.aux_cards import card_text, draw_cards
 from agents.policies.candidates import top_k_indices
 from read_env.capabilities import PAPER_CAPABILITIES
 from read_env.surrogate.world import World

@@ -4,7 +4,7 @@ A fitted world is a kind (``RECENCY`` or ``ENSEMBLE``) and a parameter table ``t
 ensemble member (M = 1 for the recency model), laid out as :func:`layout` says. Rows of episodes are computed
 one at a time by the same code (as :mod:`read_env.surrogate.path_kernel` does for ``ReAD-Surrogate-v1``), so a
 vector of environments matches single environments bit for bit. The equations are in
-:mod:`read_env.fitted.world`; :mod:`read_env.fitted.fit` computes the same ones in torch to fit them
+:mod:`read_env.fitted.world`; :mod:`read_env.fit.fitted` computes the same ones in torch to fit them
 (``tests/test_fitted.py`` holds the two to each other).
 
 State [2K] per row: the true profile ``s`` [K], then the recency model's peak profile ``h`` [K] or the

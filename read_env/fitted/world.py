@@ -33,7 +33,7 @@ its world's members: the prior covers the students' spread in start profiles and
 The state [2K] is ``s`` and ``h`` (recency) or ``s`` and the previous allocation (ensemble); it starts at the
 member's start profile (``starts``; the fitted ``student`` for a single world). Observed profiles add probe
 noise of standard deviation ``probe_noise``.
-Computed by :mod:`read_env.fitted.kernel`; fitted by :mod:`read_env.fitted.fit`.
+Computed by :mod:`read_env.fitted.kernel`; fitted by :mod:`read_env.fit.fitted`.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from agents.harness import compare as compare_module
 from agents.harness.compare import load_records
 from agents.harness.episode_log import LogConfig, log_episodes
 from agents.policies.schedules import FAMILIES, ScheduleAgent, draw_schedule
-from read_env.surrogate.fit_world import load_episodes
+from read_env.episodes import load_episodes
 from tests.agents.conftest import observation
 
 

@@ -12,21 +12,19 @@ minimized with Adam (full batch). The torch rollout below computes the equations
 * Ensemble: ``members`` networks, each trained on its own bootstrap resample of the training episodes (drawn
   by episode) from its own initialization.
 
-Input: :class:`read_env.surrogate.fit_world.Episode` records; the token scale is the largest budget.
+Input: :class:`read_env.episodes.Episode` records; the token scale is the largest budget.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
+from read_env.episodes import Episode
 from read_env.fitted import kernel
 from read_env.fitted.world import FittedWorld
-from read_env.surrogate.fit_world import Episode
 from read_env.surrogate.path_world import default_prerequisites
 
 RECENCY_ITERATIONS = 600
@@ -42,7 +40,8 @@ def batch(episodes: Sequence[Episode], token_scale: float) -> dict[str, torch.Te
     allocations and profiles [E, T, K], mask [E, T] (1 on recorded steps)."""
     steps, k = max(len(episode.tokens) for episode in episodes), len(episodes[0].start)
     out = {name: np.zeros((len(episodes), steps)) for name in ("tokens", "progress", "mask")}
-    out.update(allocations=np.zeros((len(episodes), steps, k)), profiles=np.zeros((len(episodes), steps, k)), start=np.array([e.start for e in episodes]))
+    out.update(allocations=np.zeros((len(episodes), steps, k)), profiles=np.zeros((len(episodes), steps, k)),
+               start=np.array([e.start for e in episodes]))
     for row, episode in enumerate(episodes):
         t = len(episode.tokens)
         out["tokens"][row, :t] = episode.tokens / token_scale
@@ -126,8 +125,9 @@ def fit_recency(episodes: Sequence[Episode], iterations: int = RECENCY_ITERATION
         value.requires_grad_(True)
 
     def theta() -> torch.Tensor:
-        blocks = [torch.sigmoid(raw["floor"]), torch.sigmoid(raw["ceiling"]), torch.exp(raw["learn"]).reshape(-1), (torch.exp(raw["forget"]) * off).reshape(-1),
-                  (torch.exp(raw["prerequisites"]) * graph).reshape(-1), raw["schedule"], torch.exp(raw["repair"])]
+        blocks = [torch.sigmoid(raw["floor"]), torch.sigmoid(raw["ceiling"]), torch.exp(raw["learn"]).reshape(-1),
+                  (torch.exp(raw["forget"]) * off).reshape(-1), (torch.exp(raw["prerequisites"]) * graph).reshape(-1), raw["schedule"],
+                  torch.exp(raw["repair"])]
         return torch.cat(blocks)
 
     optimizer = torch.optim.Adam(list(raw.values()), lr=RECENCY_LR)
@@ -141,8 +141,8 @@ def fit_recency(episodes: Sequence[Episode], iterations: int = RECENCY_ITERATION
     return FittedWorld("recency", capabilities, start.numpy(), parameters, scale, 0, _probe_noise(episodes))
 
 
-def fit_ensemble(episodes: Sequence[Episode], members: int = ENSEMBLE_MEMBERS, hidden: int = ENSEMBLE_HIDDEN, iterations: int = ENSEMBLE_ITERATIONS,
-                 seed: int = 0) -> FittedWorld:
+def fit_ensemble(episodes: Sequence[Episode], members: int = ENSEMBLE_MEMBERS, hidden: int = ENSEMBLE_HIDDEN,
+                 iterations: int = ENSEMBLE_ITERATIONS, seed: int = 0) -> FittedWorld:
     """The ensemble world fitted to ``episodes`` (see the module docstring); member ``m`` is seeded ``seed + m``."""
     if members < 1 or hidden < 1:
         raise ValueError(f"members and hidden must be positive, got {members}, {hidden}")
@@ -170,44 +170,3 @@ def fit_ensemble(episodes: Sequence[Episode], members: int = ENSEMBLE_MEMBERS, h
         rows.append(theta.detach().numpy().copy())
     start = np.mean([episode.start for episode in episodes], axis=0)
     return FittedWorld("ensemble", capabilities, start, np.array(rows), scale, hidden, _probe_noise(episodes))
-
-
-def fit(kind: str, episodes: Sequence[Episode], seed: int = 0, **options: Any) -> FittedWorld:
-    """``fit_recency`` or ``fit_ensemble`` by ``kind``."""
-    if kind == "recency":
-        return fit_recency(episodes, seed=seed, **options)
-    if kind == "ensemble":
-        return fit_ensemble(episodes, seed=seed, **options)
-    raise ValueError(f"unknown model {kind!r}; expected one of {list(kernel.KINDS)}")
-
-
-def fit_and_validate(episodes: Sequence[Episode], models: Sequence[str], holdout: float, output: str | Path, report: str | Path | None = None,
-                     seed: int = 0, data: str = "", options: dict[str, dict[str, Any]] | None = None,
-                     refit_all: bool = False) -> tuple[FittedWorld, dict[str, dict[str, Any]]]:
-    """Fit each of ``models`` to the training schedules, validate on the held-out ones
-    (:mod:`read_env.fitted.validate`), write the better world to ``output`` (its ``fit`` record holds every
-    model's validation) and the report to ``report`` (default: ``OUTPUT_report``); ``options[model]`` go to
-    its fit (``iterations``, ``members``, ``hidden``). With ``refit_all`` the chosen model is fitted again on
-    every episode, held-out ones included, and that world is written (the validation then describes the
-    procedure on a split, not the written world). Returns (world, results)."""
-    from read_env.fitted.validate import choose, schedule_key, split_by_schedule, validate, write_report
-
-    training, heldout = split_by_schedule(episodes, holdout)
-    worlds = {name: fit(name, training, seed=seed, **(options or {}).get(name, {})) for name in models}
-    results = {name: validate(world, heldout) for name, world in worlds.items()}
-    for name, world in worlds.items():
-        results[name]["rms_points_train"] = validate(world, training)["rms_points_all"]
-    chosen = choose(results)
-    output = Path(output)
-    folder = Path(report) if report is not None else output.with_name(output.stem + "_report")
-    write_report(results, worlds, heldout, chosen, folder, data)
-    world = fit(chosen, episodes, seed=seed, **(options or {}).get(chosen, {})) if refit_all else worlds[chosen]
-    steps = [len(episode.tokens) for episode in training]
-    world.fit = {"data": data, "num_steps": max(set(steps), key=steps.count), "training_episodes": len(training),
-                 "training_schedules": len({schedule_key(e) for e in training}), "chosen": chosen,
-                 "rule": "the higher within-group Spearman on held-out schedules, then the lower held-out profile RMS",
-                 "validation": {name: {key: value for key, value in result.items() if key != "episodes"} for name, result in results.items()},
-                 "heldout_episodes": results[chosen]["episodes"], "report": str(folder / "report.md"), "seed": seed,
-                 "fitted_on": f"all {len(episodes)} episodes, after validation" if refit_all else f"the {len(training)} training episodes"}
-    world.save(output)
-    return world, results

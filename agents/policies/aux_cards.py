@@ -151,10 +151,12 @@ def _draw_card(rng: np.random.Generator, split: str, index: int, capabilities: S
         sentences.append(POWER_SENTENCES[power])
     input_format = " and ".join(FORMATS[name][rng.integers(2)] for name in names[:2]) + "."
     exemplars = tuple(EXEMPLARS[name][rng.integers(2)] for name in (names * 2)[:2])
-    return TaskCard(f"aux_{split}_{index}", " ".join(sentences), "auxiliary", dict(zip(names, weights.tolist())), power, input_format, exemplars)
+    weighted = dict(zip(names, weights.tolist()))
+    return TaskCard(f"aux_{split}_{index}", " ".join(sentences), "auxiliary", weighted, power, input_format, exemplars)
 
 
-def draw_cards(count: int, split: str, seed: int, capabilities: Sequence[str] = PAPER_CAPABILITIES, exclude: Sequence[TaskCard] = ()) -> list[TaskCard]:
+def draw_cards(count: int, split: str, seed: int, capabilities: Sequence[str] = PAPER_CAPABILITIES,
+               exclude: Sequence[TaskCard] = ()) -> list[TaskCard]:
     """``count`` cards of ``split`` from ``seed``; cards whose text equals one of ``exclude`` (or an earlier card) are redrawn."""
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")

@@ -18,6 +18,9 @@ allocations and tokens; an ensemble predicts its members' mean):
   held-out schedules, averaged weighted by the group's schedules (the goal: >= 0.8), and pooled over every
   (task, budget, schedule);
 * ``best_in_top3``: the share of groups whose measured best schedule is among the 3 predicted best.
+
+:func:`fit_and_validate` fits candidate models (:func:`read_env.fit.fit`) to the training schedules, validates them
+on the held-out ones and writes the chosen world with its report (``read-env fit-world --model``).
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from read_env.episodes import Episode
+from read_env.fit import fit
+from read_env.fitted import kernel
 from read_env.fitted.world import FittedWorld
-from read_env.surrogate.fit_world import Episode
 from read_env.utility import power_mean
 
 MIN_GROUP = 3
@@ -61,7 +66,8 @@ def predict(world: FittedWorld, episodes: Sequence[Episode]) -> tuple[list[np.nd
     """Per episode, the predicted profiles [T, K] (the members' mean) and the members' standard deviation [T, K]."""
     means, spreads = [], []
     for episode in episodes:
-        runs = np.stack([world.rollout(episode.tokens[None], episode.allocations[None], np.array([episode.budget_tokens]), episode.start[None], member)[0]
+        budget = np.array([episode.budget_tokens])
+        runs = np.stack([world.rollout(episode.tokens[None], episode.allocations[None], budget, episode.start[None], member)[0]
                          for member in range(world.members)])
         means.append(runs.mean(axis=0))
         spreads.append(runs.std(axis=0))
@@ -92,8 +98,8 @@ def final_utilities(episodes: Sequence[Episode], predicted: Sequence[np.ndarray]
     missing = [episode.source for episode in episodes if episode.requirement is None or episode.final_utility is None]
     if missing:
         raise ValueError(f"episodes without requirement or final utility (log them with read-env log-episodes): {missing[:3]}")
-    return (np.array([float(power_mean(profiles[-1], episode.requirement, episode.utility_power)) for episode, profiles in zip(episodes, predicted)]),
-            np.array([episode.final_utility for episode in episodes]))
+    guess = [float(power_mean(profiles[-1], episode.requirement, episode.utility_power)) for episode, profiles in zip(episodes, predicted)]
+    return np.array(guess), np.array([episode.final_utility for episode in episodes])
 
 
 def validate(world: FittedWorld, heldout: Sequence[Episode]) -> dict[str, Any]:
@@ -112,11 +118,13 @@ def validate(world: FittedWorld, heldout: Sequence[Episode]) -> dict[str, Any]:
     for cell in cells:
         groups[cell[:2]].append(cell)
     ranked = {key: members for key, members in groups.items() if len(members) >= MIN_GROUP}
-    within = {f"{task}/{budget}": spearman([cell_guess[c] for c in members], [cell_real[c] for c in members]) for (task, budget), members in ranked.items()}
+    within = {f"{task}/{budget}": spearman([cell_guess[c] for c in members], [cell_real[c] for c in members])
+              for (task, budget), members in ranked.items()}
     sizes = [len(members) for members in ranked.values()]
     values = np.array(list(within.values()))
     finite = np.isfinite(values)
-    top3 = [bool(np.argmax([cell_real[c] for c in members]) in np.argsort([-cell_guess[c] for c in members], kind="stable")[:3]) for members in ranked.values()]
+    top3 = [bool(np.argmax([cell_real[c] for c in members]) in np.argsort([-cell_guess[c] for c in members], kind="stable")[:3])
+            for members in ranked.values()]
     return {
         "heldout_episodes": len(heldout),
         "heldout_schedules": len({schedule_key(episode) for episode in heldout}),
@@ -144,8 +152,42 @@ def choose(results: dict[str, dict[str, Any]]) -> str:
     return max(results, key=key)
 
 
-def write_report(results: dict[str, dict[str, Any]], worlds: dict[str, FittedWorld], heldout: Sequence[Episode], chosen: str, out: str | Path,
-                 data: str = "") -> Path:
+def fit_and_validate(episodes: Sequence[Episode], models: Sequence[str], holdout: float, output: str | Path,
+                     report: str | Path | None = None, seed: int = 0, data: str = "", options: dict[str, dict[str, Any]] | None = None,
+                     refit_all: bool = False) -> tuple[FittedWorld, dict[str, dict[str, Any]]]:
+    """Fit each of ``models`` (``recency``, ``ensemble``) to the training schedules, validate on the held-out ones
+    (the measures above), write the better world to ``output`` (its ``fit`` record holds every
+    model's validation) and the report to ``report`` (default: ``OUTPUT_report``); ``options[model]`` go to
+    its fit (``iterations``, ``members``, ``hidden``). With ``refit_all`` the chosen model is fitted again on
+    every episode, held-out ones included, and that world is written (the validation then describes the
+    procedure on a split, not the written world). Returns (world, results)."""
+    unknown = [name for name in models if name not in kernel.KINDS]
+    if unknown:
+        raise ValueError(f"models {unknown} are not fitted-world kinds; expected some of {list(kernel.KINDS)}")
+    training, heldout = split_by_schedule(episodes, holdout)
+    worlds = {name: fit(name, training, seed=seed, **(options or {}).get(name, {})) for name in models}
+    results = {name: validate(world, heldout) for name, world in worlds.items()}
+    for name, world in worlds.items():
+        results[name]["rms_points_train"] = validate(world, training)["rms_points_all"]
+    chosen = choose(results)
+    output = Path(output)
+    folder = Path(report) if report is not None else output.with_name(output.stem + "_report")
+    write_report(results, worlds, heldout, chosen, folder, data)
+    world = fit(chosen, episodes, seed=seed, **(options or {}).get(chosen, {})) if refit_all else worlds[chosen]
+    steps = [len(episode.tokens) for episode in training]
+    world.fit = {"data": data, "num_steps": max(set(steps), key=steps.count), "training_episodes": len(training),
+                 "training_schedules": len({schedule_key(e) for e in training}), "chosen": chosen,
+                 "rule": "the higher within-group Spearman on held-out schedules, then the lower held-out profile RMS",
+                 "validation": {name: {key: value for key, value in result.items() if key != "episodes"}
+                                for name, result in results.items()},
+                 "heldout_episodes": results[chosen]["episodes"], "report": str(folder / "report.md"), "seed": seed,
+                 "fitted_on": f"all {len(episodes)} episodes, after validation" if refit_all else f"the {len(training)} training episodes"}
+    world.save(output)
+    return world, results
+
+
+def write_report(results: dict[str, dict[str, Any]], worlds: dict[str, FittedWorld], heldout: Sequence[Episode], chosen: str,
+                 out: str | Path, data: str = "") -> Path:
     """``out/report.md`` with ``out/profiles.png`` (predicted against measured per capability) and ``out/ranking.png``
     (the held-out schedules ranked by measured and by predicted final utility, side by side), per model."""
     import matplotlib
@@ -178,7 +220,8 @@ def write_report(results: dict[str, dict[str, Any]], worlds: dict[str, FittedWor
     for index, episode in enumerate(heldout):
         groups[(episode.task, episode.budget_tokens)].append(index)
     keys = sorted(groups)
-    figure, axes = plt.subplots(len(keys), len(names), figsize=(5 * len(names), sum(0.22 * len(groups[key]) + 0.8 for key in keys)), squeeze=False,
+    height = sum(0.22 * len(groups[key]) + 0.8 for key in keys)
+    figure, axes = plt.subplots(len(keys), len(names), figsize=(5 * len(names), height), squeeze=False,
                                 gridspec_kw={"height_ratios": [len(groups[key]) + 3 for key in keys]})
     for row, key in enumerate(keys):
         rows = groups[key]
@@ -191,7 +234,8 @@ def write_report(results: dict[str, dict[str, Any]], worlds: dict[str, FittedWor
                 axis.text(1.05, guess_rank[index], f"{100 * guess[index]:.1f}", ha="left", va="center", fontsize=6)
             rho = results[name]["spearman_within"].get(f"{key[0]}/{key[1]}")
             axis.set(xlim=(-1.3, 1.4), ylim=(len(rows) - 0.5, -0.5), xticks=[0, 1], xticklabels=["measured", "predicted"], yticks=[])
-            axis.set_title(f"{name}: {key[0]}, {key[1]:,} tokens" + (f", Spearman {rho:.2f}" if rho is not None and np.isfinite(rho) else ""), fontsize=8)
+            ranked_by = f", Spearman {rho:.2f}" if rho is not None and np.isfinite(rho) else ""
+            axis.set_title(f"{name}: {key[0]}, {key[1]:,} tokens{ranked_by}", fontsize=8)
     figure.tight_layout()
     figure.savefig(out / "ranking.png", dpi=110)
     plt.close(figure)
@@ -201,19 +245,21 @@ def write_report(results: dict[str, dict[str, Any]], worlds: dict[str, FittedWor
 
     first = results[names[0]]
     lines = [f"# Fitted world: validation on held-out schedules{f' ({data})' if data else ''}", "",
-             f"{first['heldout_episodes']} held-out episodes of {first['heldout_schedules']} schedules never used in fitting. Chosen: **{chosen}** "
-             "(the higher within-group Spearman, then the lower profile error).", "",
-             "| model | profile RMS (points) | no change | Spearman within (task, budget) | Spearman pooled | best in predicted top 3 | member spread (points) |",
+             f"{first['heldout_episodes']} held-out episodes of {first['heldout_schedules']} schedules never used in fitting. "
+             f"Chosen: **{chosen}** (the higher within-group Spearman, then the lower profile error).", "",
+             "| model | profile RMS (points) | no change | Spearman within (task, budget) | Spearman pooled | best in predicted top 3 "
+             "| member spread (points) |",
              "|---|---|---|---|---|---|---|"]
     for name in names:
         r = results[name]
-        lines.append(f"| {name} | {number(r['rms_points_all'])} | {number(r['no_change_rms_points_all'])} | {number(r['spearman'])} | {number(r['spearman_pooled'])} | "
-                     f"{number(r['best_in_top3'])} | {number(r['member_spread_points'])} |")
+        lines.append(f"| {name} | {number(r['rms_points_all'])} | {number(r['no_change_rms_points_all'])} | {number(r['spearman'])} | "
+                     f"{number(r['spearman_pooled'])} | {number(r['best_in_top3'])} | {number(r['member_spread_points'])} |")
     lines += ["", "Per capability, RMS error of the held-out profiles (points) against the probe's binomial standard error:", "",
               "| capability | " + " | ".join(names) + " | probe standard error |", "|---|" + "---|" * (len(names) + 1)]
     stderr = first["probe_stderr_points"]
     for column, capability in enumerate(capabilities):
-        lines.append(f"| {capability} | " + " | ".join(number(results[name]["rms_points"][column], 1) for name in names) + f" | {number(stderr[column], 1) if stderr else 'n/a'} |")
+        errors = " | ".join(number(results[name]["rms_points"][column], 1) for name in names)
+        lines.append(f"| {capability} | {errors} | {number(stderr[column], 1) if stderr else 'n/a'} |")
     lines += ["", "![predicted against measured](profiles.png)", "", "![rankings](ranking.png)", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
