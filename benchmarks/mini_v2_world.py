@@ -24,9 +24,9 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mini_v2_experiment as experiment  # noqa: E402  (the experiment's plan, records and contrasts)
 
-from read_env.fitted.fit import fit  # noqa: E402
-from read_env.fitted.validate import predict  # noqa: E402
-from read_env.surrogate.fit_world import Episode, load_episodes  # noqa: E402
+from read_env.episodes import Episode, load_episodes  # noqa: E402
+from read_env.fit import fit  # noqa: E402
+from read_env.fit.validate import predict  # noqa: E402
 
 FIXED = ("uniform", "task_static", "grid_best", "prerequisite_first", "prerequisite_last", "grid_best_fragile_late")
 MODELS = ("recency", "ensemble")
