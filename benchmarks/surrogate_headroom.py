@@ -27,11 +27,11 @@ import numpy as np
 from agents.cli import parse_tasks
 from agents.policies.candidates import candidate_set
 from read_env import contract
-from read_env.surrogate import path_world
+from read_env.surrogate import path_dependent_world
 from read_env.surrogate.oracle import final_profiles, final_utilities, oracle_schedule
-from read_env.surrogate.path_world import PathWorld
+from read_env.surrogate.path_dependent_world import PathWorld
 from read_env.surrogate.world import World
-from read_env.surrogate.path_env import named_task
+from read_env.surrogate.path_dependent_env import named_task
 from read_env.tasks import TASKS
 
 FAMILIES = {"v0": None, "v1": "scores", "v2": "shortfall"}
@@ -145,7 +145,7 @@ def main() -> None:
             print(f"ablation: {label}")
             report(PathWorld.from_calibration({**data, **change}), budgets, args.steps, family, args.tasks, False)
     if path and args.prerequisite_scales:
-        path_world.MAX_PREREQUISITE_GAIN = np.inf  # outside the range the source supports: a diagnostic only
+        path_dependent_world.MAX_PREREQUISITE_GAIN = np.inf  # outside the range the source supports: a diagnostic only
         for scale in (float(value) for value in args.prerequisite_scales.split(",")):
             print(f"prerequisite gains x{scale:g} (largest gain {scale * world.prerequisites.max():g})")
             scaled = PathWorld.from_calibration({**world.to_calibration(), "prerequisites": scaled_prerequisites(world, scale)})

@@ -23,9 +23,9 @@ DEFAULT_ENV_ID = SURROGATE_V2_ID
 command line's and the examples'. The newest surrogate, so Gymnasium's out-of-date warning never prints on a
 default path; code that reproduces published v0 or v1 numbers names its id."""
 PATH_SURROGATE_IDS = (SURROGATE_V1_ID, SURROGATE_V2_ID)
-"""The ids of :class:`~read_env.surrogate.path_env.PathSurrogateEnv` (path-dependent worlds, nonlinear utilities)."""
+"""The ids of :class:`~read_env.surrogate.path_dependent_env.PathSurrogateEnv` (path-dependent worlds, nonlinear utilities)."""
 V2_OPTIONS = {"utility_family": "shortfall", "probe_bias": 0.5}
-"""What ``ReAD-Surrogate-v2`` sets on v1's code (v1 runs with ``"scores"`` and 0; see :mod:`read_env.surrogate.path_env`).
+"""What ``ReAD-Surrogate-v2`` sets on v1's code (v1 runs with ``"scores"`` and 0; see :mod:`read_env.surrogate.path_dependent_env`).
 ``probe_bias`` 0.5: the share of the probe noise variance that is the probe suite's persistent bias. The paper does
 not measure it; half is a modelling choice between v1's fresh noise (0) and a deterministic probe of a fixed suite,
 whose whole error is the suite's (1)."""
@@ -51,7 +51,7 @@ Where each value comes from: ``docs/real-distillation.md`` (section "ReAD-v1")."
 
 _SURROGATE_V0 = {"entry_point": "read_env.surrogate.env:SurrogateEnv",
                  "vector_entry_point": "read_env.surrogate.vector_env:SurrogateVectorEnv"}
-_PATH_SURROGATE = {"entry_point": "read_env.surrogate.path_env:PathSurrogateEnv",
+_PATH_SURROGATE = {"entry_point": "read_env.surrogate.path_dependent_env:PathSurrogateEnv",
                    "vector_entry_point": "read_env.surrogate.vector_env:PathSurrogateVectorEnv"}
 _FITTED = {"entry_point": "read_env.fitted.env:FittedEnv", "vector_entry_point": "read_env.fitted.env:FittedVectorEnv"}
 REGISTRATIONS: dict[str, dict[str, Any]] = {

@@ -9,7 +9,7 @@ from read_env.episodes import Episode
 from read_env.fit import fit
 from read_env.fit.calibrated import simulate
 from read_env.fitted.world import FittedWorld
-from read_env.surrogate.path_world import PathWorld
+from read_env.surrogate.path_dependent_world import PathWorld
 from read_env.surrogate.world import World
 
 CASES = [  # kind, options, (sum, sum of |x|) of the fitted parameters as fitted before read_env.fit existed (at 20ffcd0)

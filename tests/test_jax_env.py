@@ -17,8 +17,8 @@ from read_env import jax as rj  # noqa: E402
 from read_env.jax import utility as jax_utility  # noqa: E402
 from read_env.jax.env import essential_mask  # noqa: E402
 from read_env.jax.world import calibrate, draw_world, from_numpy, prior_from_numpy  # noqa: E402
-from read_env.surrogate.path_env import RANDOM_POWERS  # noqa: E402
-from read_env.surrogate.path_world import PathWorld  # noqa: E402
+from read_env.surrogate.path_dependent_env import RANDOM_POWERS  # noqa: E402
+from read_env.surrogate.path_dependent_world import PathWorld  # noqa: E402
 from read_env.surrogate.world import World  # noqa: E402
 from read_env.tasks import TASKS  # noqa: E402
 from read_env.utility import power_mean, project_to_simplex, requirement_from_utility, task_requirement, task_utility  # noqa: E402

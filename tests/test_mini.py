@@ -265,7 +265,7 @@ def test_fitted_world_reproduces_surrogate_trajectories(tmp_path):
 def test_path_terms_fit_recovers_v1_dynamics_better_than_v0(tmp_path):
     from read_env.episodes import load_episodes
     from read_env.fit.calibrated import fit_world, write_world
-    from read_env.surrogate.path_world import PathWorld
+    from read_env.surrogate.path_dependent_world import PathWorld
     from read_env.trajectory import RecordTrajectory
 
     for index in range(6):

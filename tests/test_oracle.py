@@ -48,7 +48,7 @@ def test_on_v0_a_changing_schedule_is_worth_little_over_the_continuous_best_fixe
 
 def test_continuous_best_fixed_beats_the_library_and_matches_a_fine_solution():
     from read_env.surrogate.oracle import allocation_library, best_fixed_allocation
-    from read_env.surrogate.path_world import PathWorld
+    from read_env.surrogate.path_dependent_world import PathWorld
     from read_env.utility import power_mean, requirement_from_utility
 
     world = PathWorld.paper()
@@ -83,7 +83,7 @@ def test_pairwise_moves_stay_on_the_simplex_and_move_the_stated_mass():
 
 
 def test_v1_oracle_is_at_least_the_continuous_best_fixed():
-    from read_env.surrogate.path_world import PathWorld
+    from read_env.surrogate.path_dependent_world import PathWorld
     from read_env.utility import power_mean, requirement_from_utility
 
     world = PathWorld.paper()

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from read_env import contract
-from read_env.surrogate import path_kernel
+from read_env.surrogate import path_dependent_kernel
 from read_env.surrogate.oracle import allocation_library, final_profiles, final_utilities, greedy_schedule, oracle_schedule, phase_schedules
-from read_env.surrogate.path_world import PathWorld
+from read_env.surrogate.path_dependent_world import PathWorld
 from read_env.tasks import TASKS
 from read_env.utility import power_mean, project_to_simplex, requirement_from_utility, task_utility
 
@@ -173,11 +173,11 @@ def test_compiled_step_computes_the_numpy_contract_dynamics_and_utility(action_m
     noise, readings = rng.standard_normal((n, 2 * len(step_tokens) + 1, k)), rng.standard_normal((n, len(step_tokens) + 1))
     train, probe, reading = noise[np.arange(n), steps], noise[np.arange(n), len(step_tokens) + steps + 1], readings[np.arange(n), steps + 1]
     tokens = step_tokens[steps]
-    out = path_kernel.env_step(
+    out = path_dependent_kernel.env_step(
         action, action_mode == "simplex", 0.25, state, steps, step_tokens, 20_000_000, noise, readings, 0.005,
         previous, requirement, essential, weights, power, teacher, 0.5, 0.01, *world._kernel_parameters,
     )  # fmt: skip
-    allocation, profile, delta, true_profile, new_state, utility, read, reward, gain, spill = path_kernel.split_step(out)
+    allocation, profile, delta, true_profile, new_state, utility, read, reward, gain, spill = path_dependent_kernel.split_step(out)
     expected_allocation = contract.allocation_from_action(action, action_mode, 0.25, (n, k))
     np.testing.assert_allclose(allocation, expected_allocation, rtol=1e-12)
     expected_state, expected_profile = world.transition(state, tokens[:, None], expected_allocation, train)
@@ -193,7 +193,7 @@ def test_compiled_step_computes_the_numpy_contract_dynamics_and_utility(action_m
 
 
 def reference_transition(world, state, tokens, allocation, noise):
-    """The equations of read_env.surrogate.path_world's docstring, in plain numpy, for one world and rows [M, ...]."""
+    """The equations of read_env.surrogate.path_dependent_world's docstring, in plain numpy, for one world and rows [M, ...]."""
     k = len(world.capabilities)
     coefficients = world._response.reshape(k, k, 3)  # [j, i, m]
     exposure, repaid = state[:, :k], state[:, k:]

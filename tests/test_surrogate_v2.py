@@ -1,5 +1,5 @@
 """ReAD-Surrogate-v2: v1's code with the shortfall utility (a requirement that reflects the card) and a persistent
-probe-suite bias (read_env/utility.py, read_env/surrogate/path_env.py)."""
+probe-suite bias (read_env/utility.py, read_env/surrogate/path_dependent_env.py)."""
 
 import gymnasium as gym
 import numpy as np
@@ -10,8 +10,8 @@ from agents.registry import make_agent
 from read_env import contract
 from read_env.registration import V2_OPTIONS
 from read_env.surrogate.oracle import final_utilities
-from read_env.surrogate.path_env import named_task
-from read_env.surrogate.path_world import PathWorld
+from read_env.surrogate.path_dependent_env import named_task
+from read_env.surrogate.path_dependent_world import PathWorld
 from read_env.tasks import MULTI_CAPABILITY_TASKS, MULTI_TASK_SHORTFALL_POWER, TASKS
 from read_env.utility import power_mean, project_to_simplex, task_requirement, task_utility
 from tests.conftest import assert_same, rollout

@@ -27,8 +27,8 @@ def _schedule(
     budget: int, steps: int, family: str,
 ) -> OracleResult:  # fmt: skip
     from read_env.surrogate.oracle import oracle_schedule
-    from read_env.surrogate.path_env import named_task
-    from read_env.surrogate.path_world import PathWorld
+    from read_env.surrogate.path_dependent_env import named_task
+    from read_env.surrogate.path_dependent_world import PathWorld
     from read_env.surrogate.world import World, resolve_world
     from read_env.tasks import TASKS
 

@@ -3,7 +3,7 @@
 Kinds (:data:`KINDS`), one module each:
 
 * ``"calibrated"`` (:mod:`read_env.fit.calibrated`): a calibrated world of ``ReAD-Surrogate-v0`` (least squares,
-  numpy); ``path_terms=True`` gives a :class:`~read_env.surrogate.path_world.PathWorld` of ``ReAD-Surrogate-v1/v2``;
+  numpy); ``path_terms=True`` gives a :class:`~read_env.surrogate.path_dependent_world.PathWorld` of ``ReAD-Surrogate-v1/v2``;
 * ``"recency"`` and ``"ensemble"`` (:mod:`read_env.fit.fitted`): a world of ``ReAD-Fitted`` (Adam, torch).
 
 The fit-and-report workflows of ``read-env fit-world`` split the episodes first:

@@ -14,7 +14,7 @@ The fit (deterministic, least squares, numpy only):
   transfer matrices at the three budgets (clipped to 99% of the room the world allows);
 * the ``F`` with the smallest profile error on the training episodes wins;
 * with ``path_terms`` (for ``ReAD-Surrogate-v1``), that world then becomes a
-  :class:`~read_env.surrogate.path_world.PathWorld` whose two path-dependent terms are chosen on a grid by the
+  :class:`~read_env.surrogate.path_dependent_world.PathWorld` whose two path-dependent terms are chosen on a grid by the
   same training error: the default prerequisite graph scaled by ``PREREQUISITE_SCALES`` (0: none) and
   ``repair_tokens`` at ``REPAIR_FACTORS`` times ``B`` (1e30: harm is never repaired, v0's dynamics). The grid
   holds v0's dynamics (scale 0, no repair), so the v1 fit's training error is never above the v0 fit's. The
@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from read_env.episodes import Episode
-from read_env.surrogate.path_world import MAX_PREREQUISITE_GAIN, PathWorld, default_prerequisites
+from read_env.surrogate.path_dependent_world import MAX_PREREQUISITE_GAIN, PathWorld, default_prerequisites
 from read_env.registration import SURROGATE_ID, SURROGATE_V1_ID
 from read_env.surrogate.world import CALIBRATED_FORMAT, DEFAULT_TRAIN_NOISE, World
 

@@ -25,7 +25,7 @@ import torch
 from read_env.episodes import Episode
 from read_env.fitted import kernel
 from read_env.fitted.world import FittedWorld
-from read_env.surrogate.path_world import default_prerequisites
+from read_env.surrogate.path_dependent_world import default_prerequisites
 
 RECENCY_ITERATIONS = 600
 ENSEMBLE_ITERATIONS = 800

@@ -3,7 +3,7 @@
 The two ids differ only by their default ``world``: v0's is ``"default"`` (fitted to a small ReAD-Mini-v0 data
 set), v1's ``"mini_v1"`` (fitted to ReAD-Mini-v1's broad data set, at 8 steps of up to 80k tokens).
 
-Everything of ``ReAD-Surrogate-v1`` (:class:`~read_env.surrogate.path_env.PathSurrogateEnv`) holds (noisy
+Everything of ``ReAD-Surrogate-v1`` (:class:`~read_env.surrogate.path_dependent_env.PathSurrogateEnv`) holds (noisy
 probe and dev-split utility readings, the noise-free ``final_utility`` in the last step's info, one compiled
 call per step), except:
 
@@ -36,7 +36,7 @@ import numpy as np
 
 from read_env.fitted import kernel
 from read_env.fitted.world import FittedWorld
-from read_env.surrogate.path_env import PathSurrogateEnv
+from read_env.surrogate.path_dependent_env import PathSurrogateEnv
 from read_env.surrogate.vector_env import PathSurrogateVectorEnv
 
 
@@ -48,7 +48,7 @@ class FittedEnv(PathSurrogateEnv):
             world ``.json`` file, its data, or a list of those (a prior over worlds).
         uncertainty: add ``info["uncertainty"]`` [K] (the members' spread) to every step.
         uncertainty_penalty: ``lambda`` >= 0, the reward's penalty per unit of mean spread (0: none).
-        **kwargs: :class:`~read_env.surrogate.path_env.PathSurrogateEnv`'s (``noise``, ``utility_noise``,
+        **kwargs: :class:`~read_env.surrogate.path_dependent_env.PathSurrogateEnv`'s (``noise``, ``utility_noise``,
             ``task``, ``budget_tokens``, ``num_steps``, ``action_mode``, ...; no ``world_seed``).
     """
 

@@ -2,7 +2,7 @@
 
 A fitted world is a kind (``RECENCY`` or ``ENSEMBLE``) and a parameter table ``theta`` [M, D]: one row per
 ensemble member (M = 1 for the recency model), laid out as :func:`layout` says. Rows of episodes are computed
-one at a time by the same code (as :mod:`read_env.surrogate.path_kernel` does for ``ReAD-Surrogate-v1``), so a
+one at a time by the same code (as :mod:`read_env.surrogate.path_dependent_kernel` does for ``ReAD-Surrogate-v1``), so a
 vector of environments matches single environments bit for bit. The equations are in
 :mod:`read_env.fitted.world`; :mod:`read_env.fit.fitted` computes the same ones in torch to fit them
 (``tests/test_fitted.py`` holds the two to each other).
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from read_env.surrogate.path_kernel import allocation_row, read_row
+from read_env.surrogate.path_dependent_kernel import allocation_row, read_row
 
 RECENCY, ENSEMBLE = 0, 1
 KINDS = ("recency", "ensemble")
@@ -131,7 +131,7 @@ def env_step(
     utility_weights, utility_power, utility_teacher, beta, cost_weight, progress, token_scale, probe_noise, kind, hidden, theta, member, spread, penalty,
 ):  # fmt: skip
     """One ``ReAD-Fitted-v0`` step of N episodes, everything [N, ...] as in
-    :func:`read_env.surrogate.path_kernel.env_step` (same readings, reward and output layout, read with its
+    :func:`read_env.surrogate.path_dependent_kernel.env_step` (same readings, reward and output layout, read with its
     ``split_step`` on the first 6K + 5 columns), with the fitted world's dynamics: ``progress`` [T] is the share
     of the budget spent before each step, ``member`` [N] each row's ensemble member, ``theta`` [M, D].
 

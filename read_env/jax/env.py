@@ -2,7 +2,7 @@
 action, params)``, ``jit``- and ``vmap``-able, the world and the task in ``params`` so a batch may mix them.
 
 Everything is the numpy environments' (:class:`~read_env.surrogate.env.SurrogateEnv`,
-:class:`~read_env.surrogate.path_env.PathSurrogateEnv`, v2 with its ``V2_OPTIONS``): the dynamics
+:class:`~read_env.surrogate.path_dependent_env.PathSurrogateEnv`, v2 with its ``V2_OPTIONS``): the dynamics
 (:mod:`read_env.jax.world`), the contract's action map, budget, reward (:mod:`read_env.contract`) and
 observation, the utility and requirement of each family (:mod:`read_env.jax.utility`; v2's shortfalls from the
 episode world's teacher), v2's per-episode probe bias. What differs, because a compiled program cannot raise
@@ -11,15 +11,20 @@ or hold strings:
 * **Observation**: one float32 vector [4K + 1], the contract's ``Dict`` flattened as
   ``gymnasium.spaces.flatten`` does (keys in sorted order): ``budget_left`` [1], ``last_allocation`` [K],
   ``last_gain`` [K], ``profile`` [K], ``requirement`` [K]. :func:`observation_dict` splits it again.
-* **Actions** outside the space are clipped (logits to [-1, 1]; simplex entries to >= 0, then renormalized,
-  uniform if all are 0) instead of raising.
+* **Actions** the numpy forms reject (:func:`read_env.contract.allocation_from_action`: a non-finite entry, a logit
+  outside [-1, 1] by more than ``LOGIT_SLACK``, a negative simplex entry, simplex entries not summing to 1
+  within ``SIMPLEX_ATOL``) do not raise: the step runs on the clipped action (logits to [-1, 1]; simplex entries
+  to >= 0, then renormalized, uniform if all are 0; a NaN entry stays NaN and so do the step's numbers) and its
+  ``info["invalid_action"]`` is True (False on every step the numpy forms accept; the test is made in the
+  action's precision, float32, where numpy sums simplex entries in float64). A caller that wants an error
+  checks the flag outside ``jit``.
 * **Noise** (training, probe and utility-reading noise, with ``noise=True``) is drawn from the step's key, v2's
   probe bias from the reset's key: the same distributions as the numpy environments', not the same numbers.
   With ``noise=False`` the two agree.
 * **Random worlds and tasks** are drawn from the reset's key with the numpy priors (``World.random``,
   ``PathWorld.random``, ``Dirichlet(0.5)`` and the family's ``RANDOM_POWERS``).
 * **Info** holds the contract's numbers (``allocation``, ``delta_profile``, ``gain``, ``spillover``, ``cost``,
-  ``utility``, ``tokens_used``, ``tokens_used_total``, ``step``) but not the task's name; v1's and v2's
+  ``utility``, ``tokens_used``, ``tokens_used_total``, ``step``) and ``invalid_action``, but not the task's name; v1's and v2's
   ``final_utility`` and ``initial_utility`` are NaN until the last step.
 * **Autoreset**: gymnax's (``Environment.step`` resets a finished episode in the same call; the last
   observation is ``info["final_observation"]``). Episodes terminate after ``num_steps`` steps, never truncate.
@@ -41,13 +46,14 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
+from read_env.contract import LOGIT_SLACK
 from read_env.jax import utility
 from read_env.jax.world import World, WorldPrior, draw_world, from_numpy, prior_from_numpy, transition
 from read_env.registration import SURROGATE_ID, SURROGATE_V1_ID, SURROGATE_V2_ID, V2_OPTIONS
 from read_env.surrogate.env import SurrogateEnv as NumpySurrogateEnv
-from read_env.surrogate.path_env import RANDOM_POWERS
-from read_env.surrogate.path_env import PathSurrogateEnv as NumpyPathSurrogateEnv
-from read_env.tasks import RANDOM_TASK, RANDOM_TASK_CONCENTRATION, resolve_requirement
+from read_env.surrogate.path_dependent_env import RANDOM_POWERS
+from read_env.surrogate.path_dependent_env import PathSurrogateEnv as NumpyPathSurrogateEnv
+from read_env.tasks import RANDOM_TASK, RANDOM_TASK_CONCENTRATION, SIMPLEX_ATOL, resolve_requirement
 
 OBSERVATION_KEYS = ("budget_left", "last_allocation", "last_gain", "profile", "requirement")
 """The observation's blocks, in the order of the flat vector (``gymnasium.spaces.flatten``'s: sorted keys)."""
@@ -194,7 +200,9 @@ class SurrogateEnv(environment.Environment[EnvState, EnvParams]):
         )
         return self.observation(state, params), state
 
-    def step_env(self, key: jax.Array, state: EnvState, action: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState, jax.Array, jax.Array, dict[str, Any]]:
+    def step_env(
+        self, key: jax.Array, state: EnvState, action: jax.Array, params: EnvParams
+    ) -> tuple[jax.Array, EnvState, jax.Array, jax.Array, dict[str, Any]]:
         train_key, probe_key, reading_key = jax.random.split(key, 3)
         world = state.world if self.draws_world else params.world
         allocation = self.allocation(action, params)
@@ -216,7 +224,8 @@ class SurrogateEnv(environment.Environment[EnvState, EnvParams]):
         info = {
             "allocation": allocation, "delta_profile": delta, "gain": gain, "spillover": spill, "cost": cost,
             "utility": self.read_utility(reading_key, utility_value, params), "tokens_used": tokens,
-            "tokens_used_total": state.tokens_used_total, "step": state.time, **self._final_report(terminated, utility_value, world, state),
+            "tokens_used_total": state.tokens_used_total, "step": state.time, "invalid_action": self.invalid_action(action),
+            **self._final_report(terminated, utility_value, world, state),
         }  # fmt: skip
         return self.observation(state, params), state, reward, terminated, info
 
@@ -229,12 +238,18 @@ class SurrogateEnv(environment.Environment[EnvState, EnvParams]):
 
     # --------------------------------------------------------------------------------------- the parts
     def allocation(self, action: jax.Array, params: EnvParams) -> jax.Array:
-        """The contract's allocation [K] of an action [K] (out-of-space actions clipped, see the module docstring)."""
+        """The contract's allocation [K] of an action [K] (invalid actions clipped, see the module docstring)."""
         if self.action_mode == "logits":
             return jax.nn.softmax(jnp.clip(action, -1.0, 1.0) / params.logit_temperature)
         weights = jnp.maximum(action, 0.0)
         total = weights.sum()
         return jnp.where(total > 0, weights / jnp.where(total > 0, total, 1.0), 1.0 / weights.shape[-1])
+
+    def invalid_action(self, action: jax.Array) -> jax.Array:
+        """Whether the numpy forms would reject ``action`` [K] (bool; see the module docstring)."""
+        if self.action_mode == "logits":
+            return ~(jnp.abs(action) <= 1.0 + LOGIT_SLACK).all()  # NaN compares False
+        return ~(jnp.isfinite(action).all() & (action >= 0.0).all() & (jnp.abs(action.sum() - 1.0) <= SIMPLEX_ATOL))
 
     def observation(self, state: EnvState, params: EnvParams) -> jax.Array:
         """The flat observation [4K + 1] (float32, ``OBSERVATION_KEYS`` order)."""
@@ -278,7 +293,7 @@ class SurrogateEnv(environment.Environment[EnvState, EnvParams]):
 class PathSurrogateEnv(SurrogateEnv):
     """``ReAD-Surrogate-v1`` in JAX: v0's environment with the path-dependent dynamics, the power-mean utility,
     its linearized requirement, noisy utility readings and the final report (see
-    :mod:`read_env.surrogate.path_env`)."""
+    :mod:`read_env.surrogate.path_dependent_env`)."""
 
     env_id = SURROGATE_V1_ID
     numpy_class = NumpyPathSurrogateEnv
@@ -310,7 +325,7 @@ class PathSurrogateEnv(SurrogateEnv):
 class ShortfallSurrogateEnv(PathSurrogateEnv):
     """``ReAD-Surrogate-v2`` in JAX: v1's environment with the shortfall utility ``a . t - M_q(t - s; a)`` (``t``
     the episode world's teacher), its requirement, and, with noise on, the per-episode probe bias (``probe_bias``
-    0.5 unless the caller sets it; see :mod:`read_env.surrogate.path_env`)."""
+    0.5 unless the caller sets it; see :mod:`read_env.surrogate.path_dependent_env`)."""
 
     env_id = SURROGATE_V2_ID
     numpy_options = V2_OPTIONS

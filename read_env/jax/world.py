@@ -1,6 +1,6 @@
 """The surrogate worlds in JAX: the parameters a step needs, their calibration, the random prior, one step.
 
-The equations are those of :mod:`read_env.surrogate.world` (v0) and :mod:`read_env.surrogate.path_world`
+The equations are those of :mod:`read_env.surrogate.world` (v0) and :mod:`read_env.surrogate.path_dependent_world`
 (v1); here they are pure functions of arrays [K] (vmap adds the batch), written once for both versions::
 
     m_j  = 1 + sum_p G[p, j] * (1 - exp(-e_p / readiness_tokens))       v1's prerequisites (v0: G = 0, m = 1)
@@ -10,7 +10,7 @@ The equations are those of :mod:`read_env.surrogate.world` (v0) and :mod:`read_e
     q_j <- min(0, h_j + q_j) * exp(-a_j / repair_tokens) - h_j           v1's repair (v0: q stays 0)
     s_j  = s0_j + sigma_j(z0_j + q_j)
 
-:class:`World` holds what a step reads (``C`` laid out [i, m, j] as in :mod:`read_env.surrogate.path_kernel`);
+:class:`World` holds what a step reads (``C`` laid out [i, m, j] as in :mod:`read_env.surrogate.path_dependent_kernel`);
 :class:`WorldPrior` holds a calibration (student, teacher, transfer matrices, ...) from which
 :func:`draw_world` draws a random world exactly as ``World.random`` / ``PathWorld.random`` do (same
 distribution; JAX's generator, so not the same numbers) and :func:`calibrate` solves its ``C``.
@@ -30,8 +30,8 @@ import numpy as np
 from flax import struct
 
 from read_env.surrogate import world as numpy_world
-from read_env.surrogate.path_world import MAX_PREREQUISITE_GAIN, RANDOM_PREREQUISITE_KEEP, RANDOM_PREREQUISITE_LOG_SCALE, RANDOM_PREREQUISITE_NEW
-from read_env.surrogate.path_world import RANDOM_REPAIR_LOG_SCALE, PathWorld
+from read_env.surrogate.path_dependent_world import MAX_PREREQUISITE_GAIN, RANDOM_PREREQUISITE_KEEP, RANDOM_PREREQUISITE_LOG_SCALE
+from read_env.surrogate.path_dependent_world import RANDOM_PREREQUISITE_NEW, RANDOM_REPAIR_LOG_SCALE, PathWorld
 
 NO_REPAIR = float("inf")
 """``repair_tokens`` of a v0 world: debts never decay, so the repaid harm ``q`` stays 0."""

@@ -97,7 +97,7 @@ class SurrogateEnv(AllocationEnv):
         return weights
 
     def draw_probe_bias(self, rng: np.random.Generator) -> np.ndarray | None:
-        """The episode's probe-suite bias [K] (v2, :class:`~read_env.surrogate.path_env.PathSurrogateEnv`): none in v0."""
+        """The episode's probe-suite bias [K] (v2, :class:`~read_env.surrogate.path_dependent_env.PathSurrogateEnv`): none in v0."""
         return None
 
     def utility_teacher(self, teacher: np.ndarray) -> np.ndarray:

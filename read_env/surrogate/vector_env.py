@@ -23,9 +23,9 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from read_env import contract
-from read_env.surrogate import path_kernel
+from read_env.surrogate import path_dependent_kernel
 from read_env.surrogate.env import SurrogateEnv, draw_episode, measure
-from read_env.surrogate.path_env import PathSurrogateEnv
+from read_env.surrogate.path_dependent_env import PathSurrogateEnv
 from read_env.surrogate.world import World
 from read_env.tasks import RANDOM_TASK, resolve_requirement
 
@@ -192,7 +192,7 @@ class SurrogateVectorEnv(VectorEnv):
 
 class PathSurrogateVectorEnv(SurrogateVectorEnv):
     """The native vector form of ``ReAD-Surrogate-v1`` and ``-v2``: N :class:`PathSurrogateEnv` episodes in lockstep, each
-    step one call of :func:`~read_env.surrogate.path_kernel.env_step` (as the single environment's).
+    step one call of :func:`~read_env.surrogate.path_dependent_kernel.env_step` (as the single environment's).
 
     Args:
         num_threads: split the rows of a step over this many of numba's threads (1: the calling thread only).
@@ -221,10 +221,10 @@ class PathSurrogateVectorEnv(SurrogateVectorEnv):
             template.budget_tokens, *self._draw_rows, template.utility_noise, self.profile, *self._task_rows,
             template.beta, template.cost_weight, *self._dynamics_rows(),
         )  # fmt: skip
-        out = template.compiled_step(*arguments) if self.num_threads == 1 else path_kernel.env_step_threads(self.num_threads, *arguments)
+        out = template.compiled_step(*arguments) if self.num_threads == 1 else path_dependent_kernel.env_step_threads(self.num_threads, *arguments)
         if not len(out):
             template.reject_action(actions)
-        allocation, profile, delta, true_profile, state, utility, reading, reward, gain, spill = path_kernel.split_step(out[:, : 6 * k + 5])
+        allocation, profile, delta, true_profile, state, utility, reading, reward, gain, spill = path_dependent_kernel.split_step(out[:, : 6 * k + 5])
         self.state, self.true_profile = np.ascontiguousarray(state), np.ascontiguousarray(true_profile)
         self._extra_columns = out[:, 6 * k + 5 :]  # what the template's compiled step adds (read by its extra_info)
         return np.ascontiguousarray(allocation), np.ascontiguousarray(profile), delta, utility, reading, (reward, gain, spill, tokens / template.budget_tokens)

@@ -125,7 +125,7 @@ def test_cli_train_tiny(tmp_path):
 
 
 def test_cli_train_on_a_fitted_world_file_at_its_budget(tmp_path):
-    from read_env.surrogate.path_world import PathWorld
+    from read_env.surrogate.path_dependent_world import PathWorld
 
     world = tmp_path / "world.json"
     world.write_text(json.dumps(PathWorld.random(np.random.default_rng(3)).to_calibration()))

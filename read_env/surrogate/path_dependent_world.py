@@ -38,7 +38,7 @@ last" beats the reverse order and the mixture.
 Both mechanisms are state dependent, which is what makes allocation sequential: the same tokens are worth
 more once the prerequisites are in place, and harm costs less when repair follows it.
 
-The equations are computed row by row by the compiled kernels of :mod:`read_env.surrogate.path_kernel`
+The equations are computed row by row by the compiled kernels of :mod:`read_env.surrogate.path_dependent_kernel`
 (``tests/test_surrogate_v1.py`` checks them against a plain-numpy transcription of this docstring).
 
 Calibration: a one-hot run on ``i`` has no exposure to any prerequisite of ``i`` (``m_i = 1``) and repairs no
@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from read_env.surrogate import path_kernel
+from read_env.surrogate import path_dependent_kernel
 from read_env.surrogate.world import World
 
 DEFAULT_REPAIR_FRACTION = 0.25
@@ -107,7 +107,7 @@ class PathWorld(World):
             raise ValueError(f"repair_tokens must be positive, got {self.repair_tokens}")
         if not (np.isfinite(self.readiness_tokens) and self.readiness_tokens > 0):
             raise ValueError(f"readiness_tokens must be positive, got {self.readiness_tokens}")
-        self._kernel_parameters = path_kernel.parameters(self)
+        self._kernel_parameters = path_dependent_kernel.parameters(self)
 
     # ----------------------------------------------------------------------------------------- dynamics
     STATE_BLOCKS = 2  # exposures, then repaid harm
@@ -115,7 +115,7 @@ class PathWorld(World):
     def profile(self, state: np.ndarray) -> np.ndarray:
         """Noise-free profile [..., K] in [0, 1] of a state [..., 2K]."""
         student, gap, cells, decay_rates, _, _ = self._kernel_parameters
-        return path_kernel.profile(_rows(state), student, gap, cells, decay_rates).reshape(*np.shape(state)[:-1], -1)
+        return path_dependent_kernel.profile(_rows(state), student, gap, cells, decay_rates).reshape(*np.shape(state)[:-1], -1)
 
     def advance(self, state: np.ndarray, step_tokens: Any, allocation: np.ndarray, train_noise: np.ndarray | None) -> np.ndarray:
         """State [..., 2K] after spending ``step_tokens`` (scalar or [..., 1]) with ``allocation`` [..., K].
@@ -125,11 +125,11 @@ class PathWorld(World):
         return self.transition(state, step_tokens, allocation, train_noise)[0]
 
     def transition(self, state: np.ndarray, step_tokens: Any, allocation: np.ndarray, train_noise: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """``advance`` and the new state's ``profile`` [..., K], computed together by :func:`path_kernel.advance`."""
+        """``advance`` and the new state's ``profile`` [..., K], computed together by :func:`path_dependent_kernel.advance`."""
         batch = np.broadcast_shapes(np.shape(state)[:-1], np.shape(allocation)[:-1])
         noise = np.empty((0, len(self.capabilities))) if train_noise is None else _rows(train_noise, batch)
         tokens = np.asarray(step_tokens, dtype=np.float64).reshape(-1)
-        new_state, new_profile = path_kernel.advance(_rows(state, batch), tokens, _rows(allocation, batch), noise, *self._kernel_parameters)
+        new_state, new_profile = path_dependent_kernel.advance(_rows(state, batch), tokens, _rows(allocation, batch), noise, *self._kernel_parameters)
         return new_state.reshape(*batch, -1), new_profile.reshape(*batch, -1)
 
     # -------------------------------------------------------------------------------------- construction
@@ -156,7 +156,7 @@ class PathWorld(World):
         stacked.prerequisites = np.stack([world.prerequisites for world in worlds])
         for name in ("repair_tokens", "readiness_tokens"):
             setattr(stacked, name, np.array([[getattr(world, name)] for world in worlds]))
-        stacked._kernel_parameters = path_kernel.parameters(stacked)
+        stacked._kernel_parameters = path_dependent_kernel.parameters(stacked)
         return stacked
 
     @classmethod

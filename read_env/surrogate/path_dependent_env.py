@@ -2,9 +2,9 @@
 
 Everything of ``ReAD-Surrogate-v0`` (:class:`~read_env.surrogate.env.SurrogateEnv`) holds, except:
 
-* **Dynamics**: a :class:`~read_env.surrogate.path_world.PathWorld`: prerequisites speed up learning and
+* **Dynamics**: a :class:`~read_env.surrogate.path_dependent_world.PathWorld`: prerequisites speed up learning and
   interference is a debt that later training of the harmed capability repairs, so the order of steps
-  matters (equations in :mod:`read_env.surrogate.path_world`). One-hot runs still reproduce the paper's
+  matters (equations in :mod:`read_env.surrogate.path_dependent_world`). One-hot runs still reproduce the paper's
   transfer matrices exactly.
 * **Utility**: each task's utility ``F_tau(s)`` is of a family (``utility_family``, :mod:`read_env.utility`)
   with the card's ``weights`` and a power, and the observed requirement is the paper's local linearization
@@ -47,9 +47,9 @@ from typing import Any, SupportsFloat
 import numpy as np
 
 from read_env import contract
-from read_env.surrogate import path_kernel
+from read_env.surrogate import path_dependent_kernel
 from read_env.surrogate.env import SurrogateEnv
-from read_env.surrogate.path_world import PathWorld
+from read_env.surrogate.path_dependent_world import PathWorld
 from read_env.tasks import MULTI_CAPABILITY_TASKS, MULTI_TASK_SHORTFALL_POWER, RANDOM_TASK, TASKS
 from read_env.utility import check_family, task_requirement, task_utility, utility_row
 
@@ -153,15 +153,15 @@ class PathSurrogateEnv(SurrogateEnv):
         )  # fmt: skip
         if not len(out):
             self.reject_action(action)
-        step_columns = path_kernel.split_step(out[0, : 6 * k + 5])
+        step_columns = path_dependent_kernel.split_step(out[0, : 6 * k + 5])
         allocation, profile, delta, self.true_profile, self.state, utility, reading, reward, gain, spill = step_columns
         extra = self.extra_info(out[0, 6 * k + 5 :])
         if t + 1 == self.num_steps:
             extra.update(final_utility=float(utility), initial_utility=self._true_utility(self._start_profile()))
         return self._record_step(allocation, tokens, profile, delta, float(reading), (reward, gain, spill, tokens / self.budget_tokens), extra)
 
-    compiled_step = staticmethod(path_kernel.env_step)
-    """The compiled step of rows (:func:`~read_env.surrogate.path_kernel.env_step`'s arguments and output layout)."""
+    compiled_step = staticmethod(path_dependent_kernel.env_step)
+    """The compiled step of rows (:func:`~read_env.surrogate.path_dependent_kernel.env_step`'s arguments and output layout)."""
 
     def _dynamics_rows(self) -> tuple[Any, ...]:
         """The world's arguments of :attr:`compiled_step` for this episode."""
@@ -176,7 +176,7 @@ class PathSurrogateEnv(SurrogateEnv):
         return self.world.student
 
     def reject_action(self, action: np.ndarray) -> None:
-        """Raise the contract's error for ``action`` [..., K], one that :func:`path_kernel.env_step` rejected."""
+        """Raise the contract's error for ``action`` [..., K], one that :func:`path_dependent_kernel.env_step` rejected."""
         contract.allocation_from_action(action, self.action_mode, self.logit_temperature, np.shape(action))  # raises, naming the problem
         raise ValueError(f"action {np.asarray(action).tolist()} is not a valid {self.action_mode} action")
 

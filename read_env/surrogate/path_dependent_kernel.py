@@ -1,8 +1,8 @@
-"""The compiled dynamics of :class:`~read_env.surrogate.path_world.PathWorld`, and the compiled step of
+"""The compiled dynamics of :class:`~read_env.surrogate.path_dependent_world.PathWorld`, and the compiled step of
 ``ReAD-Surrogate-v1`` and ``-v2``: rows of episodes, one loop each.
 
-The equations are in :mod:`read_env.surrogate.path_world` (dynamics), :mod:`read_env.contract` (allocation
-and reward) and :mod:`read_env.surrogate.path_env` (readings). These kernels compute them with numba, one row
+The equations are in :mod:`read_env.surrogate.path_dependent_world` (dynamics), :mod:`read_env.contract` (allocation
+and reward) and :mod:`read_env.surrogate.path_dependent_env` (readings). These kernels compute them with numba, one row
 at a time, so a row's result never depends on how many rows share the call: a vector of environments matches
 single environments bit for bit, and a step costs a few microseconds instead of dozens of numpy calls on
 length-K arrays. Parameters carry a leading axis of length 1 (one world for every row) or of the number of
