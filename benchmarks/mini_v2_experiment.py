@@ -32,6 +32,7 @@ import numpy as np
 
 import read_env  # noqa: F401
 from read_env.capabilities import PAPER_CAPABILITIES
+from read_env.distill.env import read_history
 from read_env.tasks import TASKS
 
 ENV_ID = "ReAD-Mini-v2"
@@ -60,7 +61,8 @@ CONTROL_TASK = "math"
 
 
 def requirement(task: str) -> np.ndarray:
-    return np.array([TASKS[task].weights.get(name, 0.0) for name in PAPER_CAPABILITIES])
+    """The task card's requirement [K] over the paper's capabilities."""
+    return TASKS[task].requirement(PAPER_CAPABILITIES)
 
 
 def index(name: str) -> int:
@@ -219,23 +221,15 @@ def play(out: Path, key: str, task: str, seed: int, what: np.ndarray | str, step
         if agent is not None:
             agent.observe(observation, action, float(reward), next_observation, info)
         observation, done = next_observation, terminated
+    history = read_history(env.unwrapped.episode_dir)
     if "final_utility" not in info:  # a resumed episode whose last step was already recorded
-        from read_env.distill.env import read_history
-
-        info = read_history(env.unwrapped.episode_dir)[-1]
-    history = [record for record in _history(env) if "allocation" in record]
-    allocations = [record["allocation"] for record in history]
+        info = history[-1]
+    allocations = [record["allocation"] for record in history if "allocation" in record]
     env.close()
     return {"key": key, "task": task, "method": key.split("|")[1], "seed": seed, "final_utility": float(info["final_utility"]),
             "final_utility_stderr": float(info["final_utility_stderr"]), "validation_utility": float(info["utility"]),
             "final_scores": [None if np.isnan(x) else float(x) for x in info["final_scores"]], "profile": [float(x) for x in observation["profile"]],
             "allocations": allocations}
-
-
-def _history(env: gym.Env) -> list[dict]:
-    from read_env.distill.env import read_history
-
-    return read_history(env.unwrapped.episode_dir)
 
 
 def run(out: Path, worker: str, stage: str, design: Design, env_kwargs: dict, ppo_jax: str | None = None) -> None:

@@ -26,6 +26,7 @@ are not in the ledger).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -92,7 +93,13 @@ def held_out(family_list: Sequence[Family], split: str, count: int, levels: Sequ
     """Per family, ``count`` fixed held-out examples (exact answers) of ``split``, as equal shares of ``levels``
     as ``count`` allows (the first levels take the remainder); a level with fewer distinct items than its share
     (v2's evaluation split of level-1 facts) gives all it has and the next levels take the rest. Raises
-    ``ValueError`` when the family has fewer than ``count`` in all."""
+    ``ValueError`` when the family has fewer than ``count`` in all. Built once per arguments in a process (every
+    episode measures on the same items), returned as new lists."""
+    return [list(group) for group in _held_out(tuple(family_list), split, count, tuple(levels))]
+
+
+@functools.lru_cache(maxsize=32)
+def _held_out(family_list: tuple[Family, ...], split: str, count: int, levels: tuple[int, ...]) -> tuple[tuple[TrainExample, ...], ...]:
     shares = [count // len(levels) + (i < count % len(levels)) for i in range(len(levels))]
     sets = []
     for index, family in enumerate(family_list):
@@ -104,8 +111,8 @@ def held_out(family_list: Sequence[Family], split: str, count: int, levels: Sequ
                 owed = share + owed - len(found)
         if owed:
             raise ValueError(f"{family.capability} has fewer than {count} distinct {split} items over levels {list(levels)}")
-        sets.append(items)
-    return sets
+        sets.append(tuple(items))
+    return tuple(sets)
 
 
 def item_scores(model: torch.nn.Module, items: list[list[TrainExample]], metric: str = "exact") -> list[np.ndarray]:

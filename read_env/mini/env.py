@@ -162,7 +162,7 @@ class MiniEnv(DistillationEnv):
         training = {"metric": metric, "lr_schedule": lr_schedule, "warmup_share": warmup_share, "replay_share": replay_share, "lora": lora, "lora_r": lora_r,
                     "item_streams": item_streams, "final_items": final_items}
         check_training(training)
-        if final_items and not any(name == "validation" for name, _ in next(iter(SKILL_SETS[skills][0].values())).splits):
+        if final_items and "validation" not in dict(next(iter(SKILL_SETS[skills][0].values())).splits):
             raise ValueError(f"final_items needs a skill set with a validation split (v2), got skills={skills!r}")
         config = DistillerConfig(lr=lr, batch_size=batch_size, micro_batch=batch_size, probe_items=probe_items, eval_items=eval_items,
                                  generation_share=generation_share, keep_after_episode="checkpoint", lora=lora, lora_r=lora_r)
@@ -243,6 +243,6 @@ def check_training(options: Mapping[str, Any]) -> None:
         raise ValueError(f"warmup_share and replay_share must be in [0, 1), got {options['warmup_share']!r}, {options['replay_share']!r}")
     if not isinstance(options["lora"], bool) or isinstance(options["lora_r"], bool) or not isinstance(options["lora_r"], int) or options["lora_r"] < 1:
         raise ValueError(f"lora must be a bool and lora_r a positive integer, got {options['lora']!r}, {options['lora_r']!r}")
-    final_items = options.get("final_items", 0)
-    if not isinstance(options.get("item_streams", False), bool) or isinstance(final_items, bool) or not isinstance(final_items, int) or final_items < 0:
-        raise ValueError(f"item_streams must be a bool and final_items a non-negative integer, got {options.get('item_streams')!r}, {final_items!r}")
+    final_items = options["final_items"]
+    if not isinstance(options["item_streams"], bool) or isinstance(final_items, bool) or not isinstance(final_items, int) or final_items < 0:
+        raise ValueError(f"item_streams must be a bool and final_items a non-negative integer, got {options['item_streams']!r}, {final_items!r}")
