@@ -1,6 +1,6 @@
 """``AllocationEnv``: the Gymnasium environment contract; a backend (surrogate or real) supplies the dynamics.
 
-A backend subclass implements two hooks:
+A backend subclass implements these hooks:
 
 * ``_prepare(options) -> prepared``: check the reset options (raise before any state changes) and
   return what ``_begin`` needs; the base version checks the task and requirement options.
@@ -8,9 +8,14 @@ A backend subclass implements two hooks:
   [0, 1] and the task utility of the student.
 * ``_distill(allocation, tokens) -> (profile, utility, extra_info)``: spend ``tokens`` with ``allocation``
   [K] and return the measured profile [K] in [0, 1], the task utility of the student now, and extra info.
+  A compiled backend that maps the action and prices the step in the same call as its dynamics overrides
+  ``_transition(action, tokens) -> Transition`` instead (the default maps the action and calls ``_distill``).
+* ``_commit(result) -> result`` (optional): persist a booked step (``ReAD-v0``'s history); may turn it into a
+  truncated one.
 
-Everything else (spaces, action map, budget, reward, info, rendering) lives here, so
-every ReAD environment keeps one contract; see :mod:`read_env.contract` for the formulas.
+Everything else (spaces, action map, budget, reward, info, rendering) lives here, and :meth:`AllocationEnv.step`
+is the one step of every single ReAD environment, so every one keeps one contract; see :mod:`read_env.contract`
+for the formulas.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import difflib
 import functools
 import inspect
 from collections.abc import Mapping, Sequence
-from typing import Any, SupportsFloat
+from typing import Any, NamedTuple, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -29,6 +34,23 @@ from read_env.capabilities import PAPER_CAPABILITIES, resolve_capabilities
 from read_env.tasks import RANDOM_TASK, resolve_requirement
 
 RESET_OPTIONS = ("task", "requirement")
+StepResult = tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]
+"""``step()``'s result: observation, reward, terminated, truncated, info."""
+
+
+class Transition(NamedTuple):
+    """What a backend's step did (:meth:`AllocationEnv._transition`): the executed ``allocation`` [K] (on the
+    simplex), the measured ``profile`` [K] in [0, 1] after it, the reported task ``utility``, the backend's
+    ``extra`` info (``extra["truncated"]``: it failed and changed nothing), and, from a backend that computes
+    them with its dynamics, the measured change ``delta`` [K] and ``feedback`` ``(reward, gain, spillover,
+    cost)`` of :func:`read_env.contract.step_feedback` (``None``: :meth:`AllocationEnv.step` computes them)."""
+
+    allocation: np.ndarray
+    profile: np.ndarray
+    utility: float
+    extra: dict[str, Any]
+    delta: np.ndarray | None = None
+    feedback: tuple[Any, ...] | None = None
 
 
 @functools.cache
@@ -153,30 +175,43 @@ class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         info = {"task": task_name, "utility": self.utility, "tokens_used_total": 0, "step": 0}
         return self._observation(), info
 
-    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
+    def step(self, action: np.ndarray) -> StepResult:
         self._check_running()
-        allocation = self.allocation_of(action)
         tokens = int(self.step_tokens[self._step])
-        profile, utility, extra = self._distill(allocation, tokens)
-        if extra.get("truncated", False):
-            return self._truncated_step(allocation, extra)
-        return self.record_step(allocation, tokens, profile, utility, extra)
+        transition = self._transition(action, tokens)
+        if transition.extra.get("truncated", False):
+            return self._commit(self._truncated_step(transition.allocation, transition.extra))
+        return self._commit(self._book(tokens, transition))
+
+    def _transition(self, action: np.ndarray, tokens: int) -> Transition:
+        """Spend ``tokens`` with ``action``: the contract's action map, then the backend's ``_distill``."""
+        allocation = self.allocation_of(action)
+        return Transition(allocation, *self._distill(allocation, tokens))
+
+    def _commit(self, result: StepResult) -> StepResult:
+        """Persist the step just booked and return its result (nothing to persist here)."""
+        return result
 
     def allocation_of(self, action: np.ndarray) -> np.ndarray:
         """The allocation [C] (on the simplex) that :meth:`step` makes of ``action`` (``ValueError`` on a bad action)."""
         return contract.allocation_from_action(action, self.action_mode, self.logit_temperature, self._action_shape)
 
-    def record_step(
-        self, allocation: np.ndarray, tokens: int, profile: np.ndarray, utility: float, extra: dict[str, Any]
-    ) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
+    def record_step(self, allocation: np.ndarray, tokens: int, profile: np.ndarray, utility: float, extra: dict[str, Any]) -> StepResult:
         """Book a step of ``allocation`` [C] that spent ``tokens`` and measured ``profile`` [C] and ``utility`` (with
-        ``extra`` info): ``step()``'s result. ``step()`` calls it after ``_distill``; a caller that distills outside
-        the environment (:mod:`read_env.mini.batched`) calls it instead of ``step()``."""
-        delta = profile - self.profile
-        feedback = contract.step_feedback(self.requirement, self._essential_weight, delta, tokens, self.budget_tokens, self.beta, self.cost_weight)
+        ``extra`` info), and return ``step()``'s result without ``_commit``: for a caller that distills outside the
+        environment (:mod:`read_env.mini.batched`)."""
+        return self._book(tokens, Transition(allocation, profile, utility, extra))
+
+    def _book(self, tokens: int, transition: Transition) -> StepResult:
+        """Book a transition that spent ``tokens``: its reward and info (the contract's, unless the backend computed
+        them), the new state, and ``step()``'s result."""
+        allocation, profile, utility, extra, delta, feedback = transition
+        if feedback is None:
+            delta = profile - self.profile
+            feedback = contract.step_feedback(self.requirement, self._essential_weight, delta, tokens, self.budget_tokens, self.beta, self.cost_weight)
         return self._record_step(allocation, tokens, profile, delta, utility, feedback, extra)
 
-    def _truncated_step(self, allocation: np.ndarray, extra: dict[str, Any]) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
+    def _truncated_step(self, allocation: np.ndarray, extra: dict[str, Any]) -> StepResult:
         """``step()``'s result when the backend failed and rolled back (``extra["truncated"]``): nothing spent,
         nothing changed, reward 0."""
         delta = np.zeros(len(self.capabilities))
@@ -189,7 +224,7 @@ class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     def _record_step(
         self, allocation: np.ndarray, tokens: int, profile: np.ndarray, delta: np.ndarray, utility: float, feedback: tuple[Any, ...], extra: dict[str, Any]
-    ) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
+    ) -> StepResult:
         """Book a step's numbers (``feedback``: reward, gain, spillover, cost) and return ``step()``'s result."""
         reward, gain, spill, cost = feedback
         self._truncated = bool(extra.get("truncated", False))

@@ -60,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from read_env.allocation_env import AllocationEnv
+from read_env.allocation_env import AllocationEnv, StepResult
 from read_env.distill.config import DistillerConfig
 from read_env.distill.run_store import RunStore, read_history
 from read_env.records import to_jsonable
@@ -259,6 +259,7 @@ class DistillationEnv(AllocationEnv):
     def _distill(self, allocation: np.ndarray, tokens: int) -> tuple[np.ndarray, float, dict[str, Any]]:
         from read_env.distill.ledger import largest_remainder_split
 
+        self._state_before_step = self.episode_state()  # what _commit restores when the step cannot be written
         split = largest_remainder_split(tokens, allocation)
         step = self._step + 1
         measure = not self.scratch and (step == self.num_steps or bool(self.utility_every and step % self.utility_every == 0))
@@ -309,17 +310,17 @@ class DistillationEnv(AllocationEnv):
     def _ledger_info(totals: dict[str, int]) -> dict[str, int]:
         return {"tokens_spent_total": totals["spent"], "tokens_carried": totals["carry"]}
 
-    def step(self, action: np.ndarray):
-        self._check_running()
-        before = self.episode_state()
-        observation, reward, terminated, truncated, info = super().step(action)
+    def _commit(self, result: StepResult) -> StepResult:
+        """Write the step's history line (the commit point: a step whose line cannot be written did not happen and
+        is rolled back, truncated), then end a finished or truncated episode's files."""
+        observation, reward, terminated, truncated, info = result
         try:
             self.store.commit({"reward": reward, "terminated": terminated, "truncated": truncated, **self._record(info)})
-        except OSError as error:  # the history line is the commit point: without it the step did not happen
+        except OSError as error:
             if truncated:
                 info["error"] += f"; the truncated step's history line was not written either ({error})"
             else:
-                self.restore_episode_state(before)
+                self.restore_episode_state(self._state_before_step)
                 observation, reward, terminated, truncated, info = self._truncated_step(info["allocation"], self._abort(error, info["tokens_allotted"]))
                 self._write_truncated(reward, info)
         if truncated:

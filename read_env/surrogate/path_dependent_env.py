@@ -42,11 +42,12 @@ registered options, :data:`read_env.registration.V2_OPTIONS`); ``ReAD-Surrogate-
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, SupportsFloat
+from typing import Any
 
 import numpy as np
 
 from read_env import contract
+from read_env.allocation_env import Transition
 from read_env.surrogate import path_dependent_kernel
 from read_env.surrogate.env import SurrogateEnv
 from read_env.surrogate.path_dependent_world import PathWorld
@@ -138,13 +139,10 @@ class PathSurrogateEnv(SurrogateEnv):
         self._place_start()
         return self._read_profile()
 
-    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
-        """The contract's step (:class:`~read_env.allocation_env.AllocationEnv`), computed by one call of
-        :meth:`compiled_step`."""
-        self._check_running()
+    def _transition(self, action: np.ndarray, tokens: int) -> Transition:
+        """The action map, dynamics, readings and reward of a step in one call of :attr:`compiled_step`."""
         t = self._step
         k = len(self.capabilities)
-        tokens = int(self.step_tokens[t])
         action_rows = np.ascontiguousarray(contract.action_array(action, self._action_shape))[None]
         out = self.compiled_step(
             action_rows, self.action_mode == "simplex", self.logit_temperature, self.state[None], self._step_index[t], self._kernel_tokens,
@@ -158,7 +156,7 @@ class PathSurrogateEnv(SurrogateEnv):
         extra = self.extra_info(out[0, 6 * k + 5 :])
         if t + 1 == self.num_steps:
             extra.update(final_utility=float(utility), initial_utility=self._true_utility(self._start_profile()))
-        return self._record_step(allocation, tokens, profile, delta, float(reading), (reward, gain, spill, tokens / self.budget_tokens), extra)
+        return Transition(allocation, profile, float(reading), extra, delta, (reward, gain, spill, tokens / self.budget_tokens))
 
     compiled_step = staticmethod(path_dependent_kernel.env_step)
     """The compiled step of rows (:func:`~read_env.surrogate.path_dependent_kernel.env_step`'s arguments and output layout)."""
