@@ -34,6 +34,8 @@ from read_env.capabilities import PAPER_CAPABILITIES, resolve_capabilities
 from read_env.tasks import RANDOM_TASK, resolve_requirement
 
 RESET_OPTIONS = ("task", "requirement")
+DEFAULT_BUDGET_TOKENS = 20_000_000
+DEFAULT_NUM_STEPS = 20
 StepResult = tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]
 """``step()``'s result: observation, reward, terminated, truncated, info."""
 
@@ -67,6 +69,16 @@ def keywords(cls: type) -> frozenset[str]:
     return frozenset(names)
 
 
+def check_keywords(cls: type, kwargs: Mapping[str, Any]) -> None:
+    """``TypeError`` for a keyword that ``cls(...)`` does not take, naming the close ones (``gym.make(..., budget=...)``:
+    did you mean ``budget_tokens``?)."""
+    accepted = keywords(cls)
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        named = [f"{name!r}" + "".join(f" (did you mean {close!r}?)" for close in difflib.get_close_matches(name, accepted, n=1)) for name in unknown]
+        raise TypeError(f"{cls.__name__} takes no keyword {', '.join(named)}; its keywords: {', '.join(sorted(accepted))}")
+
+
 class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     """Allocate a token budget across capabilities, step by step, to maximise a task's utility.
 
@@ -92,22 +104,16 @@ class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __new__(cls, *args: Any, **kwargs: Any) -> AllocationEnv:
-        """Refuse a keyword that no constructor of ``cls`` takes before any work, naming the close ones
-        (``gym.make(..., budget=...)``: did you mean ``budget_tokens``?)."""
-        accepted = keywords(cls)
-        unknown = sorted(set(kwargs) - accepted)
-        if unknown:
-            named = [f"{name!r}" + "".join(f" (did you mean {close!r}?)" for close in difflib.get_close_matches(name, accepted, n=1))
-                     for name in unknown]
-            raise TypeError(f"{cls.__name__} takes no keyword {', '.join(named)}; its keywords: {', '.join(sorted(accepted))}")
+        """Refuse a keyword that no constructor of ``cls`` takes before any work (:func:`check_keywords`)."""
+        check_keywords(cls, kwargs)
         return super().__new__(cls)
 
     def __init__(
         self,
         capabilities: Sequence[str] | None = None,
         task: str = "math_word_problems",
-        budget_tokens: int = 20_000_000,
-        num_steps: int = 20,
+        budget_tokens: int = DEFAULT_BUDGET_TOKENS,
+        num_steps: int = DEFAULT_NUM_STEPS,
         action_mode: str = "logits",
         logit_temperature: float = contract.DEFAULT_LOGIT_TEMPERATURE,
         beta: float = contract.DEFAULT_BETA,

@@ -4,7 +4,8 @@ and each id's own episode budget and steps (:func:`episode_defaults`)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 
@@ -22,13 +23,72 @@ DEFAULT_ENV_ID = SURROGATE_V2_ID
 """The id of every default: the library's (``Setting``, ``run_episode``, ``CompareConfig``, SB3 and JAX PPO), the
 command line's and the examples'. The newest surrogate, so Gymnasium's out-of-date warning never prints on a
 default path; code that reproduces published v0 or v1 numbers names its id."""
-PATH_SURROGATE_IDS = (SURROGATE_V1_ID, SURROGATE_V2_ID)
+
+
+class Dynamics(NamedTuple):
+    """A surrogate's dynamics part: the code that steps its world (single and native vector entry points) and the
+    utility family that code uses unless a spec names another."""
+
+    entry_point: str
+    vector_entry_point: str
+    utility: str
+
+
+DYNAMICS = {
+    "calibrated": Dynamics("read_env.surrogate.env:SurrogateEnv", "read_env.surrogate.vector_env:SurrogateVectorEnv", "linear"),
+    "path_dependent": Dynamics("read_env.surrogate.path_dependent_env:PathSurrogateEnv", "read_env.surrogate.vector_env:PathSurrogateVectorEnv", "scores"),
+    "fitted": Dynamics("read_env.fitted.env:FittedEnv", "read_env.fitted.env:FittedVectorEnv", "linear"),
+}
+"""The dynamics parts: v0's calibrated world (:mod:`read_env.surrogate.world`), the path-dependent world
+(:mod:`read_env.surrogate.path_dependent_world`), a world fitted to logged episodes (:mod:`read_env.fitted.world`)."""
+
+
+@dataclass(frozen=True)
+class SurrogateSpec:
+    """A surrogate id as data: its parts, read by the Gymnasium registration (single and native vector forms) and by
+    :func:`read_env.jax.make`. A new version is a new spec.
+
+    ``dynamics``: a key of :data:`DYNAMICS`; ``utility``: a key of :data:`read_env.utility.UTILITIES`; ``probe_bias``:
+    the share of the probe noise variance that is a per-episode bias of the probe suite, in [0, 1]; ``world``: the
+    default world when not the dynamics' own."""
+
+    dynamics: str
+    utility: str
+    probe_bias: float = 0.0
+    world: str | None = None
+
+    def options(self) -> dict[str, Any]:
+        """``gym.make``'s keywords of this id before the caller's: what it sets on its dynamics' code."""
+        options: dict[str, Any] = {}
+        if self.utility != DYNAMICS[self.dynamics].utility:
+            options["utility_family"] = self.utility
+        if self.probe_bias:
+            options["probe_bias"] = self.probe_bias
+        if self.world is not None:
+            options["world"] = self.world
+        return options
+
+    def registration(self) -> dict[str, Any]:
+        """``gym.register``'s keywords of this id."""
+        dynamics = DYNAMICS[self.dynamics]
+        return {"entry_point": dynamics.entry_point, "vector_entry_point": dynamics.vector_entry_point, "kwargs": self.options()}
+
+
+SURROGATE_SPECS: dict[str, SurrogateSpec] = {
+    SURROGATE_ID: SurrogateSpec("calibrated", "linear"),
+    SURROGATE_V1_ID: SurrogateSpec("path_dependent", "scores"),
+    # probe_bias 0.5: the paper does not measure it; half is a modelling choice between v1's fresh noise (0) and a
+    # deterministic probe of a fixed suite, whose whole error is the suite's (1)
+    SURROGATE_V2_ID: SurrogateSpec("path_dependent", "shortfall", probe_bias=0.5),
+    FITTED_ID: SurrogateSpec("fitted", "linear"),
+    FITTED_V1_ID: SurrogateSpec("fitted", "linear", world="mini_v1"),  # the world fitted to ReAD-Mini-v1
+}
+"""Every surrogate id's parts (see :mod:`read_env.surrogate.path_dependent_env` for v1 and v2, :mod:`read_env.fitted.env`
+for the fitted ids)."""
+PATH_SURROGATE_IDS = tuple(env_id for env_id, spec in SURROGATE_SPECS.items() if spec.dynamics == "path_dependent")
 """The ids of :class:`~read_env.surrogate.path_dependent_env.PathSurrogateEnv` (path-dependent worlds, nonlinear utilities)."""
-V2_OPTIONS = {"utility_family": "shortfall", "probe_bias": 0.5}
-"""What ``ReAD-Surrogate-v2`` sets on v1's code (v1 runs with ``"scores"`` and 0; see :mod:`read_env.surrogate.path_dependent_env`).
-``probe_bias`` 0.5: the share of the probe noise variance that is the probe suite's persistent bias. The paper does
-not measure it; half is a modelling choice between v1's fresh noise (0) and a deterministic probe of a fixed suite,
-whose whole error is the suite's (1)."""
+V2_OPTIONS = SURROGATE_SPECS[SURROGATE_V2_ID].options()
+"""What ``ReAD-Surrogate-v2`` sets on v1's code: ``{"utility_family": "shortfall", "probe_bias": 0.5}``."""
 
 REAL_V1_OPTIONS = {
     # measurement: clean, decontaminated items, enough of them for a 1-point standard error of utility wherever the
@@ -49,17 +109,8 @@ REAL_V1_OPTIONS = {
 ``distiller_config`` dict applies on top). Sized for a GPU: on a CPU pass smaller ``eval_items`` / ``probe_items``.
 Where each value comes from: ``docs/real-distillation.md`` (section "ReAD-v1")."""
 
-_SURROGATE_V0 = {"entry_point": "read_env.surrogate.env:SurrogateEnv",
-                 "vector_entry_point": "read_env.surrogate.vector_env:SurrogateVectorEnv"}
-_PATH_SURROGATE = {"entry_point": "read_env.surrogate.path_dependent_env:PathSurrogateEnv",
-                   "vector_entry_point": "read_env.surrogate.vector_env:PathSurrogateVectorEnv"}
-_FITTED = {"entry_point": "read_env.fitted.env:FittedEnv", "vector_entry_point": "read_env.fitted.env:FittedVectorEnv"}
 REGISTRATIONS: dict[str, dict[str, Any]] = {
-    SURROGATE_ID: _SURROGATE_V0,
-    SURROGATE_V1_ID: _PATH_SURROGATE,
-    SURROGATE_V2_ID: {**_PATH_SURROGATE, "kwargs": dict(V2_OPTIONS)},  # v1's code with v2's options
-    FITTED_ID: _FITTED,
-    FITTED_V1_ID: {**_FITTED, "kwargs": {"world": "mini_v1"}},  # v0's code with the world fitted to ReAD-Mini-v1 as its default
+    **{env_id: spec.registration() for env_id, spec in SURROGATE_SPECS.items()},
     MINI_ID: {"entry_point": "read_env.mini.env:MiniEnv"},  # bit-exact under a seed on CPU (threads fixed)
     MINI_V1_ID: {"entry_point": "read_env.mini.env:MiniV1Env"},  # MiniEnv with V1_DEFAULTS under the caller's options
     MINI_V2_ID: {"entry_point": "read_env.mini.env:MiniV2Env"},  # MiniEnv with V2_DEFAULTS under the caller's options

@@ -15,11 +15,14 @@ The paper defines the requirement as the local linearization of the utility proj
 computed once per run at the start profile: ``r = Proj_simplex([grad F(s_0)]_+)`` (Euclidean projection).
 For ``p = 1`` this is ``a`` itself.
 
-Two families (``UTILITY_FAMILIES``), both linear at power 1 (``F = a . s``):
+Three families, objects of this module (:data:`UTILITIES`, by name), all linear at power 1 (``F = a . s``):
 
-* ``"scores"`` (``ReAD-Surrogate-v1``): the power mean of the scores above, ``F = M_p(s; a)``.
-* ``"shortfall"`` (``ReAD-Surrogate-v2``): the card's linear utility less a power mean of the *shortfalls from
-  the teacher* ``d = t - s`` (``t`` the teacher's profile, ``d > 0`` since the student stays below it)::
+* ``LINEAR`` (``"linear"``; ``ReAD-Surrogate-v0``, ``ReAD-Fitted``): ``F = a . s`` for every task, the power mean at
+  ``p = 1``; nothing is drawn.
+* ``SCORES`` (``"scores"``; ``ReAD-Surrogate-v1``): the power mean of the scores above, ``F = M_p(s; a)``, at the
+  task card's power.
+* ``SHORTFALL`` (``"shortfall"``; ``ReAD-Surrogate-v2``): the card's linear utility less a power mean of the
+  *shortfalls from the teacher* ``d = t - s`` (``t`` the teacher's profile, ``d > 0`` since the student stays below it)::
 
       F(s) = a . t - M_q(t - s; a),      q >= 1          dF/ds_c = a_c * (d_c / M_q(d))^(q - 1)
 
@@ -51,13 +54,15 @@ long_document_qa at 150M (-0.15); progress ``(s - s0) / (t - s0)`` fails both on
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numba
 import numpy as np
 
+from read_env.tasks import MULTI_CAPABILITY_TASKS, MULTI_TASK_SHORTFALL_POWER, RANDOM_TASK, TASKS
+
 MIN_SCORE = 1e-6
 """Scores are floored here before powers and logarithms (a power mean with p <= 0 is 0 at a zero score)."""
-UTILITY_FAMILIES = ("scores", "shortfall")
-"""``"scores"``: ``F = M_p(s; a)``; ``"shortfall"``: ``F = a . t - M_q(t - s; a)`` (see the module docstring)."""
 
 
 def _as_rows(profile: np.ndarray, weights: np.ndarray, power: float | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]:
@@ -169,13 +174,6 @@ def _requirement_rows(profile: np.ndarray, weights: np.ndarray, power: np.ndarra
     return _project_rows(np.maximum(_gradient_rows(profile, weights, power), 0.0))
 
 
-def check_family(family: object) -> str:
-    """``family`` if it names a utility family, else ``ValueError`` naming the known ones."""
-    if family not in UTILITY_FAMILIES:
-        raise ValueError(f"unknown utility family {family!r}; expected one of {list(UTILITY_FAMILIES)}")
-    return str(family)
-
-
 def task_utility(profile: np.ndarray, weights: np.ndarray, power: float | np.ndarray, teacher: np.ndarray | None = None) -> np.ndarray:
     """``F(s)`` [...] of profiles [..., K]: the ``"scores"`` family without ``teacher``, the ``"shortfall"``
     family ``a . t - M_q(t - s; a)`` with the teacher's profile ``teacher`` [..., K] (computed by :func:`utility_row`)."""
@@ -213,3 +211,92 @@ def _utility_rows(profile: np.ndarray, weights: np.ndarray, power: np.ndarray, t
     for r in range(power.shape[0]):
         utility[r] = utility_row(profile[r], weights[r], power[r], teacher[r])
     return utility
+
+
+class Utility:
+    """A utility family: a task's ``power`` (its card's, or drawn for a random task), its utility ``F(s)`` and the
+    requirement it implies at the start profile. ``teacher`` arguments are the episode world's teacher profile
+    [..., K], which only the shortfall family reads."""
+
+    name: ClassVar[str]
+    random_powers: ClassVar[tuple[float, ...]] = ()
+    """Powers a random task draws from, uniformly (none: power 1, nothing drawn)."""
+
+    def card_power(self, task_name: str) -> float:
+        """The power of a named task (1, linear, for a custom requirement)."""
+        return 1.0
+
+    def power(self, task_name: str, rng: np.random.Generator | None) -> float:
+        """The power of an episode of ``task_name``: a random task draws one of :attr:`random_powers` from ``rng``;
+        otherwise :meth:`card_power` (``rng`` unused, may be ``None``)."""
+        if task_name == RANDOM_TASK and self.random_powers:
+            return float(self.random_powers[int(rng.integers(len(self.random_powers)))])
+        return self.card_power(task_name)
+
+    def teacher_columns(self, teacher: np.ndarray) -> np.ndarray:
+        """The teacher columns [..., K or 0] of the compiled step (:func:`utility_row`): width 0 but for the shortfall family."""
+        return teacher[..., :0]
+
+    def value(self, profile: np.ndarray, weights: np.ndarray, power: np.ndarray | float, teacher: np.ndarray) -> np.ndarray:
+        """``F(s)`` [...] of profiles [..., K]."""
+        return power_mean(profile, weights, power)
+
+    def requirement(self, start_profile: np.ndarray, weights: np.ndarray, power: np.ndarray | float, teacher: np.ndarray) -> np.ndarray:
+        """The observed requirement ``r = Proj_simplex([grad F(s0)]_+)`` [..., K] at ``start_profile`` [..., K]."""
+        return requirement_from_utility(start_profile, weights, power)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Linear(Utility):
+    """``F = a . s`` whatever the task (the power mean at power 1); its requirement is the weights ``a`` themselves."""
+
+    name = "linear"
+
+    def requirement(self, start_profile: np.ndarray, weights: np.ndarray, power: np.ndarray | float, teacher: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(np.asarray(weights, dtype=np.float64), np.broadcast_shapes(np.shape(start_profile), np.shape(weights))).copy()
+
+
+class Scores(Utility):
+    """``F = M_p(s; a)``, the card's power ``p``; a random task draws it from (1, 0.5, 0, -1): linear to strongly complementary."""
+
+    name = "scores"
+    random_powers = (1.0, 0.5, 0.0, -1.0)
+
+    def card_power(self, task_name: str) -> float:
+        return float(TASKS[task_name].power) if task_name in TASKS else 1.0
+
+
+class Shortfall(Utility):
+    """``F = a . t - M_q(t - s; a)``: ``q = MULTI_TASK_SHORTFALL_POWER`` for a multi-capability task, 1 for a
+    single-capability one; a random task draws it from (1, 1.25, 1.5, 2)."""
+
+    name = "shortfall"
+    random_powers = (1.0, 1.25, 1.5, 2.0)
+
+    def card_power(self, task_name: str) -> float:
+        return MULTI_TASK_SHORTFALL_POWER if task_name in MULTI_CAPABILITY_TASKS else 1.0
+
+    def teacher_columns(self, teacher: np.ndarray) -> np.ndarray:
+        return teacher
+
+    def value(self, profile: np.ndarray, weights: np.ndarray, power: np.ndarray | float, teacher: np.ndarray) -> np.ndarray:
+        return task_utility(profile, weights, power, teacher)
+
+    def requirement(self, start_profile: np.ndarray, weights: np.ndarray, power: np.ndarray | float, teacher: np.ndarray) -> np.ndarray:
+        return task_requirement(start_profile, weights, power, teacher)
+
+
+LINEAR, SCORES, SHORTFALL = Linear(), Scores(), Shortfall()
+UTILITIES: dict[str, Utility] = {utility.name: utility for utility in (LINEAR, SCORES, SHORTFALL)}
+"""The utility families by name."""
+
+
+def resolve_utility(utility: str | Utility) -> Utility:
+    """A :class:`Utility` or the name of one (``UTILITIES``); ``ValueError`` naming the known ones otherwise."""
+    if isinstance(utility, Utility):
+        return utility
+    if isinstance(utility, str) and utility in UTILITIES:
+        return UTILITIES[utility]
+    raise ValueError(f"unknown utility family {utility!r}; expected one of {list(UTILITIES)}")

@@ -17,11 +17,11 @@ from read_env import jax as rj  # noqa: E402
 from read_env.jax import utility as jax_utility  # noqa: E402
 from read_env.jax.env import essential_mask  # noqa: E402
 from read_env.jax.world import calibrate, draw_world, from_numpy, prior_from_numpy  # noqa: E402
-from read_env.surrogate.path_dependent_env import RANDOM_POWERS  # noqa: E402
 from read_env.surrogate.path_dependent_world import PathWorld  # noqa: E402
 from read_env.surrogate.world import World  # noqa: E402
 from read_env.tasks import TASKS  # noqa: E402
-from read_env.utility import power_mean, project_to_simplex, requirement_from_utility, task_requirement, task_utility  # noqa: E402
+from read_env.registration import SURROGATE_SPECS  # noqa: E402
+from read_env.utility import SHORTFALL, UTILITIES, power_mean, project_to_simplex, requirement_from_utility, task_requirement, task_utility  # noqa: E402
 
 TOLERANCE = 1e-5
 V0, V1, V2 = "ReAD-Surrogate-v0", "ReAD-Surrogate-v1", "ReAD-Surrogate-v2"
@@ -158,7 +158,7 @@ def test_utility_and_requirement_equal_numpy(power):
     np.testing.assert_allclose(jax.vmap(jax_utility.requirement_from_utility)(as32(profiles), as32(weights), powers), requirement_from_utility(profiles, weights, power), atol=TOLERANCE)
 
 
-@pytest.mark.parametrize("power", RANDOM_POWERS["shortfall"])
+@pytest.mark.parametrize("power", SHORTFALL.random_powers)
 def test_shortfall_utility_and_requirement_equal_numpy(power):
     rng = np.random.default_rng(int(4 * power))
     teachers = rng.uniform(0.3, 1, (50, 8))
@@ -215,7 +215,7 @@ def test_random_tasks_follow_dirichlet_half_and_the_random_powers(env_id, family
     variance = (1 / k) * (1 - 1 / k) / (k * 0.5 + 1)  # Dirichlet(0.5) marginal
     np.testing.assert_allclose(np.asarray(states.weights).var(axis=0), variance, rtol=0.1)
     powers, counts = np.unique(np.asarray(states.power), return_counts=True)
-    assert sorted(powers.tolist()) == sorted(RANDOM_POWERS[family]) and (np.abs(counts / 20_000 - 0.25) < 0.02).all()
+    assert sorted(powers.tolist()) == sorted(UTILITIES[family].random_powers) and (np.abs(counts / 20_000 - 0.25) < 0.02).all()
 
 
 def test_a_task_mixture_draws_named_and_random_tasks():
@@ -332,8 +332,8 @@ def test_gymnax_make_and_the_gym_wrapper():
     from gymnax.wrappers.gym import GymnaxToGymWrapper
 
     env, params = gymnax.make(V1, num_steps=3)
-    assert isinstance(env, rj.PathSurrogateEnv) and env.num_steps == 3
-    assert isinstance(gymnax.make(V2)[0], rj.ShortfallSurrogateEnv)
+    assert isinstance(env, rj.SurrogateEnv) and env.num_steps == 3 and env.spec == SURROGATE_SPECS[V1]
+    assert gymnax.make(V2)[0].utility_family is SHORTFALL
     gym_env = GymnaxToGymWrapper(env, params, seed=0)
     gym_env.reset(seed=0)
     assert gym_env.observation_space.shape == (33,) and gym_env.action_space.shape == (8,)
@@ -364,10 +364,28 @@ def test_observation_dict_is_the_contract_observation():
         ({"env_id": V0, "num_steps": 0}, "num_steps"),
         ({"env_id": V1, "utility_noise": -1.0}, "utility_noise"),
         ({"env_id": V2, "probe_bias": 1.5}, "probe_bias"),
-        ({"env_id": V1, "utility_family": "shortfall"}, "'scores' utility family.*use ReAD-Surrogate-v2"),
-        ({"env_id": V2, "utility_family": "scores"}, "'shortfall' utility family"),
+        ({"env_id": V2, "utility_family": "cobb-douglas"}, "unknown utility family 'cobb-douglas'"),
     ],
 )
 def test_bad_arguments_are_refused_at_make(kwargs, error):
     with pytest.raises(ValueError, match=error):
         rj.make(**kwargs)
+
+
+def test_a_keyword_the_numpy_form_does_not_take_is_refused_as_gym_make_refuses_it():
+    with pytest.raises(TypeError, match="takes no keyword 'utility_family'"):
+        rj.make(V0, utility_family="scores")
+    with pytest.raises(TypeError, match="'budget' .did you mean 'budget_tokens'"):
+        rj.make(V1, budget=10)
+
+
+@pytest.mark.parametrize("env_id, family", [(V1, "shortfall"), (V2, "scores"), (V1, "linear")])
+def test_the_callers_utility_family_is_the_numpy_forms(env_id, family):
+    """The spec's utility part with the caller's family: the observed requirement and the utility of the numpy form."""
+    env, params = rj.make(env_id, utility_family=family, noise=False, task="coding_assistant", num_steps=2)
+    observation, state = env.reset(jax.random.key(0), params)
+    numpy_env = gym.make(env_id, utility_family=family, noise=False, task="coding_assistant", num_steps=2)
+    expected, info = numpy_env.reset(seed=0)
+    np.testing.assert_allclose(rj.observation_dict(np.asarray(observation), 8)["requirement"], expected["requirement"], atol=1e-6)
+    *_, jax_info = env.step(jax.random.key(1), state, jnp.zeros(8), params)
+    np.testing.assert_allclose(float(jax_info["utility"]), numpy_env.step(np.zeros(8, np.float32))[4]["utility"], atol=1e-6)

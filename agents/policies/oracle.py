@@ -13,11 +13,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
 from agents.base import Agent, Setting
-from read_env.registration import PATH_SURROGATE_IDS
+from read_env.registration import SURROGATE_SPECS
 from read_env.surrogate.oracle import OracleResult
 
 
@@ -32,7 +31,7 @@ def _schedule(
     from read_env.surrogate.world import World, resolve_world
     from read_env.tasks import TASKS
 
-    path = env_id in PATH_SURROGATE_IDS
+    path = SURROGATE_SPECS[env_id].dynamics == "path_dependent"
     world = resolve_world(world_key, capabilities, world_seed, np.random.default_rng(0), PathWorld if path else World)
     if not path:
         return oracle_schedule(world, np.array(requirement), budget, steps)
@@ -63,7 +62,7 @@ class OracleAgent(Agent):
 
     def begin(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> None:
         kwargs = self.setting.env_kwargs
-        family = {**gym.spec(self.setting.env_id).kwargs, **kwargs}.get("utility_family", "scores")
+        family = kwargs.get("utility_family", SURROGATE_SPECS[self.setting.env_id].utility)
         requirement = tuple(float(x) for x in observation["requirement"] / observation["requirement"].sum())
         result = _schedule(
             self.setting.env_id, kwargs.get("world", "paper"), kwargs.get("world_seed"), self.setting.capabilities, str(info.get("task")), requirement,

@@ -19,7 +19,8 @@ call per step), except:
   deviation over all members of the next true profile from the episode's state (zeros for one member), and
   ``uncertainty_penalty=lambda`` subtracts ``lambda`` times its mean over capabilities from every reward (MOPO's
   penalty against exploiting the model; the info's ``gain`` and ``spillover`` are unchanged).
-* **Utility**: linear, ``r . s`` (the miniature's ``r . accuracy``), so the observed requirement is ``r``.
+* **Utility**: linear by default, ``r . s`` (the miniature's ``r . accuracy``), so the observed requirement is ``r``;
+  ``utility_family`` takes another of :mod:`read_env.utility` (``"scores"``, ``"shortfall"``: the episode world's teacher).
 * **Defaults**: ``budget_tokens`` is the world's token scale (the largest budget it was fitted on) and
   ``num_steps`` the steps of its fitting episodes; other budgets extrapolate the fitted dynamics.
 
@@ -38,6 +39,7 @@ from read_env.fitted import kernel
 from read_env.fitted.world import FittedWorld
 from read_env.surrogate.path_dependent_env import PathSurrogateEnv
 from read_env.surrogate.vector_env import PathSurrogateVectorEnv
+from read_env.utility import LINEAR
 
 
 class FittedEnv(PathSurrogateEnv):
@@ -64,6 +66,7 @@ class FittedEnv(PathSurrogateEnv):
         loaded = FittedWorld.resolve(world)
         kwargs.setdefault("budget_tokens", int(loaded.token_scale))
         kwargs.setdefault("num_steps", int(loaded.fit.get("num_steps", 20)))
+        kwargs.setdefault("utility_family", LINEAR)
         self.uncertainty, self.uncertainty_penalty = bool(uncertainty), float(uncertainty_penalty)
         super().__init__(world=loaded.to_data(), **kwargs)
         spent = np.cumsum(self.step_tokens) - self.step_tokens
@@ -72,10 +75,6 @@ class FittedEnv(PathSurrogateEnv):
 
     def _reset_options(self) -> tuple[str, ...]:
         return tuple(option for option in super()._reset_options() if option not in ("world", "world_seed"))
-
-    def draw_power(self, rng: np.random.Generator | None, task_name: str) -> float:
-        """1: the fitted environment's utility is linear (nothing drawn)."""
-        return 1.0
 
     @staticmethod
     def draw_member(rng: np.random.Generator, members: int) -> int:
@@ -124,7 +123,7 @@ class FittedVectorEnv(PathSurrogateVectorEnv):
 
     def _start_utility(self) -> np.ndarray:
         """True utility [N] of each row's start profile (its member's)."""
-        return self.template.task_utility(self.world.starts[self.member], self.utility_weights, self.utility_power, self.world.teacher)
+        return self.template.utility_family.value(self.world.starts[self.member], self.utility_weights, self.utility_power, self.world.teacher)
 
     def _dynamics_rows(self) -> tuple[Any, ...]:
         template, world = self.template, self.world

@@ -11,9 +11,9 @@ JAX's own noise draws).
 
 import gymnax
 
-from read_env.jax.env import ENVIRONMENTS, OBSERVATION_KEYS, EnvParams, EnvState, PathSurrogateEnv, ShortfallSurrogateEnv, SurrogateEnv, make, observation_dict, stack_params
+from read_env.jax.env import ENVIRONMENTS, OBSERVATION_KEYS, EnvParams, EnvState, SurrogateEnv, make, observation_dict, stack_params
 
-__all__ = ["ENVIRONMENTS", "OBSERVATION_KEYS", "EnvParams", "EnvState", "PathSurrogateEnv", "ShortfallSurrogateEnv", "SurrogateEnv", "make", "observation_dict", "stack_params"]
+__all__ = ["ENVIRONMENTS", "OBSERVATION_KEYS", "EnvParams", "EnvState", "SurrogateEnv", "make", "observation_dict", "stack_params"]
 
 for _env_id in ENVIRONMENTS:
     if _env_id not in gymnax.registered_envs:

@@ -2,7 +2,8 @@
 action, params)``, ``jit``- and ``vmap``-able, the world and the task in ``params`` so a batch may mix them.
 
 Everything is the numpy environments' (:class:`~read_env.surrogate.env.SurrogateEnv`,
-:class:`~read_env.surrogate.path_dependent_env.PathSurrogateEnv`, v2 with its ``V2_OPTIONS``): the dynamics
+:class:`~read_env.surrogate.path_dependent_env.PathSurrogateEnv`; each id's parts are its spec,
+:data:`read_env.registration.SURROGATE_SPECS`, read here as by the numpy registration): the dynamics
 (:mod:`read_env.jax.world`), the contract's action map, budget, reward (:mod:`read_env.contract`) and
 observation, the utility and requirement of each family (:mod:`read_env.jax.utility`; v2's shortfalls from the
 episode world's teacher), v2's per-episode probe bias. What differs, because a compiled program cannot raise
@@ -22,15 +23,15 @@ or hold strings:
   probe bias from the reset's key: the same distributions as the numpy environments', not the same numbers.
   With ``noise=False`` the two agree.
 * **Random worlds and tasks** are drawn from the reset's key with the numpy priors (``World.random``,
-  ``PathWorld.random``, ``Dirichlet(0.5)`` and the family's ``RANDOM_POWERS``).
+  ``PathWorld.random``, ``Dirichlet(0.5)`` and the family's ``random_powers``).
 * **Info** holds the contract's numbers (``allocation``, ``delta_profile``, ``gain``, ``spillover``, ``cost``,
   ``utility``, ``tokens_used``, ``tokens_used_total``, ``step``) and ``invalid_action``, but not the task's name; v1's and v2's
   ``final_utility`` and ``initial_utility`` are NaN until the last step.
 * **Autoreset**: gymnax's (``Environment.step`` resets a finished episode in the same call; the last
   observation is ``info["final_observation"]``). Episodes terminate after ``num_steps`` steps, never truncate.
 
-Static (the environment object): capabilities, ``num_steps``, action mode, ``top_k``, noise on or off,
-whether each episode draws its own world, and ``probe_bias`` (v2: 0.5). Parameters (:class:`EnvParams`,
+Static (the environment object): the id's spec with the caller's utility family and ``probe_bias`` (v2: 0.5),
+capabilities, ``num_steps``, action mode, ``top_k``, noise on or off, and whether each episode draws its own world. Parameters (:class:`EnvParams`,
 arrays): the world (or the prior it is drawn from), the task mixture, the budget, ``logit_temperature``,
 ``beta``, ``cost_weight`` and v1's and v2's ``utility_noise``. Budgets are int32 token counts (below 2^31).
 """
@@ -38,6 +39,7 @@ arrays): the world (or the prior it is drawn from), the task mixture, the budget
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import jax
@@ -46,14 +48,20 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
+from read_env import contract
+from read_env.allocation_env import DEFAULT_BUDGET_TOKENS, DEFAULT_NUM_STEPS, check_keywords
+from read_env.capabilities import resolve_capabilities
 from read_env.contract import LOGIT_SLACK
 from read_env.jax import utility
 from read_env.jax.world import World, WorldPrior, draw_world, from_numpy, prior_from_numpy, transition
-from read_env.registration import SURROGATE_ID, SURROGATE_V1_ID, SURROGATE_V2_ID, V2_OPTIONS
+from read_env.registration import SURROGATE_SPECS, SurrogateSpec
 from read_env.surrogate.env import SurrogateEnv as NumpySurrogateEnv
-from read_env.surrogate.path_dependent_env import RANDOM_POWERS
-from read_env.surrogate.path_dependent_env import PathSurrogateEnv as NumpyPathSurrogateEnv
+from read_env.surrogate.env import fixed_world
+from read_env.surrogate.path_dependent_env import DEFAULT_UTILITY_NOISE, PathSurrogateEnv, check_probe_options
+from read_env.surrogate.path_dependent_world import PathWorld
+from read_env.surrogate.world import World as NumpyWorld
 from read_env.tasks import RANDOM_TASK, RANDOM_TASK_CONCENTRATION, SIMPLEX_ATOL, resolve_requirement
+from read_env.utility import UTILITIES, resolve_utility
 
 OBSERVATION_KEYS = ("budget_left", "last_allocation", "last_gain", "profile", "requirement")
 """The observation's blocks, in the order of the flat vector (``gymnasium.spaces.flatten``'s: sorted keys)."""
@@ -106,51 +114,51 @@ class EnvState(environment.EnvState):
 
 
 class SurrogateEnv(environment.Environment[EnvState, EnvParams]):
-    """``ReAD-Surrogate-v0`` in JAX (see the module docstring); build it with :func:`read_env.jax.make`.
-
-    A later version subclasses this one and overrides the class attributes and the utility hooks, as
-    :class:`PathSurrogateEnv` does for v1 and :class:`ShortfallSurrogateEnv` for v2.
-    """
-
-    env_id = SURROGATE_ID
-    numpy_class: type[NumpySurrogateEnv] = NumpySurrogateEnv
-    numpy_options: ClassVar[dict[str, Any]] = {}
-    """The numpy id's registered options (``gym.make``'s kwargs before the caller's)."""
-    utility_family = "scores"
-    """The utility family of :mod:`read_env.utility` (v0's linear utility is both families' power 1)."""
-    path_terms = False
-    """Whether the dynamics have v1's prerequisites and repair (a drawn world then draws them too)."""
+    """A ReAD surrogate id in JAX (see the module docstring), assembled from its spec's parts
+    (:class:`~read_env.registration.SurrogateSpec`): the dynamics (v0's calibrated world, or v1's and v2's
+    path-dependent one with its noisy utility readings and final report), the utility family and the probe bias.
+    Build it with :func:`read_env.jax.make`."""
 
     def __init__(
-        self, capabilities: Sequence[str], num_steps: int, action_mode: str, top_k: int, noise: bool, draws_world: bool, params: EnvParams,
-        probe_bias: float = 0.0,
+        self, env_id: str, spec: SurrogateSpec, capabilities: Sequence[str], num_steps: int, action_mode: str, top_k: int, noise: bool,
+        draws_world: bool, params: EnvParams,
     ) -> None:  # fmt: skip
         super().__init__()
+        self.env_id, self.spec = env_id, spec
         self.capabilities = tuple(capabilities)
         self.num_steps = int(num_steps)
         self.action_mode = action_mode
         self.top_k = int(top_k)
         self.noise = bool(noise)
         self.draws_world = bool(draws_world)
-        self.probe_bias = float(probe_bias)
+        self.path_dependent = spec.dynamics == "path_dependent"
+        """v1's and v2's dynamics: prerequisites and repair (a drawn world draws them too), noisy utility readings, the final report."""
+        self.utility_family = UTILITIES[spec.utility]
+        self.probe_bias = float(spec.probe_bias)
         self._default_params = params
 
-    # ------------------------------------------------------------------------------ version hooks (v0)
+    # ------------------------------------------------------------------------------------ the utility
     def task_utility(self, true_profile: jax.Array, weights: jax.Array, power: jax.Array, teacher: jax.Array) -> jax.Array:
-        """The task utility of a true profile [K] (``teacher`` [K]: the world's): linear, ``weights . s``, in v0."""
-        return weights @ true_profile
+        """The task utility of a true profile [K] (``teacher`` [K]: the world's), in the spec's family."""
+        return utility.FAMILIES[self.utility_family.name][0](true_profile, weights, power, teacher)
 
     def observed_requirement(self, start_profile: jax.Array, weights: jax.Array, power: jax.Array, teacher: jax.Array) -> jax.Array:
-        """The requirement [K] the observation shows: the utility weights in v0."""
-        return weights
+        """The requirement [K] the observation shows, in the spec's family."""
+        return utility.FAMILIES[self.utility_family.name][1](start_profile, weights, power, teacher)
 
     def random_power(self, key: jax.Array) -> jax.Array:
-        """The utility power of a random task: 1 (linear) in v0."""
-        return jnp.float32(1.0)
+        """The utility power of a random task: one of the family's ``random_powers``, uniformly (none: 1, linear)."""
+        powers = self.utility_family.random_powers
+        if not powers:
+            return jnp.float32(1.0)
+        return jnp.asarray(powers, jnp.float32)[jax.random.randint(key, (), 0, len(powers))]
 
     def read_utility(self, key: jax.Array, utility_value: jax.Array, params: EnvParams) -> jax.Array:
-        """The utility the info reports: the true one in v0."""
-        return utility_value
+        """The utility the info reports: v1's and v2's dev-split reading ``clip(F + utility_noise * N(0, 1), 0, 1)``
+        with noise on; else the true one."""
+        if not (self.path_dependent and self.noise):
+            return utility_value
+        return jnp.clip(utility_value + params.utility_noise * jax.random.normal(key), 0.0, 1.0)
 
     # -------------------------------------------------------------------------------------- gymnax API
     @property
@@ -178,7 +186,7 @@ class SurrogateEnv(environment.Environment[EnvState, EnvParams]):
     def reset_env(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
         task_key, world_key, probe_key = jax.random.split(key, 3)
         weights, power = self._draw_task(task_key, params)
-        world = draw_world(world_key, params.prior, self.path_terms) if self.draws_world else params.world
+        world = draw_world(world_key, params.prior, self.path_dependent) if self.draws_world else params.world
         requirement = self.observed_requirement(world.student, weights, power, world.teacher)
         bias, probe_key = self._draw_probe_bias(probe_key)
         k = len(self.capabilities)
@@ -286,60 +294,15 @@ class SurrogateEnv(environment.Environment[EnvState, EnvParams]):
         return weights, jnp.where(is_random, self.random_power(power_key), params.task_powers[row])
 
     def _final_report(self, terminated: jax.Array, utility_value: jax.Array, world: World, state: EnvState) -> dict[str, jax.Array]:
-        """Extra info of the last step (none in v0)."""
-        return {}
-
-
-class PathSurrogateEnv(SurrogateEnv):
-    """``ReAD-Surrogate-v1`` in JAX: v0's environment with the path-dependent dynamics, the power-mean utility,
-    its linearized requirement, noisy utility readings and the final report (see
-    :mod:`read_env.surrogate.path_dependent_env`)."""
-
-    env_id = SURROGATE_V1_ID
-    numpy_class = NumpyPathSurrogateEnv
-    path_terms = True
-
-    def task_utility(self, true_profile: jax.Array, weights: jax.Array, power: jax.Array, teacher: jax.Array) -> jax.Array:
-        return utility.power_mean(true_profile, weights, power)
-
-    def observed_requirement(self, start_profile: jax.Array, weights: jax.Array, power: jax.Array, teacher: jax.Array) -> jax.Array:
-        return utility.requirement_from_utility(start_profile, weights, power)
-
-    def random_power(self, key: jax.Array) -> jax.Array:
-        """One of the family's ``RANDOM_POWERS``, uniformly."""
-        powers = RANDOM_POWERS[self.utility_family]
-        return jnp.asarray(powers, jnp.float32)[jax.random.randint(key, (), 0, len(powers))]
-
-    def read_utility(self, key: jax.Array, utility_value: jax.Array, params: EnvParams) -> jax.Array:
-        """A dev-split reading ``clip(F + utility_noise * N(0, 1), 0, 1)`` (the true value with noise off)."""
-        if not self.noise:
-            return utility_value
-        return jnp.clip(utility_value + params.utility_noise * jax.random.normal(key), 0.0, 1.0)
-
-    def _final_report(self, terminated: jax.Array, utility_value: jax.Array, world: World, state: EnvState) -> dict[str, jax.Array]:
-        """The noise-free ``final_utility`` and ``initial_utility`` on the last step, NaN before."""
+        """v1's and v2's noise-free ``final_utility`` and ``initial_utility`` on the last step, NaN before (none in v0)."""
+        if not self.path_dependent:
+            return {}
         initial = self.task_utility(world.student, state.weights, state.power, world.teacher)
         return {"final_utility": jnp.where(terminated, utility_value, jnp.nan), "initial_utility": jnp.where(terminated, initial, jnp.nan)}
 
 
-class ShortfallSurrogateEnv(PathSurrogateEnv):
-    """``ReAD-Surrogate-v2`` in JAX: v1's environment with the shortfall utility ``a . t - M_q(t - s; a)`` (``t``
-    the episode world's teacher), its requirement, and, with noise on, the per-episode probe bias (``probe_bias``
-    0.5 unless the caller sets it; see :mod:`read_env.surrogate.path_dependent_env`)."""
-
-    env_id = SURROGATE_V2_ID
-    numpy_options = V2_OPTIONS
-    utility_family = "shortfall"
-
-    def task_utility(self, true_profile: jax.Array, weights: jax.Array, power: jax.Array, teacher: jax.Array) -> jax.Array:
-        return utility.shortfall_utility(true_profile, weights, power, teacher)
-
-    def observed_requirement(self, start_profile: jax.Array, weights: jax.Array, power: jax.Array, teacher: jax.Array) -> jax.Array:
-        return utility.shortfall_requirement(start_profile, weights, power, teacher)
-
-
-ENVIRONMENTS: dict[str, type[SurrogateEnv]] = {cls.env_id: cls for cls in (SurrogateEnv, PathSurrogateEnv, ShortfallSurrogateEnv)}
-"""The JAX environments by id; a later version adds its class here."""
+ENVIRONMENTS: dict[str, SurrogateSpec] = {env_id: spec for env_id, spec in SURROGATE_SPECS.items() if spec.dynamics in ("calibrated", "path_dependent")}
+"""The ids with a JAX form, and their specs (the fitted worlds' dynamics have none)."""
 
 
 def essential_mask(requirement: jax.Array, top_k: int) -> jax.Array:
@@ -363,7 +326,8 @@ def observation_dict(observation: Any, num_capabilities: int) -> dict[str, Any]:
 
 
 def make(env_id: str, *, task: str | Sequence[str] = "math_word_problems", requirement: Any = None, **kwargs: Any) -> tuple[SurrogateEnv, EnvParams]:
-    """The JAX form of ``gym.make(env_id, **kwargs)``: ``(env, params)``, as ``gymnax.make`` returns.
+    """The JAX form of ``gym.make(env_id, **kwargs)``: ``(env, params)``, as ``gymnax.make`` returns, built from the id's
+    spec (:data:`read_env.registration.SURROGATE_SPECS`) and the caller's options.
 
     Args:
         env_id: ``"ReAD-Surrogate-v0"``, ``"-v1"`` or ``"-v2"`` (``ENVIRONMENTS``).
@@ -371,44 +335,54 @@ def make(env_id: str, *, task: str | Sequence[str] = "math_word_problems", requi
         requirement: a custom requirement (vector [K] or ``{capability: weight}``): a linear task; wins over ``task``.
         **kwargs: the numpy environment's arguments (``world``, ``world_seed``, ``noise``, ``capabilities``,
             ``budget_tokens``, ``num_steps``, ``action_mode``, ``logit_temperature``, ``beta``, ``top_k``,
-            ``cost_weight``, v1's and v2's ``utility_noise`` and ``probe_bias``), checked by it: the same errors
-            for the same bad input. ``utility_family`` is the id's: another family is refused.
+            ``cost_weight``, v1's and v2's ``utility_noise``, ``probe_bias`` and ``utility_family``), checked by the
+            same functions as the numpy environment's: the same errors for the same bad input.
     """
     if env_id not in ENVIRONMENTS:
         raise ValueError(f"unknown JAX environment {env_id!r}; known: {sorted(ENVIRONMENTS)}")
-    cls = ENVIRONMENTS[env_id]
+    spec = ENVIRONMENTS[env_id]
+    path_dependent = spec.dynamics == "path_dependent"
+    check_keywords(PathSurrogateEnv if path_dependent else NumpySurrogateEnv, kwargs)
     tasks = [task] if isinstance(task, str) else list(task)
     if not tasks:
         raise ValueError("task must name at least one task")
-    reference = cls.numpy_class(task=tasks[0], **{**cls.numpy_options, **kwargs})  # checks every argument, resolves the world
-    if reference.utility_family != cls.utility_family:
-        others = [other for other, other_cls in ENVIRONMENTS.items() if other_cls.utility_family == reference.utility_family]
-        raise ValueError(f"{env_id} in JAX has the {cls.utility_family!r} utility family, not utility_family={reference.utility_family!r} (use {' or '.join(others)})")
-    if reference.budget_tokens > MAX_BUDGET_TOKENS:
-        raise ValueError(f"budget_tokens={reference.budget_tokens} exceeds the JAX form's int32 budget ({MAX_BUDGET_TOKENS})")
-    capabilities = reference.capabilities
+    options = {**spec.options(), **kwargs}
+    if path_dependent:
+        check_probe_options(options.get("utility_noise", DEFAULT_UTILITY_NOISE), options.get("probe_bias", 0.0))
+        spec = replace(spec, utility=resolve_utility(options.get("utility_family", spec.utility)).name, probe_bias=float(options.get("probe_bias", 0.0)))
+    world_class = PathWorld if path_dependent else NumpyWorld
+    world = fixed_world(options.get("world", "paper"), options.get("world_seed"), options.get("capabilities"), world_class)
+    capabilities = resolve_capabilities(options.get("capabilities"), (world or world_class.paper()).capabilities)
+    settings = {"budget_tokens": DEFAULT_BUDGET_TOKENS, "num_steps": DEFAULT_NUM_STEPS, "action_mode": "logits",
+                "logit_temperature": contract.DEFAULT_LOGIT_TEMPERATURE, "beta": contract.DEFAULT_BETA, "top_k": contract.DEFAULT_TOP_K,
+                "cost_weight": contract.DEFAULT_COST_WEIGHT}  # fmt: skip
+    settings.update((name, options[name]) for name in settings if name in options)
+    contract.check_config(*settings.values())
+    if settings["budget_tokens"] > MAX_BUDGET_TOKENS:
+        raise ValueError(f"budget_tokens={settings['budget_tokens']} exceeds the JAX form's int32 budget ({MAX_BUDGET_TOKENS})")
     named = [resolve_requirement(None, requirement, capabilities)] if requirement is not None else [
-        resolve_requirement(name, None, capabilities) for name in tasks if name != RANDOM_TASK
+        resolve_requirement(name, None, capabilities, np.random.default_rng(0)) for name in tasks
     ]  # fmt: skip
+    named = [(name, vector) for name, vector in named if name != RANDOM_TASK]
     share = 0.0 if requirement is not None else tasks.count(RANDOM_TASK) / len(tasks)
+    family = UTILITIES[spec.utility]
     weights = np.array([vector for _, vector in named]) if named else np.full((1, len(capabilities)), 1.0 / len(capabilities))
-    powers = np.array([reference.draw_power(None, name) for name, _ in named] or [1.0])
-    world = reference._fixed_world
-    base = world if world is not None else reference.world_class.paper().subset(capabilities)
+    powers = np.array([family.power(name, None) for name, _ in named] or [1.0])
+    base = world if world is not None else world_class.paper().subset(capabilities)
     params = EnvParams(
         world=from_numpy(base),
         prior=prior_from_numpy(base),
         task_weights=jnp.asarray(weights, jnp.float32),
         task_powers=jnp.asarray(powers, jnp.float32),
         random_task_share=jnp.float32(share),
-        budget_tokens=jnp.int32(reference.budget_tokens),
-        logit_temperature=jnp.float32(reference.logit_temperature),
-        beta=jnp.float32(reference.beta),
-        cost_weight=jnp.float32(reference.cost_weight),
-        utility_noise=jnp.float32(getattr(reference, "utility_noise", 0.0)),
+        budget_tokens=jnp.int32(int(settings["budget_tokens"])),
+        logit_temperature=jnp.float32(settings["logit_temperature"]),
+        beta=jnp.float32(settings["beta"]),
+        cost_weight=jnp.float32(settings["cost_weight"]),
+        utility_noise=jnp.float32(options.get("utility_noise", DEFAULT_UTILITY_NOISE) if path_dependent else 0.0),
     )
-    probe_bias = getattr(reference, "probe_bias", 0.0)
-    env = cls(capabilities, reference.num_steps, reference.action_mode, reference.top_k, reference.noise, world is None, params, probe_bias)
+    env = SurrogateEnv(env_id, spec, capabilities, int(settings["num_steps"]), settings["action_mode"], int(settings["top_k"]),
+                       bool(options.get("noise", True)), world is None, params)  # fmt: skip
     return env, params
 
 

@@ -1,6 +1,7 @@
 """The task utility and its requirement in JAX: :mod:`read_env.utility`'s formulas for one episode (vmap adds rows).
 
-The ``"scores"`` family (v1): ``F(s) = M_p(s; a) = (sum_c a_c s_c^p)^(1/p)`` (``p = 0``: ``prod_c s_c^(a_c)``;
+Each family of :data:`read_env.utility.UTILITIES` has its pair here (:data:`FAMILIES`). ``"linear"`` (v0): ``F = a . s``,
+the requirement ``a``. The ``"scores"`` family (v1): ``F(s) = M_p(s; a) = (sum_c a_c s_c^p)^(1/p)`` (``p = 0``: ``prod_c s_c^(a_c)``;
 ``p = 1``: ``a . s``), scores floored at ``MIN_SCORE`` before powers and logarithms; the requirement
 ``r = Proj_simplex([grad F(s)]_+)`` with ``dF/ds_c = a_c (s_c / F)^(p - 1)``. The ``"shortfall"`` family (v2):
 ``F(s) = a . t - M_q(t - s; a)`` with the teacher's profile ``t``, whose gradient is ``grad M_q`` at ``t - s``.
@@ -62,3 +63,32 @@ def shortfall_utility(profile: jax.Array, weights: jax.Array, power: jax.Array, 
 def shortfall_requirement(start_profile: jax.Array, weights: jax.Array, power: jax.Array, teacher: jax.Array) -> jax.Array:
     """``r = Proj_simplex([grad F(s0)]_+)`` [K] of :func:`shortfall_utility`: ``grad M_q`` at the shortfalls ``t - s0``."""
     return requirement_from_utility(teacher - start_profile, weights, power)
+
+
+def linear_utility(profile: jax.Array, weights: jax.Array, power: jax.Array, teacher: jax.Array) -> jax.Array:
+    """``F(s) = a . s`` (a scalar) of a profile [K] (``power`` and ``teacher`` unused)."""
+    return weights @ profile
+
+
+def linear_requirement(start_profile: jax.Array, weights: jax.Array, power: jax.Array, teacher: jax.Array) -> jax.Array:
+    """The weights [K] themselves: a linear utility's requirement."""
+    return weights
+
+
+def scores_utility(profile: jax.Array, weights: jax.Array, power: jax.Array, teacher: jax.Array) -> jax.Array:
+    """:func:`power_mean` of the scores (``teacher`` unused)."""
+    return power_mean(profile, weights, power)
+
+
+def scores_requirement(start_profile: jax.Array, weights: jax.Array, power: jax.Array, teacher: jax.Array) -> jax.Array:
+    """:func:`requirement_from_utility` at the start profile (``teacher`` unused)."""
+    return requirement_from_utility(start_profile, weights, power)
+
+
+FAMILIES = {
+    "linear": (linear_utility, linear_requirement),
+    "scores": (scores_utility, scores_requirement),
+    "shortfall": (shortfall_utility, shortfall_requirement),
+}
+"""Each family of :data:`read_env.utility.UTILITIES` in JAX, by name: (utility, requirement), both
+``(profile [K], weights [K], power, teacher [K]) -> ...``."""

@@ -9,6 +9,7 @@ import numpy as np
 
 from read_env.allocation_env import RESET_OPTIONS, AllocationEnv
 from read_env.surrogate.world import World, resolve_world
+from read_env.utility import LINEAR, Utility
 
 WorldSpec = str | Mapping[str, Any]
 
@@ -83,31 +84,12 @@ class SurrogateEnv(AllocationEnv):
     REPORTS_FINAL_UTILITY = False
     """v1 reports the noise-free ``final_utility`` and ``initial_utility`` in the last step's info."""
 
-    utility_family = "scores"
-    """The utility family (:mod:`read_env.utility`): v0's is the scores family at power 1, ``weights . s``."""
-
-    @staticmethod
-    def task_utility(true_profile: np.ndarray, weights: np.ndarray, power: np.ndarray | float, teacher: np.ndarray) -> np.ndarray:
-        """Task utility [...] of true profiles [..., K]: linear, ``weights . s`` (``power`` and ``teacher`` are unused in v0)."""
-        return (weights * true_profile).sum(axis=-1)
-
-    @staticmethod
-    def observed_requirement(start_profile: np.ndarray, weights: np.ndarray, power: np.ndarray | float, teacher: np.ndarray) -> np.ndarray:
-        """The requirement [..., K] the observation shows: the utility weights themselves in v0."""
-        return weights
+    utility_family: Utility = LINEAR
+    """The task utility (:mod:`read_env.utility`): v0's is linear, ``weights . s``."""
 
     def draw_probe_bias(self, rng: np.random.Generator) -> np.ndarray | None:
         """The episode's probe-suite bias [K] (v2, :class:`~read_env.surrogate.path_dependent_env.PathSurrogateEnv`): none in v0."""
         return None
-
-    def utility_teacher(self, teacher: np.ndarray) -> np.ndarray:
-        """The teacher profile [..., K] the utility measures shortfalls from, of a world's ``teacher`` [..., K]:
-        itself for the shortfall family, width 0 for the scores family (v0, v1; the compiled step's layout)."""
-        return teacher if self.utility_family == "shortfall" else teacher[..., :0]
-
-    def draw_power(self, rng: np.random.Generator | None, task_name: str) -> float:
-        """The utility's power for an episode of ``task_name``: always 1 (linear) in v0, nothing drawn."""
-        return 1.0
 
     def draw_utility_readings(self, rng: np.random.Generator, out: np.ndarray | None = None) -> np.ndarray | None:
         """Standard normal noise [num_steps + 1] of the episode's utility readings (into ``out`` when given): none in v0."""
@@ -164,4 +146,4 @@ class SurrogateEnv(AllocationEnv):
 
     def _read_utility(self, reading: int) -> float:
         """Task utility reported after reading ``reading``: the true utility in v0."""
-        return float(self.task_utility(self.true_profile, self.requirement, 1.0, self.world.teacher))
+        return float(self.utility_family.value(self.true_profile, self.requirement, 1.0, self.world.teacher))

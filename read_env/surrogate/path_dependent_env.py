@@ -51,13 +51,11 @@ from read_env.allocation_env import Transition
 from read_env.surrogate import path_dependent_kernel
 from read_env.surrogate.env import SurrogateEnv
 from read_env.surrogate.path_dependent_world import PathWorld
-from read_env.tasks import MULTI_CAPABILITY_TASKS, MULTI_TASK_SHORTFALL_POWER, RANDOM_TASK, TASKS
-from read_env.utility import check_family, task_requirement, task_utility, utility_row
+from read_env.tasks import TASKS
+from read_env.utility import SCORES, Utility, resolve_utility, utility_row
 
 DEFAULT_UTILITY_NOISE = 0.005
 """Standard deviation of a dev-split utility reading (0.5 points, as a probe reading)."""
-RANDOM_POWERS = {"scores": (1.0, 0.5, 0.0, -1.0), "shortfall": (1.0, 1.25, 1.5, 2.0)}
-"""Powers a random task draws from, per utility family: linear to strongly complementary."""
 
 
 class PathSurrogateEnv(SurrogateEnv):
@@ -65,7 +63,8 @@ class PathSurrogateEnv(SurrogateEnv):
 
     Args:
         utility_noise: standard deviation of ``info["utility"]`` readings, in utility units (>= 0).
-        utility_family: ``"scores"`` (v1) or ``"shortfall"`` (v2), see :mod:`read_env.utility`.
+        utility_family: a :class:`~read_env.utility.Utility` or its name: ``"scores"`` (v1), ``"shortfall"`` (v2) or
+            ``"linear"``, see :mod:`read_env.utility`.
         probe_bias: share of the probe noise variance that is a per-episode bias of each capability, in [0, 1].
         **kwargs: the arguments of :class:`~read_env.surrogate.env.SurrogateEnv` (``world``, ``world_seed``,
             ``noise``, ``capabilities``, ``task``, ``budget_tokens``, ``num_steps``, ``action_mode``, ...);
@@ -76,35 +75,15 @@ class PathSurrogateEnv(SurrogateEnv):
     REPORTS_FINAL_UTILITY = True
 
     def __init__(
-        self, utility_noise: float = DEFAULT_UTILITY_NOISE, utility_family: str = "scores", probe_bias: float = 0.0, **kwargs: Any
+        self, utility_noise: float = DEFAULT_UTILITY_NOISE, utility_family: str | Utility = SCORES, probe_bias: float = 0.0, **kwargs: Any
     ) -> None:
-        if isinstance(utility_noise, bool) or not isinstance(utility_noise, (int, float)) or not (np.isfinite(utility_noise) and utility_noise >= 0):
-            raise ValueError(f"utility_noise must be a finite number >= 0, got {utility_noise!r}")
-        if isinstance(probe_bias, bool) or not isinstance(probe_bias, (int, float)) or not 0 <= probe_bias <= 1:
-            raise ValueError(f"probe_bias must be a share in [0, 1], got {probe_bias!r}")
+        check_probe_options(utility_noise, probe_bias)
         self.utility_noise = float(utility_noise)
-        self.utility_family = check_family(utility_family)
+        self.utility_family = resolve_utility(utility_family)
         self.probe_bias = float(probe_bias)
         super().__init__(**kwargs)
         self._kernel_tokens = self.step_tokens.astype(np.float64)
         self._step_index = np.arange(self.num_steps)[:, None]  # [num_steps, 1]: env_step's steps for one row
-
-    def task_utility(self, profile: np.ndarray, weights: np.ndarray, power: np.ndarray | float, teacher: np.ndarray) -> np.ndarray:
-        """``F(s)`` [...] of profiles [..., K] in this environment's family (``teacher`` [..., K]: the world's)."""
-        return task_utility(profile, weights, power, teacher if self.utility_family == "shortfall" else None)
-
-    def observed_requirement(self, start_profile: np.ndarray, weights: np.ndarray, power: np.ndarray | float, teacher: np.ndarray) -> np.ndarray:
-        """``r = Proj_simplex([grad F(s0)]_+)`` [..., K] in this environment's family."""
-        return task_requirement(start_profile, weights, power, teacher if self.utility_family == "shortfall" else None)
-
-    def draw_power(self, rng: np.random.Generator | None, task_name: str) -> float:
-        """The utility's power: for a named task the card's (scores) or ``MULTI_TASK_SHORTFALL_POWER`` for a
-        multi-capability task (shortfall; 1 for a single-capability task), 1 for a custom requirement (``rng``
-        unused, may be ``None``), a draw from the family's ``RANDOM_POWERS`` for a random task."""
-        if task_name == RANDOM_TASK:
-            powers = RANDOM_POWERS[self.utility_family]
-            return float(powers[int(rng.integers(len(powers)))])
-        return card_power(task_name, self.utility_family)
 
     def draw_probe_bias(self, rng: np.random.Generator) -> np.ndarray | None:
         """The episode's probe-suite bias ``b`` [K], standard normal from ``rng`` (``None``, nothing drawn, with
@@ -123,14 +102,14 @@ class PathSurrogateEnv(SurrogateEnv):
 
     def _begin(self, prepared: dict[str, Any]) -> tuple[np.ndarray, float]:
         self.utility_weights = np.ascontiguousarray(self.requirement, dtype=np.float64)
-        self.utility_power = self.draw_power(self.np_random, self.task_name)
+        self.utility_power = self.utility_family.power(self.task_name, self.np_random)
         self._start_episode(prepared)
         self._utility_readings = self.draw_utility_readings(self.np_random)
         bias = self.draw_probe_bias(self.np_random)
         if bias is not None:
             self.mix_probe_bias(self._noise[self.num_steps :], bias)
-        self._utility_teacher = np.ascontiguousarray(self.utility_teacher(self.world.teacher))
-        self._set_task(self.task_name, self.observed_requirement(self.world.student, self.utility_weights, self.utility_power, self.world.teacher))
+        self._utility_teacher = np.ascontiguousarray(self.utility_family.teacher_columns(self.world.teacher))
+        self._set_task(self.task_name, self.utility_family.requirement(self.world.student, self.utility_weights, self.utility_power, self.world.teacher))
         # the episode as env_step's rows [1, ...]: its draws (none: noise off) and its task
         noise, readings = self._noise, self._utility_readings
         self._draw_rows = (np.empty((1, 0, len(self.capabilities))) if noise is None else noise[None], np.empty((1, 0)) if readings is None else readings[None])
@@ -188,21 +167,19 @@ class PathSurrogateEnv(SurrogateEnv):
         return min(max(utility + self.utility_noise * float(self._utility_readings[reading]), 0.0), 1.0)  # as env_step reads it
 
 
-def card_power(task_name: str, family: str) -> float:
-    """The utility power of a named task in ``family``: the card's (scores), ``MULTI_TASK_SHORTFALL_POWER`` for a
-    multi-capability task and 1 for a single-capability one (shortfall); 1 (linear) for a custom requirement."""
-    if task_name not in TASKS:
-        return 1.0
-    if family == "shortfall":
-        return MULTI_TASK_SHORTFALL_POWER if task_name in MULTI_CAPABILITY_TASKS else 1.0
-    return float(TASKS[task_name].power)
+def check_probe_options(utility_noise: object, probe_bias: object) -> None:
+    """``ValueError`` naming the problem unless ``utility_noise`` is a finite number >= 0 and ``probe_bias`` a share in [0, 1]."""
+    if isinstance(utility_noise, bool) or not isinstance(utility_noise, (int, float)) or not (np.isfinite(utility_noise) and utility_noise >= 0):
+        raise ValueError(f"utility_noise must be a finite number >= 0, got {utility_noise!r}")
+    if isinstance(probe_bias, bool) or not isinstance(probe_bias, (int, float)) or not 0 <= probe_bias <= 1:
+        raise ValueError(f"probe_bias must be a share in [0, 1], got {probe_bias!r}")
 
 
-def named_task(world: PathWorld, task_name: str, family: str) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray]:
+def named_task(world: PathWorld, task_name: str, family: str | Utility) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray]:
     """A named task in ``world`` and ``family``: (its true utility, a function of profiles [..., K] -> [...]; the
     requirement [K] the environment observes), as :class:`PathSurrogateEnv` computes them."""
     if task_name not in TASKS:
         raise ValueError(f"unknown task {task_name!r}; known: {list(TASKS)}")
-    weights, power = TASKS[task_name].requirement(world.capabilities), card_power(task_name, check_family(family))
-    teacher = world.teacher if family == "shortfall" else None
-    return lambda profile: task_utility(profile, weights, power, teacher), task_requirement(world.student, weights, power, teacher)
+    utility = resolve_utility(family)
+    weights, power = TASKS[task_name].requirement(world.capabilities), utility.card_power(task_name)
+    return lambda profile: utility.value(profile, weights, power, world.teacher), utility.requirement(world.student, weights, power, world.teacher)

@@ -60,7 +60,7 @@ class SurrogateVectorEnv(VectorEnv):
         self._utility_readings = np.zeros((self.num_envs, self.template.num_steps + 1))
         self.utility_weights = np.zeros((self.num_envs, k))
         self.utility_power = np.ones(self.num_envs)
-        self.utility_teacher = np.zeros((self.num_envs, k if self.template.utility_family == "shortfall" else 0))
+        self.utility_teacher = np.ascontiguousarray(self.template.utility_family.teacher_columns(np.zeros((self.num_envs, k))))
         self.state = np.zeros((self.num_envs, self.template.world_class.STATE_BLOCKS * k))
         self.profile = np.zeros((self.num_envs, k))
         self.allocation = np.zeros((self.num_envs, k))
@@ -90,7 +90,7 @@ class SurrogateVectorEnv(VectorEnv):
         spec, world_seed, world = prepared["_world"]
         if shared:  # a named task or a custom requirement: the same weights and power for every row, nothing drawn
             self.task_names[rows], self.utility_weights[rows] = shared
-            self.utility_power[rows] = template.draw_power(None, shared[0])
+            self.utility_power[rows] = template.utility_family.power(shared[0], None)
         biased, biases = [], []  # rows with a probe-suite bias (v2), and their biases
         for row in rows:
             if seeds[row] is not None or self._rngs[row] is None:
@@ -98,7 +98,7 @@ class SurrogateVectorEnv(VectorEnv):
             rng = self._rngs[row]
             if not shared:
                 self.task_names[row], self.utility_weights[row] = resolve_requirement(RANDOM_TASK, None, template.capabilities, rng)
-                self.utility_power[row] = template.draw_power(rng, RANDOM_TASK)
+                self.utility_power[row] = template.utility_family.power(RANDOM_TASK, rng)
             self._worlds[row], _ = draw_episode(rng, world, spec, world_seed, template.capabilities, template.noise, template.num_steps, template.world_class, self._noise[row])
             template.draw_utility_readings(rng, self._utility_readings[row])
             bias = template.draw_probe_bias(rng)
@@ -111,13 +111,13 @@ class SurrogateVectorEnv(VectorEnv):
             self._noise[biased, template.num_steps :] = probe
         self.world = template.world_class.stack(self._worlds)
         teacher = np.broadcast_to(self.world.teacher, self.requirement.shape)
-        self.utility_teacher[rows] = template.utility_teacher(teacher[rows])
+        self.utility_teacher[rows] = template.utility_family.teacher_columns(teacher[rows])
         if shared and world is not None:  # one task in one world: every row starts from the same requirement
             first = rows[0]
-            self.requirement[rows] = template.observed_requirement(self.world.student, self.utility_weights[first], self.utility_power[first], self.world.teacher)
+            self.requirement[rows] = template.utility_family.requirement(self.world.student, self.utility_weights[first], self.utility_power[first], self.world.teacher)
         else:
             start_profile = np.broadcast_to(self.world.student, self.requirement.shape)[rows]
-            self.requirement[rows] = template.observed_requirement(start_profile, self.utility_weights[rows], self.utility_power[rows], teacher[rows])
+            self.requirement[rows] = template.utility_family.requirement(start_profile, self.utility_weights[rows], self.utility_power[rows], teacher[rows])
         self._essential_weight[rows] = self.requirement[rows] * contract.essential_mask(self.requirement[rows], template.top_k)
         # Fresh arrays, not in-place writes: the last step's info still refers to the old ones.
         for name in ("state", "allocation", "delta", "_steps", "tokens_used_total"):
@@ -165,7 +165,7 @@ class SurrogateVectorEnv(VectorEnv):
 
     def _start_utility(self) -> np.ndarray:
         """True utility [N] of each row's start profile."""
-        return self.template.task_utility(self.world.student, self.utility_weights, self.utility_power, self.world.teacher)
+        return self.template.utility_family.value(self.world.student, self.utility_weights, self.utility_power, self.world.teacher)
 
     def _advance(self, actions: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, ...]:
         """Spend ``tokens`` [N] with ``actions`` [N, K] (state and true profile updated): ``(allocation,
@@ -174,7 +174,7 @@ class SurrogateVectorEnv(VectorEnv):
         allocation = contract.allocation_from_action(actions, template.action_mode, template.logit_temperature, (self.num_envs, len(template.capabilities)))
         noise = self._noise[self._rows, self._steps] if template.noise else None
         self.state, self.true_profile = self.world.transition(self.state, tokens[:, None], allocation, noise)
-        utility = template.task_utility(self.true_profile, self.utility_weights, self.utility_power, self.world.teacher)
+        utility = template.utility_family.value(self.true_profile, self.utility_weights, self.utility_power, self.world.teacher)
         profile = self._measure(self.true_profile, self._steps + 1)
         delta = profile - self.profile
         feedback = contract.step_feedback(self.requirement, self._essential_weight, delta, tokens, template.budget_tokens, template.beta, template.cost_weight)
