@@ -4,10 +4,11 @@ and each id's own episode budget and steps (:func:`episode_defaults`)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import gymnasium as gym
+
+from read_env.specs import DYNAMICS, SurrogateSpec
 
 SURROGATE_ID = "ReAD-Surrogate-v0"
 SURROGATE_V1_ID = "ReAD-Surrogate-v1"
@@ -25,55 +26,6 @@ command line's and the examples'. The newest surrogate, so Gymnasium's out-of-da
 default path; code that reproduces published v0 or v1 numbers names its id."""
 
 
-class Dynamics(NamedTuple):
-    """A surrogate's dynamics part: the code that steps its world (single and native vector entry points) and the
-    utility family that code uses unless a spec names another."""
-
-    entry_point: str
-    vector_entry_point: str
-    utility: str
-
-
-DYNAMICS = {
-    "calibrated": Dynamics("read_env.surrogate.env:SurrogateEnv", "read_env.surrogate.vector_env:SurrogateVectorEnv", "linear"),
-    "path_dependent": Dynamics("read_env.surrogate.path_dependent_env:PathSurrogateEnv", "read_env.surrogate.vector_env:PathSurrogateVectorEnv", "scores"),
-    "fitted": Dynamics("read_env.fitted.env:FittedEnv", "read_env.fitted.env:FittedVectorEnv", "linear"),
-}
-"""The dynamics parts: v0's calibrated world (:mod:`read_env.surrogate.world`), the path-dependent world
-(:mod:`read_env.surrogate.path_dependent_world`), a world fitted to logged episodes (:mod:`read_env.fitted.world`)."""
-
-
-@dataclass(frozen=True)
-class SurrogateSpec:
-    """A surrogate id as data: its parts, read by the Gymnasium registration (single and native vector forms) and by
-    :func:`read_env.jax.make`. A new version is a new spec.
-
-    ``dynamics``: a key of :data:`DYNAMICS`; ``utility``: a key of :data:`read_env.utility.UTILITIES`; ``probe_bias``:
-    the share of the probe noise variance that is a per-episode bias of the probe suite, in [0, 1]; ``world``: the
-    default world when not the dynamics' own."""
-
-    dynamics: str
-    utility: str
-    probe_bias: float = 0.0
-    world: str | None = None
-
-    def options(self) -> dict[str, Any]:
-        """``gym.make``'s keywords of this id before the caller's: what it sets on its dynamics' code."""
-        options: dict[str, Any] = {}
-        if self.utility != DYNAMICS[self.dynamics].utility:
-            options["utility_family"] = self.utility
-        if self.probe_bias:
-            options["probe_bias"] = self.probe_bias
-        if self.world is not None:
-            options["world"] = self.world
-        return options
-
-    def registration(self) -> dict[str, Any]:
-        """``gym.register``'s keywords of this id."""
-        dynamics = DYNAMICS[self.dynamics]
-        return {"entry_point": dynamics.entry_point, "vector_entry_point": dynamics.vector_entry_point, "kwargs": self.options()}
-
-
 SURROGATE_SPECS: dict[str, SurrogateSpec] = {
     SURROGATE_ID: SurrogateSpec("calibrated", "linear"),
     SURROGATE_V1_ID: SurrogateSpec("path_dependent", "scores"),
@@ -83,10 +35,8 @@ SURROGATE_SPECS: dict[str, SurrogateSpec] = {
     FITTED_ID: SurrogateSpec("fitted", "linear"),
     FITTED_V1_ID: SurrogateSpec("fitted", "linear", world="mini_v1"),  # the world fitted to ReAD-Mini-v1
 }
-"""Every surrogate id's parts (see :mod:`read_env.surrogate.path_dependent_env` for v1 and v2, :mod:`read_env.fitted.env`
-for the fitted ids)."""
-PATH_SURROGATE_IDS = tuple(env_id for env_id, spec in SURROGATE_SPECS.items() if spec.dynamics == "path_dependent")
-"""The ids of :class:`~read_env.surrogate.path_dependent_env.PathSurrogateEnv` (path-dependent worlds, nonlinear utilities)."""
+"""Every surrogate id's parts (:mod:`read_env.specs`; see :mod:`read_env.surrogate.path_dependent_env` for v1 and v2,
+:mod:`read_env.fitted.env` for the fitted ids)."""
 V2_OPTIONS = SURROGATE_SPECS[SURROGATE_V2_ID].options()
 """What ``ReAD-Surrogate-v2`` sets on v1's code: ``{"utility_family": "shortfall", "probe_bias": 0.5}``."""
 

@@ -11,7 +11,8 @@ import pytest
 
 import read_env
 from read_env.allocation_env import AllocationEnv
-from read_env.registration import DYNAMICS, SURROGATE_SPECS, V2_OPTIONS, SurrogateSpec
+from read_env.registration import SURROGATE_SPECS, V2_OPTIONS
+from read_env.specs import DYNAMICS, SurrogateSpec
 from read_env.tasks import RANDOM_TASK, TASKS
 from read_env.utility import LINEAR, SCORES, SHORTFALL, UTILITIES, Utility, resolve_utility
 

@@ -54,7 +54,8 @@ from read_env.capabilities import resolve_capabilities
 from read_env.contract import LOGIT_SLACK
 from read_env.jax import utility
 from read_env.jax.world import World, WorldPrior, draw_world, from_numpy, prior_from_numpy, transition
-from read_env.registration import SURROGATE_SPECS, SurrogateSpec
+from read_env.registration import SURROGATE_SPECS
+from read_env.specs import SurrogateSpec
 from read_env.surrogate.env import SurrogateEnv as NumpySurrogateEnv
 from read_env.surrogate.env import fixed_world
 from read_env.surrogate.path_dependent_env import DEFAULT_UTILITY_NOISE, PathSurrogateEnv, check_probe_options
