@@ -102,3 +102,23 @@ def test_the_linear_family_is_the_weights_and_the_power_mean_at_one():
     np.testing.assert_allclose(SHORTFALL.value(profile, weights, 1.0, teacher), (weights * profile).sum(axis=-1), rtol=1e-12)
     assert LINEAR.teacher_columns(teacher).shape == (3, 0) == SCORES.teacher_columns(teacher).shape
     assert SHORTFALL.teacher_columns(teacher) is teacher
+
+
+def test_a_built_world_is_passed_as_is():
+    """``world=`` takes a world of the environment's class already built: no serialising and re-parsing (the fitted
+    environment hands its loaded world on this way), the same episodes as its name, and a clear error for another class."""
+    from read_env.fitted.world import FittedWorld
+    from read_env.surrogate.path_dependent_world import PathWorld
+    from read_env.surrogate.world import World
+
+    loaded = FittedWorld.resolve("default")
+    fitted = gym.make("ReAD-Fitted-v0", world="default").unwrapped
+    assert isinstance(fitted.world_spec, FittedWorld) and fitted._fixed_world is fitted.world_spec
+    np.testing.assert_array_equal(fitted._fixed_world.theta, loaded.theta)
+    by_name, by_object = gym.make("ReAD-Surrogate-v1"), gym.make("ReAD-Surrogate-v1", world=PathWorld.paper())
+    for env in (by_name, by_object):
+        env.reset(seed=3)
+    steps = [[env.step(np.full(8, 0.1, np.float32))[1] for _ in range(3)] for env in (by_name, by_object)]
+    assert steps[0] == steps[1]
+    with pytest.raises(ValueError, match="world is a World; this environment steps a PathWorld"):
+        gym.make("ReAD-Surrogate-v1", world=World.paper())

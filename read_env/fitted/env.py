@@ -68,7 +68,7 @@ class FittedEnv(PathSurrogateEnv):
         kwargs.setdefault("num_steps", int(loaded.fit.get("num_steps", 20)))
         kwargs.setdefault("utility_family", LINEAR)
         self.uncertainty, self.uncertainty_penalty = bool(uncertainty), float(uncertainty_penalty)
-        super().__init__(world=loaded.to_data(), **kwargs)
+        super().__init__(world=loaded, **kwargs)
         spent = np.cumsum(self.step_tokens) - self.step_tokens
         self._progress = spent / self.budget_tokens  # [T]: the share of the budget spent before each step
         self.member = 0

@@ -188,8 +188,6 @@ class FittedWorld:
         return cls(data["kind"], data["capabilities"], data["student"], data["theta"], data["token_scale"], data.get("hidden", 0), data.get("probe_noise", 0.0),
                    data.get("fit"))
 
-    from_calibration = from_data  # the name the surrogate environments' world loader calls
-
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)

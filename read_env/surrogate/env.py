@@ -11,7 +11,8 @@ from read_env.allocation_env import RESET_OPTIONS, AllocationEnv
 from read_env.surrogate.world import World, resolve_world
 from read_env.utility import LINEAR, Utility
 
-WorldSpec = str | Mapping[str, Any]
+WorldSpec = str | Mapping[str, Any] | Any
+"""An environment's ``world`` argument: a name, calibration data, a ``.json`` path, or a world of its class already built."""
 
 
 def fixed_world(world: WorldSpec, world_seed: int | None, capabilities: Sequence[str] | None, world_class: type[World] = World) -> World | None:

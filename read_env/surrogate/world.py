@@ -289,7 +289,7 @@ def _inverse_saturation(change: np.ndarray, gap: np.ndarray, floor: np.ndarray) 
 
 
 def resolve_world(
-    world: str | Mapping[str, Any],
+    world: str | Mapping[str, Any] | Any,
     capabilities: Sequence[str] | None,
     world_seed: int | None,
     rng: np.random.Generator,
@@ -299,8 +299,13 @@ def resolve_world(
 
     ``"paper"``; ``"random"`` (drawn from ``world_seed`` when given, else from ``rng``, the episode's
     generator); calibration data (a mapping, see ``World.from_calibration``) or the path of a JSON file
-    holding it (ending in ``.json``). Restricted to ``capabilities`` when given.
+    holding it (ending in ``.json``); or a world of class ``world_class`` already built. Restricted to
+    ``capabilities`` when given.
     """
+    if not isinstance(world, (str, Mapping)):
+        if type(world) is not world_class:
+            raise ValueError(f"world is a {type(world).__name__}; this environment steps a {world_class.__name__}")
+        return world if capabilities is None else world.subset(capabilities)
     if isinstance(world, str) and world.endswith(".json"):
         path = Path(world)
         if not path.is_file():
