@@ -1,6 +1,7 @@
 """One table of cases (utility families, action modes, edge budgets, noise) run through every form of a step:
 the single environment, its native vector form and, where one exists, the JAX form, each held to
-read_env/contract.py; and one table of invalid actions, which the numpy forms reject and the JAX form flags."""
+read_env/contract.py, and the compiled step itself through its named inputs and outputs (read_env/step_kernel.py);
+and one table of invalid actions, which the numpy forms reject, the compiled step refuses and the JAX form flags."""
 
 import importlib.util
 from typing import NamedTuple
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from read_env import contract
+from read_env.step_kernel import Contract, Episodes, outputs_of
 
 HAS_JAX = importlib.util.find_spec("jax") is not None and importlib.util.find_spec("gymnax") is not None
 JAX_IDS = ("ReAD-Surrogate-v0", "ReAD-Surrogate-v1", "ReAD-Surrogate-v2")
@@ -172,3 +174,58 @@ def test_invalid_actions_raise_in_numpy_and_are_flagged_in_jax(env_id, action_mo
     assert bool(info["invalid_action"])
     finite = np.isfinite(np.asarray(observation)).all() and np.isfinite(float(reward))
     assert finite == np.isfinite(action).all()  # a NaN entry is not clipped: it makes the step's numbers NaN
+
+
+COMPILED_CASES = [case for case in CASES if case.env_id != "ReAD-Surrogate-v0"]
+"""The cases whose step is compiled (read_env/step_kernel.py's shape): v1, v2 and Fitted."""
+
+
+def kernel_step(env, action: np.ndarray):
+    """The environment's compiled step of one row from its current state, called through its named groups:
+    (accepted, StepOutputs [1, ...], Episodes, Contract)."""
+    k = len(env.capabilities)
+    episodes, constants = Episodes(*env._kernel_groups[0]), Contract(*env._kernel_groups[1])
+    world = type(env.kernel_world())(*env._kernel_groups[2])
+    block, steps = env.new_block(1), np.array([env._step])
+    accepted = env.compiled_step(action[None], env.state[None], steps, env.profile[None], tuple(episodes), tuple(constants), tuple(world), block, 0)
+    return accepted, outputs_of.py_func(block, k, len(env.state)), episodes, constants
+
+
+@pytest.mark.parametrize("case", COMPILED_CASES, ids=case_id)
+def test_the_named_kernel_computes_the_contract(case):
+    """The compiled step called through its named inputs and outputs (read_env/step_kernel.py), step by step:
+    each named output against contract.py, and the environment's step returning exactly those outputs."""
+    env = gym.make(case.env_id, **case.make_kwargs()).unwrapped
+    env.reset(seed=0)
+    k = len(env.capabilities)
+    for t, action in enumerate(actions(case, k, env.num_steps, 0)):
+        previous = env.profile.copy()
+        accepted, out, episodes, constants = kernel_step(env, action)
+        assert accepted
+        np.testing.assert_array_equal(episodes.requirement[0], env.requirement)
+        assert constants == env.kernel_contract
+        tokens = contract.step_tokens(env.budget_tokens, env.num_steps)[t]
+        np.testing.assert_array_equal(constants.step_tokens[t], tokens)
+        allocation = contract.allocation_from_action(action, case.action_mode, constants.temperature, (k,))
+        np.testing.assert_allclose(out.allocation[0], allocation, rtol=1e-12)
+        np.testing.assert_array_equal(out.delta[0], out.profile[0] - previous)
+        expected = contract.step_feedback(episodes.requirement[0], episodes.essential_weight[0], out.delta[0], tokens, env.budget_tokens, constants.beta,
+                                          constants.cost_weight)
+        penalty = case.kwargs.get("uncertainty_penalty", 0.0) * out.uncertainty[0].mean() if out.uncertainty.shape[1] else 0.0
+        np.testing.assert_allclose([out.reward[0] + penalty, out.gain[0], out.spillover[0]], expected[:3], rtol=1e-9, atol=1e-15)
+        assert out.uncertainty.shape[1] == (k if case.kwargs.get("uncertainty") else 0)
+        _, reward, _, _, info = env.step(action)
+        assert reward == out.reward[0] and info["utility"] == out.reading[0]
+        for key, name in (("allocation", "allocation"), ("delta_profile", "delta"), ("gain", "gain"), ("spillover", "spillover")):
+            np.testing.assert_array_equal(info[key], getattr(out, name)[0], err_msg=f"step {t} {key}")
+        np.testing.assert_array_equal(env.state, out.state[0])
+
+
+@pytest.mark.parametrize("env_id", ["ReAD-Surrogate-v1", "ReAD-Surrogate-v2", "ReAD-Fitted-v1"])
+@pytest.mark.parametrize("action_mode, action, message", BAD_ACTIONS)
+def test_the_named_kernel_refuses_invalid_actions(env_id, action_mode, action, message):
+    """The compiled step returns False (accepted) for every action the contract rejects, and True for a valid one."""
+    env = gym.make(env_id, action_mode=action_mode).unwrapped
+    env.reset(seed=0)
+    assert not kernel_step(env, np.array(action, dtype=np.float32))[0]
+    assert kernel_step(env, np.full(8, 0.125 if action_mode == "simplex" else 0.0, np.float32))[0]

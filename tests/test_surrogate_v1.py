@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from read_env import contract
+from read_env.step_kernel import Contract, Episodes, new_block, outputs_of
 from read_env.surrogate import path_dependent_kernel
 from read_env.surrogate.oracle import allocation_library, final_profiles, final_utilities, greedy_schedule, oracle_schedule, phase_schedules
 from read_env.surrogate.path_dependent_world import PathWorld
@@ -173,11 +174,12 @@ def test_compiled_step_computes_the_numpy_contract_dynamics_and_utility(action_m
     noise, readings = rng.standard_normal((n, 2 * len(step_tokens) + 1, k)), rng.standard_normal((n, len(step_tokens) + 1))
     train, probe, reading = noise[np.arange(n), steps], noise[np.arange(n), len(step_tokens) + steps + 1], readings[np.arange(n), steps + 1]
     tokens = step_tokens[steps]
-    out = path_dependent_kernel.env_step(
-        action, action_mode == "simplex", 0.25, state, steps, step_tokens, 20_000_000, noise, readings, 0.005,
-        previous, requirement, essential, weights, power, teacher, 0.5, 0.01, *world._kernel_parameters,
-    )  # fmt: skip
-    allocation, profile, delta, true_profile, new_state, utility, read, reward, gain, spill = path_dependent_kernel.split_step(out)
+    episodes = Episodes(noise, readings, requirement, essential, weights, power, teacher)
+    constants = Contract(action_mode == "simplex", 0.25, step_tokens, 20_000_000.0, 0.005, 0.5, 0.01)
+    block = new_block(n, k, 2 * k)
+    assert path_dependent_kernel.env_step(action, state, steps, previous, tuple(episodes), tuple(constants), tuple(world._kernel_parameters), block, 0)
+    allocation, profile, delta, true_profile, new_state, utility, read, reward, gain, spill, uncertainty = outputs_of.py_func(block, k, 2 * k)
+    assert uncertainty.shape == (n, 0)
     expected_allocation = contract.allocation_from_action(action, action_mode, 0.25, (n, k))
     np.testing.assert_allclose(allocation, expected_allocation, rtol=1e-12)
     expected_state, expected_profile = world.transition(state, tokens[:, None], expected_allocation, train)

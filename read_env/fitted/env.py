@@ -71,6 +71,7 @@ class FittedEnv(PathSurrogateEnv):
         super().__init__(world=loaded, **kwargs)
         spent = np.cumsum(self.step_tokens) - self.step_tokens
         self._progress = spent / self.budget_tokens  # [T]: the share of the budget spent before each step
+        self.uncertainty_width = len(self.capabilities) if self.uncertainty else 0
         self.member = 0
 
     def _reset_options(self) -> tuple[str, ...]:
@@ -87,17 +88,22 @@ class FittedEnv(PathSurrogateEnv):
         world = self.world
         self.state = world.initial_state(member=self.member)
         self.true_profile = world.profile(self.state)
-        self._world_rows = (self._progress, world.token_scale, world.probe_noise, world.kind_index, world.hidden, world.theta, np.array([self.member]),
-                            self.uncertainty, self.uncertainty_penalty)
 
     compiled_step = staticmethod(kernel.env_step)
 
-    def _dynamics_rows(self) -> tuple[Any, ...]:
-        return self._world_rows
+    def kernel_world(self) -> kernel.FittedParameters:
+        return self.fitted_parameters(self.world, np.array([self.member]))
 
-    def extra_info(self, columns: np.ndarray) -> dict[str, Any]:
+    def fitted_parameters(self, world: FittedWorld, member: np.ndarray) -> kernel.FittedParameters:
+        """The world group of :attr:`compiled_step` in ``world`` for rows in members ``member`` [N]."""
+        return kernel.FittedParameters(
+            world.kind_index, world.hidden, world.theta, member, self._progress, world.token_scale, world.probe_noise, self.uncertainty,
+            self.uncertainty_penalty,
+        )  # fmt: skip
+
+    def extra_info(self, uncertainty: np.ndarray) -> dict[str, Any]:
         """``uncertainty`` [..., K] (the members' spread of the step) with ``uncertainty=True``."""
-        return {"uncertainty": columns} if self.uncertainty else {}
+        return {"uncertainty": uncertainty} if self.uncertainty else {}
 
     def _start_profile(self) -> np.ndarray:
         return self.world.starts[self.member]
@@ -125,7 +131,5 @@ class FittedVectorEnv(PathSurrogateVectorEnv):
         """True utility [N] of each row's start profile (its member's)."""
         return self.template.utility_family.value(self.world.starts[self.member], self.utility_weights, self.utility_power, self.world.teacher)
 
-    def _dynamics_rows(self) -> tuple[Any, ...]:
-        template, world = self.template, self.world
-        return (template._progress, world.token_scale, world.probe_noise, world.kind_index, world.hidden, world.theta, self.member, template.uncertainty,
-                template.uncertainty_penalty)
+    def kernel_world(self) -> kernel.FittedParameters:
+        return self.template.fitted_parameters(self.world, self.member)

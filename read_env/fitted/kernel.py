@@ -3,7 +3,8 @@
 A fitted world is a kind (``RECENCY`` or ``ENSEMBLE``) and a parameter table ``theta`` [M, D]: one row per
 ensemble member (M = 1 for the recency model), laid out as :func:`layout` says. Rows of episodes are computed
 one at a time by the same code (as :mod:`read_env.surrogate.path_dependent_kernel` does for ``ReAD-Surrogate-v1``), so a
-vector of environments matches single environments bit for bit. The equations are in
+vector of environments matches single environments bit for bit; the step's inputs and outputs are
+:mod:`read_env.step_kernel`'s, its world a :class:`FittedParameters`. The equations are in
 :mod:`read_env.fitted.world`; :mod:`read_env.fit.fitted` computes the same ones in torch to fit them
 (``tests/test_fitted.py`` holds the two to each other).
 
@@ -14,10 +15,12 @@ before it as ``progress`` in [0, 1].
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba
 import numpy as np
 
-from read_env.surrogate.path_dependent_kernel import allocation_row, read_row
+from read_env.step_kernel import Contract, Episodes, allocation_rows, outputs_of, read_rows
 
 RECENCY, ENSEMBLE = 0, 1
 KINDS = ("recency", "ensemble")
@@ -125,42 +128,54 @@ def rollout(kind, hidden, theta, member, start, tokens, progress, allocations):
     return out
 
 
-@numba.njit(cache=True)
-def env_step(
-    action, simplex, temperature, state, steps, step_tokens, budget_tokens, noise, readings, utility_noise, previous, requirement, essential_weight,
-    utility_weights, utility_power, utility_teacher, beta, cost_weight, progress, token_scale, probe_noise, kind, hidden, theta, member, spread, penalty,
-):  # fmt: skip
-    """One ``ReAD-Fitted-v0`` step of N episodes, everything [N, ...] as in
-    :func:`read_env.surrogate.path_dependent_kernel.env_step` (same readings, reward and output layout, read with its
-    ``split_step`` on the first 6K + 5 columns), with the fitted world's dynamics: ``progress`` [T] is the share
-    of the budget spent before each step, ``member`` [N] each row's ensemble member, ``theta`` [M, D].
+class FittedParameters(NamedTuple):
+    """A fitted world's parameters for :func:`env_step`, with the environment's schedule and uncertainty options."""
 
-    With ``spread``, K more columns hold the standard deviation over all members of the next true profile
-    from the row's state (the ensemble's disagreement; 0 for one member); ``penalty`` > 0 subtracts ``penalty``
-    times its mean over capabilities from the reward (MOPO's uncertainty penalty). No rows when an action is
-    rejected.
-    """
+    kind: int
+    """``RECENCY`` or ``ENSEMBLE``."""
+    hidden: int
+    """The ensemble's hidden width (0 for the recency model)."""
+    theta: np.ndarray
+    """The members' parameters [M, D] (:func:`layout`)."""
+    member: np.ndarray
+    """Each row's ensemble member [N] (int64)."""
+    progress: np.ndarray
+    """The share of the budget spent before each step [T]."""
+    token_scale: float
+    """A step's tokens enter the dynamics as ``x = n / token_scale``."""
+    probe_noise: float
+    """The probe readings' standard deviation."""
+    spread: bool
+    """Write the uncertainty columns [N, K]: the standard deviation over all members of the next true profile from
+    the row's state (the ensemble's disagreement; 0 for one member)."""
+    penalty: float
+    """> 0: subtract ``penalty`` times that spread's mean over capabilities from the reward (MOPO's uncertainty penalty)."""
+
+
+@numba.njit(cache=True)
+def env_step(action, state, steps, previous, episodes, contract, world, out, first) -> bool:
+    """One ``ReAD-Fitted-v0`` step of N episodes (:mod:`read_env.step_kernel`'s shape: the readings and reward of
+    :func:`read_env.surrogate.path_dependent_kernel.env_step`) with the fitted world's dynamics, row ``r`` in member
+    ``world.member[r]`` of :class:`FittedParameters` ``world``; K uncertainty columns with ``world.spread``."""
+    episodes, contract, world = Episodes(*episodes), Contract(*contract), FittedParameters(*world)
     rows, k = action.shape
-    columns = 6 * k + 5
-    out = np.empty((rows, columns + (k if spread else 0)))
-    allocation, profile, delta, true_profile = out[:, :k], out[:, k : 2 * k], out[:, 2 * k : 3 * k], out[:, 3 * k : 4 * k]
-    new_state, numbers = out[:, 4 * k : 6 * k], out[:, 6 * k : columns]
+    named = outputs_of(out, k, state.shape[1])
+    if not allocation_rows(0, rows, action, contract, named, first):
+        return False
+    kind, hidden, theta, member, progress, token_scale = world.kind, world.hidden, world.theta, world.member, world.progress, world.token_scale
+    allocation, new_state, true_profile, uncertainty, step_tokens = named.allocation, named.state, named.true_profile, named.uncertainty, contract.step_tokens
+    measured = world.spread or world.penalty > 0.0  # the members' spread
     scratch = (np.empty(3 * k + 2), np.empty(max(hidden, 1)), np.empty(max(hidden, 1)))
-    other, mean, square, deviation = np.empty(2 * k), np.empty(k), np.empty(k), np.empty(k)
-    num_steps = step_tokens.shape[0]
+    other, mean, square, deviation, spread = np.empty(2 * k), np.empty(k), np.empty(k), np.empty(k), np.empty(rows)
     for r in range(rows):
-        if not allocation_row(action, r, simplex, temperature, allocation):
-            return out[:0]
-        t = steps[r]
+        row, t = first + r, steps[r]
         x = step_tokens[t] / token_scale
-        _advance_row(kind, hidden, theta[member[r]], state[r], x, progress[t], allocation[r], new_state[r], scratch)
-        true_profile[r] = new_state[r, :k]
-        read_row(r, t, num_steps, probe_noise, noise, readings, utility_noise, previous, requirement, essential_weight, utility_weights, utility_power,
-                 utility_teacher, beta, cost_weight, step_tokens[t] / budget_tokens, true_profile, profile, delta, numbers)
-        if spread or penalty > 0.0:
+        _advance_row(kind, hidden, theta[member[r]], state[r], x, progress[t], allocation[row], new_state[row], scratch)
+        true_profile[row] = new_state[row, :k]
+        if measured:
             mean[:], square[:] = 0.0, 0.0
             for m in range(theta.shape[0]):
-                _advance_row(kind, hidden, theta[m], state[r], x, progress[t], allocation[r], other, scratch)
+                _advance_row(kind, hidden, theta[m], state[r], x, progress[t], allocation[row], other, scratch)
                 for c in range(k):
                     mean[c] += other[c]
                     square[c] += other[c] * other[c]
@@ -169,7 +184,12 @@ def env_step(
                 mean[c] /= theta.shape[0]
                 deviation[c] = np.sqrt(max(square[c] / theta.shape[0] - mean[c] * mean[c], 0.0))
                 total += deviation[c]
-            if spread:
-                out[r, columns:] = deviation
-            numbers[r, 2] -= penalty * (total / k)
-    return out
+            if world.spread:
+                uncertainty[row] = deviation
+            spread[r] = total / k
+    read_rows(0, rows, steps, np.array([world.probe_noise]), previous, episodes, contract, named, first)
+    if measured:
+        reward = named.reward
+        for r in range(rows):
+            reward[first + r] -= world.penalty * spread[r]
+    return True

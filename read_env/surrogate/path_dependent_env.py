@@ -12,7 +12,7 @@ Everything of ``ReAD-Surrogate-v0`` (:class:`~read_env.surrogate.env.SurrogateEn
   (v1): the weighted power mean of the scores, the card's ``power``. ``"shortfall"`` (v2): ``a . t - M_q(t -
   s; a)`` with ``t`` the episode world's teacher, ``q = MULTI_TASK_SHORTFALL_POWER`` for a multi-capability
   task and 1 (linear) for a single-capability one. ``task="random"`` draws the weights from
-  ``Dirichlet(0.5)`` and the power uniformly from the family's ``RANDOM_POWERS``; a custom ``requirement`` is
+  ``Dirichlet(0.5)`` and the power uniformly from the family's ``random_powers``; a custom ``requirement`` is
   a linear utility with those weights.
 * **No privileged signal**: ``info["utility"]`` is a noisy dev-split reading, ``F(s) + N(0,
   utility_noise^2)`` clipped to [0, 1] (noise off with ``noise=False``); the noise-free ``final_utility``
@@ -48,6 +48,7 @@ import numpy as np
 
 from read_env import contract
 from read_env.allocation_env import Transition
+from read_env.step_kernel import Contract, Episodes, StepOutputs, new_block, outputs_of
 from read_env.surrogate import path_dependent_kernel
 from read_env.surrogate.env import SurrogateEnv
 from read_env.surrogate.path_dependent_world import PathWorld
@@ -82,7 +83,11 @@ class PathSurrogateEnv(SurrogateEnv):
         self.utility_family = resolve_utility(utility_family)
         self.probe_bias = float(probe_bias)
         super().__init__(**kwargs)
-        self._kernel_tokens = self.step_tokens.astype(np.float64)
+        self.kernel_contract = Contract(
+            self.action_mode == "simplex", self.logit_temperature, self.step_tokens.astype(np.float64), float(self.budget_tokens), self.utility_noise,
+            self.beta, self.cost_weight,
+        )  # fmt: skip
+        """The constants of :attr:`compiled_step`."""
         self._step_index = np.arange(self.num_steps)[:, None]  # [num_steps, 1]: env_step's steps for one row
 
     def draw_probe_bias(self, rng: np.random.Generator) -> np.ndarray | None:
@@ -110,42 +115,61 @@ class PathSurrogateEnv(SurrogateEnv):
             self.mix_probe_bias(self._noise[self.num_steps :], bias)
         self._utility_teacher = np.ascontiguousarray(self.utility_family.teacher_columns(self.world.teacher))
         self._set_task(self.task_name, self.utility_family.requirement(self.world.student, self.utility_weights, self.utility_power, self.world.teacher))
-        # the episode as env_step's rows [1, ...]: its draws (none: noise off) and its task
-        noise, readings = self._noise, self._utility_readings
-        self._draw_rows = (np.empty((1, 0, len(self.capabilities))) if noise is None else noise[None], np.empty((1, 0)) if readings is None else readings[None])
-        task = (self.requirement, self._essential_weight, self.utility_weights, np.array(self.utility_power), self._utility_teacher)
-        self._task_rows = tuple(array[None] for array in task)
         self._place_start()
+        # the episode as compiled_step's rows [1, ...] (its draws, none with noise off, and its task), and its outputs [T, ...]
+        noise, readings = self._noise, self._utility_readings
+        episodes = Episodes(
+            np.empty((1, 0, len(self.capabilities))) if noise is None else noise[None], np.empty((1, 0)) if readings is None else readings[None],
+            self.requirement[None], self._essential_weight[None], self.utility_weights[None], np.array([self.utility_power]), self._utility_teacher[None],
+        )  # fmt: skip
+        self._kernel_groups = (tuple(episodes), tuple(self.kernel_contract), tuple(self.kernel_world()))
+        self._block = self.new_block(self.num_steps)
+        self._name_block()
         return self._read_profile()
 
     def _transition(self, action: np.ndarray, tokens: int) -> Transition:
-        """The action map, dynamics, readings and reward of a step in one call of :attr:`compiled_step`."""
+        """The action map, dynamics, readings and reward of step ``t`` in one call of :attr:`compiled_step`, written
+        to row ``t`` of the episode's outputs (what a step returns stays as it is until the next reset)."""
         t = self._step
-        k = len(self.capabilities)
         action_rows = np.ascontiguousarray(contract.action_array(action, self._action_shape))[None]
-        out = self.compiled_step(
-            action_rows, self.action_mode == "simplex", self.logit_temperature, self.state[None], self._step_index[t], self._kernel_tokens,
-            self.budget_tokens, *self._draw_rows, self.utility_noise, self.profile[None], *self._task_rows, self.beta, self.cost_weight,
-            *self._dynamics_rows(),
-        )  # fmt: skip
-        if not len(out):
+        if not self.compiled_step(action_rows, self.state[None], self._step_index[t], self.profile[None], *self._kernel_groups, self._block, t):
             self.reject_action(action)
-        step_columns = path_dependent_kernel.split_step(out[0, : 6 * k + 5])
-        allocation, profile, delta, self.true_profile, self.state, utility, reading, reward, gain, spill = step_columns
-        extra = self.extra_info(out[0, 6 * k + 5 :])
+        out = self._outputs
+        self.true_profile, self.state = out.true_profile[t], out.state[t]
+        extra = self.extra_info(out.uncertainty[t])
         if t + 1 == self.num_steps:
-            extra.update(final_utility=float(utility), initial_utility=self._true_utility(self._start_profile()))
-        return Transition(allocation, profile, float(reading), extra, delta, (reward, gain, spill, tokens / self.budget_tokens))
+            extra.update(final_utility=float(out.utility[t]), initial_utility=self._true_utility(self._start_profile()))
+        feedback = (out.reward[t], out.gain[t], out.spillover[t], tokens / self.budget_tokens)
+        return Transition(out.allocation[t], out.profile[t], float(out.reading[t]), extra, out.delta[t], feedback)
+
+    def _name_block(self) -> None:
+        """Name the columns of the episode's output block [T, W] (:class:`~read_env.step_kernel.StepOutputs` of views)."""
+        k = len(self.capabilities)
+        self._outputs: StepOutputs = outputs_of.py_func(self._block, k, self.world_class.STATE_BLOCKS * k)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickle (or deep-copy), naming the episode's output block anew: a copy of views does not share their block."""
+        self.__dict__.update(state)
+        if "_block" in state:
+            self._name_block()
 
     compiled_step = staticmethod(path_dependent_kernel.env_step)
-    """The compiled step of rows (:func:`~read_env.surrogate.path_dependent_kernel.env_step`'s arguments and output layout)."""
+    """The compiled step of rows (:mod:`read_env.step_kernel`'s shape)."""
 
-    def _dynamics_rows(self) -> tuple[Any, ...]:
-        """The world's arguments of :attr:`compiled_step` for this episode."""
+    uncertainty_width = 0
+    """The width U of :attr:`compiled_step`'s uncertainty columns (none here)."""
+
+    def new_block(self, rows: int) -> np.ndarray:
+        """An output block of :attr:`compiled_step` with ``rows`` rows (:func:`read_env.step_kernel.new_block`)."""
+        k = len(self.capabilities)
+        return new_block(rows, k, self.world_class.STATE_BLOCKS * k, self.uncertainty_width)
+
+    def kernel_world(self) -> tuple[Any, ...]:
+        """The world group of :attr:`compiled_step` for this episode (a named tuple of the kernel's module)."""
         return self.world._kernel_parameters
 
-    def extra_info(self, columns: np.ndarray) -> dict[str, Any]:
-        """Info entries from the columns [..., C] that :attr:`compiled_step` adds after the 6K + 5 of ``split_step`` (none here)."""
+    def extra_info(self, uncertainty: np.ndarray) -> dict[str, Any]:
+        """Info entries of a step's uncertainty columns [..., U] (none here)."""
         return {}
 
     def _start_profile(self) -> np.ndarray:
@@ -153,7 +177,7 @@ class PathSurrogateEnv(SurrogateEnv):
         return self.world.student
 
     def reject_action(self, action: np.ndarray) -> None:
-        """Raise the contract's error for ``action`` [..., K], one that :func:`path_dependent_kernel.env_step` rejected."""
+        """Raise the contract's error for ``action`` [..., K], one that :attr:`compiled_step` rejected."""
         contract.allocation_from_action(action, self.action_mode, self.logit_temperature, np.shape(action))  # raises, naming the problem
         raise ValueError(f"action {np.asarray(action).tolist()} is not a valid {self.action_mode} action")
 

@@ -5,39 +5,51 @@ The equations are in :mod:`read_env.surrogate.path_dependent_world` (dynamics), 
 and reward) and :mod:`read_env.surrogate.path_dependent_env` (readings). These kernels compute them with numba, one row
 at a time, so a row's result never depends on how many rows share the call: a vector of environments matches
 single environments bit for bit, and a step costs a few microseconds instead of dozens of numpy calls on
-length-K arrays. Parameters carry a leading axis of length 1 (one world for every row) or of the number of
-rows (a stack of worlds: row ``r`` uses world ``r``); so does :func:`advance`'s ``step_tokens``. A noise
+length-K arrays. The step's inputs and outputs are :mod:`read_env.step_kernel`'s, its world a
+:class:`PathParameters`. Parameters carry a leading axis of length 1 (one world for every row) or of the number
+of rows (a stack of worlds: row ``r`` uses world ``r``); so does :func:`advance`'s ``step_tokens``. A noise
 array with an empty draw axis means noise off.
-
-Parameter layout (:func:`parameters`): ``student``, ``gap`` [P, K]; ``cells`` [P, K(i), 3, K(j)] (v0's
-``C[i, j, m]`` at ``[i, m, j]``, so that the effects of ``i`` on every ``j`` are contiguous); ``decay_rates`` [3]
-(``-1 / tau_m``); ``prerequisites`` [P, K, K]; ``scalars`` [P, 5]: readiness tokens, repair tokens,
-forgetting tokens, train noise, probe noise.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
 
-from read_env.contract import LOGIT_SLACK
-from read_env.tasks import SIMPLEX_ATOL
-from read_env.utility import utility_row
+from read_env.step_kernel import Contract, Episodes, allocation_rows, outputs_of, read_rows
 
 READINESS, REPAIR, FORGETTING, TRAIN_NOISE, PROBE_NOISE = range(5)
 SCALARS = ("readiness_tokens", "repair_tokens", "forgetting_tokens", "train_noise", "probe_noise")
 
 
-def parameters(world: Any) -> tuple[np.ndarray, ...]:
-    """The kernels' parameters of a (possibly stacked) ``PathWorld``, as contiguous float64 arrays."""
+class PathParameters(NamedTuple):
+    """A (possibly stacked) ``PathWorld``'s parameters, contiguous float64 with a leading axis P (1 or N)."""
+
+    student: np.ndarray
+    """The start profile [P, K]."""
+    gap: np.ndarray
+    """The teacher's lead over the student [P, K]."""
+    cells: np.ndarray
+    """The response coefficients [P, K(i), 3, K(j)]: v0's ``C[i, j, m]`` at ``[i, m, j]``, so that the effects of
+    ``i`` on every ``j`` are contiguous."""
+    decay_rates: np.ndarray
+    """``-1 / tau_m`` [3]."""
+    prerequisites: np.ndarray
+    """Prerequisite gains [P, K(q), K(j)]."""
+    scalars: np.ndarray
+    """[P, 5]: readiness tokens, repair tokens, forgetting tokens, train noise, probe noise (``SCALARS``)."""
+
+
+def parameters(world: Any) -> PathParameters:
+    """The kernels' parameters of a (possibly stacked) ``PathWorld``."""
     k = len(world.capabilities)
     scalars = np.column_stack([np.reshape(getattr(world, name), -1) for name in SCALARS])
     cells = np.reshape(world._response, (-1, k, k, 3)).transpose(0, 2, 3, 1)  # v0's [j, 3i + m] -> [i, m, j]
     arrays = (world.student, world.gap, cells, world._decay_rates, world.prerequisites, scalars)
     shapes = ((-1, k), (-1, k), (-1, k, 3, k), (-1,), (-1, k, k), (-1, len(SCALARS)))
-    return tuple(np.ascontiguousarray(np.reshape(array, shape), dtype=np.float64) for array, shape in zip(arrays, shapes))
+    return PathParameters(*(np.ascontiguousarray(np.reshape(array, shape), dtype=np.float64) for array, shape in zip(arrays, shapes)))
 
 
 @numba.njit(cache=True, inline="always")
@@ -107,7 +119,8 @@ def _advance_row(p, state, n, allocation, train_noise, student, gap, cells, deca
 @numba.njit(cache=True)
 def advance(state, step_tokens, allocation, train_noise, student, gap, cells, decay_rates, prerequisites, scalars):
     """(states [N, 2K], their noise-free profiles [N, K]) after one step from ``state`` [N, 2K] with
-    ``step_tokens`` [1 or N], ``allocation`` [N, K] and ``train_noise`` [N or 0, K] standard normal draws."""
+    ``step_tokens`` [1 or N], ``allocation`` [N, K] and ``train_noise`` [N or 0, K] standard normal draws, in
+    the worlds of :class:`PathParameters`' fields (given one by one)."""
     rows, k = allocation.shape
     new_state, new_profile = np.empty_like(state), np.empty((rows, k))
     scratch, off = _scratch(k, decay_rates.shape[0]), np.empty(0)
@@ -135,131 +148,41 @@ def profile(state, student, gap, cells, decay_rates):
 
 
 @numba.njit(cache=True)
-def allocation_row(action, r, simplex, temperature, out) -> bool:
-    """``out[r]``: the allocation of ``action[r]`` (:func:`read_env.contract.allocation_from_action`'s map);
-    False, with ``out[r]`` unspecified, for an action that map rejects."""
-    k = action.shape[1]
-    total = 0.0
-    for c in range(k):
-        x = np.float64(action[r, c])
-        if simplex:
-            if not (np.isfinite(x) and x >= 0.0):
-                return False
-            out[r, c] = x
-        else:
-            if not abs(x) <= 1.0 + LOGIT_SLACK:
-                return False
-            out[r, c] = np.exp(x * (1.0 / temperature))
-        total += out[r, c]
-    if simplex and not abs(total - 1.0) <= SIMPLEX_ATOL:
+def _step_rows(start, stop, action, state, steps, previous, episode_group, contract_group, world_group, out, first) -> bool:
+    """Rows ``start`` to ``stop - 1`` of :func:`env_step` in three passes: action map, dynamics, readout. (Not
+    inlined: inside :func:`env_step_threads`' parallel loop, numba's parfors (0.68) lose writes through the fields
+    of a named tuple of arrays.)"""
+    episodes, contract, world = Episodes(*episode_group), Contract(*contract_group), PathParameters(*world_group)
+    named = outputs_of(out, action.shape[1], state.shape[1])
+    if not allocation_rows(start, stop, action, contract, named, first):
         return False
-    for c in range(k):
-        out[r, c] /= total
+    student, gap, cells, decay_rates, prerequisites, scalars = world.student, world.gap, world.cells, world.decay_rates, world.prerequisites, world.scalars
+    noise, step_tokens, allocation, new_state, true_profile = episodes.noise, contract.step_tokens, named.allocation, named.state, named.true_profile
+    scratch, off = _scratch(action.shape[1], decay_rates.shape[0]), np.empty(0)
+    for r in range(start, stop):
+        row, t, p = first + r, steps[r], r if scalars.shape[0] > 1 else 0
+        train_noise = noise[r, t] if noise.shape[1] > 0 else off  # row t: step t's training noise
+        _advance_row(p, state[r], step_tokens[t], allocation[row], train_noise, student, gap, cells, decay_rates, prerequisites, scalars, new_state[row],
+                     true_profile[row], scratch)
+    read_rows(start, stop, steps, scalars[:, PROBE_NOISE], previous, episodes, contract, named, first)
     return True
 
 
-def split_step(out: np.ndarray) -> tuple[Any, ...]:
-    """:func:`env_step`'s result (rows [N, 6K + 5] or one row [6K + 5]) as views: ``(allocation, profile,
-    delta, true_profile, state, utility, reading, reward, gain, spillover)``, [..., K], [..., 2K] or [...]."""
-    k = (out.shape[-1] - 5) // 6
-    return (out[..., :k], out[..., k : 2 * k], out[..., 2 * k : 3 * k], out[..., 3 * k : 4 * k], out[..., 4 * k : 6 * k], *out[..., 6 * k :].T)
-
-
-@numba.njit(cache=True, inline="always")
-def _env_step_rows(
-    first, last, action, simplex, temperature, state, steps, step_tokens, budget_tokens, noise, readings, utility_noise,
-    previous, requirement, essential_weight, utility_weights, utility_power, utility_teacher, beta, cost_weight,
-    student, gap, cells, decay_rates, prerequisites, scalars, out, valid,
-):  # fmt: skip
-    """Rows ``first`` to ``last - 1`` of :func:`env_step` into ``out``; ``valid[r]`` False where the action map
-    rejects ``action[r]``."""
-    k, num_steps = action.shape[1], step_tokens.shape[0]
-    allocation, profile, delta, true_profile = out[:, :k], out[:, k : 2 * k], out[:, 2 * k : 3 * k], out[:, 3 * k : 4 * k]
-    new_state, numbers = out[:, 4 * k : 6 * k], out[:, 6 * k :]
-    scratch, off = _scratch(k, decay_rates.shape[0]), np.empty(0)
-    for r in range(first, last):
-        valid[r] = allocation_row(action, r, simplex, temperature, allocation)
-        if not valid[r]:
-            continue
-        p = r if scalars.shape[0] > 1 else 0
-        t = steps[r]
-        noisy = noise.shape[1] > 0
-        train_noise = noise[r, t] if noisy else off  # row t: step t's training noise
-        _advance_row(p, state[r], step_tokens[t], allocation[r], train_noise, student, gap, cells, decay_rates, prerequisites, scalars, new_state[r], true_profile[r], scratch)
-        read_row(r, t, num_steps, scalars[p, PROBE_NOISE], noise, readings, utility_noise, previous, requirement, essential_weight, utility_weights, utility_power,
-                 utility_teacher, beta, cost_weight, step_tokens[t] / budget_tokens, true_profile, profile, delta, numbers)
-
-
-@numba.njit(cache=True, inline="always")
-def read_row(r, t, num_steps, probe_noise, noise, readings, utility_noise, previous, requirement, essential_weight, utility_weights, utility_power,
-             utility_teacher, beta, cost_weight, cost, true_profile, profile, delta, numbers) -> None:
-    """What row ``r`` reads after step ``t`` (of ``num_steps``) from its new ``true_profile[r]``: the probe reading
-    ``profile[r]`` (noise row ``num_steps + t + 1``; ``noise`` [N, 0, K]: off), its change ``delta[r]`` from ``previous[r]``, and ``numbers[r]``: the
-    true utility (``utility_teacher`` [N, 0]: the scores family; see :func:`read_env.utility.utility_row`), its reading, the reward (``cost``: the step's share of the budget), the gain and the spillover."""
-    k, noisy = true_profile.shape[1], noise.shape[1] > 0
-    gain, spill = 0.0, 0.0
-    for c in range(k):
-        score = true_profile[r, c]
-        if noisy:  # row num_steps + t + 1: the probe noise of reading t + 1
-            score = min(max(score + probe_noise * noise[r, num_steps + t + 1, c], 0.0), 1.0)
-        profile[r, c] = score
-        delta[r, c] = score - previous[r, c]
-        gain += requirement[r, c] * delta[r, c]
-        spill += essential_weight[r, c] * max(0.0, -delta[r, c])
-    utility = utility_row(true_profile[r], utility_weights[r], utility_power[r], utility_teacher[r])
-    reading = utility if readings.shape[1] == 0 else min(max(utility + utility_noise * readings[r, t + 1], 0.0), 1.0)
-    numbers[r, 0], numbers[r, 1] = utility, reading
-    numbers[r, 2] = gain - beta * spill - cost_weight * cost
-    numbers[r, 3], numbers[r, 4] = gain, spill
-
-
 @numba.njit(cache=True)
-def env_step(
-    action, simplex, temperature, state, steps, step_tokens, budget_tokens, noise, readings, utility_noise,
-    previous, requirement, essential_weight, utility_weights, utility_power, utility_teacher, beta, cost_weight,
-    student, gap, cells, decay_rates, prerequisites, scalars,
-):  # fmt: skip
-    """One ``ReAD-Surrogate-v1`` or ``-v2`` step of N episodes, everything [N, ...].
-
-    Inputs: ``action`` [N, K]; ``state`` [N, 2K]; each row's step index ``steps`` [N] into ``step_tokens``
-    [T] (the contract's tokens per step; ``budget_tokens`` prices them); each episode's standard normal
-    draws ``noise`` [N, 2T + 1, K] (``draw_episode``'s layout, v2's probe bias already mixed into the probe
-    rows; [N, 0, K]: noise off) and ``readings`` [N, T + 1] (the utility readings'; [N, 0]: none); the
-    previous measured profile ``previous`` [N, K]; the observed requirement and its top-k part
-    ``essential_weight`` [N, K]; the utility's weights [N, K], powers [N] and teacher profiles
-    ``utility_teacher`` [N, K] (the shortfall family; [N, 0]: the scores family, see
-    :func:`read_env.utility.utility_row`); the world's parameters.
-
-    Returns one array [N, 6K + 5] (one array: numba boxes each returned array at a cost of microseconds),
-    read with :func:`split_step`: the allocation, measured profile, its change, the true profile, the
-    new state, the true utility, its noisy dev-split reading ``clip(F + utility_noise * xi)``, the reward,
-    the gain and the spillover. No rows (shape [0, 6K + 5]) when the map rejects an action.
-    """
-    rows, k = action.shape
-    out, valid = np.empty((rows, 6 * k + 5)), np.empty(rows, dtype=np.bool_)
-    _env_step_rows(
-        0, rows, action, simplex, temperature, state, steps, step_tokens, budget_tokens, noise, readings, utility_noise,
-        previous, requirement, essential_weight, utility_weights, utility_power, utility_teacher, beta, cost_weight,
-        student, gap, cells, decay_rates, prerequisites, scalars, out, valid,
-    )  # fmt: skip
-    return out if valid.all() else out[:0]
+def env_step(action, state, steps, previous, episodes, contract, world, out, first) -> bool:
+    """One ``ReAD-Surrogate-v1`` or ``-v2`` step of N episodes (:mod:`read_env.step_kernel`'s shape) in the worlds
+    ``world`` (:class:`PathParameters`, leading axis 1: one world for every row; N: row ``r`` in world ``r``);
+    no uncertainty columns."""
+    return _step_rows(0, action.shape[0], action, state, steps, previous, episodes, contract, world, out, first)
 
 
 @numba.njit(cache=True, parallel=True)
-def env_step_threads(
-    threads, action, simplex, temperature, state, steps, step_tokens, budget_tokens, noise, readings, utility_noise,
-    previous, requirement, essential_weight, utility_weights, utility_power, utility_teacher, beta, cost_weight,
-    student, gap, cells, decay_rates, prerequisites, scalars,
-):  # fmt: skip
+def env_step_threads(threads, action, state, steps, previous, episodes, contract, world, out, first) -> bool:
     """:func:`env_step` with the rows split into ``threads`` contiguous blocks computed on numba's thread pool;
     each row is computed by the same code, so the result is bit-identical to :func:`env_step`'s."""
-    rows, k = action.shape
-    out, valid = np.empty((rows, 6 * k + 5)), np.empty(rows, dtype=np.bool_)
+    rows = action.shape[0]
     block = (rows + threads - 1) // threads
+    accepted = np.ones(threads, dtype=np.bool_)
     for chunk in numba.prange(threads):
-        _env_step_rows(
-            chunk * block, min(rows, (chunk + 1) * block), action, simplex, temperature, state, steps, step_tokens, budget_tokens, noise,
-            readings, utility_noise, previous, requirement, essential_weight, utility_weights, utility_power, utility_teacher, beta, cost_weight,
-            student, gap, cells, decay_rates, prerequisites, scalars, out, valid,
-        )  # fmt: skip
-    return out if valid.all() else out[:0]
+        accepted[chunk] = _step_rows(chunk * block, min(rows, (chunk + 1) * block), action, state, steps, previous, episodes, contract, world, out, first)
+    return accepted.all()

@@ -14,6 +14,7 @@ rows.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numba
@@ -23,6 +24,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from read_env import contract
+from read_env.step_kernel import Episodes, outputs_of
 from read_env.surrogate import path_dependent_kernel
 from read_env.surrogate.env import SurrogateEnv, draw_episode, measure
 from read_env.surrogate.path_dependent_env import PathSurrogateEnv
@@ -192,7 +194,7 @@ class SurrogateVectorEnv(VectorEnv):
 
 class PathSurrogateVectorEnv(SurrogateVectorEnv):
     """The native vector form of ``ReAD-Surrogate-v1`` and ``-v2``: N :class:`PathSurrogateEnv` episodes in lockstep, each
-    step one call of :func:`~read_env.surrogate.path_dependent_kernel.env_step` (as the single environment's).
+    step one call of the template's compiled step (:mod:`read_env.step_kernel`'s shape, as the single environment's).
 
     Args:
         num_threads: split the rows of a step over this many of numba's threads (1: the calling thread only).
@@ -207,37 +209,35 @@ class PathSurrogateVectorEnv(SurrogateVectorEnv):
             raise ValueError(f"num_threads must be an integer from 1 to {numba.config.NUMBA_NUM_THREADS} (numba's threads), got {num_threads!r}")
         self.num_threads = int(num_threads)
         super().__init__(num_envs, **kwargs)
-        # env_step's rows: these arrays are only ever written in place, so the views stay current
-        noise, readings = self._noise, self._utility_readings
-        self._draw_rows = (noise, readings) if self.template.noise else (noise[:, :0], readings[:, :0])
-        self._task_rows = (self.requirement, self._essential_weight, self.utility_weights, self.utility_power, self.utility_teacher)
+        # the compiled step's episodes: these arrays are only ever written in place, so the views stay current
+        noise, readings = (self._noise, self._utility_readings) if self.template.noise else (self._noise[:, :0], self._utility_readings[:, :0])
+        episodes = Episodes(noise, readings, self.requirement, self._essential_weight, self.utility_weights, self.utility_power, self.utility_teacher)
+        self._kernel_groups = (tuple(episodes), tuple(self.template.kernel_contract))
 
     def _advance(self, actions: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, ...]:
         template = self.template
         k = len(template.capabilities)
         action_rows = np.ascontiguousarray(contract.action_array(actions, (self.num_envs, k)))
-        arguments = (
-            action_rows, template.action_mode == "simplex", template.logit_temperature, self.state, self._steps, template._kernel_tokens,
-            template.budget_tokens, *self._draw_rows, template.utility_noise, self.profile, *self._task_rows,
-            template.beta, template.cost_weight, *self._dynamics_rows(),
-        )  # fmt: skip
-        out = template.compiled_step(*arguments) if self.num_threads == 1 else path_dependent_kernel.env_step_threads(self.num_threads, *arguments)
-        if not len(out):
+        block = template.new_block(self.num_envs)  # fresh every step: the last step's info still refers to the old one
+        arguments = (action_rows, self.state, self._steps, self.profile, *self._kernel_groups, tuple(self.kernel_world()), block, 0)
+        step = template.compiled_step if self.num_threads == 1 else functools.partial(path_dependent_kernel.env_step_threads, self.num_threads)
+        if not step(*arguments):
             template.reject_action(actions)
-        allocation, profile, delta, true_profile, state, utility, reading, reward, gain, spill = path_dependent_kernel.split_step(out[:, : 6 * k + 5])
-        self.state, self.true_profile = np.ascontiguousarray(state), np.ascontiguousarray(true_profile)
-        self._extra_columns = out[:, 6 * k + 5 :]  # what the template's compiled step adds (read by its extra_info)
-        return np.ascontiguousarray(allocation), np.ascontiguousarray(profile), delta, utility, reading, (reward, gain, spill, tokens / template.budget_tokens)
+        out = outputs_of.py_func(block, k, self.state.shape[1])
+        self.state, self.true_profile = np.ascontiguousarray(out.state), np.ascontiguousarray(out.true_profile)
+        self._uncertainty = out.uncertainty  # read by the template's extra_info
+        return np.ascontiguousarray(out.allocation), np.ascontiguousarray(out.profile), out.delta, out.utility, out.reading, (
+            out.reward, out.gain, out.spillover, tokens / template.budget_tokens)
 
-    def _dynamics_rows(self) -> tuple[Any, ...]:
-        """The rows' world arguments of the template's compiled step."""
+    def kernel_world(self) -> tuple[Any, ...]:
+        """The rows' world group of the template's compiled step (a named tuple of the kernel's module)."""
         return self.world._kernel_parameters
 
     def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """:class:`SurrogateVectorEnv`'s step, plus the template's ``extra_info`` of the rows' steps (before any
         autoreset; in ``final_info`` too)."""
         observation, reward, terminated, truncated, info = super().step(actions)
-        extra = self.template.extra_info(self._extra_columns)
+        extra = self.template.extra_info(self._uncertainty)
         info.update(extra)
         if "final_info" in info:
             info["final_info"].update(extra)
