@@ -157,7 +157,7 @@ class PathSurrogateEnv(SurrogateEnv):
             self.reject_action(action)
         out = self._outputs
         self.true_profile, self.state = out.true_profile[t], out.state[t]
-        extra = self.extra_info(out.uncertainty[t])
+        extra = self.extra_info(out.uncertainty[t]) if self.uncertainty_width else {}
         if t + 1 == self.num_steps:
             extra.update(final_utility=float(out.utility[t]), initial_utility=self._true_utility(self._start_profile()))
         feedback = (out.reward[t], out.gain[t], out.spillover[t], tokens / self.budget_tokens)

@@ -147,11 +147,9 @@ def profile(state, student, gap, cells, decay_rates):
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _step_rows(start, stop, action, state, steps, previous, episode_group, contract_group, world_group, out, first) -> bool:
-    """Rows ``start`` to ``stop - 1`` of :func:`env_step` in three passes: action map, dynamics, readout. (Not
-    inlined: inside :func:`env_step_threads`' parallel loop, numba's parfors (0.68) lose writes through the fields
-    of a named tuple of arrays.)"""
+    """Rows ``start`` to ``stop - 1`` of :func:`env_step` in three passes: action map, dynamics, readout."""
     episodes, contract, world = Episodes(*episode_group), Contract(*contract_group), PathParameters(*world_group)
     named = outputs_of(out, action.shape[1], state.shape[1])
     if not allocation_rows(start, stop, action, contract, named, first):
@@ -184,5 +182,12 @@ def env_step_threads(threads, action, state, steps, previous, episodes, contract
     block = (rows + threads - 1) // threads
     accepted = np.ones(threads, dtype=np.bool_)
     for chunk in numba.prange(threads):
-        accepted[chunk] = _step_rows(chunk * block, min(rows, (chunk + 1) * block), action, state, steps, previous, episodes, contract, world, out, first)
+        accepted[chunk] = _step_block(chunk * block, min(rows, (chunk + 1) * block), action, state, steps, previous, episodes, contract, world, out, first)
     return accepted.all()
+
+
+@numba.njit(cache=True)
+def _step_block(start, stop, action, state, steps, previous, episodes, contract, world, out, first) -> bool:
+    """:func:`_step_rows` behind a call: inside :func:`env_step_threads`' parallel loop, numba's parfors (0.68) lose
+    the writes through the fields of a named tuple of arrays that an inlined body makes."""
+    return _step_rows(start, stop, action, state, steps, previous, episodes, contract, world, out, first)
