@@ -68,10 +68,11 @@ def breakdown(env_id: str, num_envs: int, seconds: float) -> None:
         env.step(action)
         env._step = 0  # the same step again: the timing leaves out resets
 
-    arguments = (action[None], env.state[None], np.zeros(1, dtype=np.int64), env.profile[None], *env._kernel_groups, env.new_block(1), 0)
+    arguments = (action[None], env.state[None], np.zeros(1, dtype=np.int64), env.profile[None], *env._kernel_groups, env.output_block(1), 0)
     compiled_call = seconds_per_call(lambda: env.compiled_step(*arguments), seconds)
-    print(f"{env_id} single: step {1e6 * seconds_per_call(step, seconds):.2f} us (of which the compiled call {1e6 * compiled_call:.2f} us), "
-          f"reset {1e6 * seconds_per_call(env.reset, seconds):.2f} us")
+    step_time, reset_time = seconds_per_call(step, seconds), seconds_per_call(env.reset, seconds)
+    print(f"{env_id} single: step {1e6 * step_time:.2f} us (of which the compiled call {1e6 * compiled_call:.2f} us), "
+          f"reset {1e6 * reset_time:.2f} us")
     vector = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point").unwrapped
     vector.reset(seed=0)
     actions = np.zeros((num_envs, env.action_space.shape[0]), dtype=np.float32)

@@ -154,14 +154,18 @@ def _step_rows(start, stop, action, state, steps, previous, episode_group, contr
     named = outputs_of(out, action.shape[1], state.shape[1])
     if not allocation_rows(start, stop, action, contract, named, first):
         return False
-    student, gap, cells, decay_rates, prerequisites, scalars = world.student, world.gap, world.cells, world.decay_rates, world.prerequisites, world.scalars
-    noise, step_tokens, allocation, new_state, true_profile = episodes.noise, contract.step_tokens, named.allocation, named.state, named.true_profile
+    student, gap, cells, decay_rates = world.student, world.gap, world.cells, world.decay_rates
+    prerequisites, scalars = world.prerequisites, world.scalars
+    noise, step_tokens = episodes.noise, contract.step_tokens
+    allocation, new_state, true_profile = named.allocation, named.state, named.true_profile
     scratch, off = _scratch(action.shape[1], decay_rates.shape[0]), np.empty(0)
     for r in range(start, stop):
         row, t, p = first + r, steps[r], r if scalars.shape[0] > 1 else 0
         train_noise = noise[r, t] if noise.shape[1] > 0 else off  # row t: step t's training noise
-        _advance_row(p, state[r], step_tokens[t], allocation[row], train_noise, student, gap, cells, decay_rates, prerequisites, scalars, new_state[row],
-                     true_profile[row], scratch)
+        _advance_row(
+            p, state[r], step_tokens[t], allocation[row], train_noise, student, gap, cells, decay_rates, prerequisites, scalars,
+            new_state[row], true_profile[row], scratch,
+        )  # fmt: skip
     read_rows(start, stop, steps, scalars[:, PROBE_NOISE], previous, episodes, contract, named, first)
     return True
 
@@ -182,7 +186,8 @@ def env_step_threads(threads, action, state, steps, previous, episodes, contract
     block = (rows + threads - 1) // threads
     accepted = np.ones(threads, dtype=np.bool_)
     for chunk in numba.prange(threads):
-        accepted[chunk] = _step_block(chunk * block, min(rows, (chunk + 1) * block), action, state, steps, previous, episodes, contract, world, out, first)
+        stop = min(rows, (chunk + 1) * block)
+        accepted[chunk] = _step_block(chunk * block, stop, action, state, steps, previous, episodes, contract, world, out, first)
     return accepted.all()
 
 
