@@ -3,8 +3,9 @@
 Both single environments go through ``gym.make`` with their default wrappers and take a fixed action, so
 the timing is the environment's. ``--num-threads 2`` also times v1's vector form with its rows split over
 two of numba's threads (any other work on the machine then slows every step down). ``--breakdown`` also
-times v1's and v2's parts: a single environment's step and reset, and per row of the vector form, its
-compiled step and its reset (the per-episode draws).
+times v1's and v2's parts: a single environment's step (and the compiled call in it: numba's dispatch of the
+step's arrays and one row's computation) and reset, and per row of the vector form, its compiled step and its
+reset (the per-episode draws).
 ``--fitted-world FILE`` times ``ReAD-Fitted-v0`` on that world (default: the shipped one), with 20 steps per
 episode as the surrogates (resets are part of the timing).
 Run: ``python benchmarks/env_speed.py [--seconds 3] [--num-envs 1024] [--num-threads 2] [--breakdown] [--fitted-world FILE]``.
@@ -67,7 +68,11 @@ def breakdown(env_id: str, num_envs: int, seconds: float) -> None:
         env.step(action)
         env._step = 0  # the same step again: the timing leaves out resets
 
-    print(f"{env_id} single: step {1e6 * seconds_per_call(step, seconds):.2f} us, reset {1e6 * seconds_per_call(env.reset, seconds):.2f} us")
+    arguments = (action[None], env.state[None], np.zeros(1, dtype=np.int64), env.profile[None], *env._kernel_groups, env.output_block(1), 0)
+    compiled_call = seconds_per_call(lambda: env.compiled_step(*arguments), seconds)
+    step_time, reset_time = seconds_per_call(step, seconds), seconds_per_call(env.reset, seconds)
+    print(f"{env_id} single: step {1e6 * step_time:.2f} us (of which the compiled call {1e6 * compiled_call:.2f} us), "
+          f"reset {1e6 * reset_time:.2f} us")
     vector = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point").unwrapped
     vector.reset(seed=0)
     actions = np.zeros((num_envs, env.action_space.shape[0]), dtype=np.float32)

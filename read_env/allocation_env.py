@@ -240,7 +240,9 @@ class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             self.tokens_used_total += tokens
         terminated = self._step == self.num_steps and not self._truncated
         info = contract.step_info(allocation, delta, float(gain), float(spill), cost, utility, tokens, self.tokens_used_total, self._step, self.task_name)
-        return self._observation(), float(reward), terminated, self._truncated, {**info, **extra}
+        if extra:
+            info.update(extra)
+        return self._observation(), float(reward), terminated, self._truncated, info
 
     def episode_state(self) -> dict[str, Any]:
         """The episode's booked state after the last step: ``profile``, ``allocation``, ``delta`` [C], ``utility``,

@@ -149,8 +149,10 @@ def allocation_rows(start: int, stop: int, action: np.ndarray, contract: Contrac
 
 
 @numba.njit(cache=True, inline="always")
-def read_rows(start: int, stop: int, steps: np.ndarray, probe_noise: np.ndarray, previous: np.ndarray, episodes: Episodes, contract: Contract,
-              out: StepOutputs, first: int) -> None:
+def read_rows(
+    start: int, stop: int, steps: np.ndarray, probe_noise: np.ndarray, previous: np.ndarray, episodes: Episodes, contract: Contract,
+    out: StepOutputs, first: int,
+) -> None:
     """What rows ``start`` to ``stop - 1`` read after their steps ``steps[r]`` from their new ``out.true_profile``,
     into ``out``'s rows ``first + r``: the probe reading ``profile`` (noise row ``T + t + 1``, scale ``probe_noise[r]``,
     or ``probe_noise[0]`` for every row), its change ``delta`` from ``previous[r]``, the true ``utility``, its
@@ -160,7 +162,8 @@ def read_rows(start: int, stop: int, steps: np.ndarray, probe_noise: np.ndarray,
     reward, gain, spillover = out.reward, out.gain, out.spillover
     noise, readings, requirement, essential_weight = episodes.noise, episodes.readings, episodes.requirement, episodes.essential_weight
     weights, power, teacher = episodes.utility_weights, episodes.utility_power, episodes.utility_teacher
-    step_tokens, budget_tokens, utility_noise, beta, cost_weight = contract.step_tokens, contract.budget_tokens, contract.utility_noise, contract.beta, contract.cost_weight
+    step_tokens, budget_tokens, utility_noise = contract.step_tokens, contract.budget_tokens, contract.utility_noise
+    beta, cost_weight = contract.beta, contract.cost_weight
     k, num_steps = true_profile.shape[1], step_tokens.shape[0]
     for r in range(start, stop):
         row, t = first + r, steps[r]

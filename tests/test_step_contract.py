@@ -186,8 +186,9 @@ def kernel_step(env, action: np.ndarray):
     k = len(env.capabilities)
     episodes, constants = Episodes(*env._kernel_groups[0]), Contract(*env._kernel_groups[1])
     world = type(env.kernel_world())(*env._kernel_groups[2])
-    block, steps = env.new_block(1), np.array([env._step])
-    accepted = env.compiled_step(action[None], env.state[None], steps, env.profile[None], tuple(episodes), tuple(constants), tuple(world), block, 0)
+    block, steps = env.output_block(1), np.array([env._step])
+    groups = (tuple(episodes), tuple(constants), tuple(world))
+    accepted = env.compiled_step(action[None], env.state[None], steps, env.profile[None], *groups, block, 0)
     return accepted, outputs_of.py_func(block, k, len(env.state)), episodes, constants
 
 
@@ -209,8 +210,8 @@ def test_the_named_kernel_computes_the_contract(case):
         allocation = contract.allocation_from_action(action, case.action_mode, constants.temperature, (k,))
         np.testing.assert_allclose(out.allocation[0], allocation, rtol=1e-12)
         np.testing.assert_array_equal(out.delta[0], out.profile[0] - previous)
-        expected = contract.step_feedback(episodes.requirement[0], episodes.essential_weight[0], out.delta[0], tokens, env.budget_tokens, constants.beta,
-                                          constants.cost_weight)
+        task = (episodes.requirement[0], episodes.essential_weight[0])
+        expected = contract.step_feedback(*task, out.delta[0], tokens, env.budget_tokens, constants.beta, constants.cost_weight)
         penalty = case.kwargs.get("uncertainty_penalty", 0.0) * out.uncertainty[0].mean() if out.uncertainty.shape[1] else 0.0
         np.testing.assert_allclose([out.reward[0] + penalty, out.gain[0], out.spillover[0]], expected[:3], rtol=1e-9, atol=1e-15)
         assert out.uncertainty.shape[1] == (k if case.kwargs.get("uncertainty") else 0)

@@ -92,6 +92,7 @@ class FittedEnv(PathSurrogateEnv):
     compiled_step = staticmethod(kernel.env_step)
 
     def kernel_world(self) -> kernel.FittedParameters:
+        """The world group of :attr:`compiled_step` for this episode (its member)."""
         return self.fitted_parameters(self.world, np.array([self.member]))
 
     def fitted_parameters(self, world: FittedWorld, member: np.ndarray) -> kernel.FittedParameters:
@@ -132,4 +133,5 @@ class FittedVectorEnv(PathSurrogateVectorEnv):
         return self.template.utility_family.value(self.world.starts[self.member], self.utility_weights, self.utility_power, self.world.teacher)
 
     def kernel_world(self) -> kernel.FittedParameters:
+        """The rows' world group of the template's compiled step (each row's member)."""
         return self.template.fitted_parameters(self.world, self.member)

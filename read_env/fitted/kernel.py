@@ -162,8 +162,10 @@ def env_step(action, state, steps, previous, episodes, contract, world, out, fir
     named = outputs_of(out, k, state.shape[1])
     if not allocation_rows(0, rows, action, contract, named, first):
         return False
-    kind, hidden, theta, member, progress, token_scale = world.kind, world.hidden, world.theta, world.member, world.progress, world.token_scale
-    allocation, new_state, true_profile, uncertainty, step_tokens = named.allocation, named.state, named.true_profile, named.uncertainty, contract.step_tokens
+    kind, hidden, theta, member = world.kind, world.hidden, world.theta, world.member
+    progress, token_scale = world.progress, world.token_scale
+    allocation, new_state, true_profile, uncertainty = named.allocation, named.state, named.true_profile, named.uncertainty
+    step_tokens = contract.step_tokens
     measured = world.spread or world.penalty > 0.0  # the members' spread
     scratch = (np.empty(3 * k + 2), np.empty(max(hidden, 1)), np.empty(max(hidden, 1)))
     other, mean, square, deviation, spread = np.empty(2 * k), np.empty(k), np.empty(k), np.empty(k), np.empty(rows)

@@ -84,8 +84,8 @@ class PathSurrogateEnv(SurrogateEnv):
         self.probe_bias = float(probe_bias)
         super().__init__(**kwargs)
         self.kernel_contract = Contract(
-            self.action_mode == "simplex", self.logit_temperature, self.step_tokens.astype(np.float64), float(self.budget_tokens), self.utility_noise,
-            self.beta, self.cost_weight,
+            self.action_mode == "simplex", self.logit_temperature, self.step_tokens.astype(np.float64), float(self.budget_tokens),
+            self.utility_noise, self.beta, self.cost_weight,
         )  # fmt: skip
         """The constants of :attr:`compiled_step`."""
         self._step_index = np.arange(self.num_steps)[:, None]  # [num_steps, 1]: env_step's steps for one row
@@ -119,11 +119,13 @@ class PathSurrogateEnv(SurrogateEnv):
         # the episode as compiled_step's rows [1, ...] (its draws, none with noise off, and its task), and its outputs [T, ...]
         noise, readings = self._noise, self._utility_readings
         episodes = Episodes(
-            np.empty((1, 0, len(self.capabilities))) if noise is None else noise[None], np.empty((1, 0)) if readings is None else readings[None],
-            self.requirement[None], self._essential_weight[None], self.utility_weights[None], np.array([self.utility_power]), self._utility_teacher[None],
+            np.empty((1, 0, len(self.capabilities))) if noise is None else noise[None],
+            np.empty((1, 0)) if readings is None else readings[None],
+            self.requirement[None], self._essential_weight[None], self.utility_weights[None], np.array([self.utility_power]),
+            self._utility_teacher[None],
         )  # fmt: skip
         self._kernel_groups = (tuple(episodes), tuple(self.kernel_contract), tuple(self.kernel_world()))
-        self._block = self.new_block(self.num_steps)
+        self._block = self.output_block(self.num_steps)
         self._name_block()
         return self._read_profile()
 
@@ -132,11 +134,14 @@ class PathSurrogateEnv(SurrogateEnv):
         to row ``t`` of the episode's outputs (what a step returns stays as it is until the next reset)."""
         t = self._step
         action_rows = np.ascontiguousarray(contract.action_array(action, self._action_shape))[None]
-        if not self.compiled_step(action_rows, self.state[None], self._step_index[t], self.profile[None], *self._kernel_groups, self._block, t):
+        accepted = self.compiled_step(
+            action_rows, self.state[None], self._step_index[t], self.profile[None], *self._kernel_groups, self._block, t
+        )  # fmt: skip
+        if not accepted:
             self.reject_action(action)
         out = self._outputs
         self.true_profile, self.state = out.true_profile[t], out.state[t]
-        extra = self.extra_info(out.uncertainty[t])
+        extra = self.extra_info(out.uncertainty[t]) if self.uncertainty_width else {}
         if t + 1 == self.num_steps:
             extra.update(final_utility=float(out.utility[t]), initial_utility=self._true_utility(self._start_profile()))
         feedback = (out.reward[t], out.gain[t], out.spillover[t], tokens / self.budget_tokens)
@@ -159,7 +164,7 @@ class PathSurrogateEnv(SurrogateEnv):
     uncertainty_width = 0
     """The width U of :attr:`compiled_step`'s uncertainty columns (none here)."""
 
-    def new_block(self, rows: int) -> np.ndarray:
+    def output_block(self, rows: int) -> np.ndarray:
         """An output block of :attr:`compiled_step` with ``rows`` rows (:func:`read_env.step_kernel.new_block`)."""
         k = len(self.capabilities)
         return new_block(rows, k, self.world_class.STATE_BLOCKS * k, self.uncertainty_width)

@@ -147,23 +147,25 @@ def profile(state, student, gap, cells, decay_rates):
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _step_rows(start, stop, action, state, steps, previous, episode_group, contract_group, world_group, out, first) -> bool:
-    """Rows ``start`` to ``stop - 1`` of :func:`env_step` in three passes: action map, dynamics, readout. (Not
-    inlined: inside :func:`env_step_threads`' parallel loop, numba's parfors (0.68) lose writes through the fields
-    of a named tuple of arrays.)"""
+    """Rows ``start`` to ``stop - 1`` of :func:`env_step` in three passes: action map, dynamics, readout."""
     episodes, contract, world = Episodes(*episode_group), Contract(*contract_group), PathParameters(*world_group)
     named = outputs_of(out, action.shape[1], state.shape[1])
     if not allocation_rows(start, stop, action, contract, named, first):
         return False
-    student, gap, cells, decay_rates, prerequisites, scalars = world.student, world.gap, world.cells, world.decay_rates, world.prerequisites, world.scalars
-    noise, step_tokens, allocation, new_state, true_profile = episodes.noise, contract.step_tokens, named.allocation, named.state, named.true_profile
+    student, gap, cells, decay_rates = world.student, world.gap, world.cells, world.decay_rates
+    prerequisites, scalars = world.prerequisites, world.scalars
+    noise, step_tokens = episodes.noise, contract.step_tokens
+    allocation, new_state, true_profile = named.allocation, named.state, named.true_profile
     scratch, off = _scratch(action.shape[1], decay_rates.shape[0]), np.empty(0)
     for r in range(start, stop):
         row, t, p = first + r, steps[r], r if scalars.shape[0] > 1 else 0
         train_noise = noise[r, t] if noise.shape[1] > 0 else off  # row t: step t's training noise
-        _advance_row(p, state[r], step_tokens[t], allocation[row], train_noise, student, gap, cells, decay_rates, prerequisites, scalars, new_state[row],
-                     true_profile[row], scratch)
+        _advance_row(
+            p, state[r], step_tokens[t], allocation[row], train_noise, student, gap, cells, decay_rates, prerequisites, scalars,
+            new_state[row], true_profile[row], scratch,
+        )  # fmt: skip
     read_rows(start, stop, steps, scalars[:, PROBE_NOISE], previous, episodes, contract, named, first)
     return True
 
@@ -184,5 +186,13 @@ def env_step_threads(threads, action, state, steps, previous, episodes, contract
     block = (rows + threads - 1) // threads
     accepted = np.ones(threads, dtype=np.bool_)
     for chunk in numba.prange(threads):
-        accepted[chunk] = _step_rows(chunk * block, min(rows, (chunk + 1) * block), action, state, steps, previous, episodes, contract, world, out, first)
+        stop = min(rows, (chunk + 1) * block)
+        accepted[chunk] = _step_block(chunk * block, stop, action, state, steps, previous, episodes, contract, world, out, first)
     return accepted.all()
+
+
+@numba.njit(cache=True)
+def _step_block(start, stop, action, state, steps, previous, episodes, contract, world, out, first) -> bool:
+    """:func:`_step_rows` behind a call: inside :func:`env_step_threads`' parallel loop, numba's parfors (0.68) lose
+    the writes through the fields of a named tuple of arrays that an inlined body makes."""
+    return _step_rows(start, stop, action, state, steps, previous, episodes, contract, world, out, first)

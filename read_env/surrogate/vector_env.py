@@ -14,7 +14,6 @@ rows.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numba
@@ -210,18 +209,24 @@ class PathSurrogateVectorEnv(SurrogateVectorEnv):
         self.num_threads = int(num_threads)
         super().__init__(num_envs, **kwargs)
         # the compiled step's episodes: these arrays are only ever written in place, so the views stay current
-        noise, readings = (self._noise, self._utility_readings) if self.template.noise else (self._noise[:, :0], self._utility_readings[:, :0])
-        episodes = Episodes(noise, readings, self.requirement, self._essential_weight, self.utility_weights, self.utility_power, self.utility_teacher)
+        noise, readings = self._noise, self._utility_readings
+        if not self.template.noise:
+            noise, readings = noise[:, :0], readings[:, :0]
+        task = (self.requirement, self._essential_weight, self.utility_weights, self.utility_power, self.utility_teacher)
+        episodes = Episodes(noise, readings, *task)
         self._kernel_groups = (tuple(episodes), tuple(self.template.kernel_contract))
 
     def _advance(self, actions: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, ...]:
         template = self.template
         k = len(template.capabilities)
         action_rows = np.ascontiguousarray(contract.action_array(actions, (self.num_envs, k)))
-        block = template.new_block(self.num_envs)  # fresh every step: the last step's info still refers to the old one
+        block = template.output_block(self.num_envs)  # fresh every step: the last step's info still refers to the old one
         arguments = (action_rows, self.state, self._steps, self.profile, *self._kernel_groups, tuple(self.kernel_world()), block, 0)
-        step = template.compiled_step if self.num_threads == 1 else functools.partial(path_dependent_kernel.env_step_threads, self.num_threads)
-        if not step(*arguments):
+        if self.num_threads == 1:
+            accepted = template.compiled_step(*arguments)
+        else:
+            accepted = path_dependent_kernel.env_step_threads(self.num_threads, *arguments)
+        if not accepted:
             template.reject_action(actions)
         out = outputs_of.py_func(block, k, self.state.shape[1])
         self.state, self.true_profile = np.ascontiguousarray(out.state), np.ascontiguousarray(out.true_profile)
