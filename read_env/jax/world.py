@@ -22,9 +22,6 @@ whole episodes to 1e-5).
 
 from __future__ import annotations
 
-import functools
-import operator
-from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -165,24 +162,14 @@ def transition(world: World, state: jax.Array, tokens: jax.Array, allocation: ja
     (exposures ``e``, then repaid harm ``q``); ``train_noise`` [K] standard normal draws or ``None`` (off)."""
     k = allocation.shape[-1]
     exposure, repaid = state[:k], state[k:]
-    readiness = 1.0 - jnp.exp(-exposure / world.readiness_tokens)
-    speed = sum_rows([readiness[p] * world.prerequisites[p] for p in range(k)])
+    speed = (1.0 - jnp.exp(-exposure / world.readiness_tokens)) @ world.prerequisites
     effective = tokens * allocation * (1.0 + speed)
     if train_noise is not None:
         effective = effective * jnp.maximum(0.0, 1.0 + world.train_noise * train_noise)
     exposure = exposure * jnp.exp((allocation - 1.0) * (tokens / world.forgetting_tokens)) + effective
     responses = 1.0 - jnp.exp(exposure[:, None] * world.decay_rates)  # [i, m]
-    effects = sum_rows([responses[:, m, None] * world.cells[:, m, :] for m in range(responses.shape[1])])  # [i, j]
-    latent = sum_rows(effects)
-    harm = sum_rows(jnp.where(jnp.eye(k, dtype=bool), 0.0, jnp.minimum(effects, 0.0)))
+    effects = (responses[:, :, None] * world.cells).sum(axis=1)  # [i, j]; elementwise, XLA fuses it (a batched dot does not)
+    latent = effects.sum(axis=0)
+    harm = jnp.where(jnp.eye(k, dtype=bool), 0.0, jnp.minimum(effects, 0.0)).sum(axis=0)
     repaid = jnp.minimum(0.0, harm + repaid) * jnp.exp(-effective / world.repair_tokens) - harm
     return jnp.concatenate([exposure, repaid]), saturate(latent + repaid, world.student, world.gap)
-
-
-def sum_rows(rows: Sequence[jax.Array]) -> jax.Array:
-    """``rows[0] + rows[1] + ...``: a few arrays (or the rows of one) added elementwise, in order.
-
-    A sum or a dot under ``vmap`` goes to a library kernel on XLA's CPU backend, which reads its operand from
-    memory: the [N, K, 3, K] response products were written out and read twice per step. Additions fuse
-    with what computes the rows, so nothing is written out (``docs/performance.md``)."""
-    return functools.reduce(operator.add, rows)
