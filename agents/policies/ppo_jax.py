@@ -215,11 +215,7 @@ def make_train(config: PPOConfig) -> Callable[[jax.Array], tuple[Network, dict[s
         trajectory = jax.tree.map(lambda leaf: leaf.reshape(-1, *leaf.shape[2:]), trajectory)  # [episodes * num_steps, num_envs, ...]
         advantages, targets = advantages_and_targets(trajectory)
 
-        def epoch(carry, _):
-            network, optimizer_state, key = carry
-            key, shuffle_key = jax.random.split(key)
-            order = jax.random.permutation(shuffle_key, config.batch_size)
-
+        def epoch(carry, order):
             def minibatches(leaf):
                 flat = leaf.reshape(config.batch_size, *leaf.shape[2:])[order]
                 return flat.reshape(config.num_minibatches, minibatch_size, *leaf.shape[2:])
@@ -231,10 +227,11 @@ def make_train(config: PPOConfig) -> Callable[[jax.Array], tuple[Network, dict[s
                 return (optax.apply_updates(network, updates), optimizer_state), None
 
             data = jax.tree.map(minibatches, (trajectory, advantages, targets))
-            (network, optimizer_state), _ = jax.lax.scan(minibatch_step, (network, optimizer_state), data)
-            return (network, optimizer_state, key), None
+            return jax.lax.scan(minibatch_step, carry, data)[0], None
 
-        (network, optimizer_state, key), _ = jax.lax.scan(epoch, (network, optimizer_state, key), None, config.update_epochs)
+        key, shuffle_keys = jax.lax.scan(lambda key, _: tuple(jax.random.split(key)), key, None, config.update_epochs)
+        orders = jax.vmap(lambda shuffle_key: jax.random.permutation(shuffle_key, config.batch_size))(shuffle_keys)  # one batched sort
+        (network, optimizer_state), _ = jax.lax.scan(epoch, (network, optimizer_state), orders)
         mean_return = trajectory.reward.sum() / (config.num_envs * config.episodes_per_update)
         return (network, optimizer_state, key), mean_return
 
