@@ -122,3 +122,19 @@ def test_a_built_world_is_passed_as_is():
     assert steps[0] == steps[1]
     with pytest.raises(ValueError, match="world is a World; this environment steps a PathWorld"):
         gym.make("ReAD-Surrogate-v1", world=World.paper())
+
+
+@pytest.mark.parametrize("env_id, readings, bias", [("ReAD-Surrogate-v0", False, 0.0), ("ReAD-Surrogate-v1", True, 0.0), ("ReAD-Surrogate-v2", True, 0.5)])
+def test_the_probe_part_draws_what_its_id_reads(env_id, readings, bias):
+    """v0 reports the true utility and draws no readings, v1 and v2 draw a dev-split reading per step, v2 a bias; with
+    noise off nothing is drawn and the reading is exact."""
+    env = gym.make(env_id).unwrapped
+    assert (env.probe.utility_noise is not None, env.probe.bias) == (readings, bias) and env.probe_bias == bias
+    env.reset(seed=0)
+    assert (env._utility_readings is not None) == readings
+    rng = np.random.default_rng(0)
+    assert (env.probe.draw_bias(rng, 8) is not None) == (bias > 0)
+    quiet = gym.make(env_id, noise=False).unwrapped
+    assert quiet.probe.draw_utility_readings(rng, 5) is None and quiet.probe.draw_bias(rng, 8) is None
+    _, info = quiet.reset(seed=0)
+    assert info["utility"] == quiet._true_utility(quiet.true_profile)

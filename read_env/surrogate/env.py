@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 
 from read_env.allocation_env import RESET_OPTIONS, AllocationEnv
+from read_env.surrogate.probe import Probe, measure
 from read_env.surrogate.world import World, resolve_world
-from read_env.utility import LINEAR, Utility
+from read_env.utility import LINEAR, Utility, utility_row
 
 WorldSpec = str | Mapping[str, Any] | Any
 """An environment's ``world`` argument: a name, calibration data, a ``.json`` path, or a world of its class already built."""
@@ -49,13 +50,6 @@ def draw_episode(
     return world, rng.standard_normal((2 * num_steps + 1, len(capabilities)), out=out)
 
 
-def measure(world: World, true_profile: np.ndarray, probe_noise: np.ndarray | None) -> np.ndarray:
-    """A probe reading of ``true_profile`` [..., K]: Gaussian noise of std ``world.probe_noise``, clipped to [0, 1]."""
-    if probe_noise is None:
-        return true_profile
-    return np.clip(true_profile + world.probe_noise * probe_noise, 0.0, 1.0)
-
-
 class SurrogateEnv(AllocationEnv):
     """Simulated budgeted distillation: the contract of :class:`~read_env.allocation_env.AllocationEnv` on a world.
 
@@ -88,14 +82,6 @@ class SurrogateEnv(AllocationEnv):
     utility_family: Utility = LINEAR
     """The task utility (:mod:`read_env.utility`): v0's is linear, ``weights . s``."""
 
-    def draw_probe_bias(self, rng: np.random.Generator) -> np.ndarray | None:
-        """The episode's probe-suite bias [K] (v2, :class:`~read_env.surrogate.path_dependent_env.PathSurrogateEnv`): none in v0."""
-        return None
-
-    def draw_utility_readings(self, rng: np.random.Generator, out: np.ndarray | None = None) -> np.ndarray | None:
-        """Standard normal noise [num_steps + 1] of the episode's utility readings (into ``out`` when given): none in v0."""
-        return None
-
     def __init__(
         self,
         world: WorldSpec = "paper",
@@ -105,6 +91,8 @@ class SurrogateEnv(AllocationEnv):
         **contract_args: Any,
     ) -> None:
         self.world_spec, self.world_seed, self.noise = world, world_seed, bool(noise)
+        if not hasattr(self, "probe"):  # v0's: no bias, no utility readings (v1 and v2 set theirs first)
+            self.probe = Probe(self.noise)
         self._fixed_world = fixed_world(world, world_seed, capabilities, self.world_class)
         known = self._fixed_world.capabilities if self._fixed_world is not None else World.paper().capabilities
         super().__init__(capabilities=capabilities, known_capabilities=known, **contract_args)
@@ -119,15 +107,30 @@ class SurrogateEnv(AllocationEnv):
         prepared["_world"] = (spec, seed, self._fixed_world if same else fixed_world(spec, seed, self.capabilities, self.world_class))
         return prepared
 
+    @property
+    def probe_bias(self) -> float:
+        """The probe's bias share ``rho`` (:class:`~read_env.surrogate.probe.Probe`)."""
+        return self.probe.bias
+
     def _begin(self, prepared: dict[str, Any]) -> tuple[np.ndarray, float]:
+        """Start an episode: the utility's weights and power, the world and every draw of the episode, the observed
+        requirement, the start state; return the start's probe reading and reported utility."""
+        self.utility_weights = np.ascontiguousarray(self.requirement, dtype=np.float64)
+        self.utility_power = self.utility_family.power(self.task_name, self.np_random)
         self._start_episode(prepared)
+        self._utility_teacher = np.ascontiguousarray(self.utility_family.teacher_columns(self.world.teacher))
+        self._set_task(self.task_name, self.utility_family.requirement(self.world.student, self.utility_weights, self.utility_power, self.world.teacher))
         self._place_start()
         return self._read_profile()
 
     def _start_episode(self, prepared: dict[str, Any]) -> None:
-        """Draw the episode's world and noise (``draw_episode``)."""
+        """Draw the episode's world and noise (``draw_episode``), then the probe's utility-reading noise and bias."""
         spec, seed, world = prepared["_world"]
         self.world, self._noise = draw_episode(self.np_random, world, spec, seed, self.capabilities, self.noise, self.num_steps, self.world_class)
+        self._utility_readings = self.probe.draw_utility_readings(self.np_random, self.num_steps)
+        bias = self.probe.draw_bias(self.np_random, len(self.capabilities))
+        if bias is not None:
+            self.probe.mix_bias(self._noise[self.num_steps :], bias)
 
     def _place_start(self) -> None:
         """Put the student at the episode's start state, after every other draw of the episode."""
@@ -143,8 +146,9 @@ class SurrogateEnv(AllocationEnv):
     def _read_profile(self, reading: int = 0) -> tuple[np.ndarray, float]:
         """The probe reading of ``true_profile`` and the utility reported after reading ``reading``."""
         noise = None if self._noise is None else self._noise[self.num_steps + reading]
-        return measure(self.world, self.true_profile, noise), self._read_utility(reading)
+        eta = None if self._utility_readings is None else float(self._utility_readings[reading])
+        return measure(self.world.probe_noise, self.true_profile, noise), self.probe.read_utility(self._true_utility(self.true_profile), eta)
 
-    def _read_utility(self, reading: int) -> float:
-        """Task utility reported after reading ``reading``: the true utility in v0."""
-        return float(self.utility_family.value(self.true_profile, self.requirement, 1.0, self.world.teacher))
+    def _true_utility(self, profile: np.ndarray) -> float:
+        """The task utility of a true profile [K], as the compiled step computes it (:func:`read_env.utility.utility_row`)."""
+        return utility_row(profile, self.utility_weights, self.utility_power, self._utility_teacher)

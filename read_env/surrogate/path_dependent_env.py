@@ -17,7 +17,7 @@ Everything of ``ReAD-Surrogate-v0`` (:class:`~read_env.surrogate.env.SurrogateEn
 * **No privileged signal**: ``info["utility"]`` is a noisy dev-split reading, ``F(s) + N(0,
   utility_noise^2)`` clipped to [0, 1] (noise off with ``noise=False``); the noise-free ``final_utility``
   and ``initial_utility`` appear only in the info of the last step, the final report.
-* **Probe noise** (``probe_bias``, v2: 0.5; v1: 0): a probe reading of capability ``c`` after step ``t`` is
+* **Probe noise** (``probe_bias``, v2: 0.5; v1: 0; the probe part, :mod:`read_env.surrogate.probe`): a probe reading of capability ``c`` after step ``t`` is
   ``clip(s_c + probe_noise * (sqrt(rho) * b_c + sqrt(1 - rho) * xi_tc), 0, 1)``: ``b`` [K] standard normal,
   drawn once per episode, is the bias of the fixed probe suite (a fixed set of items scores a model above or
   below the capability's population score, and keeps doing so while the model changes slowly); ``xi`` is
@@ -52,6 +52,7 @@ from read_env.step_kernel import Contract, Episodes, StepOutputs, new_block, out
 from read_env.surrogate import path_dependent_kernel
 from read_env.surrogate.env import SurrogateEnv
 from read_env.surrogate.path_dependent_world import PathWorld
+from read_env.surrogate.probe import Probe
 from read_env.tasks import TASKS
 from read_env.utility import SCORES, Utility, resolve_utility, utility_row
 
@@ -79,43 +80,24 @@ class PathSurrogateEnv(SurrogateEnv):
         self, utility_noise: float = DEFAULT_UTILITY_NOISE, utility_family: str | Utility = SCORES, probe_bias: float = 0.0, **kwargs: Any
     ) -> None:
         check_probe_options(utility_noise, probe_bias)
-        self.utility_noise = float(utility_noise)
         self.utility_family = resolve_utility(utility_family)
-        self.probe_bias = float(probe_bias)
+        self.probe = Probe(bool(kwargs.get("noise", True)), float(probe_bias), float(utility_noise))
         super().__init__(**kwargs)
         self.kernel_contract = Contract(
             self.action_mode == "simplex", self.logit_temperature, self.step_tokens.astype(np.float64), float(self.budget_tokens),
-            self.utility_noise, self.beta, self.cost_weight,
+            self.probe.utility_noise, self.beta, self.cost_weight,
         )  # fmt: skip
         """The constants of :attr:`compiled_step`."""
         self._step_index = np.arange(self.num_steps)[:, None]  # [num_steps, 1]: env_step's steps for one row
 
-    def draw_probe_bias(self, rng: np.random.Generator) -> np.ndarray | None:
-        """The episode's probe-suite bias ``b`` [K], standard normal from ``rng`` (``None``, nothing drawn, with
-        noise off or ``probe_bias`` 0)."""
-        return rng.standard_normal(len(self.capabilities)) if self.noise and self.probe_bias > 0.0 else None
-
-    def mix_probe_bias(self, probe_noise: np.ndarray, bias: np.ndarray) -> None:
-        """Mix the bias [..., K] into probe noise rows [..., T + 1, K], in place: ``sqrt(1 - rho) * xi + sqrt(rho) * b``
-        (elementwise, so a vector of episodes computes each row as a single episode does)."""
-        probe_noise *= np.sqrt(1.0 - self.probe_bias)
-        probe_noise += np.sqrt(self.probe_bias) * bias[..., None, :]
-
-    def draw_utility_readings(self, rng: np.random.Generator, out: np.ndarray | None = None) -> np.ndarray | None:
-        """Standard normal noise [num_steps + 1] of the utility readings, into ``out`` when given (``None`` with noise off)."""
-        return rng.standard_normal(self.num_steps + 1, out=out) if self.noise else None
+    @property
+    def utility_noise(self) -> float:
+        """The standard deviation of a dev-split utility reading (:class:`~read_env.surrogate.probe.Probe`)."""
+        return self.probe.utility_noise
 
     def _begin(self, prepared: dict[str, Any]) -> tuple[np.ndarray, float]:
-        self.utility_weights = np.ascontiguousarray(self.requirement, dtype=np.float64)
-        self.utility_power = self.utility_family.power(self.task_name, self.np_random)
-        self._start_episode(prepared)
-        self._utility_readings = self.draw_utility_readings(self.np_random)
-        bias = self.draw_probe_bias(self.np_random)
-        if bias is not None:
-            self.mix_probe_bias(self._noise[self.num_steps :], bias)
-        self._utility_teacher = np.ascontiguousarray(self.utility_family.teacher_columns(self.world.teacher))
-        self._set_task(self.task_name, self.utility_family.requirement(self.world.student, self.utility_weights, self.utility_power, self.world.teacher))
-        self._place_start()
+        """:class:`SurrogateEnv`'s episode start, then the episode as :attr:`compiled_step`'s groups and output block."""
+        start = super()._begin(prepared)
         # the episode as compiled_step's rows [1, ...] (its draws, none with noise off, and its task), and its outputs [T, ...]
         noise, readings = self._noise, self._utility_readings
         episodes = Episodes(
@@ -127,7 +109,7 @@ class PathSurrogateEnv(SurrogateEnv):
         self._kernel_groups = (tuple(episodes), tuple(self.kernel_contract), tuple(self.kernel_world()))
         self._block = self.output_block(self.num_steps)
         self._name_block()
-        return self._read_profile()
+        return start
 
     def _transition(self, action: np.ndarray, tokens: int) -> Transition:
         """The action map, dynamics, readings and reward of step ``t`` in one call of :attr:`compiled_step`, written
@@ -185,15 +167,6 @@ class PathSurrogateEnv(SurrogateEnv):
         """Raise the contract's error for ``action`` [..., K], one that :attr:`compiled_step` rejected."""
         contract.allocation_from_action(action, self.action_mode, self.logit_temperature, np.shape(action))  # raises, naming the problem
         raise ValueError(f"action {np.asarray(action).tolist()} is not a valid {self.action_mode} action")
-
-    def _true_utility(self, profile: np.ndarray) -> float:
-        return utility_row(profile, self.utility_weights, self.utility_power, self._utility_teacher)  # as env_step computes it
-
-    def _read_utility(self, reading: int) -> float:
-        utility = self._true_utility(self.true_profile)
-        if self._utility_readings is None:
-            return utility
-        return min(max(utility + self.utility_noise * float(self._utility_readings[reading]), 0.0), 1.0)  # as env_step reads it
 
 
 def check_probe_options(utility_noise: object, probe_bias: object) -> None:

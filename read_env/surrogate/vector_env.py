@@ -25,7 +25,8 @@ from gymnasium.vector.utils import batch_space
 from read_env import contract
 from read_env.step_kernel import Episodes, outputs_of
 from read_env.surrogate import path_dependent_kernel
-from read_env.surrogate.env import SurrogateEnv, draw_episode, measure
+from read_env.surrogate.env import SurrogateEnv, draw_episode
+from read_env.surrogate.probe import measure
 from read_env.surrogate.path_dependent_env import PathSurrogateEnv
 from read_env.surrogate.world import World
 from read_env.tasks import RANDOM_TASK, resolve_requirement
@@ -101,14 +102,14 @@ class SurrogateVectorEnv(VectorEnv):
                 self.task_names[row], self.utility_weights[row] = resolve_requirement(RANDOM_TASK, None, template.capabilities, rng)
                 self.utility_power[row] = template.utility_family.power(RANDOM_TASK, rng)
             self._worlds[row], _ = draw_episode(rng, world, spec, world_seed, template.capabilities, template.noise, template.num_steps, template.world_class, self._noise[row])
-            template.draw_utility_readings(rng, self._utility_readings[row])
-            bias = template.draw_probe_bias(rng)
+            template.probe.draw_utility_readings(rng, template.num_steps, self._utility_readings[row])
+            bias = template.probe.draw_bias(rng, len(template.capabilities))
             if bias is not None:
                 biased.append(row)
                 biases.append(bias)
         if biased:  # mixed for all rows at once (a copy, then written back: faster than indexing in place)
             probe = self._noise[biased, template.num_steps :]
-            template.mix_probe_bias(probe, np.array(biases))
+            template.probe.mix_bias(probe, np.array(biases))
             self._noise[biased, template.num_steps :] = probe
         self.world = template.world_class.stack(self._worlds)
         teacher = np.broadcast_to(self.world.teacher, self.requirement.shape)
@@ -137,7 +138,7 @@ class SurrogateVectorEnv(VectorEnv):
         """Probe readings [N, K] of ``true_profile``: reading ``readings[i]`` of row ``i``."""
         if not self.template.noise:
             return true_profile
-        return measure(self.world, true_profile, self._noise[self._rows, self.template.num_steps + readings])
+        return measure(self.world.probe_noise, true_profile, self._noise[self._rows, self.template.num_steps + readings])
 
     def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Step every sub-environment with ``actions`` [N, K]; see the module docstring for autoreset."""
