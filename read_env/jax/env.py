@@ -57,8 +57,8 @@ from read_env.jax.world import World, WorldPrior, draw_world, from_numpy, prior_
 from read_env.registration import SURROGATE_SPECS
 from read_env.specs import SurrogateSpec
 from read_env.surrogate.env import SurrogateEnv as NumpySurrogateEnv
-from read_env.surrogate.env import fixed_world
-from read_env.surrogate.path_dependent_env import DEFAULT_UTILITY_NOISE, PathSurrogateEnv, check_probe_options
+from read_env.surrogate.env import check_probe_options, fixed_world
+from read_env.surrogate.path_dependent_env import DEFAULT_UTILITY_NOISE, PathSurrogateEnv
 from read_env.surrogate.path_dependent_world import PathWorld
 from read_env.surrogate.world import World as NumpyWorld
 from read_env.tasks import RANDOM_TASK, RANDOM_TASK_CONCENTRATION, SIMPLEX_ATOL, resolve_requirement
@@ -122,7 +122,7 @@ class SurrogateEnv(environment.Environment[EnvState, EnvParams]):
 
     def __init__(
         self, env_id: str, spec: SurrogateSpec, capabilities: Sequence[str], num_steps: int, action_mode: str, top_k: int, noise: bool,
-        draws_world: bool, params: EnvParams,
+        draws_world: bool, params: EnvParams, reads_utility: bool,
     ) -> None:  # fmt: skip
         super().__init__()
         self.env_id, self.spec = env_id, spec
@@ -133,7 +133,9 @@ class SurrogateEnv(environment.Environment[EnvState, EnvParams]):
         self.noise = bool(noise)
         self.draws_world = bool(draws_world)
         self.path_dependent = spec.dynamics == "path_dependent"
-        """v1's and v2's dynamics: prerequisites and repair (a drawn world draws them too), noisy utility readings, the final report."""
+        """v1's and v2's dynamics: prerequisites and repair (a drawn world draws them too)."""
+        self.reads_utility = bool(reads_utility)
+        """Whether the info reports noisy utility readings and, on the last step, the noise-free final report (v1, v2)."""
         self.utility_family = UTILITIES[spec.utility]
         self.probe_bias = float(spec.probe_bias)
         self._default_params = params
@@ -157,7 +159,7 @@ class SurrogateEnv(environment.Environment[EnvState, EnvParams]):
     def read_utility(self, key: jax.Array, utility_value: jax.Array, params: EnvParams) -> jax.Array:
         """The utility the info reports: v1's and v2's dev-split reading ``clip(F + utility_noise * N(0, 1), 0, 1)``
         with noise on; else the true one."""
-        if not (self.path_dependent and self.noise):
+        if not (self.reads_utility and self.noise):
             return utility_value
         return jnp.clip(utility_value + params.utility_noise * jax.random.normal(key), 0.0, 1.0)
 
@@ -296,7 +298,7 @@ class SurrogateEnv(environment.Environment[EnvState, EnvParams]):
 
     def _final_report(self, terminated: jax.Array, utility_value: jax.Array, world: World, state: EnvState) -> dict[str, jax.Array]:
         """v1's and v2's noise-free ``final_utility`` and ``initial_utility`` on the last step, NaN before (none in v0)."""
-        if not self.path_dependent:
+        if not self.reads_utility:
             return {}
         initial = self.task_utility(world.student, state.weights, state.power, world.teacher)
         return {"final_utility": jnp.where(terminated, utility_value, jnp.nan), "initial_utility": jnp.where(terminated, initial, jnp.nan)}
@@ -348,9 +350,9 @@ def make(env_id: str, *, task: str | Sequence[str] = "math_word_problems", requi
     if not tasks:
         raise ValueError("task must name at least one task")
     options = {**spec.options(), **kwargs}
-    if path_dependent:
-        check_probe_options(options.get("utility_noise", DEFAULT_UTILITY_NOISE), options.get("probe_bias", 0.0))
-        spec = replace(spec, utility=resolve_utility(options.get("utility_family", spec.utility)).name, probe_bias=float(options.get("probe_bias", 0.0)))
+    utility_noise = options.get("utility_noise", DEFAULT_UTILITY_NOISE if path_dependent else None)  # the numpy classes' defaults
+    check_probe_options(utility_noise, options.get("probe_bias", 0.0))
+    spec = replace(spec, utility=resolve_utility(options.get("utility_family", spec.utility)).name, probe_bias=float(options.get("probe_bias", 0.0)))
     world_class = PathWorld if path_dependent else NumpyWorld
     world = fixed_world(options.get("world", "paper"), options.get("world_seed"), options.get("capabilities"), world_class)
     capabilities = resolve_capabilities(options.get("capabilities"), (world or world_class.paper()).capabilities)
@@ -380,10 +382,10 @@ def make(env_id: str, *, task: str | Sequence[str] = "math_word_problems", requi
         logit_temperature=jnp.float32(settings["logit_temperature"]),
         beta=jnp.float32(settings["beta"]),
         cost_weight=jnp.float32(settings["cost_weight"]),
-        utility_noise=jnp.float32(options.get("utility_noise", DEFAULT_UTILITY_NOISE) if path_dependent else 0.0),
+        utility_noise=jnp.float32(0.0 if utility_noise is None else utility_noise),
     )
     env = SurrogateEnv(env_id, spec, capabilities, int(settings["num_steps"]), settings["action_mode"], int(settings["top_k"]),
-                       bool(options.get("noise", True)), world is None, params)  # fmt: skip
+                       bool(options.get("noise", True)), world is None, params, utility_noise is not None)  # fmt: skip
     return env, params
 
 

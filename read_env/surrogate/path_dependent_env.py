@@ -46,25 +46,21 @@ from typing import Any
 
 import numpy as np
 
-from read_env import contract
-from read_env.allocation_env import Transition
-from read_env.step_kernel import Contract, Episodes, StepOutputs, new_block, outputs_of
-from read_env.surrogate import path_dependent_kernel
 from read_env.surrogate.env import SurrogateEnv
 from read_env.surrogate.path_dependent_world import PathWorld
-from read_env.surrogate.probe import Probe
 from read_env.tasks import TASKS
-from read_env.utility import SCORES, Utility, resolve_utility, utility_row
+from read_env.utility import SCORES, Utility, resolve_utility
 
 DEFAULT_UTILITY_NOISE = 0.005
 """Standard deviation of a dev-split utility reading (0.5 points, as a probe reading)."""
 
 
 class PathSurrogateEnv(SurrogateEnv):
-    """``ReAD-Surrogate-v1`` and ``-v2`` (see the module docstring).
+    """``ReAD-Surrogate-v1`` and ``-v2`` (see the module docstring): :class:`~read_env.surrogate.env.SurrogateEnv` with
+    the path-dependent world and v1's defaults.
 
     Args:
-        utility_noise: standard deviation of ``info["utility"]`` readings, in utility units (>= 0).
+        utility_noise: standard deviation of ``info["utility"]`` readings, in utility units (>= 0; ``None``: the true utility).
         utility_family: a :class:`~read_env.utility.Utility` or its name: ``"scores"`` (v1), ``"shortfall"`` (v2) or
             ``"linear"``, see :mod:`read_env.utility`.
         probe_bias: share of the probe noise variance that is a per-episode bias of each capability, in [0, 1].
@@ -74,107 +70,11 @@ class PathSurrogateEnv(SurrogateEnv):
     """
 
     world_class = PathWorld
-    REPORTS_FINAL_UTILITY = True
 
     def __init__(
-        self, utility_noise: float = DEFAULT_UTILITY_NOISE, utility_family: str | Utility = SCORES, probe_bias: float = 0.0, **kwargs: Any
+        self, utility_noise: float | None = DEFAULT_UTILITY_NOISE, utility_family: str | Utility = SCORES, probe_bias: float = 0.0, **kwargs: Any
     ) -> None:
-        check_probe_options(utility_noise, probe_bias)
-        self.utility_family = resolve_utility(utility_family)
-        self.probe = Probe(bool(kwargs.get("noise", True)), float(probe_bias), float(utility_noise))
-        super().__init__(**kwargs)
-        self.kernel_contract = Contract(
-            self.action_mode == "simplex", self.logit_temperature, self.step_tokens.astype(np.float64), float(self.budget_tokens),
-            self.probe.utility_noise, self.beta, self.cost_weight,
-        )  # fmt: skip
-        """The constants of :attr:`compiled_step`."""
-        self._step_index = np.arange(self.num_steps)[:, None]  # [num_steps, 1]: env_step's steps for one row
-
-    @property
-    def utility_noise(self) -> float:
-        """The standard deviation of a dev-split utility reading (:class:`~read_env.surrogate.probe.Probe`)."""
-        return self.probe.utility_noise
-
-    def _begin(self, prepared: dict[str, Any]) -> tuple[np.ndarray, float]:
-        """:class:`SurrogateEnv`'s episode start, then the episode as :attr:`compiled_step`'s groups and output block."""
-        start = super()._begin(prepared)
-        # the episode as compiled_step's rows [1, ...] (its draws, none with noise off, and its task), and its outputs [T, ...]
-        noise, readings = self._noise, self._utility_readings
-        episodes = Episodes(
-            np.empty((1, 0, len(self.capabilities))) if noise is None else noise[None],
-            np.empty((1, 0)) if readings is None else readings[None],
-            self.requirement[None], self._essential_weight[None], self.utility_weights[None], np.array([self.utility_power]),
-            self._utility_teacher[None],
-        )  # fmt: skip
-        self._kernel_groups = (tuple(episodes), tuple(self.kernel_contract), tuple(self.kernel_world()))
-        self._block = self.output_block(self.num_steps)
-        self._name_block()
-        return start
-
-    def _transition(self, action: np.ndarray, tokens: int) -> Transition:
-        """The action map, dynamics, readings and reward of step ``t`` in one call of :attr:`compiled_step`, written
-        to row ``t`` of the episode's outputs (what a step returns stays as it is until the next reset)."""
-        t = self._step
-        action_rows = np.ascontiguousarray(contract.action_array(action, self._action_shape))[None]
-        accepted = self.compiled_step(
-            action_rows, self.state[None], self._step_index[t], self.profile[None], *self._kernel_groups, self._block, t
-        )  # fmt: skip
-        if not accepted:
-            self.reject_action(action)
-        out = self._outputs
-        self.true_profile, self.state = out.true_profile[t], out.state[t]
-        extra = self.extra_info(out.uncertainty[t]) if self.uncertainty_width else {}
-        if t + 1 == self.num_steps:
-            extra.update(final_utility=float(out.utility[t]), initial_utility=self._true_utility(self._start_profile()))
-        feedback = (out.reward[t], out.gain[t], out.spillover[t], tokens / self.budget_tokens)
-        return Transition(out.allocation[t], out.profile[t], float(out.reading[t]), extra, out.delta[t], feedback)
-
-    def _name_block(self) -> None:
-        """Name the columns of the episode's output block [T, W] (:class:`~read_env.step_kernel.StepOutputs` of views)."""
-        k = len(self.capabilities)
-        self._outputs: StepOutputs = outputs_of.py_func(self._block, k, self.world_class.STATE_BLOCKS * k)
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """Unpickle (or deep-copy), naming the episode's output block anew: a copy of views does not share their block."""
-        self.__dict__.update(state)
-        if "_block" in state:
-            self._name_block()
-
-    compiled_step = staticmethod(path_dependent_kernel.env_step)
-    """The compiled step of rows (:mod:`read_env.step_kernel`'s shape)."""
-
-    uncertainty_width = 0
-    """The width U of :attr:`compiled_step`'s uncertainty columns (none here)."""
-
-    def output_block(self, rows: int) -> np.ndarray:
-        """An output block of :attr:`compiled_step` with ``rows`` rows (:func:`read_env.step_kernel.new_block`)."""
-        k = len(self.capabilities)
-        return new_block(rows, k, self.world_class.STATE_BLOCKS * k, self.uncertainty_width)
-
-    def kernel_world(self) -> tuple[Any, ...]:
-        """The world group of :attr:`compiled_step` for this episode (a named tuple of the kernel's module)."""
-        return self.world._kernel_parameters
-
-    def extra_info(self, uncertainty: np.ndarray) -> dict[str, Any]:
-        """Info entries of a step's uncertainty columns [..., U] (none here)."""
-        return {}
-
-    def _start_profile(self) -> np.ndarray:
-        """The true profile [K] the episode started from."""
-        return self.world.student
-
-    def reject_action(self, action: np.ndarray) -> None:
-        """Raise the contract's error for ``action`` [..., K], one that :attr:`compiled_step` rejected."""
-        contract.allocation_from_action(action, self.action_mode, self.logit_temperature, np.shape(action))  # raises, naming the problem
-        raise ValueError(f"action {np.asarray(action).tolist()} is not a valid {self.action_mode} action")
-
-
-def check_probe_options(utility_noise: object, probe_bias: object) -> None:
-    """``ValueError`` naming the problem unless ``utility_noise`` is a finite number >= 0 and ``probe_bias`` a share in [0, 1]."""
-    if isinstance(utility_noise, bool) or not isinstance(utility_noise, (int, float)) or not (np.isfinite(utility_noise) and utility_noise >= 0):
-        raise ValueError(f"utility_noise must be a finite number >= 0, got {utility_noise!r}")
-    if isinstance(probe_bias, bool) or not isinstance(probe_bias, (int, float)) or not 0 <= probe_bias <= 1:
-        raise ValueError(f"probe_bias must be a share in [0, 1], got {probe_bias!r}")
+        super().__init__(utility_family=utility_family, utility_noise=utility_noise, probe_bias=probe_bias, **kwargs)
 
 
 def named_task(world: PathWorld, task_name: str, family: str | Utility) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray]:

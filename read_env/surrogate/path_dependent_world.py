@@ -87,7 +87,8 @@ class PathWorld(World):
     Args (keywords; positional and other arguments are :class:`~read_env.surrogate.world.World`'s):
         prerequisites: ``G`` [K, K] (row the prerequisite, column the learner), entries in
             [0, MAX_PREREQUISITE_GAIN], zero diagonal.
-        repair_tokens: effective tokens of a capability that repay its interference debt by a factor e.
+        repair_tokens: effective tokens of a capability that repay its interference debt by a factor e (``inf``: no
+            repair, harm is permanent as in v0).
         readiness_tokens: exposure of a prerequisite at which a fraction 1 - 1/e of its speed-up applies.
     """
 
@@ -103,8 +104,8 @@ class PathWorld(World):
             raise ValueError(f"prerequisites must be a finite ({k}, {k}) matrix, got shape {self.prerequisites.shape}")
         if (self.prerequisites < 0).any() or (self.prerequisites > MAX_PREREQUISITE_GAIN).any() or np.diagonal(self.prerequisites).any():
             raise ValueError(f"prerequisites must lie in [0, {MAX_PREREQUISITE_GAIN}] with a zero diagonal")
-        if not (np.isfinite(self.repair_tokens) and self.repair_tokens > 0):
-            raise ValueError(f"repair_tokens must be positive, got {self.repair_tokens}")
+        if not self.repair_tokens > 0:
+            raise ValueError(f"repair_tokens must be positive (inf: no repair), got {self.repair_tokens}")
         if not (np.isfinite(self.readiness_tokens) and self.readiness_tokens > 0):
             raise ValueError(f"readiness_tokens must be positive, got {self.readiness_tokens}")
         self._kernel_parameters = path_dependent_kernel.parameters(self)
@@ -193,6 +194,34 @@ class PathWorld(World):
         data["repair_tokens"] = self.repair_tokens
         data["readiness_tokens"] = self.readiness_tokens
         return data
+
+
+class CalibratedWorld(PathWorld):
+    """``ReAD-Surrogate-v0``'s calibrated world (:class:`~read_env.surrogate.world.World`) in the path-dependent form:
+    no prerequisites (``G = 0``, so ``m = 1``) and no repair (``repair_tokens = inf``), so that ``q`` stays exactly 0
+    (``min(0, h) - h = 0`` for harm ``h <= 0``) and the profile is v0's ``s0 + sigma(z0(e))``: v0's equations, computed
+    by the compiled kernels of :mod:`read_env.surrogate.path_dependent_kernel` (sums in another order than v0's numpy:
+    the same numbers within rounding). Its constructors are v0's: the paper's world, v0's random prior (the same draws),
+    calibration data without path terms (any in the data are ignored)."""
+
+    @classmethod
+    def without_path_terms(cls, base: World) -> CalibratedWorld:
+        """``base``'s v0 parameters with no prerequisites and no repair."""
+        k = len(base.capabilities)
+        return cls._extend(base, prerequisites=np.zeros((k, k)), repair_tokens=np.inf)
+
+    @classmethod
+    def from_calibration(cls, data: Mapping[str, Any]) -> CalibratedWorld:
+        return cls.without_path_terms(World.from_calibration(data))
+
+    @classmethod
+    def random(cls, rng: np.random.Generator, around: World | None = None) -> CalibratedWorld:
+        """A world drawn from v0's prior (``World.random``: v0's draws, none more)."""
+        return cls.without_path_terms(World.random(rng, around if around is not None else World.paper()))
+
+    def to_calibration(self) -> dict[str, Any]:
+        """This world as v0's calibration data (no path terms)."""
+        return World.to_calibration(self)
 
 
 def prerequisite_matrix(prerequisites: Mapping[str, Mapping[str, float]], capabilities: Sequence[str]) -> np.ndarray:

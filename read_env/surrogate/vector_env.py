@@ -1,4 +1,5 @@
-"""The native vector form of ``ReAD-Surrogate-v0``: N episodes stepped as one numpy computation.
+"""The native vector form of the surrogates (``ReAD-Surrogate-v0``, ``-v1``, ``-v2``, ``ReAD-Fitted``): N episodes in
+lockstep, each step one call of the single environment's compiled step (:mod:`read_env.step_kernel`) over N rows.
 
 ``gym.make_vec("ReAD-Surrogate-v0", num_envs=N, vectorization_mode="vector_entry_point", **kwargs)`` takes the
 single environment's kwargs. Sub-environment ``i`` seeded ``seed + i`` draws exactly what a single
@@ -33,12 +34,20 @@ from read_env.tasks import RANDOM_TASK, resolve_requirement
 
 
 class SurrogateVectorEnv(VectorEnv):
-    """N ``SurrogateEnv`` episodes in lockstep arrays [N, K]; same kwargs as :class:`SurrogateEnv`."""
+    """N ``SurrogateEnv`` episodes in lockstep arrays [N, K]; same kwargs as :class:`SurrogateEnv`, and:
+
+    Args:
+        num_threads: split the rows of a step over this many of numba's threads (1: the calling thread only).
+            Every row is computed by the same code either way, so results do not change.
+    """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
     env_class: type[SurrogateEnv] = SurrogateEnv
 
-    def __init__(self, num_envs: int = 1, **kwargs: Any) -> None:
+    def __init__(self, num_envs: int = 1, num_threads: int = 1, **kwargs: Any) -> None:
+        if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or not 1 <= num_threads <= numba.config.NUMBA_NUM_THREADS:
+            raise ValueError(f"num_threads must be an integer from 1 to {numba.config.NUMBA_NUM_THREADS} (numba's threads), got {num_threads!r}")
+        self.num_threads = int(num_threads)
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
         if kwargs.get("render_mode") is not None:
@@ -69,6 +78,13 @@ class SurrogateVectorEnv(VectorEnv):
         self.delta = np.zeros((self.num_envs, k))
         self.tokens_used_total = np.zeros(self.num_envs, dtype=np.int64)
         self.task_names = np.full(self.num_envs, "", dtype=object)
+        # the compiled step's episodes: these arrays are only ever written in place, so the views stay current
+        noise, readings = self._noise, self._utility_readings
+        if not self.template.noise:
+            noise, readings = noise[:, :0], readings[:, :0]
+        task = (self.requirement, self._essential_weight, self.utility_weights, self.utility_power, self.utility_teacher)
+        episodes = Episodes(noise, readings, *task)
+        self._kernel_groups = (tuple(episodes), tuple(self.template.kernel_contract))
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Reset all sub-environments (or those in ``options["reset_mask"]``); seeds ``seed + i`` or a list."""
@@ -147,17 +163,19 @@ class SurrogateVectorEnv(VectorEnv):
             raise RuntimeError("some episodes were never started: call reset() first")
         tokens = template.step_tokens[self._steps]
         allocation, profile, delta, utility, reading, feedback = self._advance(actions, tokens)
+        extra = self.template.extra_info(self._uncertainty)  # the template's extra info of the rows' steps
         reward, gain, spill, cost = feedback
         self._steps = self._steps + 1
         self.profile, self.allocation, self.delta = profile, allocation, delta
         self.tokens_used_total = self.tokens_used_total + tokens
         terminated = self._steps == template.num_steps
         info = contract.step_info(allocation, delta, gain, spill, cost, reading, tokens, self.tokens_used_total, self._steps, self.task_names.copy())
+        info.update(extra)
         observation = self._observation()
         if terminated.any():
             info["final_obs"], info["_final_obs"] = observation, terminated
             info["final_info"], info["_final_info"] = dict(info), terminated
-            if self.template.REPORTS_FINAL_UTILITY:
+            if self.template.reports_final_utility:
                 info["final_info"]["final_utility"] = utility
                 info["final_info"]["initial_utility"] = self._start_utility()
             rows = np.flatnonzero(terminated)
@@ -168,54 +186,6 @@ class SurrogateVectorEnv(VectorEnv):
     def _start_utility(self) -> np.ndarray:
         """True utility [N] of each row's start profile."""
         return self.template.utility_family.value(self.world.student, self.utility_weights, self.utility_power, self.world.teacher)
-
-    def _advance(self, actions: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Spend ``tokens`` [N] with ``actions`` [N, K] (state and true profile updated): ``(allocation,
-        profile, delta, utility, reading, (reward, gain, spillover, cost))``, each [N, K] or [N]."""
-        template = self.template
-        allocation = contract.allocation_from_action(actions, template.action_mode, template.logit_temperature, (self.num_envs, len(template.capabilities)))
-        noise = self._noise[self._rows, self._steps] if template.noise else None
-        self.state, self.true_profile = self.world.transition(self.state, tokens[:, None], allocation, noise)
-        utility = template.utility_family.value(self.true_profile, self.utility_weights, self.utility_power, self.world.teacher)
-        profile = self._measure(self.true_profile, self._steps + 1)
-        delta = profile - self.profile
-        feedback = contract.step_feedback(self.requirement, self._essential_weight, delta, tokens, template.budget_tokens, template.beta, template.cost_weight)
-        return allocation, profile, delta, utility, utility, feedback
-
-    def _observation(self) -> dict[str, np.ndarray]:
-        return {
-            "profile": self.profile.astype(np.float32),
-            "requirement": self.requirement.astype(np.float32),
-            "budget_left": (1.0 - self.tokens_used_total / self.template.budget_tokens).astype(np.float32)[:, None],
-            "last_allocation": self.allocation.astype(np.float32),
-            "last_gain": self.delta.astype(np.float32),
-        }
-
-
-class PathSurrogateVectorEnv(SurrogateVectorEnv):
-    """The native vector form of ``ReAD-Surrogate-v1`` and ``-v2``: N :class:`PathSurrogateEnv` episodes in lockstep, each
-    step one call of the template's compiled step (:mod:`read_env.step_kernel`'s shape, as the single environment's).
-
-    Args:
-        num_threads: split the rows of a step over this many of numba's threads (1: the calling thread only).
-            Every row is computed by the same code either way, so results do not change.
-        **kwargs: ``num_envs`` and :class:`PathSurrogateEnv`'s arguments.
-    """
-
-    env_class = PathSurrogateEnv
-
-    def __init__(self, num_envs: int = 1, num_threads: int = 1, **kwargs: Any) -> None:
-        if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or not 1 <= num_threads <= numba.config.NUMBA_NUM_THREADS:
-            raise ValueError(f"num_threads must be an integer from 1 to {numba.config.NUMBA_NUM_THREADS} (numba's threads), got {num_threads!r}")
-        self.num_threads = int(num_threads)
-        super().__init__(num_envs, **kwargs)
-        # the compiled step's episodes: these arrays are only ever written in place, so the views stay current
-        noise, readings = self._noise, self._utility_readings
-        if not self.template.noise:
-            noise, readings = noise[:, :0], readings[:, :0]
-        task = (self.requirement, self._essential_weight, self.utility_weights, self.utility_power, self.utility_teacher)
-        episodes = Episodes(noise, readings, *task)
-        self._kernel_groups = (tuple(episodes), tuple(self.template.kernel_contract))
 
     def _advance(self, actions: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, ...]:
         template = self.template
@@ -239,12 +209,18 @@ class PathSurrogateVectorEnv(SurrogateVectorEnv):
         """The rows' world group of the template's compiled step (a named tuple of the kernel's module)."""
         return self.world._kernel_parameters
 
-    def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """:class:`SurrogateVectorEnv`'s step, plus the template's ``extra_info`` of the rows' steps (before any
-        autoreset; in ``final_info`` too)."""
-        observation, reward, terminated, truncated, info = super().step(actions)
-        extra = self.template.extra_info(self._uncertainty)
-        info.update(extra)
-        if "final_info" in info:
-            info["final_info"].update(extra)
-        return observation, reward, terminated, truncated, info
+    def _observation(self) -> dict[str, np.ndarray]:
+        return {
+            "profile": self.profile.astype(np.float32),
+            "requirement": self.requirement.astype(np.float32),
+            "budget_left": (1.0 - self.tokens_used_total / self.template.budget_tokens).astype(np.float32)[:, None],
+            "last_allocation": self.allocation.astype(np.float32),
+            "last_gain": self.delta.astype(np.float32),
+        }
+
+
+class PathSurrogateVectorEnv(SurrogateVectorEnv):
+    """The native vector form of ``ReAD-Surrogate-v1`` and ``-v2``: N :class:`PathSurrogateEnv` episodes in lockstep
+    (:class:`SurrogateVectorEnv` with its environment class)."""
+
+    env_class = PathSurrogateEnv
