@@ -4,8 +4,10 @@ A backend subclass implements these hooks:
 
 * ``_prepare(options) -> prepared``: check the reset options (raise before any state changes) and
   return what ``_begin`` needs; the base version checks the task and requirement options.
-* ``_begin(prepared) -> (profile, utility)``: start an episode; return the measured start profile [K] in
-  [0, 1] and the task utility of the student.
+* ``_begin(prepared) -> (profile, utility)``: start an episode of the task in ``task_name`` and ``requirement``
+  (its weights), fixing the requirement the observation shows with ``_set_task`` (the weights themselves, or
+  what the backend derives from them); return the measured start profile [K] in [0, 1] and the task utility
+  of the student.
 * ``_distill(allocation, tokens) -> (profile, utility, extra_info)``: spend ``tokens`` with ``allocation``
   [K] and return the measured profile [K] in [0, 1], the task utility of the student now, and extra info.
   A compiled backend that maps the action and prices the step in the same call as its dynamics overrides
@@ -171,7 +173,7 @@ class AllocationEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         prepared = self._prepare(dict(options or {}))  # raises on bad options before any state changes
         super().reset(seed=seed)
         task_name, requirement = prepared.get("_requirement") or resolve_requirement(RANDOM_TASK, None, self.capabilities, self.np_random)
-        self._set_task(task_name, requirement)
+        self.task_name, self.requirement = task_name, requirement  # _begin observes the requirement (_set_task), once
         self.profile, self.utility = self._begin(prepared)
         self.allocation = np.zeros(len(self.capabilities))
         self.delta = np.zeros(len(self.capabilities))

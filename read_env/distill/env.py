@@ -217,6 +217,7 @@ class DistillationEnv(AllocationEnv):
     def _begin(self, prepared: dict[str, Any]) -> tuple[np.ndarray, float]:
         from tqdm import tqdm
 
+        self._set_task(self.task_name, self.requirement)  # the observation shows the task's weights
         episode_dir = self.store.new_folder()
         self._distiller_seed = int(self.np_random.integers(2**31))
         with tqdm(total=2, desc="ReAD-v0 reset", unit="stage", disable=not self.progress, leave=False) as bar:
