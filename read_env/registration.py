@@ -8,7 +8,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from read_env.specs import DYNAMICS, SurrogateSpec
+from read_env.specs import SurrogateSpec
 
 SURROGATE_ID = "ReAD-Surrogate-v0"
 SURROGATE_V1_ID = "ReAD-Surrogate-v1"

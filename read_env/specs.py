@@ -20,7 +20,9 @@ class Dynamics(NamedTuple):
 
 DYNAMICS = {
     "calibrated": Dynamics("read_env.surrogate.env:SurrogateEnv", "read_env.surrogate.vector_env:SurrogateVectorEnv", "linear"),
-    "path_dependent": Dynamics("read_env.surrogate.path_dependent_env:PathSurrogateEnv", "read_env.surrogate.vector_env:PathSurrogateVectorEnv", "scores"),
+    "path_dependent": Dynamics(
+        "read_env.surrogate.path_dependent_env:PathSurrogateEnv", "read_env.surrogate.vector_env:PathSurrogateVectorEnv", "scores"
+    ),
     "fitted": Dynamics("read_env.fitted.env:FittedEnv", "read_env.fitted.env:FittedVectorEnv", "linear"),
 }
 """The dynamics parts: v0's calibrated world (:mod:`read_env.surrogate.world`), the path-dependent world

@@ -255,7 +255,8 @@ class Linear(Utility):
     name = "linear"
 
     def requirement(self, start_profile: np.ndarray, weights: np.ndarray, power: np.ndarray | float, teacher: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(np.asarray(weights, dtype=np.float64), np.broadcast_shapes(np.shape(start_profile), np.shape(weights))).copy()
+        shape = np.broadcast_shapes(np.shape(start_profile), np.shape(weights))
+        return np.broadcast_to(np.asarray(weights, dtype=np.float64), shape).copy()
 
 
 class Scores(Utility):

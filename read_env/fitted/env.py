@@ -130,7 +130,8 @@ class FittedVectorEnv(PathSurrogateVectorEnv):
 
     def _start_utility(self) -> np.ndarray:
         """True utility [N] of each row's start profile (its member's)."""
-        return self.template.utility_family.value(self.world.starts[self.member], self.utility_weights, self.utility_power, self.world.teacher)
+        world = self.world
+        return self.template.utility_family.value(world.starts[self.member], self.utility_weights, self.utility_power, world.teacher)
 
     def kernel_world(self) -> kernel.FittedParameters:
         """The rows' world group of the template's compiled step (each row's member)."""

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, ClassVar
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -304,7 +304,9 @@ class SurrogateEnv(environment.Environment[EnvState, EnvParams]):
         return {"final_utility": jnp.where(terminated, utility_value, jnp.nan), "initial_utility": jnp.where(terminated, initial, jnp.nan)}
 
 
-ENVIRONMENTS: dict[str, SurrogateSpec] = {env_id: spec for env_id, spec in SURROGATE_SPECS.items() if spec.dynamics in ("calibrated", "path_dependent")}
+ENVIRONMENTS: dict[str, SurrogateSpec] = {
+    env_id: spec for env_id, spec in SURROGATE_SPECS.items() if spec.dynamics in ("calibrated", "path_dependent")
+}
 """The ids with a JAX form, and their specs (the fitted worlds' dynamics have none)."""
 
 
@@ -352,7 +354,8 @@ def make(env_id: str, *, task: str | Sequence[str] = "math_word_problems", requi
     options = {**spec.options(), **kwargs}
     utility_noise = options.get("utility_noise", DEFAULT_UTILITY_NOISE if path_dependent else None)  # the numpy classes' defaults
     check_probe_options(utility_noise, options.get("probe_bias", 0.0))
-    spec = replace(spec, utility=resolve_utility(options.get("utility_family", spec.utility)).name, probe_bias=float(options.get("probe_bias", 0.0)))
+    family = resolve_utility(options.get("utility_family", spec.utility))
+    spec = replace(spec, utility=family.name, probe_bias=float(options.get("probe_bias", 0.0)))
     world_class = PathWorld if path_dependent else NumpyWorld
     world = fixed_world(options.get("world", "paper"), options.get("world_seed"), options.get("capabilities"), world_class)
     capabilities = resolve_capabilities(options.get("capabilities"), (world or world_class.paper()).capabilities)

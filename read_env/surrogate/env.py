@@ -157,7 +157,8 @@ class SurrogateEnv(AllocationEnv):
         self.utility_power = self.utility_family.power(self.task_name, self.np_random)
         self._start_episode(prepared)
         self._utility_teacher = np.ascontiguousarray(self.utility_family.teacher_columns(self.world.teacher))
-        self._set_task(self.task_name, self.utility_family.requirement(self.world.student, self.utility_weights, self.utility_power, self.world.teacher))
+        family, world = self.utility_family, self.world
+        self._set_task(self.task_name, family.requirement(world.student, self.utility_weights, self.utility_power, world.teacher))
         self._place_start()
         # the episode as compiled_step's rows [1, ...] (its draws, none with noise off, and its task), and its outputs [T, ...]
         noise, readings = self._noise, self._utility_readings
@@ -190,7 +191,8 @@ class SurrogateEnv(AllocationEnv):
         """The probe reading of ``true_profile`` and the utility reported after reading ``reading``."""
         noise = None if self._noise is None else self._noise[self.num_steps + reading]
         eta = None if self._utility_readings is None else float(self._utility_readings[reading])
-        return measure(self.world.probe_noise, self.true_profile, noise), self.probe.read_utility(self._true_utility(self.true_profile), eta)
+        utility = self.probe.read_utility(self._true_utility(self.true_profile), eta)
+        return measure(self.world.probe_noise, self.true_profile, noise), utility
 
     def _true_utility(self, profile: np.ndarray) -> float:
         """The task utility of a true profile [K], as the compiled step computes it (:func:`read_env.utility.utility_row`)."""
@@ -257,9 +259,8 @@ class SurrogateEnv(AllocationEnv):
 def check_probe_options(utility_noise: object, probe_bias: object) -> None:
     """``ValueError`` naming the problem unless ``utility_noise`` is ``None`` or a finite number >= 0 and ``probe_bias``
     a share in [0, 1]."""
-    if utility_noise is not None and (
-        isinstance(utility_noise, bool) or not isinstance(utility_noise, (int, float)) or not (np.isfinite(utility_noise) and utility_noise >= 0)
-    ):
+    number = not isinstance(utility_noise, bool) and isinstance(utility_noise, (int, float))
+    if utility_noise is not None and not (number and np.isfinite(utility_noise) and utility_noise >= 0):
         raise ValueError(f"utility_noise must be a finite number >= 0, got {utility_noise!r}")
     if isinstance(probe_bias, bool) or not isinstance(probe_bias, (int, float)) or not 0 <= probe_bias <= 1:
         raise ValueError(f"probe_bias must be a share in [0, 1], got {probe_bias!r}")

@@ -72,7 +72,11 @@ class PathSurrogateEnv(SurrogateEnv):
     world_class = PathWorld
 
     def __init__(
-        self, utility_noise: float | None = DEFAULT_UTILITY_NOISE, utility_family: str | Utility = SCORES, probe_bias: float = 0.0, **kwargs: Any
+        self,
+        utility_noise: float | None = DEFAULT_UTILITY_NOISE,
+        utility_family: str | Utility = SCORES,
+        probe_bias: float = 0.0,
+        **kwargs: Any,
     ) -> None:
         super().__init__(utility_family=utility_family, utility_noise=utility_noise, probe_bias=probe_bias, **kwargs)
 
@@ -84,4 +88,5 @@ def named_task(world: PathWorld, task_name: str, family: str | Utility) -> tuple
         raise ValueError(f"unknown task {task_name!r}; known: {list(TASKS)}")
     utility = resolve_utility(family)
     weights, power = TASKS[task_name].requirement(world.capabilities), utility.card_power(task_name)
-    return lambda profile: utility.value(profile, weights, power, world.teacher), utility.requirement(world.student, weights, power, world.teacher)
+    requirement = utility.requirement(world.student, weights, power, world.teacher)
+    return lambda profile: utility.value(profile, weights, power, world.teacher), requirement

@@ -45,8 +45,9 @@ class SurrogateVectorEnv(VectorEnv):
     env_class: type[SurrogateEnv] = SurrogateEnv
 
     def __init__(self, num_envs: int = 1, num_threads: int = 1, **kwargs: Any) -> None:
-        if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or not 1 <= num_threads <= numba.config.NUMBA_NUM_THREADS:
-            raise ValueError(f"num_threads must be an integer from 1 to {numba.config.NUMBA_NUM_THREADS} (numba's threads), got {num_threads!r}")
+        most = numba.config.NUMBA_NUM_THREADS
+        if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or not 1 <= num_threads <= most:
+            raise ValueError(f"num_threads must be an integer from 1 to {most} (numba's threads), got {num_threads!r}")
         self.num_threads = int(num_threads)
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
@@ -132,10 +133,12 @@ class SurrogateVectorEnv(VectorEnv):
         self.utility_teacher[rows] = template.utility_family.teacher_columns(teacher[rows])
         if shared and world is not None:  # one task in one world: every row starts from the same requirement
             first = rows[0]
-            self.requirement[rows] = template.utility_family.requirement(self.world.student, self.utility_weights[first], self.utility_power[first], self.world.teacher)
+            weights, power = self.utility_weights[first], self.utility_power[first]
+            self.requirement[rows] = template.utility_family.requirement(self.world.student, weights, power, self.world.teacher)
         else:
             start_profile = np.broadcast_to(self.world.student, self.requirement.shape)[rows]
-            self.requirement[rows] = template.utility_family.requirement(start_profile, self.utility_weights[rows], self.utility_power[rows], teacher[rows])
+            weights, power = self.utility_weights[rows], self.utility_power[rows]
+            self.requirement[rows] = template.utility_family.requirement(start_profile, weights, power, teacher[rows])
         self._essential_weight[rows] = self.requirement[rows] * contract.essential_mask(self.requirement[rows], template.top_k)
         # Fresh arrays, not in-place writes: the last step's info still refers to the old ones.
         for name in ("state", "allocation", "delta", "_steps", "tokens_used_total"):
